@@ -1,0 +1,3 @@
+from haggle.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""The `haggle` command: infrastructure, services, topics, contracts, listings, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from haggle.cli import listings
+from haggle.infra.cli import app as infra_app
+
+app = typer.Typer(help="haggle: a marketplace where AI agents buy and sell real goods.", no_args_is_help=True)
+app.add_typer(infra_app, name="infra")
+app.add_typer(listings.app, name="listings")
+services_app = typer.Typer(help="Run every service as a local background process.", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+topics_app = typer.Typer(help="Kafka topics from the registry.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+contracts_app = typer.Typer(help="The event contracts.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+console = Console()
+
+
+@app.command()
+def run(service: str) -> None:
+    """Run one service in the foreground (what a container runs)."""
+    from haggle.runtime.service import ServiceModule, serve
+
+    try:
+        module: ServiceModule = importlib.import_module(f"services.{service}.app").MODULE
+    except ModuleNotFoundError as exc:
+        raise typer.BadParameter(f"unknown service {service!r}") from exc
+    try:
+        import uvloop
+
+        uvloop.run(serve(module))
+    except ImportError:
+        asyncio.run(serve(module))
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start every service (after `haggle infra up`) and wait until each is ready."""
+    from haggle import procs
+
+    for name in procs.SERVICES:
+        pid = procs.start(name)
+        console.print(f"starting {name} (pid {pid})…")
+        procs.wait_ready(name)
+        console.print(f"[green]{name} ready[/] at {procs.url_for(name)}")
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop every service cleanly (SIGTERM, then SIGKILL after a timeout)."""
+    from haggle import procs
+
+    for name in reversed(procs.SERVICES):
+        procs.stop(name)
+        console.print(f"{name} stopped")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Show each service's pid and readiness; exit 1 if any is not ready."""
+    from haggle import procs
+
+    table = Table("service", "pid", "ready", "url", "detail")
+    rows = [procs.status(name) for name in procs.SERVICES]
+    for row in rows:
+        table.add_row(row.name, str(row.pid or "-"), "yes" if row.ready else "no", row.url, row.detail)
+    console.print(table)
+    if not all(r.ready for r in rows):
+        raise typer.Exit(1)
+
+
+@topics_app.command("ensure")
+def topics_ensure() -> None:
+    """Create every topic in the registry with its partitions (idempotent)."""
+    from haggle.contracts.topics import all_topic_partitions
+    from haggle.infra import ensure_topics
+    from haggle.runtime.settings import Settings
+
+    settings = Settings()
+    topics = all_topic_partitions()
+    ensure_topics(settings.kafka_bootstrap_servers, topics)
+    console.print(f"{len(topics)} topics present on {settings.kafka_bootstrap_servers}")
+
+
+@contracts_app.command("export")
+def contracts_export(directory: Path) -> None:
+    """Write a JSON Schema file for the envelope and every message type."""
+    from haggle.contracts.schema import export
+
+    written = export(directory)
+    console.print(f"wrote {len(written)} schemas to {directory}")
+
+
+@app.command()
+def demo(listings_count: int = typer.Option(8, "--listings")) -> None:
+    """The main job until the market runner exists: listings through Kafka into PostgreSQL."""
+    from haggle.demo import run_demo
+
+    run_demo(listings_count)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,92 @@
+"""A small client for people and tests: publish commands, read topics, query services."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from haggle.contracts import Envelope, decode, encode
+from haggle.runtime.kafka import make_producer
+
+
+class Publisher:
+    def __init__(self, bootstrap: str, client_id: str = "haggle-client") -> None:
+        self.producer: AIOKafkaProducer = make_producer(bootstrap, client_id)
+
+    async def __aenter__(self) -> Publisher:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send(self, topic: str, key: str, envelope: Envelope) -> None:
+        await self.producer.send_and_wait(topic, encode(envelope), key=key.encode())
+
+    async def send_many(self, topic: str, items: Sequence[tuple[str, Envelope]]) -> None:
+        futures = [await self.producer.send(topic, encode(env), key=key.encode()) for key, env in items]
+        await asyncio.gather(*futures)
+
+    async def send_raw(self, topic: str, key: str, value: bytes) -> None:
+        await self.producer.send_and_wait(topic, value, key=key.encode())
+
+
+@asynccontextmanager
+async def tail(bootstrap: str, *topics: str, from_start: bool = False) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less consumer positioned at the end (or start) of `topics`."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_start else "latest",
+        client_id=f"haggle-tail-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    try:
+        if not from_start:
+            await _pin_to_end(consumer)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def _pin_to_end(consumer: AIOKafkaConsumer) -> None:
+    for _ in range(100):
+        if consumer.assignment():
+            break
+        await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    for tp in consumer.assignment():
+        await consumer.position(tp)
+
+
+async def collect(
+    consumer: AIOKafkaConsumer, until: int, timeout: float, types: set[str] | None = None
+) -> list[Envelope]:
+    """Read envelopes until `until` of them (filtered by type) arrived or the timeout."""
+    found: list[Envelope] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(found) < until and loop.time() < deadline:
+        batches = await consumer.getmany(timeout_ms=200, max_records=500)
+        for records in batches.values():
+            found.extend(_envelopes(records, types))
+    return found
+
+
+def _envelopes(records: list[ConsumerRecord], types: set[str] | None) -> list[Envelope]:
+    result = []
+    for record in records:
+        try:
+            env = decode(record.value)
+        except Exception:
+            continue
+        if types is None or env.type in types:
+            result.append(env)
+    return result

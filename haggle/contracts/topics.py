@@ -1,0 +1,70 @@
+"""The topic registry: every topic, what keys it, how many partitions, what travels on it.
+
+`haggle topics ensure`, the local infrastructure, the tests and the deploy
+job all create topics from this one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from haggle.contracts.envelope import Message
+from haggle.contracts.listing import LISTING_COMMANDS, LISTING_EVENTS
+from haggle.contracts.negotiation import NEGOTIATION_EVENTS
+from haggle.contracts.settlement import SETTLEMENT_EVENTS
+
+DEFAULT_PARTITIONS = 12
+DLQ_PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    partitions: int = DEFAULT_PARTITIONS
+    messages: tuple[type[Message], ...] = field(default=())
+    config: tuple[tuple[str, str], ...] = (("retention.ms", str(7 * 24 * 3600 * 1000)),)
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+
+AGENT_EVENTS = Topic("agent.events", key="agent_id")
+LISTING_COMMANDS_TOPIC = Topic("listing.commands", key="listing_id", messages=LISTING_COMMANDS)
+LISTING_EVENTS_TOPIC = Topic("listing.events", key="listing_id", messages=LISTING_EVENTS)
+NEGOTIATION_COMMANDS = Topic("negotiation.commands", key="listing_id")
+NEGOTIATION_EVENTS_TOPIC = Topic("negotiation.events", key="listing_id", messages=NEGOTIATION_EVENTS)
+AGENT_INBOX = Topic("agent.inbox", key="agent_id")
+SETTLEMENT_COMMANDS = Topic("settlement.commands", key="deal_id")
+SETTLEMENT_EVENTS_TOPIC = Topic("settlement.events", key="deal_id", messages=SETTLEMENT_EVENTS)
+APPROVAL_EVENTS = Topic("approval.events", key="principal_id")
+
+TOPICS: tuple[Topic, ...] = (
+    AGENT_EVENTS,
+    LISTING_COMMANDS_TOPIC,
+    LISTING_EVENTS_TOPIC,
+    NEGOTIATION_COMMANDS,
+    NEGOTIATION_EVENTS_TOPIC,
+    AGENT_INBOX,
+    SETTLEMENT_COMMANDS,
+    SETTLEMENT_EVENTS_TOPIC,
+    APPROVAL_EVENTS,
+)
+
+
+def all_topic_partitions() -> dict[str, int]:
+    """Every topic and its DLQ with the partition count to create it with."""
+    result: dict[str, int] = {}
+    for topic in TOPICS:
+        result[topic.name] = topic.partitions
+        result[topic.dlq] = DLQ_PARTITIONS
+    return result
+
+
+def topic_configs() -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {}
+    for topic in TOPICS:
+        result[topic.name] = dict(topic.config)
+        result[topic.dlq] = dict(topic.config)
+    return result

@@ -1,0 +1,1 @@
+"""haggle.runtime: settings, Kafka and PostgreSQL plumbing, inbox/outbox, HTTP, logs."""

@@ -1,0 +1,23 @@
+"""Kafka clients: the FastStream broker for subscribers, an idempotent producer for the relay."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+
+
+def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
+    return KafkaBroker(bootstrap, client_id=client_id, logger=None)
+
+
+def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+    """acks=all and idempotence: a retried send is written once, in order per partition."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )

@@ -1,0 +1,25 @@
+"""The plumbing metrics every service exports. Domain counters live with each service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_IN = Counter("haggle_messages_in_total", "Messages consumed", ["service", "topic", "type"])
+MESSAGES_OUT = Counter("haggle_messages_out_total", "Messages published", ["service", "topic"])
+DUPLICATES = Counter("haggle_duplicates_total", "Messages skipped as already handled", ["service", "topic"])
+DLQ = Counter("haggle_dlq_total", "Messages sent to a dead-letter topic", ["service", "topic", "reason"])
+RETRIES = Counter("haggle_handler_retries_total", "Handler retries", ["service", "topic", "kind"])
+HANDLER_SECONDS = Histogram(
+    "haggle_handler_seconds",
+    "Time to handle one message, database commit included",
+    ["service", "topic", "type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OUTBOX_PENDING = Gauge("haggle_outbox_pending", "Outbox rows not yet published", ["service"])
+RELAY_BATCH = Histogram(
+    "haggle_relay_batch_size",
+    "Rows published per relay round",
+    ["service"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+CONSUMER_LAG = Gauge("haggle_consumer_lag", "Messages behind the partition end", ["service", "topic"])

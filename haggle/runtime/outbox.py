@@ -1,0 +1,152 @@
+"""The inbox/outbox pattern, once, for every service.
+
+A handler runs inside a `UnitOfWork`: the incoming event id goes into the
+inbox (a duplicate is skipped), the state changes, and the outgoing events go
+into the outbox, all in one transaction. The `OutboxRelay` then publishes
+unsent rows in id order with an idempotent producer and marks them sent; a
+crash between the two republishes the same event ids, which consumers dedupe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from haggle.contracts import Envelope, encode
+from haggle.runtime import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UnitOfWork:
+    conn: asyncpg.Connection
+    pending: list[tuple[str, str, Envelope]] = field(default_factory=list)
+
+    async def first_time(self, event_id: uuid.UUID) -> bool:
+        """Record an incoming event; False means it was handled before."""
+        row = await self.conn.fetchval(
+            "INSERT INTO inbox (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
+            event_id,
+        )
+        return row is not None
+
+    def emit(self, topic: str, key: str, envelope: Envelope) -> None:
+        self.pending.append((topic, key, envelope))
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        await self.conn.executemany(
+            "INSERT INTO outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            [(env.event_id, topic, key, encode(env)) for topic, key, env in self.pending],
+        )
+        self.pending.clear()
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(pool: asyncpg.Pool, notify_channel: str | None = None) -> AsyncIterator[UnitOfWork]:
+    """One transaction: yield the unit of work, then write its outbox rows and commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn)
+        yield uow
+        had_events = bool(uow.pending)
+        await uow.flush()
+        if had_events and notify_channel:
+            await conn.execute(f"NOTIFY {notify_channel}")
+
+
+def relay_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+class OutboxRelay:
+    """Publishes a schema's outbox. One active relay per schema (advisory lock) keeps key order."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        schema: str,
+        service: str,
+        batch: int = 500,
+        idle_poll: float = 0.25,
+    ) -> None:
+        self.pool, self.producer, self.schema, self.service = pool, producer, schema, service
+        self.batch, self.idle_poll = batch, idle_poll
+        self._wake = asyncio.Event()
+        self.healthy = False
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._run_locked()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.healthy = False
+                log.exception("outbox relay failed; restarting", extra={"schema": self.schema})
+                await asyncio.sleep(1.0)
+
+    async def _run_locked(self) -> None:
+        async with self.pool.acquire() as conn:
+            lock_key = f"relay:{self.schema}"
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):
+                self.healthy = True  # another instance relays; we stand by
+                await asyncio.sleep(1.0)
+            await conn.add_listener(relay_channel(self.schema), self._on_notify)
+            try:
+                while True:
+                    sent = await self.publish_once(conn)
+                    self.healthy = True
+                    if sent < self.batch:
+                        await self._sleep_until_woken()
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(relay_channel(self.schema), self._on_notify)
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _sleep_until_woken(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll)
+        self._wake.clear()
+
+    async def publish_once(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            self.batch,
+        )
+        if not rows:
+            metrics.OUTBOX_PENDING.labels(self.service).set(0)
+            return 0
+        futures = [
+            await self.producer.send(r["topic"], value=bytes(r["payload"]), key=r["key"].encode())
+            for r in rows
+        ]
+        await asyncio.gather(*futures)
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
+        for r in rows:
+            metrics.MESSAGES_OUT.labels(self.service, r["topic"]).inc()
+        metrics.RELAY_BATCH.labels(self.service).observe(len(rows))
+        return len(rows)
+
+
+async def prune_sent(pool: asyncpg.Pool, older_than_seconds: int = 3600) -> int:
+    result = await pool.execute(
+        "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+        float(older_than_seconds),
+    )
+    return int(result.split()[-1])

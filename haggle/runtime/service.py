@@ -1,0 +1,178 @@
+"""Run one service: pool and migrations, relay, FastStream subscribers, HTTP, clean shutdown.
+
+A service module (`services/<name>/app.py`) exposes NAME, SCHEMA, MIGRATIONS
+and `build(ctx) -> ServiceParts`; `haggle run <name>` hands it to `serve`.
+Every subscriber acknowledges only after the database commit (AckPolicy.ACK,
+and the handler wrapper never raises), so delivery is at-least-once and the
+inbox makes the effect exactly-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from starlette.routing import BaseRoute
+
+from haggle.contracts import Message
+from haggle.runtime import logs
+from haggle.runtime.consumer import Handler, InvalidHandler, TopicConsumer
+from haggle.runtime.db import create_pool, migrate
+from haggle.runtime.http import build_app, make_server
+from haggle.runtime.kafka import make_broker, make_producer
+from haggle.runtime.outbox import OutboxRelay, prune_sent, relay_channel
+from haggle.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topic: str
+    handlers: Mapping[type[Message], Handler]
+    commands: bool = False
+    on_invalid: InvalidHandler | None = None
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    schema: str
+    settings: Settings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+
+    @property
+    def notify_channel(self) -> str:
+        return relay_channel(self.schema)
+
+
+@dataclass
+class ServiceParts:
+    subscriptions: Sequence[Subscription]
+    routes: Sequence[BaseRoute] = ()
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+
+
+@dataclass
+class ServiceModule:
+    name: str
+    schema: str
+    migrations: Path
+    build: Callable[[ServiceContext], ServiceParts]
+
+
+@dataclass
+class RunningService:
+    ctx: ServiceContext
+    broker: KafkaBroker
+    relay: OutboxRelay
+    consumers: list[TopicConsumer]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "database": not self.ctx.pool.is_closing(),
+            "relay": self.relay.healthy,
+            "infrastructure": all(c.health["infra_ok"] for c in self.consumers),
+        }
+
+
+def _subscribe(broker: KafkaBroker, consumer: TopicConsumer, group: str, batch: int) -> None:
+    @broker.subscriber(
+        consumer.topic,
+        group_id=group,
+        batch=True,
+        max_records=batch,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
+    )
+    async def on_batch(message: KafkaMessage) -> None:
+        records = message.raw_message
+        for record in records if isinstance(records, tuple) else (records,):
+            await consumer.handle(record)
+
+
+def group_id(settings: Settings, service: str, topic: str) -> str:
+    """One group per (service, topic): a rebalance on one topic never pauses another."""
+    return f"{settings.group_prefix}.{service}.{topic}"
+
+
+async def start(module: ServiceModule, settings: Settings) -> RunningService:
+    pool = await create_pool(settings.database_url, module.schema, settings.pool_size)
+    await migrate(pool, module.schema, module.migrations)
+    producer = make_producer(settings.kafka_bootstrap_servers, f"haggle-{module.name}")
+    await producer.start()
+    ctx = ServiceContext(module.name, module.schema, settings, pool, producer)
+    parts = module.build(ctx)
+    relay = OutboxRelay(pool, producer, module.schema, module.name, settings.relay_batch)
+    broker = make_broker(settings.kafka_bootstrap_servers, f"haggle-{module.name}")
+    consumers = []
+    for sub in parts.subscriptions:
+        consumer = TopicConsumer(
+            module.name,
+            sub.topic,
+            pool,
+            producer,
+            sub.handlers,
+            sub.on_invalid,
+            sub.commands,
+            settings.max_handler_attempts,
+            ctx.notify_channel,
+        )
+        _subscribe(broker, consumer, group_id(settings, module.name, sub.topic), settings.consumer_batch)
+        consumers.append(consumer)
+    running = RunningService(ctx, broker, relay, consumers)
+    running.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+    running.tasks.append(asyncio.create_task(_prune_forever(pool), name="outbox-prune"))
+    for job in parts.background:
+        running.tasks.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
+    await broker.start()
+    app = build_app(running.readiness, parts.routes)
+    server = make_server(app, settings.http_host, settings.port_for(module.name))
+    running.tasks.append(asyncio.create_task(server.serve(), name="http"))
+    return running
+
+
+async def stop(running: RunningService) -> None:
+    await running.broker.stop()
+    for task in running.tasks:
+        task.cancel()
+    for task in running.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await running.ctx.producer.stop()
+    await running.ctx.pool.close()
+
+
+async def _prune_forever(pool: asyncpg.Pool) -> None:
+    while True:
+        await asyncio.sleep(300)
+        with contextlib.suppress(Exception):
+            await prune_sent(pool)
+
+
+async def serve(module: ServiceModule, settings: Settings | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly."""
+    settings = settings or Settings()
+    logs.configure(module.name, settings.log_level)
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_event.set)
+    running = await start(module, settings)
+    log.info("service started", extra={"port": settings.port_for(module.name)})
+    await stop_event.wait()
+    log.info("service stopping")
+    await stop(running)

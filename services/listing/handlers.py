@@ -1,0 +1,151 @@
+"""Listing handlers: load → decide → save + outbox. One function per message type."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from prometheus_client import Counter
+
+from haggle.contracts import Envelope, InvalidPayload, Message, wrap
+from haggle.contracts.listing import (
+    CreateListing,
+    ListingCommandRefused,
+    ListingRefusal,
+    UpdateListingPrice,
+    WithdrawListing,
+)
+from haggle.contracts.negotiation import DealAgreed
+from haggle.contracts.settlement import EscrowFailed, FundsReleased, Refunded
+from haggle.contracts.topics import LISTING_EVENTS_TOPIC
+from haggle.runtime.outbox import UnitOfWork
+from services.listing import domain, store
+from services.listing.domain import Listing, Refusal
+
+log = logging.getLogger(__name__)
+PRODUCER = "listing"
+
+LISTINGS_PUBLISHED = Counter("haggle_listings_published_total", "Listings published")
+LISTING_REFUSALS = Counter("haggle_listing_refusals_total", "Listing commands refused", ["reason"])
+LISTING_TRANSITIONS = Counter("haggle_listing_transitions_total", "Listing status changes", ["event"])
+LISTING_CONFLICTS = Counter(
+    "haggle_listing_conflicts_total", "Upstream events that did not fit the listing's state", ["event"]
+)
+
+
+async def _commit(uow: UnitOfWork, env: Envelope, listing: Listing | None, events: list[Message]) -> None:
+    if listing is not None:
+        await store.save(uow.conn, listing, env.market_id)
+    for event in events:
+        LISTING_TRANSITIONS.labels(event.type).inc()
+        out = wrap(
+            event,
+            market_id=env.market_id,
+            producer=PRODUCER,
+            correlation_id=env.correlation_id,
+            causation_id=str(env.event_id),
+        )
+        uow.emit(LISTING_EVENTS_TOPIC.name, event.listing_id, out)
+
+
+async def _refuse(uow: UnitOfWork, env: Envelope, listing_id: str, refusal: Refusal) -> None:
+    LISTING_REFUSALS.labels(refusal.reason.value).inc()
+    await store.record_refusal(uow.conn, listing_id, env.event_id, refusal.reason.value, refusal.detail)
+    event = ListingCommandRefused(
+        listing_id=listing_id[:128],
+        command_type=env.type[:64],
+        command_event_id=str(env.event_id),
+        reason=refusal.reason,
+        detail=refusal.detail[:1000],
+    )
+    out = wrap(
+        event,
+        market_id=env.market_id,
+        producer=PRODUCER,
+        correlation_id=env.correlation_id,
+        causation_id=str(env.event_id),
+    )
+    uow.emit(LISTING_EVENTS_TOPIC.name, listing_id[:128] or "unknown", out)
+
+
+async def create_listing(uow: UnitOfWork, env: Envelope, cmd: CreateListing) -> None:
+    existing = await store.load(uow.conn, cmd.listing_id)
+    listing, events, refusal = domain.create(existing, cmd)
+    if refusal:
+        await _refuse(uow, env, cmd.listing_id, refusal)
+        return
+    LISTINGS_PUBLISHED.inc(len(events))
+    await _commit(uow, env, listing, list(events))
+
+
+async def update_price(uow: UnitOfWork, env: Envelope, cmd: UpdateListingPrice) -> None:
+    existing = await store.load(uow.conn, cmd.listing_id)
+    listing, events, refusal = domain.update_price(existing, cmd.seller_agent_id, cmd.price_cents)
+    if refusal:
+        await _refuse(uow, env, cmd.listing_id, refusal)
+        return
+    await _commit(uow, env, listing, list(events))
+
+
+async def withdraw_listing(uow: UnitOfWork, env: Envelope, cmd: WithdrawListing) -> None:
+    existing = await store.load(uow.conn, cmd.listing_id)
+    listing, events, refusal = domain.withdraw(existing, cmd.seller_agent_id)
+    if refusal:
+        await _refuse(uow, env, cmd.listing_id, refusal)
+        return
+    await _commit(uow, env, listing, list(events))
+
+
+FIELD_REASONS = {
+    "condition": ListingRefusal.INVALID_CONDITION,
+    "price_cents": ListingRefusal.INVALID_PRICE,
+    "title": ListingRefusal.TITLE_LENGTH,
+    "description": ListingRefusal.DESCRIPTION_LENGTH,
+    "shipping": ListingRefusal.SHIPPING_INFEASIBLE,
+}
+
+
+async def refuse_invalid(uow: UnitOfWork, exc: InvalidPayload) -> None:
+    """A sound envelope with a bad payload: refuse it to its sender with the closest reason."""
+    reason = next(
+        (FIELD_REASONS[f] for f in exc.fields if f in FIELD_REASONS), ListingRefusal.INVALID_PAYLOAD
+    )
+    raw_id = exc.envelope.payload.get("listing_id")
+    listing_id = raw_id if isinstance(raw_id, str) else ""
+    await _refuse(uow, exc.envelope, listing_id, Refusal(reason, str(exc)))
+
+
+Decision = Callable[[Listing | None], tuple[Listing | None, Sequence[Message]]]
+
+
+async def _react(uow: UnitOfWork, env: Envelope, listing_id: str, decide: Decision) -> None:
+    existing = await store.load(uow.conn, listing_id)
+    listing, events = decide(existing)
+    if listing is None:
+        LISTING_CONFLICTS.labels(env.type).inc()
+        log.warning("event does not fit listing state", extra={"listing_id": listing_id, "event": env.type})
+        return
+    await _commit(uow, env, listing, list(events))
+
+
+async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
+    await _react(uow, env, event.listing_id, lambda current: domain.reserve(current, event.deal_id))
+
+
+async def on_funds_released(uow: UnitOfWork, env: Envelope, event: FundsReleased) -> None:
+    await _react(uow, env, event.listing_id, lambda current: domain.sell(current, event.deal_id))
+
+
+async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) -> None:
+    await _react(
+        uow, env, event.listing_id, lambda current: domain.relist(current, event.deal_id, event.reason)
+    )
+
+
+async def on_refunded(uow: UnitOfWork, env: Envelope, event: Refunded) -> None:
+    await _react(
+        uow,
+        env,
+        event.listing_id,
+        lambda current: domain.close_after_refund(current, event.deal_id, event.reason),
+    )
