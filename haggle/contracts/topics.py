@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from haggle.contracts.agents import AGENT_EVENTS as AGENT_EVENT_TYPES
 from haggle.contracts.envelope import Message
 from haggle.contracts.listing import LISTING_COMMANDS, LISTING_EVENTS
-from haggle.contracts.negotiation import NEGOTIATION_EVENTS
+from haggle.contracts.market import MARKET_EVENTS as MARKET_EVENT_TYPES
+from haggle.contracts.negotiation import (
+    INBOX_EVENTS,
+    NEGOTIATION_EVENTS,
+)
+from haggle.contracts.negotiation import (
+    NEGOTIATION_COMMANDS as NEGOTIATION_COMMAND_TYPES,
+)
 from haggle.contracts.settlement import SETTLEMENT_EVENTS
 
 DEFAULT_PARTITIONS = 12
@@ -30,17 +38,19 @@ class Topic:
         return f"{self.name}.dlq"
 
 
-AGENT_EVENTS = Topic("agent.events", key="agent_id")
+MARKET_EVENTS = Topic("market.events", key="market_id", partitions=3, messages=MARKET_EVENT_TYPES)
+AGENT_EVENTS = Topic("agent.events", key="agent_id", messages=AGENT_EVENT_TYPES)
 LISTING_COMMANDS_TOPIC = Topic("listing.commands", key="listing_id", messages=LISTING_COMMANDS)
 LISTING_EVENTS_TOPIC = Topic("listing.events", key="listing_id", messages=LISTING_EVENTS)
-NEGOTIATION_COMMANDS = Topic("negotiation.commands", key="listing_id")
+NEGOTIATION_COMMANDS = Topic("negotiation.commands", key="listing_id", messages=NEGOTIATION_COMMAND_TYPES)
 NEGOTIATION_EVENTS_TOPIC = Topic("negotiation.events", key="listing_id", messages=NEGOTIATION_EVENTS)
-AGENT_INBOX = Topic("agent.inbox", key="agent_id")
+AGENT_INBOX = Topic("agent.inbox", key="agent_id", messages=INBOX_EVENTS)
 SETTLEMENT_COMMANDS = Topic("settlement.commands", key="deal_id")
 SETTLEMENT_EVENTS_TOPIC = Topic("settlement.events", key="deal_id", messages=SETTLEMENT_EVENTS)
 APPROVAL_EVENTS = Topic("approval.events", key="principal_id")
 
 TOPICS: tuple[Topic, ...] = (
+    MARKET_EVENTS,
     AGENT_EVENTS,
     LISTING_COMMANDS_TOPIC,
     LISTING_EVENTS_TOPIC,

@@ -40,6 +40,7 @@ from haggle.infra.state import (
     InfraError,
     Progress,
     Settings,
+    describe_error,
     is_alive,
     log_tail,
     require_free_port,
@@ -178,7 +179,11 @@ def _jars_present(settings: Settings) -> bool:
 
 def preflight(settings: Settings) -> None:
     """Fail fast, before anything starts: ports free, java and (if needed) mvn present."""
-    if settings.external_kafka or running_pid(_pid_file(settings), _markers(settings)):
+    if settings.external_kafka:
+        return
+    pid = running_pid(_pid_file(settings), _markers(settings))
+    if pid is not None:
+        _require_same_ports(settings, pid)
         return
     require_free_port(settings.kafka_port, "HAGGLE_KAFKA_PORT")
     require_free_port(settings.kafka_controller_port, "HAGGLE_KAFKA_CONTROLLER_PORT")
@@ -285,6 +290,20 @@ def _aiokafka_muted() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _require_same_ports(settings: Settings, pid: int) -> None:
+    """A running broker keeps the ports it was started with (server.properties is per launch)."""
+    config = _config_path(settings).read_text()
+    wanted = [
+        f"PLAINTEXT://127.0.0.1:{settings.kafka_port}",
+        f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
+    ]
+    if not all(listener in config for listener in wanted):
+        raise InfraError(
+            f"Kafka (pid {pid}) already runs with other ports (see {_config_path(settings)}); "
+            "run `haggle infra down` first to apply the new HAGGLE_KAFKA_*PORT"
+        )
+
+
 async def probe_async(bootstrap: str, timeout_s: float = 3.0) -> str | None:
     """None if a metadata request lists at least one broker, else what went wrong."""
     admin = AIOKafkaAdminClient(
@@ -295,7 +314,7 @@ async def probe_async(bootstrap: str, timeout_s: float = 3.0) -> str | None:
             await admin.start()
             cluster = await admin.describe_cluster()
         except (KafkaError, OSError, TimeoutError) as exc:
-            return f"{type(exc).__name__}: {exc}".rstrip(": ")
+            return describe_error(exc)
         finally:
             await admin.close()
     return None if cluster.get("brokers") else "metadata lists no broker yet"
@@ -331,7 +350,7 @@ def _check_still_starting(settings: Settings, pid: int, deadline: float, problem
     if time.monotonic() > deadline:
         raise InfraError(
             f"Kafka did not become ready within {READY_TIMEOUT_S:.0f} s ({problem}); "
-            f"see {log}:\n{log_tail(log)}"
+            f"`haggle infra down` resets it; see {log}:\n{log_tail(log)}"
         )
 
 

@@ -37,6 +37,9 @@ from haggle.infra.state import (
     InfraError,
     Progress,
     Settings,
+    as_user,
+    cmdline,
+    describe_error,
     is_alive,
     log_tail,
     require_free_port,
@@ -125,10 +128,15 @@ def _hand_over(path: Path, user: str | None) -> None:
 
 
 def preflight(settings: Settings) -> None:
-    if settings.external_database or running_pid(_pid_file(settings), _markers(settings)):
+    if settings.external_database:
+        return
+    pid = running_pid(_pid_file(settings), _markers(settings))
+    if pid is not None:
+        _require_same_port(settings, pid)
         return
     require_free_port(settings.pg_port, "HAGGLE_PG_PORT")
     pg_bin()
+    server_user()  # as root: the unprivileged account must exist (or be creatable)
 
 
 def _initdb(settings: Settings, user: str | None, progress: Progress) -> None:
@@ -146,11 +154,21 @@ def _initdb(settings: Settings, user: str | None, progress: Progress) -> None:
     argv = [str(pg_bin() / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}"]
     argv += ["--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale"]
     try:
-        done = subprocess.run(argv, user=user, capture_output=True, text=True, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, **as_user(user))
     finally:
         pwfile.unlink(missing_ok=True)
     if done.returncode != 0:
         raise InfraError(f"initdb failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+
+
+def _require_same_port(settings: Settings, pid: int) -> None:
+    args = cmdline(pid)
+    running = args[args.index("-p") + 1] if "-p" in args[:-1] else "5432"
+    if running != str(settings.pg_port):
+        raise InfraError(
+            f"PostgreSQL (pid {pid}) already runs on port {running}; "
+            "run `haggle infra down` first to apply the new HAGGLE_PG_PORT"
+        )
 
 
 def _launch(settings: Settings, progress: Progress) -> tuple[int, bool]:
@@ -179,11 +197,11 @@ async def probe_async(url: str, timeout_s: float = 3.0) -> str | None:
     try:
         conn = await asyncpg.connect(url, timeout=timeout_s)
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return describe_error(exc)
     try:
         await conn.fetchval("select 1", timeout=timeout_s)
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return describe_error(exc)
     finally:
         await conn.close()
     return None
@@ -212,7 +230,7 @@ def _wait_ready(settings: Settings, pid: int, started_at: float) -> None:
         if time.monotonic() - started_at > READY_TIMEOUT_S:
             raise InfraError(
                 f"PostgreSQL did not become ready within {READY_TIMEOUT_S:.0f} s ({problem}); "
-                f"see {log}:\n{log_tail(log)}"
+                f"`haggle infra down` resets it; see {log}:\n{log_tail(log)}"
             )
         time.sleep(0.1)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -147,6 +148,12 @@ def require_free_port(port: int, env_name: str) -> None:
         )
 
 
+def describe_error(exc: BaseException) -> str:
+    """`Type: message`, without repeating the type when the message already starts with it."""
+    name, text = type(exc).__name__, str(exc)
+    return text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     """Last lines of a log, for error messages."""
     try:
@@ -159,6 +166,17 @@ def log_tail(path: Path, lines: int = 15) -> str:
 # --- processes ---------------------------------------------------------------------------
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """Popen kwargs to run as `user` with only its own group.
+
+    Popen(user=...) alone keeps root's gid 0, so a root-owned 0701 folder (pytest's tmp dirs)
+    would be judged by its group bits and stay closed.
+    """
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 def spawn(argv: list[str], log: Path, cwd: Path, user: str | None = None) -> int:
     """Start a detached process (own session) whose stdout/stderr append to `log`."""
     with open(log, "ab") as out:
@@ -169,7 +187,7 @@ def spawn(argv: list[str], log: Path, cwd: Path, user: str | None = None) -> int
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            user=user,
+            **as_user(user),
         )
     _children[proc.pid] = proc
     return proc.pid

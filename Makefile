@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install infra lint typecheck unit bench down clean
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing haggle with pinned dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+infra: install
+	$(BIN)/haggle infra up
+	$(BIN)/haggle topics ensure
+
+demo: infra
+	$(BIN)/haggle demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+test: infra lint typecheck
+	$(BIN)/pytest -q --durations=15 tests; status=$$?; \
+	$(BIN)/haggle services down >/dev/null 2>&1; exit $$status
+
+bench: infra
+	$(BIN)/python -m bench
+
+down: install
+	-$(BIN)/haggle services down
+	$(BIN)/haggle infra down
+
+clean: down
+	rm -rf .haggle $(VENV)

@@ -1,0 +1,28 @@
+"""market.events: the rules one market runs under, read by every service.
+
+A market that never published its rules runs on `MarketRulesSet()` defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from haggle.contracts.envelope import Message
+
+
+class MarketRulesSet(Message):
+    type: Literal["MarketRulesSet"] = "MarketRulesSet"
+    max_rounds: int = Field(default=20, ge=1, le=200)
+    negotiation_ttl_seconds: int = Field(default=3_600, ge=1, le=30 * 24 * 3600)
+    max_open_threads_per_agent: int = Field(default=50, ge=1, le=100_000)
+    fee_bps: int = Field(default=500, ge=0, le=5_000, description="platform fee in basis points")
+    inspection_window_seconds: int = Field(default=3 * 24 * 3600, ge=0)
+    approval_timeout_seconds: int = Field(default=24 * 3600, ge=1)
+    forbid_same_owner_trades: bool = Field(
+        default=True, description="refuse wash trades between principals of one owner"
+    )
+
+
+MARKET_EVENTS: tuple[type[Message], ...] = (MarketRulesSet,)

@@ -1,0 +1,51 @@
+"""Test set-up: the real Kafka and PostgreSQL from `haggle.infra`, services as real processes.
+
+Every test gets its own market id, so tests share the broker, the database
+and the running services without seeing each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from haggle import infra, procs
+from haggle.contracts.topics import all_topic_partitions
+from haggle.infra import InfraEndpoints
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> InfraEndpoints:
+    """Kafka and PostgreSQL, started if needed (idempotent), with every topic created."""
+    found = infra.up()
+    infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions())
+    return found
+
+
+@pytest.fixture(scope="session")
+def bootstrap(endpoints: InfraEndpoints) -> str:
+    return endpoints.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def database_url(endpoints: InfraEndpoints) -> str:
+    return endpoints.database_url
+
+
+@pytest.fixture(scope="session")
+def running_services(endpoints: InfraEndpoints) -> Iterator[tuple[str, ...]]:
+    """Every service as a background process, ready; stopped at the end of the session."""
+    for name in procs.SERVICES:
+        procs.start(name)
+    for name in procs.SERVICES:
+        procs.wait_ready(name)
+    yield procs.SERVICES
+    for name in reversed(procs.SERVICES):
+        procs.stop(name)
+
+
+@pytest.fixture
+def market_id() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
