@@ -292,12 +292,9 @@ def _aiokafka_muted() -> Iterator[None]:
 
 def _require_same_ports(settings: Settings, pid: int) -> None:
     """A running broker keeps the ports it was started with (server.properties is per launch)."""
-    config = _config_path(settings).read_text()
-    wanted = [
-        f"PLAINTEXT://127.0.0.1:{settings.kafka_port}",
-        f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
-    ]
-    if not all(listener in config for listener in wanted):
+    port, ctrl = settings.kafka_port, settings.kafka_controller_port
+    wanted = f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctrl}"
+    if wanted not in _config_path(settings).read_text().splitlines():
         raise InfraError(
             f"Kafka (pid {pid}) already runs with other ports (see {_config_path(settings)}); "
             "run `haggle infra down` first to apply the new HAGGLE_KAFKA_*PORT"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import asyncpg
 
+from haggle.runtime.identity import IDENTITY_SQL
+
 log = logging.getLogger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -87,6 +89,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, directory: Path | None) -> li
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
         await conn.execute(KERNEL_SQL)
+        await conn.execute(IDENTITY_SQL)
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         for number, path in migration_files(directory) if directory else []:
             if number in done:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from haggle import infra
-from haggle.infra.state import Settings
+from haggle.infra.state import Settings, spawn, stop_process
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -108,7 +110,8 @@ async def _roundtrip(bootstrap: str) -> bytes | None:
         message = await asyncio.wait_for(consumer.getone(), timeout=30)
     finally:
         await consumer.stop()
-    return message.value
+    value: bytes | None = message.value
+    return value
 
 
 async def _transactional_roundtrip(bootstrap: str) -> list[bytes | None]:
@@ -268,3 +271,16 @@ def test_stale_pid_files_are_cleaned(endpoints: infra.InfraEndpoints, state_dir:
     assert not kafka_pid.exists() and not pg_pid.exists()
     infra.down()
     assert _alive(os.getpid())
+
+
+def test_stop_escalates_to_sigkill_for_the_whole_family(tmp_path: Path) -> None:
+    """A process ignoring the polite signal, and its child, are both killed after the timeout."""
+    script = "trap '' TERM INT; sleep 60 & wait"
+    pid = spawn(["bash", "-c", script], tmp_path / "stubborn.log", cwd=tmp_path)
+    deadline = time.monotonic() + 5
+    while not _children(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    family = [pid, *_children(pid)]
+    assert len(family) == 2
+    stop_process(pid, signal.SIGTERM, timeout=0.5)
+    assert [p for p in family if _alive(p)] == []

@@ -1,0 +1,136 @@
+"""Agent identity for every service that takes signed commands.
+
+A service consumes `agent.events` into its own `agents` table and checks each
+signed command against it: known agent, valid Ed25519 signature over the
+canonical form, and a `seq` above the last one seen from that agent in the
+same scope. The scope is the command topic's key (a listing, a deal): all
+commands of one scope arrive in order on one partition, so a per-agent
+monotonic counter is monotonic within every scope, while commands for
+different scopes may be handled in any order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import asyncpg
+
+from haggle.contracts import Envelope, envelope_signature_valid
+from haggle.contracts.agents import AgentRegistered, Role
+
+IDENTITY_SQL = """
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id      text PRIMARY KEY,
+    principal_id  text NOT NULL,
+    owner_id      text,
+    role          text NOT NULL,
+    public_key    text NOT NULL,
+    market_id     text NOT NULL,
+    retired       boolean NOT NULL DEFAULT false,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS agent_seqs (
+    agent_id text NOT NULL,
+    scope    text NOT NULL,
+    last_seq bigint NOT NULL,
+    PRIMARY KEY (agent_id, scope)
+);
+"""
+
+
+class AuthFailure(StrEnum):
+    UNKNOWN_AGENT = "unknown_agent"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAYED_SEQ = "replayed_seq"
+
+
+class RegistrationOutcome(StrEnum):
+    REGISTERED = "registered"
+    ALREADY_REGISTERED = "already_registered"
+    KEY_CONFLICT = "key_conflict"
+    BAD_SIGNATURE = "bad_signature"
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    principal_id: str
+    owner_id: str | None
+    role: Role
+    public_key: str
+    market_id: str
+
+
+async def register(conn: asyncpg.Connection, env: Envelope, event: AgentRegistered) -> RegistrationOutcome:
+    """First registration of an id binds its key; it must be signed by that key."""
+    if env.agent_id != event.agent_id or not envelope_signature_valid(env, event.public_key):
+        return RegistrationOutcome.BAD_SIGNATURE
+    existing = await conn.fetchrow("SELECT public_key FROM agents WHERE agent_id = $1", event.agent_id)
+    if existing is not None:
+        if existing["public_key"] == event.public_key:
+            return RegistrationOutcome.ALREADY_REGISTERED
+        return RegistrationOutcome.KEY_CONFLICT
+    await conn.execute(
+        "INSERT INTO agents (agent_id, principal_id, owner_id, role, public_key, market_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agent_id) DO NOTHING",
+        event.agent_id,
+        event.principal_id,
+        event.owner_id,
+        event.role.value,
+        event.public_key,
+        env.market_id,
+    )
+    return RegistrationOutcome.REGISTERED
+
+
+async def retire(conn: asyncpg.Connection, env: Envelope, agent_id: str) -> bool:
+    """Only the agent itself (signed) can retire itself."""
+    agent = await load(conn, agent_id)
+    if agent is None or env.agent_id != agent_id or not envelope_signature_valid(env, agent.public_key):
+        return False
+    await conn.execute("UPDATE agents SET retired = true WHERE agent_id = $1", agent_id)
+    return True
+
+
+async def load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
+    row = await conn.fetchrow(
+        "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
+        " WHERE agent_id = $1 AND NOT retired",
+        agent_id,
+    )
+    if row is None:
+        return None
+    return Agent(
+        row["agent_id"],
+        row["principal_id"],
+        row["owner_id"],
+        Role(row["role"]),
+        row["public_key"],
+        row["market_id"],
+    )
+
+
+async def authenticate(conn: asyncpg.Connection, env: Envelope, scope: str) -> Agent | AuthFailure:
+    """Check a signed command and, if it passes, consume its seq in `scope`."""
+    if env.agent_id is None or env.seq is None or env.signature is None:
+        return AuthFailure.BAD_SIGNATURE
+    agent = await load(conn, env.agent_id)
+    if agent is None or agent.market_id != env.market_id:
+        return AuthFailure.UNKNOWN_AGENT
+    if not envelope_signature_valid(env, agent.public_key):
+        return AuthFailure.BAD_SIGNATURE
+    advanced = await conn.fetchval(
+        """
+        INSERT INTO agent_seqs (agent_id, scope, last_seq) VALUES ($1, $2, $3)
+        ON CONFLICT (agent_id, scope) DO UPDATE SET last_seq = EXCLUDED.last_seq
+            WHERE agent_seqs.last_seq < EXCLUDED.last_seq
+        RETURNING 1
+        """,
+        agent.agent_id,
+        scope,
+        env.seq,
+    )
+    if advanced is None:
+        return AuthFailure.REPLAYED_SEQ
+    return agent
