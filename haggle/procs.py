@@ -19,7 +19,7 @@ import httpx
 from haggle.infra.state import REPO_ROOT, InfraError, Settings, running_pid, spawn, stop_process, write_pid
 from haggle.runtime.settings import SERVICE_PORTS
 
-SERVICES = ("listing",)
+SERVICES = ("listing", "negotiation")
 """Services in start order. Each issue that adds a service adds it here."""
 
 
@@ -38,8 +38,13 @@ def _dir() -> Path:
     return path
 
 
+def _tag() -> str:
+    """Names this state folder in the argv, so another checkout's services are never adopted."""
+    return f"--tag={Settings.from_env().state_dir}"
+
+
 def _markers(name: str) -> list[str]:
-    return ["haggle", "run", name]
+    return ["haggle", "run", name, _tag()]
 
 
 def url_for(name: str) -> str:
@@ -63,7 +68,7 @@ def start(name: str, extra_env: dict[str, str] | None = None) -> int:
         return pid
     port = url_for(name).rsplit(":", 1)[1]
     env = {**os.environ, "HAGGLE_HTTP_PORT": port, **(extra_env or {})}
-    argv = [sys.executable, "-m", "haggle", "run", name]
+    argv = [sys.executable, "-m", "haggle", "run", name, _tag()]
     pid = _spawn_with_env(argv, log_path(name), env)
     write_pid(_dir() / f"{name}.pid", pid)
     return pid

@@ -10,12 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from haggle.cli import listings
+from haggle.cli import listings, migrate
 from haggle.infra.cli import app as infra_app
 
 app = typer.Typer(help="haggle: a marketplace where AI agents buy and sell real goods.", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(listings.app, name="listings")
+app.command("migrate")(migrate.migrate)
 services_app = typer.Typer(help="Run every service as a local background process.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 topics_app = typer.Typer(help="Kafka topics from the registry.", no_args_is_help=True)
@@ -26,7 +27,10 @@ console = Console()
 
 
 @app.command()
-def run(service: str) -> None:
+def run(
+    service: str,
+    tag: str = typer.Option("", hidden=True, help="marks processes started by `haggle services up`"),
+) -> None:
     """Run one service in the foreground (what a container runs)."""
     from haggle.runtime.service import ServiceModule, serve
 
@@ -79,15 +83,19 @@ def services_status() -> None:
 
 
 @topics_app.command("ensure")
-def topics_ensure() -> None:
-    """Create every topic in the registry with its partitions (idempotent)."""
-    from haggle.contracts.topics import all_topic_partitions
+def topics_ensure(
+    replication_factor: int = typer.Option(
+        1, min=1, envvar="HAGGLE_TOPIC_REPLICATION_FACTOR", help="Replicas of each new topic."
+    ),
+) -> None:
+    """Create every topic in the registry with its partitions and config (idempotent)."""
+    from haggle.contracts.topics import all_topic_partitions, topic_configs
     from haggle.infra import ensure_topics
     from haggle.runtime.settings import Settings
 
     settings = Settings()
     topics = all_topic_partitions()
-    ensure_topics(settings.kafka_bootstrap_servers, topics)
+    ensure_topics(settings.kafka_bootstrap_servers, topics, topic_configs(), replication_factor)
     console.print(f"{len(topics)} topics present on {settings.kafka_bootstrap_servers}")
 
 

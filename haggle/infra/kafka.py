@@ -27,12 +27,13 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from haggle.infra.state import (
@@ -168,9 +169,7 @@ def _check_java() -> None:
     major = int(match.group(1)) if match else 0
     major = int(match.group(2) or 0) if match and major == 1 else major
     if major < 11:
-        raise InfraError(
-            f"java {major or '?'} is too old for Kafka {KAFKA_VERSION}: install {JAVA_HINT}"
-        )
+        raise InfraError(f"java {major or '?'} is too old for Kafka {KAFKA_VERSION}: install {JAVA_HINT}")
 
 
 def _jars_present(settings: Settings) -> bool:
@@ -303,9 +302,7 @@ def _require_same_ports(settings: Settings, pid: int) -> None:
 
 async def probe_async(bootstrap: str, timeout_s: float = 3.0) -> str | None:
     """None if a metadata request lists at least one broker, else what went wrong."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     with _aiokafka_muted():
         try:
             await admin.start()
@@ -375,25 +372,63 @@ def status(settings: Settings) -> ComponentStatus:
 
 
 async def ensure_topics_async(
-    bootstrap: str, topics: dict[str, int], timeout_s: float = 30.0
+    bootstrap: str,
+    topics: dict[str, int],
+    timeout_s: float = 30.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    replication: int = 1,
 ) -> None:
-    """Create the missing topics (replication 1) and wait until every partition has a leader.
+    """Create the missing topics and wait until every partition has a leader.
 
-    Existing topics are left as they are, whatever their partition count.
+    Existing topics keep their partition count. With `configs`, new topics are created with
+    their config and an existing topic whose config differs is altered to match.
     """
+    configs = configs or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+        missing = [
+            NewTopic(name, n, replication, topic_configs=dict(configs.get(name, {})))
+            for name, n in topics.items()
+            if name not in existing
+        ]
         if missing:
             response = await admin.create_topics(missing)
             _raise_topic_errors(response.topic_errors)
+        present = {name: dict(configs[name]) for name in topics if name in existing and configs.get(name)}
+        if present:
+            await _align_configs(admin, present)
         await _wait_for_leaders(admin, list(topics), time.monotonic() + timeout_s)
     except KafkaError as exc:
         raise InfraError(f"could not create topics on {bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+_DYNAMIC_TOPIC_CONFIG = 1
+"""DescribeConfigs v1+ `config_source` of a per-topic override."""
+
+
+async def _align_configs(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]) -> None:
+    """AlterConfigs replaces a topic's whole override set, so overrides we do not manage are kept."""
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted])
+    changes = []
+    for response in described:
+        for code, message, _type, name, entries in response.resources:
+            if code:
+                raise InfraError(f"describing topic {name} failed: {for_code(code).__name__} {message}")
+            current = {entry[0]: entry[1] for entry in entries}
+            if response.API_VERSION == 0:
+                overrides = {entry[0]: entry[1] for entry in entries if not entry[3]}
+            else:
+                overrides = {entry[0]: entry[1] for entry in entries if entry[3] == _DYNAMIC_TOPIC_CONFIG}
+            if any(current.get(key) != value for key, value in wanted[name].items()):
+                changes.append(ConfigResource(ConfigResourceType.TOPIC, name, overrides | wanted[name]))
+    for response in await admin.alter_configs(changes) if changes else []:
+        for code, message, _type, name in response.resources:
+            if code:
+                raise InfraError(f"altering topic {name} failed: {for_code(code).__name__} {message}")
 
 
 def _raise_topic_errors(topic_errors: list[tuple[str, int, str | None]]) -> None:
@@ -422,6 +457,11 @@ def _has_leaders(topic: dict[str, object]) -> bool:
     return all(p.get("leader", -1) >= 0 and not p.get("error_code") for p in partitions)
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
+def ensure_topics(
+    bootstrap: str,
+    topics: dict[str, int],
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    replication: int = 1,
+) -> None:
     """Sync wrapper around `ensure_topics_async`."""
-    run_sync(lambda: ensure_topics_async(bootstrap, topics))
+    run_sync(lambda: ensure_topics_async(bootstrap, topics, configs=configs, replication=replication))

@@ -102,11 +102,17 @@ def server_user() -> str | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        useradd = require_tool("useradd", "the passwd package (needed to run PostgreSQL as root)")
-        argv = [useradd, "--system", "--user-group", "--no-create-home"]
-        argv += ["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SYSTEM_USER]
-        subprocess.run(argv, check=True, capture_output=True)
+        _create_system_user()
     return SYSTEM_USER
+
+
+def _create_system_user() -> None:
+    useradd = require_tool("useradd", "the passwd package (needed to run PostgreSQL as root)")
+    argv = [useradd, "--system", "--user-group", "--no-create-home"]
+    argv += ["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SYSTEM_USER]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise InfraError(f"could not create the user {SYSTEM_USER}: {done.stderr.strip()}")
 
 
 def _make_traversable(path: Path, progress: Progress) -> None:
@@ -193,7 +199,11 @@ def _launch(settings: Settings, progress: Progress) -> tuple[int, bool]:
 
 
 async def probe_async(url: str, timeout_s: float = 3.0) -> str | None:
-    """None if `select 1` answers, else what went wrong."""
+    """None if `select 1` answers, else what went wrong.
+
+    Broad excepts on purpose: asyncpg raises OSError, timeouts and many PostgresError kinds,
+    and a health probe must report them all rather than crash `status`.
+    """
     try:
         conn = await asyncpg.connect(url, timeout=timeout_s)
     except Exception as exc:

@@ -82,9 +82,7 @@ class Settings:
         return cls(
             state_dir=state,
             kafka_port=_env_port("HAGGLE_KAFKA_PORT", DEFAULT_KAFKA_PORT),
-            kafka_controller_port=_env_port(
-                "HAGGLE_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT
-            ),
+            kafka_controller_port=_env_port("HAGGLE_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT),
             pg_port=_env_port("HAGGLE_PG_PORT", DEFAULT_PG_PORT),
             kafka_libs_dir=Path(libs).expanduser().resolve() if libs else state / "kafka" / "libs",
             external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
@@ -143,8 +141,7 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 def require_free_port(port: int, env_name: str) -> None:
     if not port_is_free(port):
         raise InfraError(
-            f"port {port} is in use by another process; set {env_name} to a free port "
-            "or stop that process"
+            f"port {port} is in use by another process; set {env_name} to a free port or stop that process"
         )
 
 

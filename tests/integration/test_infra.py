@@ -67,7 +67,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def endpoints(state_dir: Path) -> infra.InfraEndpoints:
+def own_infra(state_dir: Path) -> infra.InfraEndpoints:
     return infra.up()
 
 
@@ -164,19 +164,19 @@ async def _select_one(url: str) -> tuple[int, str, str]:
 # --- tests -------------------------------------------------------------------------------
 
 
-def test_up_twice_is_idempotent(endpoints: infra.InfraEndpoints) -> None:
+def test_up_twice_is_idempotent(own_infra: infra.InfraEndpoints) -> None:
     before = infra.status()
     again = infra.up()
     after = infra.status()
-    assert again == endpoints
+    assert again == own_infra
     assert all(row.healthy for row in after.values()), after
     assert {k: r.pid for k, r in before.items()} == {k: r.pid for k, r in after.items()}
     port = os.environ["HAGGLE_PG_PORT"]
-    assert endpoints.database_url == f"postgresql://haggle:haggle@127.0.0.1:{port}/haggle"
-    assert endpoints.kafka_bootstrap == f"127.0.0.1:{os.environ['HAGGLE_KAFKA_PORT']}"
+    assert own_infra.database_url == f"postgresql://haggle:haggle@127.0.0.1:{port}/haggle"
+    assert own_infra.kafka_bootstrap == f"127.0.0.1:{os.environ['HAGGLE_KAFKA_PORT']}"
 
 
-def test_state_layout(endpoints: infra.InfraEndpoints, state_dir: Path) -> None:
+def test_state_layout(own_infra: infra.InfraEndpoints, state_dir: Path) -> None:
     kafka, pg = state_dir / "kafka", state_dir / "postgres"
     for name in ("server.properties", "log4j.properties", "kafka.log", "kafka.pid", "cluster_id"):
         assert (kafka / name).is_file(), name
@@ -185,7 +185,7 @@ def test_state_layout(endpoints: infra.InfraEndpoints, state_dir: Path) -> None:
     assert not (kafka / "cluster_id").read_text().startswith("-")
 
 
-def test_status_reports_healthy(endpoints: infra.InfraEndpoints) -> None:
+def test_status_reports_healthy(own_infra: infra.InfraEndpoints) -> None:
     rows = infra.status()
     assert set(rows) == {"kafka", "postgres"}
     for row in rows.values():
@@ -194,38 +194,38 @@ def test_status_reports_healthy(endpoints: infra.InfraEndpoints) -> None:
         assert not row.external
 
 
-def test_status_works_inside_a_running_event_loop(endpoints: infra.InfraEndpoints) -> None:
+def test_status_works_inside_a_running_event_loop(own_infra: infra.InfraEndpoints) -> None:
     async def inside() -> dict[str, infra.ComponentStatus]:
         return infra.status()
 
     assert all(row.healthy for row in asyncio.run(inside()).values())
 
 
-def test_ensure_topics_is_idempotent(endpoints: infra.InfraEndpoints) -> None:
+def test_ensure_topics_is_idempotent(own_infra: infra.InfraEndpoints) -> None:
     topics = {TOPIC: 3, TX_TOPIC: 1}
-    infra.ensure_topics(endpoints.kafka_bootstrap, topics)
-    infra.ensure_topics(endpoints.kafka_bootstrap, topics)
-    counts = asyncio.run(_partition_counts(endpoints.kafka_bootstrap, list(topics)))
+    infra.ensure_topics(own_infra.kafka_bootstrap, topics)
+    infra.ensure_topics(own_infra.kafka_bootstrap, topics)
+    counts = asyncio.run(_partition_counts(own_infra.kafka_bootstrap, list(topics)))
     assert counts == topics
 
 
-def test_produce_and_consume(endpoints: infra.InfraEndpoints) -> None:
-    infra.ensure_topics(endpoints.kafka_bootstrap, {TOPIC: 3})
-    assert asyncio.run(_roundtrip(endpoints.kafka_bootstrap)) == b"ping"
+def test_produce_and_consume(own_infra: infra.InfraEndpoints) -> None:
+    infra.ensure_topics(own_infra.kafka_bootstrap, {TOPIC: 3})
+    assert asyncio.run(_roundtrip(own_infra.kafka_bootstrap)) == b"ping"
 
 
-def test_transactions_work(endpoints: infra.InfraEndpoints) -> None:
-    infra.ensure_topics(endpoints.kafka_bootstrap, {TX_TOPIC: 1})
-    assert asyncio.run(_transactional_roundtrip(endpoints.kafka_bootstrap)) == [b"committed"]
+def test_transactions_work(own_infra: infra.InfraEndpoints) -> None:
+    infra.ensure_topics(own_infra.kafka_bootstrap, {TX_TOPIC: 1})
+    assert asyncio.run(_transactional_roundtrip(own_infra.kafka_bootstrap)) == [b"committed"]
 
 
-def test_select_one(endpoints: infra.InfraEndpoints) -> None:
-    assert asyncio.run(_select_one(endpoints.database_url)) == (1, "haggle", "haggle")
+def test_select_one(own_infra: infra.InfraEndpoints) -> None:
+    assert asyncio.run(_select_one(own_infra.database_url)) == (1, "haggle", "haggle")
 
 
 @pytest.mark.parametrize("env_name", ["HAGGLE_KAFKA_PORT", "HAGGLE_PG_PORT"])
 def test_port_taken_by_a_stranger(
-    endpoints: infra.InfraEndpoints,
+    own_infra: infra.InfraEndpoints,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     env_name: str,
@@ -244,7 +244,7 @@ def test_port_taken_by_a_stranger(
     assert not (tmp_path / "postgres" / "postgres.pid").exists()
 
 
-def test_down_leaves_no_process(endpoints: infra.InfraEndpoints, state_dir: Path) -> None:
+def test_down_leaves_no_process(own_infra: infra.InfraEndpoints, state_dir: Path) -> None:
     rows = infra.status()
     pids = {row.pid for row in rows.values() if row.pid is not None}
     pg_pid = rows["postgres"].pid
@@ -259,7 +259,7 @@ def test_down_leaves_no_process(endpoints: infra.InfraEndpoints, state_dir: Path
     infra.down()  # idempotent
 
 
-def test_stale_pid_files_are_cleaned(endpoints: infra.InfraEndpoints, state_dir: Path) -> None:
+def test_stale_pid_files_are_cleaned(own_infra: infra.InfraEndpoints, state_dir: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     kafka_pid = state_dir / "kafka" / "kafka.pid"

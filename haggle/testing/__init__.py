@@ -1,0 +1,1 @@
+"""Test support shipped with haggle: scripted actors, observers, a local Messages API server."""

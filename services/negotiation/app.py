@@ -1,0 +1,100 @@
+"""The negotiation service's wiring: topics → handlers, and the deadline timer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from haggle.contracts.agents import AgentRegistered, AgentRetired
+from haggle.contracts.listing import (
+    ListingPublished,
+    ListingRelisted,
+    ListingReserved,
+    ListingSold,
+    ListingWithdrawn,
+)
+from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.negotiation import (
+    AcceptOffer,
+    CounterOffer,
+    OpenNegotiation,
+    RejectOffer,
+    SendMessage,
+    WithdrawNegotiation,
+)
+from haggle.contracts.topics import AGENT_EVENTS, LISTING_EVENTS_TOPIC, MARKET_EVENTS, NEGOTIATION_COMMANDS
+from haggle.runtime.outbox import unit_of_work
+from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
+from services.negotiation import handlers, store
+from services.negotiation.domain import expire
+
+NAME = "negotiation"
+SCHEMA = "negotiation"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def subscriptions() -> list[Subscription]:
+    return [
+        Subscription(
+            NEGOTIATION_COMMANDS.name,
+            {
+                OpenNegotiation: handlers.on_command,
+                CounterOffer: handlers.on_command,
+                AcceptOffer: handlers.on_command,
+                RejectOffer: handlers.on_command,
+                WithdrawNegotiation: handlers.on_command,
+                SendMessage: handlers.on_command,
+            },
+            commands=True,
+            on_invalid=handlers.refuse_invalid,
+        ),
+        Subscription(
+            AGENT_EVENTS.name,
+            {AgentRegistered: handlers.on_agent_registered, AgentRetired: handlers.on_agent_retired},
+        ),
+        Subscription(MARKET_EVENTS.name, {MarketRulesSet: handlers.on_market_rules}),
+        Subscription(
+            LISTING_EVENTS_TOPIC.name,
+            {
+                ListingPublished: handlers.on_listing_published,
+                ListingWithdrawn: handlers.on_listing_withdrawn,
+                ListingReserved: handlers.on_listing_reserved,
+                ListingSold: handlers.on_listing_sold,
+                ListingRelisted: handlers.on_listing_relisted,
+            },
+        ),
+    ]
+
+
+async def expire_due_once(ctx: ServiceContext) -> int:
+    """End every open thread past its deadline; safe with several instances (SKIP LOCKED)."""
+    async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
+        due = await store.due_threads(uow.conn, handlers.now())
+        for thread in due:
+            market_id = await store.market_of_thread(uow.conn, thread.thread_id)
+            cause = handlers.Cause(market_id, f"deadline:{thread.thread_id}")
+            await handlers.apply_decision(uow, cause, expire(thread, handlers.now()))
+    return len(due)
+
+
+def expiry_job(ctx: ServiceContext, interval: float = 0.5) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def expire_forever() -> None:
+        while True:
+            try:
+                await expire_due_once(ctx)
+            except Exception:
+                log.exception("expiry round failed")
+            await asyncio.sleep(interval)
+
+    return expire_forever
+
+
+def build(ctx: ServiceContext) -> ServiceParts:
+    return ServiceParts(subscriptions=subscriptions(), background=[expiry_job(ctx)])
+
+
+MODULE = ServiceModule(NAME, SCHEMA, MIGRATIONS, build)

@@ -1,0 +1,192 @@
+"""The referee's SQL (asyncpg): its listing view, threads, deals and market rules."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+
+import asyncpg
+import orjson
+
+from haggle.contracts.goods import Item, ShippingMethod, ShippingOption
+from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.negotiation import DealAgreed, EndReason, Party
+from services.negotiation.domain import Actor, ListingState, ListingView, Offer, Thread, ThreadStatus
+
+
+async def rules(conn: asyncpg.Connection, market_id: str) -> MarketRulesSet:
+    raw = await conn.fetchval("SELECT rules FROM market_rules WHERE market_id = $1", market_id)
+    return MarketRulesSet.model_validate_json(raw) if raw else MarketRulesSet()
+
+
+async def save_rules(conn: asyncpg.Connection, market_id: str, value: MarketRulesSet) -> None:
+    await conn.execute(
+        "INSERT INTO market_rules (market_id, rules) VALUES ($1, $2)"
+        " ON CONFLICT (market_id) DO UPDATE SET rules = EXCLUDED.rules",
+        market_id,
+        value.model_dump_json(),
+    )
+
+
+def _listing(row: asyncpg.Record) -> ListingView:
+    return ListingView(
+        listing_id=row["listing_id"],
+        market_id=row["market_id"],
+        seller_agent_id=row["seller_agent_id"],
+        seller_principal_id=row["seller_principal_id"],
+        state=ListingState(row["state"]),
+        item=Item.model_validate_json(row["item"]),
+        shipping=tuple(ShippingOption.model_validate(o) for o in orjson.loads(row["shipping"])),
+        deal_id=row["deal_id"],
+        epoch=row["epoch"],
+    )
+
+
+async def lock_listing(conn: asyncpg.Connection, listing_id: str) -> ListingView | None:
+    """Load and lock: every move on a listing holds this row until commit."""
+    row = await conn.fetchrow("SELECT * FROM listings_view WHERE listing_id = $1 FOR UPDATE", listing_id)
+    return _listing(row) if row else None
+
+
+async def save_listing(conn: asyncpg.Connection, view: ListingView) -> None:
+    await conn.execute(
+        """
+        INSERT INTO listings_view (listing_id, market_id, seller_agent_id, seller_principal_id, state,
+            item, shipping, deal_id, epoch)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (listing_id) DO UPDATE SET state = EXCLUDED.state, deal_id = EXCLUDED.deal_id,
+            epoch = EXCLUDED.epoch, shipping = EXCLUDED.shipping
+        """,
+        view.listing_id,
+        view.market_id,
+        view.seller_agent_id,
+        view.seller_principal_id,
+        view.state.value,
+        view.item.model_dump_json(),
+        orjson.dumps([o.model_dump(mode="json") for o in view.shipping]).decode(),
+        view.deal_id,
+        view.epoch,
+    )
+
+
+def _actor(raw: str) -> Actor:
+    return Actor(**orjson.loads(raw))
+
+
+def _offer(raw: dict[str, object]) -> Offer:
+    return Offer(
+        offer_id=str(raw["offer_id"]),
+        by=Party(raw["by"]),
+        agent_id=str(raw["agent_id"]),
+        round=int(raw["round"]),  # type: ignore[call-overload]
+        price_cents=int(raw["price_cents"]),  # type: ignore[call-overload]
+        shipping_method=ShippingMethod(raw["shipping_method"]),
+        shipping_cost_cents=int(raw["shipping_cost_cents"]),  # type: ignore[call-overload]
+        shipping_paid_by=Party(raw["shipping_paid_by"]),
+    )
+
+
+def _thread(row: asyncpg.Record) -> Thread:
+    return Thread(
+        thread_id=row["thread_id"],
+        listing_id=row["listing_id"],
+        buyer=_actor(row["buyer"]),
+        seller=_actor(row["seller"]),
+        opened_at=row["opened_at"],
+        deadline=row["deadline"],
+        max_rounds=row["max_rounds"],
+        epoch=row["epoch"],
+        offers=tuple(_offer(o) for o in orjson.loads(row["offers"])),
+        messages=row["messages"],
+        status=ThreadStatus(row["status"]),
+        end_reason=EndReason(row["end_reason"]) if row["end_reason"] else None,
+    )
+
+
+async def thread(conn: asyncpg.Connection, thread_id: str) -> Thread | None:
+    row = await conn.fetchrow("SELECT * FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id)
+    return _thread(row) if row else None
+
+
+async def open_threads_on(conn: asyncpg.Connection, listing_id: str) -> tuple[Thread, ...]:
+    rows = await conn.fetch(
+        "SELECT * FROM threads WHERE listing_id = $1 AND status = 'open' ORDER BY thread_id FOR UPDATE",
+        listing_id,
+    )
+    return tuple(_thread(r) for r in rows)
+
+
+async def thread_exists(conn: asyncpg.Connection, listing_id: str, buyer: str, epoch: int) -> bool:
+    found = await conn.fetchval(
+        "SELECT 1 FROM threads WHERE listing_id = $1 AND buyer_agent_id = $2 AND epoch = $3",
+        listing_id,
+        buyer,
+        epoch,
+    )
+    return found is not None
+
+
+async def open_count(conn: asyncpg.Connection, buyer: str) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM threads WHERE buyer_agent_id = $1 AND status = 'open'", buyer
+        )
+    )
+
+
+async def save_thread(conn: asyncpg.Connection, market_id: str, t: Thread) -> None:
+    await conn.execute(
+        """
+        INSERT INTO threads (thread_id, listing_id, market_id, epoch, buyer_agent_id, buyer, seller,
+            opened_at, deadline, max_rounds, offers, messages, status, end_reason)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        ON CONFLICT (thread_id) DO UPDATE SET offers = EXCLUDED.offers, messages = EXCLUDED.messages,
+            status = EXCLUDED.status, end_reason = EXCLUDED.end_reason, updated_at = now()
+        """,
+        t.thread_id,
+        t.listing_id,
+        market_id,
+        t.epoch,
+        t.buyer.agent_id,
+        orjson.dumps(asdict(t.buyer)).decode(),
+        orjson.dumps(asdict(t.seller)).decode(),
+        t.opened_at,
+        t.deadline,
+        t.max_rounds,
+        orjson.dumps([asdict(o) for o in t.offers]).decode(),
+        t.messages,
+        t.status.value,
+        t.end_reason.value if t.end_reason else None,
+    )
+
+
+async def save_deal(conn: asyncpg.Connection, deal: DealAgreed) -> None:
+    """The unique indexes make a second live deal on a listing impossible, whatever the code does."""
+    await conn.execute(
+        "INSERT INTO deals (deal_id, listing_id, thread_id, accepted_offer_id, price_cents, body)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        deal.deal_id,
+        deal.listing_id,
+        deal.thread_id,
+        deal.accepted_offer_id,
+        deal.price_cents,
+        deal.model_dump_json(),
+    )
+
+
+async def cancel_deal(conn: asyncpg.Connection, deal_id: str) -> None:
+    await conn.execute("UPDATE deals SET cancelled = true WHERE deal_id = $1", deal_id)
+
+
+async def due_threads(conn: asyncpg.Connection, now: datetime, limit: int = 200) -> tuple[Thread, ...]:
+    rows = await conn.fetch(
+        "SELECT * FROM threads WHERE status = 'open' AND deadline <= $1"
+        " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return tuple(_thread(r) for r in rows)
+
+
+async def market_of_thread(conn: asyncpg.Connection, thread_id: str) -> str:
+    return str(await conn.fetchval("SELECT market_id FROM threads WHERE thread_id = $1", thread_id))

@@ -1,0 +1,98 @@
+"""Shared set-up for negotiation tests: a market with registered agents and a live listing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from haggle.client import Publisher
+from haggle.contracts import Condition, Dimensions, Envelope, Item, ShippingMethod, ShippingOption, wrap
+from haggle.contracts.agents import Role
+from haggle.contracts.listing import CreateListing
+from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.negotiation import OpenNegotiation
+from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, MARKET_EVENTS
+from haggle.testing.actors import ScriptedAgent
+from haggle.testing.observe import Observer, of_type, to_agent
+
+TOPICS = ("agent.inbox", "negotiation.events", "listing.events")
+
+
+def a_listing(
+    listing_id: str, seller: ScriptedAgent, price: int = 20_000, weight_g: int = 3_000
+) -> CreateListing:
+    return CreateListing(
+        listing_id=listing_id,
+        seller_agent_id=seller.agent_id,
+        seller_principal_id=seller.principal_id,
+        title="Espresso machine, dual boiler",
+        description="Works perfectly; descaled last month.",
+        category="kitchen",
+        condition=Condition.VERY_GOOD,
+        price_cents=price,
+        item=Item(weight_g=weight_g, dimensions=Dimensions(length_mm=450, width_mm=350, height_mm=400)),
+        shipping=(
+            ShippingOption(method=ShippingMethod.PARCEL_STANDARD, cost_cents=1_500),
+            ShippingOption(method=ShippingMethod.LOCAL_PICKUP, cost_cents=0),
+        ),
+    )
+
+
+@dataclass
+class Market:
+    market_id: str
+    pub: Publisher
+    obs: Observer
+
+    def agent(
+        self, name: str, role: Role, principal: str | None = None, owner: str | None = None
+    ) -> ScriptedAgent:
+        return ScriptedAgent(
+            f"{self.market_id}-{name}",
+            principal or f"{self.market_id}-p-{name}",
+            role,
+            self.market_id,
+            owner_id=owner,
+        )
+
+    async def rules(self, **values: object) -> None:
+        rules = MarketRulesSet.model_validate(values)
+        await self.pub.send(
+            MARKET_EVENTS.name, self.market_id, wrap(rules, market_id=self.market_id, producer="test")
+        )
+
+    async def admit(self, *agents: ScriptedAgent) -> None:
+        for agent in agents:
+            await agent.register(self.pub)
+        for agent in agents:
+            await self.obs.wait_for(to_agent(agent.agent_id, "AgentAdmitted"), "agent.inbox")
+
+    async def list_item(self, cmd: CreateListing) -> None:
+        env = wrap(cmd, market_id=self.market_id, producer="test")
+        await self.pub.send(LISTING_COMMANDS_TOPIC.name, cmd.listing_id, env)
+        await self.obs.wait_for(of_type("ListingPublished", listing_id=cmd.listing_id), "listing.events")
+
+    async def open(self, buyer: ScriptedAgent, cmd: OpenNegotiation, attempts: int = 20) -> Envelope:
+        """Open a thread, retrying while the referee has not yet seen the listing (as agents do)."""
+        for _ in range(attempts):
+            sent = await buyer.send(self.pub, cmd)
+            outcome = await self.outcome(buyer, sent)
+            refused = outcome.type == "ActionRefused" and outcome.payload["reason"] == "listing_unknown"
+            if not refused:
+                return outcome
+            await asyncio.sleep(0.2)
+        raise AssertionError("the referee never learned of the listing")
+
+    async def outcome(self, agent: ScriptedAgent, sent: Envelope, timeout: float = 20) -> Envelope:
+        """The first inbox event caused by `sent`: an applied move or its refusal."""
+        cause = str(sent.event_id)
+        found = await self.obs.wait_for(
+            lambda e: e.agent_id == agent.agent_id and e.causation_id == cause, "agent.inbox", timeout=timeout
+        )
+        return found[0]
+
+    async def refusal(self, agent: ScriptedAgent, sent: Envelope) -> str:
+        found = await self.obs.wait_for(
+            lambda e: e.type == "ActionRefused" and e.causation_id == str(sent.event_id), "negotiation.events"
+        )
+        return str(found[0].payload["reason"])
