@@ -19,7 +19,7 @@ import httpx
 from haggle.infra.state import REPO_ROOT, InfraError, Settings, running_pid, spawn, stop_process, write_pid
 from haggle.runtime.settings import SERVICE_PORTS
 
-SERVICES = ("listing", "negotiation")
+SERVICES = ("listing", "negotiation", "settlement")
 """Services in start order. Each issue that adds a service adds it here."""
 
 
@@ -108,6 +108,19 @@ def kill(name: str, sig: signal.Signals = signal.SIGKILL) -> None:
     """Send a signal without waiting (kill -9 in the fault tests)."""
     if (pid := pid_of(name)) is not None:
         os.kill(pid, sig)
+
+
+def crash_and_restart(name: str, down_for: float = 0.5) -> int:
+    """kill -9, wait until the process is gone, start it again: the fault tests' move."""
+    pid = pid_of(name)
+    kill(name)
+    deadline = time.monotonic() + 10
+    while pid is not None and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            break
+        time.sleep(0.05)
+    time.sleep(down_for)
+    return start(name)
 
 
 def stop(name: str, timeout: float = 15.0) -> None:

@@ -6,36 +6,19 @@ import asyncio
 from dataclasses import dataclass
 
 from haggle.client import Publisher
-from haggle.contracts import Condition, Dimensions, Envelope, Item, ShippingMethod, ShippingOption, wrap
+from haggle.contracts import Envelope, wrap
 from haggle.contracts.agents import Role
 from haggle.contracts.listing import CreateListing
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import OpenNegotiation
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, MARKET_EVENTS
 from haggle.testing.actors import ScriptedAgent
+from haggle.testing.goods import a_listing
 from haggle.testing.observe import Observer, of_type, to_agent
 
+__all__ = ["TOPICS", "Market", "a_listing"]
+
 TOPICS = ("agent.inbox", "negotiation.events", "listing.events")
-
-
-def a_listing(
-    listing_id: str, seller: ScriptedAgent, price: int = 20_000, weight_g: int = 3_000
-) -> CreateListing:
-    return CreateListing(
-        listing_id=listing_id,
-        seller_agent_id=seller.agent_id,
-        seller_principal_id=seller.principal_id,
-        title="Espresso machine, dual boiler",
-        description="Works perfectly; descaled last month.",
-        category="kitchen",
-        condition=Condition.VERY_GOOD,
-        price_cents=price,
-        item=Item(weight_g=weight_g, dimensions=Dimensions(length_mm=450, width_mm=350, height_mm=400)),
-        shipping=(
-            ShippingOption(method=ShippingMethod.PARCEL_STANDARD, cost_cents=1_500),
-            ShippingOption(method=ShippingMethod.LOCAL_PICKUP, cost_cents=0),
-        ),
-    )
 
 
 @dataclass
