@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
@@ -20,6 +21,7 @@ class Observer:
     def __init__(self, bootstrap: str, *topics: str, market_id: str | None = None) -> None:
         self.bootstrap, self.topics, self.market_id = bootstrap, topics, market_id
         self.seen: list[tuple[str, Envelope]] = []
+        self.arrived: list[float] = []
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -55,6 +57,7 @@ class Observer:
                         env = decode(record.value)
                         if self.market_id is None or env.market_id == self.market_id:
                             self.seen.append((record.topic, env))
+                            self.arrived.append(time.perf_counter())
             if batches:
                 self._changed.set()
 
