@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from haggle import infra, procs
-from haggle.contracts.topics import all_topic_partitions
+from haggle.contracts.topics import all_topic_partitions, topic_configs
 from haggle.infra import InfraEndpoints
 
 
@@ -20,7 +20,7 @@ from haggle.infra import InfraEndpoints
 def endpoints() -> InfraEndpoints:
     """Kafka and PostgreSQL, started if needed (idempotent), with every topic created."""
     found = infra.up()
-    infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions())
+    infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions(), topic_configs())
     return found
 
 

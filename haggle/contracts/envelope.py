@@ -40,7 +40,7 @@ class Envelope(BaseModel):
     causation_id: str | None = Field(default=None, max_length=128)
     producer: str = Field(max_length=64)
     agent_id: Id | None = None
-    seq: int | None = Field(default=None, ge=0)
+    seq: int | None = Field(default=None, ge=0, le=2**63 - 1, description="stored as a PostgreSQL bigint")
     signature: str | None = Field(default=None, max_length=200)
     payload: dict[str, Any]
 

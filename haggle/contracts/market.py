@@ -23,6 +23,17 @@ class MarketRulesSet(Message):
     forbid_same_owner_trades: bool = Field(
         default=True, description="refuse wash trades between principals of one owner"
     )
+    ship_deadline_seconds: int = Field(
+        default=7 * 24 * 3600, ge=1, description="funded but not shipped by then: the buyer is refunded"
+    )
+    carrier_pickup_seconds: int = Field(
+        default=24 * 3600, ge=0, description="simulated carrier: label booked until in transit"
+    )
+    carrier_transit_seconds: int = Field(
+        default=2 * 24 * 3600, ge=0, description="simulated carrier: in transit until delivered or lost"
+    )
+    carrier_loss_bps: int = Field(default=100, ge=0, le=10_000, description="simulated lost parcels")
+    carrier_seed: int = Field(default=0, ge=0, description="seeds the simulated carrier's losses")
 
 
 MARKET_EVENTS: tuple[type[Message], ...] = (MarketRulesSet,)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from haggle.contracts.agents import AGENT_EVENTS as AGENT_EVENT_TYPES
+from haggle.contracts.approval import APPROVAL_EVENTS as APPROVAL_EVENT_TYPES
+from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.envelope import Message
 from haggle.contracts.listing import LISTING_COMMANDS, LISTING_EVENTS
 from haggle.contracts.market import MARKET_EVENTS as MARKET_EVENT_TYPES
@@ -19,7 +21,8 @@ from haggle.contracts.negotiation import (
 from haggle.contracts.negotiation import (
     NEGOTIATION_COMMANDS as NEGOTIATION_COMMAND_TYPES,
 )
-from haggle.contracts.settlement import SETTLEMENT_EVENTS
+from haggle.contracts.settlement import SETTLEMENT_COMMANDS as SETTLEMENT_COMMAND_TYPES
+from haggle.contracts.settlement import SETTLEMENT_EVENTS, SETTLEMENT_INBOX_EVENTS
 
 DEFAULT_PARTITIONS = 12
 DLQ_PARTITIONS = 3
@@ -44,10 +47,14 @@ LISTING_COMMANDS_TOPIC = Topic("listing.commands", key="listing_id", messages=LI
 LISTING_EVENTS_TOPIC = Topic("listing.events", key="listing_id", messages=LISTING_EVENTS)
 NEGOTIATION_COMMANDS = Topic("negotiation.commands", key="listing_id", messages=NEGOTIATION_COMMAND_TYPES)
 NEGOTIATION_EVENTS_TOPIC = Topic("negotiation.events", key="listing_id", messages=NEGOTIATION_EVENTS)
-AGENT_INBOX = Topic("agent.inbox", key="agent_id", messages=INBOX_EVENTS)
-SETTLEMENT_COMMANDS = Topic("settlement.commands", key="deal_id")
+AGENT_INBOX = Topic(
+    "agent.inbox",
+    key="agent_id",
+    messages=(*INBOX_EVENTS, *SETTLEMENT_INBOX_EVENTS, ApprovalRequested),
+)
+SETTLEMENT_COMMANDS = Topic("settlement.commands", key="deal_id", messages=SETTLEMENT_COMMAND_TYPES)
 SETTLEMENT_EVENTS_TOPIC = Topic("settlement.events", key="deal_id", messages=SETTLEMENT_EVENTS)
-APPROVAL_EVENTS = Topic("approval.events", key="principal_id")
+APPROVAL_EVENTS = Topic("approval.events", key="principal_id", messages=APPROVAL_EVENT_TYPES)
 
 TOPICS: tuple[Topic, ...] = (
     MARKET_EVENTS,

@@ -91,7 +91,9 @@ class TopicConsumer:
         if model is None and not self.commands:
             metrics.MESSAGES_IN.labels(self.service, self.topic, "ignored").inc()
             return
-        metrics.MESSAGES_IN.labels(self.service, self.topic, envelope.type).inc()
+        # A hostile sender picks `type`: only known types become label values.
+        type_label = envelope.type if model is not None else "unknown"
+        metrics.MESSAGES_IN.labels(self.service, self.topic, type_label).inc()
         market_id_var.set(envelope.market_id)
         correlation_id_var.set(envelope.correlation_id)
         try:
@@ -128,7 +130,8 @@ class TopicConsumer:
             try:
                 await self._once(envelope, step)
                 self.health["infra_ok"] = True
-                metrics.HANDLER_SECONDS.labels(self.service, self.topic, envelope.type).observe(
+                type_label = envelope.type if self._model_for(envelope.type) else "unknown"
+                metrics.HANDLER_SECONDS.labels(self.service, self.topic, type_label).observe(
                     time.perf_counter() - started
                 )
                 return

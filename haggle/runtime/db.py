@@ -74,6 +74,10 @@ def migration_files(directory: Path) -> list[tuple[int, Path]]:
     numbers = [n for n, _ in found]
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"duplicate migration numbers in {directory}")
+    # Contiguous from 001: a gap is how a migration lands after a later one was applied elsewhere.
+    for expected, number in enumerate(numbers, start=1):
+        if number != expected:
+            raise ValueError(f"missing migration {expected:03d} in {directory}; numbering must start at 001")
     return found
 
 

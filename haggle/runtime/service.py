@@ -2,9 +2,11 @@
 
 A service module (`services/<name>/app.py`) exposes NAME, SCHEMA, MIGRATIONS
 and `build(ctx) -> ServiceParts`; `haggle run <name>` hands it to `serve`.
-Every subscriber acknowledges only after the database commit (AckPolicy.ACK,
-and the handler wrapper never raises), so delivery is at-least-once and the
-inbox makes the effect exactly-once.
+Every subscriber acknowledges only after the database commit, so delivery is
+at-least-once and the inbox makes the effect exactly-once. The handler wrapper
+should never raise; if it does (say the DLQ cannot be written), NACK_ON_ERROR
+rewinds to the batch's first record instead of committing past the rest of
+the batch, as AckPolicy.ACK would.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from starlette.routing import BaseRoute
 
 from haggle.contracts import Message
-from haggle.runtime import logs
+from haggle.runtime import lag, logs
 from haggle.runtime.consumer import Handler, InvalidHandler, TopicConsumer
 from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.http import build_app, make_server
@@ -89,19 +92,42 @@ class RunningService:
         }
 
 
-def _subscribe(broker: KafkaBroker, consumer: TopicConsumer, group: str, batch: int) -> None:
+def _subscribe(
+    broker: KafkaBroker, consumer: TopicConsumer, group: str, batch: int, concurrency: int
+) -> None:
     @broker.subscriber(
         consumer.topic,
         group_id=group,
         batch=True,
         max_records=batch,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.ACK,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_batch(message: KafkaMessage) -> None:
         records = message.raw_message
-        for record in records if isinstance(records, tuple) else (records,):
+        await handle_by_key(consumer, records if isinstance(records, tuple) else (records,), concurrency)
+
+
+async def handle_by_key(
+    consumer: TopicConsumer, records: tuple[ConsumerRecord, ...], concurrency: int
+) -> None:
+    """Records of one key in order, different keys side by side: a slow handler
+    (an LLM call, a lock wait) holds up only its own aggregate."""
+    lanes: dict[tuple[int, bytes | None], list[ConsumerRecord]] = {}
+    for record in records:
+        lanes.setdefault((record.partition, record.key), []).append(record)
+    if len(lanes) == 1 or concurrency <= 1:
+        for record in records:
             await consumer.handle(record)
+        return
+    gate = asyncio.Semaphore(concurrency)
+
+    async def lane(batch: list[ConsumerRecord]) -> None:
+        async with gate:
+            for record in batch:
+                await consumer.handle(record)
+
+    await asyncio.gather(*(lane(batch) for batch in lanes.values()))
 
 
 def group_id(settings: Settings, service: str, topic: str) -> str:
@@ -131,11 +157,20 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
             settings.max_handler_attempts,
             ctx.notify_channel,
         )
-        _subscribe(broker, consumer, group_id(settings, module.name, sub.topic), settings.consumer_batch)
+        _subscribe(
+            broker,
+            consumer,
+            group_id(settings, module.name, sub.topic),
+            settings.consumer_batch,
+            settings.handler_concurrency,
+        )
         consumers.append(consumer)
     running = RunningService(ctx, broker, relay, consumers)
     running.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
     running.tasks.append(asyncio.create_task(_prune_forever(pool), name="outbox-prune"))
+    groups = {sub.topic: group_id(settings, module.name, sub.topic) for sub in parts.subscriptions}
+    lag_monitor = lag.monitor(settings.kafka_bootstrap_servers, module.name, groups)
+    running.tasks.append(asyncio.create_task(lag_monitor, name="consumer-lag"))
     for job in parts.background:
         running.tasks.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
     await broker.start()

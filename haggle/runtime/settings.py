@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     max_handler_attempts: int = Field(default=3, ge=1, le=100)
     consumer_batch: int = Field(default=200, ge=1, le=10_000)
     relay_batch: int = Field(default=500, ge=1, le=10_000)
-    pool_size: int = Field(default=8, ge=1, le=200)
+    pool_size: int = Field(default=12, ge=1, le=200)
+    handler_concurrency: int = Field(default=8, ge=1, le=200, description="keys handled at once per batch")
 
     @field_validator("database_url")
     @classmethod

@@ -6,6 +6,7 @@ handler persists whatever it gets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from haggle.contracts.goods import shipping_refusal
@@ -58,6 +59,10 @@ def _price_refusal(price: int) -> Refusal | None:
 
 
 def _text_refusal(cmd: CreateListing) -> Refusal | None:
+    for name, text in (("title", cmd.title), ("description", cmd.description), ("category", cmd.category)):
+        if "\x00" in text:
+            # PostgreSQL text cannot hold NUL: without this the save fails and the command is dead-lettered.
+            return Refusal(ListingRefusal.INVALID_PAYLOAD, f"{name} contains a NUL character")
     title = cmd.title.strip()
     if not TITLE_LENGTH[0] <= len(title) <= TITLE_LENGTH[1]:
         return Refusal(ListingRefusal.TITLE_LENGTH, f"title of {len(title)} chars, want {TITLE_LENGTH}")
@@ -102,6 +107,34 @@ def validate(cmd: CreateListing) -> Refusal | None:
         or _physical_refusal(cmd)
         or _shipping_refusal(cmd)
     )
+
+
+# Where pydantic already refused a field, the refusal names the closest reason.
+_FIELD_REASONS: tuple[tuple[tuple[str | None, ...], ListingRefusal], ...] = (
+    (("condition",), ListingRefusal.INVALID_CONDITION),
+    (("price_cents",), ListingRefusal.INVALID_PRICE),
+    (("title",), ListingRefusal.TITLE_LENGTH),
+    (("description",), ListingRefusal.DESCRIPTION_LENGTH),
+    (("item", "weight_g"), ListingRefusal.IMPLAUSIBLE_WEIGHT),
+    (("item", "dimensions"), ListingRefusal.IMPLAUSIBLE_SIZE),
+    (("shipping", None, "cost_cents"), ListingRefusal.INVALID_SHIPPING_COST),
+    (("shipping", None, "method"), ListingRefusal.SHIPPING_INFEASIBLE),
+)
+
+
+def _matches(loc: Sequence[str | int], pattern: tuple[str | None, ...]) -> bool:
+    if len(loc) < len(pattern):
+        return False
+    return all(p is None or p == part for p, part in zip(pattern, loc[: len(pattern)], strict=True))
+
+
+def invalid_payload_reason(locations: Sequence[Sequence[str | int]]) -> ListingRefusal:
+    """The reason for a payload that failed its contract, from the failing fields' paths in order."""
+    for loc in locations:
+        for pattern, reason in _FIELD_REASONS:
+            if _matches(loc, pattern):
+                return reason
+    return ListingRefusal.INVALID_PAYLOAD
 
 
 def published_event(cmd: CreateListing) -> ListingPublished:

@@ -11,7 +11,6 @@ from haggle.contracts import Envelope, InvalidPayload, Message, wrap
 from haggle.contracts.listing import (
     CreateListing,
     ListingCommandRefused,
-    ListingRefusal,
     UpdateListingPrice,
     WithdrawListing,
 )
@@ -48,15 +47,21 @@ async def _commit(uow: UnitOfWork, env: Envelope, listing: Listing | None, event
         uow.emit(LISTING_EVENTS_TOPIC.name, event.listing_id, out)
 
 
-async def _refuse(uow: UnitOfWork, env: Envelope, listing_id: str, refusal: Refusal) -> None:
+def _printable(text: str, limit: int) -> str:
+    """Text from a refused command, safe to store: PostgreSQL text cannot hold NUL."""
+    return text.replace("\x00", "\\0")[:limit]
+
+
+async def _refuse(uow: UnitOfWork, env: Envelope, raw_listing_id: str, refusal: Refusal) -> None:
     LISTING_REFUSALS.labels(refusal.reason.value).inc()
-    await store.record_refusal(uow.conn, listing_id, env.event_id, refusal.reason.value, refusal.detail)
+    listing_id, detail = _printable(raw_listing_id, 128), _printable(refusal.detail, 1000)
+    await store.record_refusal(uow.conn, listing_id, env.event_id, refusal.reason.value, detail)
     event = ListingCommandRefused(
-        listing_id=listing_id[:128],
-        command_type=env.type[:64],
+        listing_id=listing_id,
+        command_type=_printable(env.type, 64),
         command_event_id=str(env.event_id),
         reason=refusal.reason,
-        detail=refusal.detail[:1000],
+        detail=detail,
     )
     out = wrap(
         event,
@@ -65,7 +70,7 @@ async def _refuse(uow: UnitOfWork, env: Envelope, listing_id: str, refusal: Refu
         correlation_id=env.correlation_id,
         causation_id=str(env.event_id),
     )
-    uow.emit(LISTING_EVENTS_TOPIC.name, listing_id[:128] or "unknown", out)
+    uow.emit(LISTING_EVENTS_TOPIC.name, listing_id or "unknown", out)
 
 
 async def create_listing(uow: UnitOfWork, env: Envelope, cmd: CreateListing) -> None:
@@ -96,20 +101,15 @@ async def withdraw_listing(uow: UnitOfWork, env: Envelope, cmd: WithdrawListing)
     await _commit(uow, env, listing, list(events))
 
 
-FIELD_REASONS = {
-    "condition": ListingRefusal.INVALID_CONDITION,
-    "price_cents": ListingRefusal.INVALID_PRICE,
-    "title": ListingRefusal.TITLE_LENGTH,
-    "description": ListingRefusal.DESCRIPTION_LENGTH,
-    "shipping": ListingRefusal.SHIPPING_INFEASIBLE,
-}
+def _failing_fields(exc: InvalidPayload) -> list[tuple[str | int, ...]]:
+    if isinstance(exc.error, str):
+        return []
+    return [tuple(error["loc"]) for error in exc.error.errors()]
 
 
 async def refuse_invalid(uow: UnitOfWork, exc: InvalidPayload) -> None:
     """A sound envelope with a bad payload: refuse it to its sender with the closest reason."""
-    reason = next(
-        (FIELD_REASONS[f] for f in exc.fields if f in FIELD_REASONS), ListingRefusal.INVALID_PAYLOAD
-    )
+    reason = domain.invalid_payload_reason(_failing_fields(exc))
     raw_id = exc.envelope.payload.get("listing_id")
     listing_id = raw_id if isinstance(raw_id, str) else ""
     await _refuse(uow, exc.envelope, listing_id, Refusal(reason, str(exc)))

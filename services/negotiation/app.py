@@ -8,6 +8,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
 from haggle.contracts.agents import AgentRegistered, AgentRetired
 from haggle.contracts.listing import (
     ListingPublished,
@@ -93,8 +97,25 @@ def expiry_job(ctx: ServiceContext, interval: float = 0.5) -> Callable[[], Corou
     return expire_forever
 
 
+def rules_route(ctx: ServiceContext) -> Route:
+    """The rules the referee applies to a market: clients wait for theirs before trading."""
+
+    async def market_rules(request: Request) -> Response:
+        market_id = request.path_params["market_id"]
+        async with ctx.pool.acquire() as conn:
+            rules = await store.rules(conn, market_id)
+            known = await conn.fetchval("SELECT 1 FROM market_rules WHERE market_id = $1", market_id)
+        return JSONResponse(
+            {"market_id": market_id, "configured": known is not None, "rules": rules.model_dump()}
+        )
+
+    return Route("/markets/{market_id}/rules", market_rules)
+
+
 def build(ctx: ServiceContext) -> ServiceParts:
-    return ServiceParts(subscriptions=subscriptions(), background=[expiry_job(ctx)])
+    return ServiceParts(
+        subscriptions=subscriptions(), routes=[rules_route(ctx)], background=[expiry_job(ctx)]
+    )
 
 
 MODULE = ServiceModule(NAME, SCHEMA, MIGRATIONS, build)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import httpx
+
+from haggle import procs
 from haggle.client import Publisher
 from haggle.contracts import Envelope, wrap
 from haggle.contracts.agents import Role
@@ -15,6 +18,18 @@ from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, MARKET_EVENTS
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.goods import a_listing
 from haggle.testing.observe import Observer, of_type, to_agent
+
+
+async def wait_for_rules(market_id: str, timeout: float = 20) -> None:
+    """Until the referee applies the market's rules: they travel on another topic than the moves."""
+    url = f"{procs.url_for('negotiation')}/markets/{market_id}/rules"
+    async with httpx.AsyncClient() as client:
+        for _ in range(int(timeout / 0.1)):
+            if (await client.get(url)).json()["configured"]:
+                return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"the referee never applied the rules of {market_id}")
+
 
 __all__ = ["TOPICS", "Market", "a_listing"]
 

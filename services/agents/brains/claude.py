@@ -1,0 +1,180 @@
+"""Claude as a brain, through the official `anthropic` SDK and tool use.
+
+One request per turn, stateless: the system prompt (mandate, style, rules) and
+the tools are the cached prefix; the user turn carries the listing facts, the
+untrusted text in marked blocks, the thread and the state. The answer must be
+one tool call; anything else becomes "do nothing this turn" and is counted.
+Overload, rate limits, 5xx and connection errors are retried by the SDK
+(`max_retries`) and then by a bounded backoff loop here; past that the brain
+raises `BrainUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+from anthropic import AsyncAnthropic
+from anthropic.types import Message as ApiMessage
+from prometheus_client import Counter
+
+from services.agents.brains.base import BrainUnavailable
+from services.agents.brains.claude_prompt import move_from_tool, system_blocks, tools_with_cache, user_prompt
+from services.agents.moves import NOTHING, Move
+from services.agents.view import NegotiationView
+
+log = logging.getLogger(__name__)
+
+LLM_CALLS = Counter("haggle_llm_calls_total", "Messages API calls that returned an answer", ["model"])
+LLM_TOKENS = Counter("haggle_llm_tokens_total", "Tokens used by the LLM brains", ["model", "kind"])
+LLM_RETRIES = Counter(
+    "haggle_llm_retries_total", "Messages API calls retried by the brain", ["model", "kind"]
+)
+LLM_BAD_REPLIES = Counter(
+    "haggle_llm_bad_replies_total",
+    "Answers without a usable tool call, mapped to no move",
+    ["model", "problem"],
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
+
+
+@dataclass(frozen=True, slots=True)
+class LlmUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    def __add__(self, other: LlmUsage) -> LlmUsage:
+        return LlmUsage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+        )
+
+    @classmethod
+    def of(cls, message: ApiMessage) -> LlmUsage:
+        usage = message.usage
+        return cls(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens or 0,
+            usage.cache_creation_input_tokens or 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaudeReply:
+    move: Move
+    usage: LlmUsage
+    problem: str | None
+    tool: str | None
+    stop_reason: str | None
+
+
+def client_from_env(max_retries: int = 2, timeout_seconds: float = 60.0) -> AsyncAnthropic:
+    """`ANTHROPIC_API_KEY` is required; `ANTHROPIC_BASE_URL`, if set, is honoured by the SDK."""
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    if not key:
+        raise BrainUnavailable("the claude brain needs ANTHROPIC_API_KEY in the environment")
+    return AsyncAnthropic(api_key=key, max_retries=max_retries, timeout=timeout_seconds)
+
+
+def read_reply(message: ApiMessage) -> tuple[Move, str | None, str | None]:
+    """(move, problem, tool name): the first tool call, or no move and why."""
+    calls = [block for block in message.content if block.type == "tool_use"]
+    if not calls:
+        return NOTHING, "no_tool_call", None
+    call = calls[0]
+    move = move_from_tool(call.name, call.input)
+    if move is None:
+        return NOTHING, "invalid_tool_call", call.name
+    return move, None, call.name
+
+
+class ClaudeBrain:
+    def __init__(
+        self,
+        model: str,
+        style: str = "polite, concise and firm",
+        client: AsyncAnthropic | None = None,
+        max_tokens: int = 1_024,
+        attempts: int = 3,
+        backoff_seconds: float = 1.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.model = model
+        self.style = style
+        self.client = client or client_from_env()
+        self.max_tokens = max_tokens
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self._sleep = sleep
+        self.usage = LlmUsage()
+        self.last: ClaudeReply | None = None
+
+    async def decide(self, view: NegotiationView) -> Move:
+        return (await self.ask(view)).move
+
+    def request(self, view: NegotiationView) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": system_blocks(view, self.style),
+            "tools": tools_with_cache(),
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+            "messages": [{"role": "user", "content": user_prompt(view)}],
+        }
+
+    async def ask(self, view: NegotiationView) -> ClaudeReply:
+        message = await self._create(self.request(view))
+        usage = LlmUsage.of(message)
+        self._record(usage)
+        move, problem, tool = read_reply(message)
+        if problem is not None:
+            LLM_BAD_REPLIES.labels(self.model, problem).inc()
+            log.warning("claude gave no usable move", extra={"problem": problem, "tool": tool})
+        self.last = ClaudeReply(move, usage, problem, tool, message.stop_reason)
+        return self.last
+
+    def _record(self, usage: LlmUsage) -> None:
+        self.usage = self.usage + usage
+        LLM_CALLS.labels(self.model).inc()
+        for kind, count in (
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_input_tokens),
+            ("cache_creation", usage.cache_creation_input_tokens),
+        ):
+            LLM_TOKENS.labels(self.model, kind).inc(count)
+
+    async def _create(self, request: dict[str, Any]) -> ApiMessage:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                message: ApiMessage = await self.client.messages.create(**request)
+                return message
+            except RETRYABLE as exc:
+                kind = _kind(exc)
+                if attempt == self.attempts:
+                    raise BrainUnavailable(f"{self.model}: {kind} after {attempt} attempts") from exc
+                LLM_RETRIES.labels(self.model, kind).inc()
+                await self._sleep(min(30.0, self.backoff_seconds * 2 ** (attempt - 1)))
+            except anthropic.APIStatusError as exc:
+                raise BrainUnavailable(f"{self.model}: HTTP {exc.status_code} {exc.message}") from exc
+        raise AssertionError("unreachable")
+
+
+def _kind(exc: Exception) -> str:
+    if isinstance(exc, anthropic.APIStatusError):
+        return str(exc.status_code)
+    return "connection"

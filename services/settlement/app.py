@@ -1,0 +1,126 @@
+"""The settlement service's wiring: topics to handlers, the deadline job, and its small HTTP face."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from haggle.contracts.agents import AgentRegistered, AgentRetired
+from haggle.contracts.approval import ApprovalDenied, ApprovalGranted
+from haggle.contracts.listing import ListingPublished
+from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.negotiation import DealAgreed
+from haggle.contracts.settlement import (
+    AcceptGoods,
+    ConfirmHandover,
+    FundWallet,
+    OpenDispute,
+    ResolveDispute,
+    ShipItem,
+)
+from haggle.contracts.topics import (
+    AGENT_EVENTS,
+    APPROVAL_EVENTS,
+    LISTING_EVENTS_TOPIC,
+    MARKET_EVENTS,
+    NEGOTIATION_EVENTS_TOPIC,
+    SETTLEMENT_COMMANDS,
+)
+from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
+from services.settlement import store
+from services.settlement.domain.deal import Deal, DealState
+from services.settlement.handlers import commands, deals, reference
+from services.settlement.timers import timer_job
+
+NAME = "settlement"
+SCHEMA = "settlement"
+MIGRATIONS = Path(__file__).parent / "migrations"
+TICK_SECONDS = float(os.environ.get("HAGGLE_SETTLEMENT_TICK_SECONDS", "0.25"))
+
+
+def subscriptions() -> list[Subscription]:
+    return [
+        Subscription(
+            SETTLEMENT_COMMANDS.name,
+            {
+                FundWallet: commands.fund_wallet,
+                ShipItem: commands.ship_item,
+                ConfirmHandover: commands.confirm_handover,
+                AcceptGoods: commands.accept_goods,
+                OpenDispute: commands.open_dispute,
+                ResolveDispute: commands.resolve_dispute,
+            },
+            commands=True,
+            on_invalid=commands.refuse_invalid,
+        ),
+        Subscription(NEGOTIATION_EVENTS_TOPIC.name, {DealAgreed: deals.on_deal_agreed}),
+        Subscription(
+            APPROVAL_EVENTS.name,
+            {ApprovalGranted: deals.on_approval_granted, ApprovalDenied: deals.on_approval_denied},
+        ),
+        Subscription(
+            AGENT_EVENTS.name,
+            {AgentRegistered: reference.on_agent_registered, AgentRetired: reference.on_agent_retired},
+        ),
+        Subscription(MARKET_EVENTS.name, {MarketRulesSet: reference.on_market_rules}),
+        Subscription(LISTING_EVENTS_TOPIC.name, {ListingPublished: reference.on_listing_published}),
+    ]
+
+
+def _approval_view(deal: Deal) -> dict[str, object]:
+    return {
+        "approval_id": deal.approval_id,
+        "deal_id": deal.deal_id,
+        "market_id": deal.market_id,
+        "listing_id": deal.listing_id,
+        "principal_id": deal.buyer_principal_id,
+        "buyer_agent_id": deal.buyer_agent_id,
+        "amount_cents": deal.escrow_cents,
+        "expires_at": deal.due_at.isoformat() if deal.due_at else None,
+    }
+
+
+def routes(ctx: ServiceContext) -> list[Route]:
+    async def approvals(request: Request) -> Response:
+        market = request.query_params.get("market")
+        waiting = await store.deals_in(ctx.pool, DealState.AWAITING_APPROVAL, market)
+        return JSONResponse({"approvals": [_approval_view(d) for d in waiting]})
+
+    async def disputes(request: Request) -> Response:
+        market = request.query_params.get("market")
+        open_ = await store.deals_in(ctx.pool, DealState.DISPUTED, market)
+        return JSONResponse({"disputes": [d.model_dump(mode="json") for d in open_]})
+
+    async def deal(request: Request) -> Response:
+        found = await store.find_deal(ctx.pool, request.path_params["deal_id"])
+        if found is None:
+            return JSONResponse({"error": "unknown_deal"}, 404)
+        return JSONResponse({**found.model_dump(mode="json"), "escrow_cents": found.escrow_cents})
+
+    async def market_rules(request: Request) -> Response:
+        found = await store.stored_rules(ctx.pool, request.path_params["market_id"])
+        if found is None:
+            return JSONResponse({"error": "no_rules_published"}, 404)
+        return JSONResponse(found)
+
+    return [
+        Route("/approvals", approvals),
+        Route("/disputes", disputes),
+        Route("/deals/{deal_id}", deal),
+        Route("/markets/{market_id}/rules", market_rules),
+    ]
+
+
+def build(ctx: ServiceContext) -> ServiceParts:
+    return ServiceParts(
+        subscriptions=subscriptions(),
+        routes=routes(ctx),
+        background=[timer_job(ctx.pool, ctx.notify_channel, TICK_SECONDS)],
+    )
+
+
+MODULE = ServiceModule(NAME, SCHEMA, MIGRATIONS, build)

@@ -1,0 +1,152 @@
+"""settlement.commands: the parties' signed moves and the operator's decisions.
+
+Agent commands are authenticated against the agents this service learned
+from agent.events (signature and per-deal monotonic seq), then checked
+against the deal: the acting agent must be its seller or its buyer, in the
+role the move needs. Operator commands carry no agent signature; see the
+service's README for how they are trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from haggle.contracts import Envelope, InvalidPayload, wrap
+from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.negotiation import Party
+from haggle.contracts.settlement import (
+    AcceptGoods,
+    ConfirmHandover,
+    FundWallet,
+    OpenDispute,
+    ResolveDispute,
+    SettlementRefusal,
+    ShipItem,
+    WalletFunded,
+)
+from haggle.contracts.topics import SETTLEMENT_EVENTS_TOPIC
+from haggle.contracts.types import MAX_PRICE_CENTS
+from haggle.runtime import identity
+from haggle.runtime.outbox import UnitOfWork
+from services.settlement import ledger_store, store
+from services.settlement.domain import fulfilment
+from services.settlement.domain.deal import (
+    Deal,
+    LedgerRefused,
+    Outcome,
+    Refusal,
+    external_account_id,
+    wallet_account_id,
+)
+from services.settlement.domain.ledger import Account, AccountKind, Phase, Transfer, TransferResult
+from services.settlement.handlers.outcomes import PRODUCER, finish, refuse, utcnow
+
+Decision = Callable[[Deal, Party, MarketRulesSet, datetime], Awaitable[Outcome]]
+
+
+async def _agent_command(uow: UnitOfWork, env: Envelope, deal_id: str, decide: Decision) -> None:
+    """Authenticate, find the deal and the agent's part in it, then let the domain decide."""
+    agent = await identity.authenticate(uow.conn, env, scope=deal_id)
+    if isinstance(agent, identity.AuthFailure):
+        await refuse(uow, env, deal_id, Refusal(SettlementRefusal(agent.value), f"{agent.value}"))
+        return
+    deal = await store.load_deal(uow.conn, deal_id)
+    if deal is None or deal.market_id != env.market_id:
+        await refuse(uow, env, deal_id, Refusal(SettlementRefusal.UNKNOWN_DEAL, f"no deal {deal_id}"))
+        return
+    party = deal.party_of(agent.agent_id)
+    if party is None:
+        refusal = Refusal(SettlementRefusal.NOT_A_PARTY, f"{agent.agent_id} is not a party to {deal_id}")
+        await refuse(uow, env, deal_id, refusal)
+        return
+    now = utcnow()
+    rules = await store.rules(uow.conn, deal.market_id)
+    outcome = await decide(deal, party, rules, now)
+    await finish(uow, env, outcome, rules, now)
+
+
+async def ship_item(uow: UnitOfWork, env: Envelope, cmd: ShipItem) -> None:
+    async def decide(deal: Deal, party: Party, rules: MarketRulesSet, now: datetime) -> Outcome:
+        return fulfilment.ship(deal, party, cmd.packed_condition)
+
+    await _agent_command(uow, env, cmd.deal_id, decide)
+
+
+async def confirm_handover(uow: UnitOfWork, env: Envelope, cmd: ConfirmHandover) -> None:
+    async def decide(deal: Deal, party: Party, rules: MarketRulesSet, now: datetime) -> Outcome:
+        return fulfilment.confirm_handover(deal, party, cmd.condition, rules, now)
+
+    await _agent_command(uow, env, cmd.deal_id, decide)
+
+
+async def accept_goods(uow: UnitOfWork, env: Envelope, cmd: AcceptGoods) -> None:
+    async def decide(deal: Deal, party: Party, rules: MarketRulesSet, now: datetime) -> Outcome:
+        return fulfilment.accept_goods(deal, party)
+
+    await _agent_command(uow, env, cmd.deal_id, decide)
+
+
+async def open_dispute(uow: UnitOfWork, env: Envelope, cmd: OpenDispute) -> None:
+    async def decide(deal: Deal, party: Party, rules: MarketRulesSet, now: datetime) -> Outcome:
+        listed = await store.listing_condition(uow.conn, deal.listing_id, deal.market_id)
+        return fulfilment.open_dispute(deal, party, cmd.reason, cmd.detail, listed, rules, now)
+
+    await _agent_command(uow, env, cmd.deal_id, decide)
+
+
+async def resolve_dispute(uow: UnitOfWork, env: Envelope, cmd: ResolveDispute) -> None:
+    """Operator: a human's decision. Nothing but the deal's state limits it."""
+    deal = await store.load_deal(uow.conn, cmd.deal_id)
+    if deal is None or deal.market_id != env.market_id:
+        await refuse(uow, env, cmd.deal_id, Refusal(SettlementRefusal.UNKNOWN_DEAL, f"no deal {cmd.deal_id}"))
+        return
+    now = utcnow()
+    rules = await store.rules(uow.conn, deal.market_id)
+    outcome = fulfilment.resolve(deal, cmd.outcome, rules, now, resolved_by=cmd.resolved_by, note=cmd.note)
+    await finish(uow, env, outcome, rules, now)
+
+
+async def fund_wallet(uow: UnitOfWork, env: Envelope, cmd: FundWallet) -> None:
+    """Operator: money in from outside. The funding id makes a replay a no-op and a reuse a refusal."""
+    if (
+        not 0 < cmd.amount_cents <= MAX_PRICE_CENTS
+        or not 0 <= cmd.auto_approve_limit_cents <= MAX_PRICE_CENTS
+    ):
+        detail = f"amount {cmd.amount_cents}, limit {cmd.auto_approve_limit_cents} cents"
+        await _refuse_funding(uow, env, cmd, Refusal(SettlementRefusal.INVALID_AMOUNT, detail))
+        return
+    market = env.market_id
+    wallet = wallet_account_id(market, cmd.principal_id)
+    source = external_account_id(market)
+    accounts = (
+        Account(wallet, AccountKind.WALLET),
+        Account(source, AccountKind.EXTERNAL, no_overdraft=False),
+    )
+    await ledger_store.open_accounts(uow.conn, market, accounts)
+    transfer_id = f"fund:{market}:{cmd.funding_id}"
+    request = Transfer(transfer_id, Phase.SINGLE, source, wallet, cmd.amount_cents, code="funding")
+    result = await ledger_store.transfer(uow.conn, market, request)
+    if result is TransferResult.EXISTS:
+        return
+    if result is TransferResult.EXISTS_WITH_DIFFERENT_FIELDS:
+        detail = f"funding id {cmd.funding_id} was used for another transfer"
+        await _refuse_funding(uow, env, cmd, Refusal(SettlementRefusal.TRANSFER_ID_CONFLICT, detail))
+        return
+    if result is not TransferResult.OK:
+        raise LedgerRefused(f"{transfer_id}: {result}")
+    await ledger_store.set_wallet(uow.conn, market, cmd.principal_id, wallet, cmd.auto_approve_limit_cents)
+    funded = WalletFunded(**cmd.model_dump(exclude={"type"}), transfer_id=transfer_id)
+    out = wrap(funded, market_id=market, producer=PRODUCER, causation_id=str(env.event_id))
+    uow.emit(SETTLEMENT_EVENTS_TOPIC.name, cmd.principal_id, out)
+
+
+async def _refuse_funding(uow: UnitOfWork, env: Envelope, cmd: FundWallet, refusal: Refusal) -> None:
+    await refuse(uow, env, "", refusal, key=cmd.principal_id)
+
+
+async def refuse_invalid(uow: UnitOfWork, exc: InvalidPayload) -> None:
+    """A sound envelope whose payload breaks the contract: refused to its sender, never dropped."""
+    raw = exc.envelope.payload.get("deal_id")
+    deal_id = raw if isinstance(raw, str) else ""
+    await refuse(uow, exc.envelope, deal_id, Refusal(SettlementRefusal.INVALID_PAYLOAD, str(exc)))

@@ -1,0 +1,342 @@
+"""Settlement end to end over real Kafka and PostgreSQL, the listing and settlement services as processes.
+
+Each test is its own market. The test publishes DealAgreed as the referee
+would, funds wallets as the operator, answers approvals and disputes through
+the real `haggle` CLI, and sends the agents' signed commands itself.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from haggle.contracts import Condition, Envelope, ShippingMethod
+from haggle.contracts.agents import Role
+from haggle.contracts.settlement import (
+    AcceptGoods,
+    ConfirmHandover,
+    DisputeReason,
+    EscrowFailure,
+    FundWallet,
+    OpenDispute,
+    SettlementRefusal,
+    ShipItem,
+)
+from haggle.contracts.topics import SETTLEMENT_COMMANDS
+from haggle.testing.actors import ScriptedAgent
+from tests.integration.settlement_support import (
+    SettlementMarket,
+    eventually,
+    haggle_cli,
+    settlement_market,
+    settlement_services,
+)
+
+pytestmark = pytest.mark.timeout(180)
+PRICE = 20_000
+FEE = PRICE * 500 // 10_000
+ESCROW = PRICE + 1_500
+
+
+@pytest.fixture(scope="module")
+def services(endpoints: object) -> Iterator[None]:
+    with settlement_services():
+        yield
+
+
+@pytest.fixture
+async def market(
+    services: None, bootstrap: str, database_url: str, market_id: str
+) -> AsyncIterator[SettlementMarket]:
+    async with settlement_market(bootstrap, database_url, market_id) as m:
+        yield m
+
+
+def ids(market: SettlementMarket) -> tuple[str, str]:
+    suffix = uuid.uuid4().hex[:6]
+    return f"{market.market_id}-D{suffix}", f"{market.market_id}-L{suffix}"
+
+
+async def agreed_deal(
+    market: SettlementMarket, method: ShippingMethod = ShippingMethod.PARCEL_STANDARD, **rules: object
+) -> tuple[str, str, Envelope]:
+    await market.open(**rules)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id, Condition.VERY_GOOD, PRICE)
+    env = market.deal(deal_id, listing_id, PRICE, method)
+    await market.agree(env)
+    return deal_id, listing_id, env
+
+
+async def test_happy_path_pays_the_seller_the_price_less_the_fee(market: SettlementMarket) -> None:
+    await market.open()
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id, Condition.VERY_GOOD, PRICE)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    funded = await market.event("EscrowFunded", deal_id)
+    assert funded.payload["amount_cents"] == ESCROW and funded.payload["fee_cents"] == FEE
+    await market.listing_event("ListingReserved", listing_id)
+    assert await market.balance(market.wallet(market.buyer)) == (50_000, 50_000 - ESCROW)
+    await market.command(market.seller, ShipItem(deal_id=deal_id, packed_condition=Condition.VERY_GOOD))
+    delivered = await market.event("ShipmentDelivered", deal_id)
+    assert delivered.payload["delivered_condition"] == "very_good"
+    released = await market.event("FundsReleased", deal_id)
+    assert released.payload["amount_cents"] == PRICE - FEE
+    await market.listing_event("ListingSold", listing_id)
+    assert market.events_of(deal_id) == [
+        "EscrowFunded",
+        "ShipmentBooked",
+        "ShipmentInTransit",
+        "ShipmentDelivered",
+        "InspectionPassed",
+        "FundsReleased",
+    ]
+    assert await market.balance(market.wallet(market.seller)) == (PRICE - FEE, PRICE - FEE)
+    assert await market.balance(market.wallet(market.buyer)) == (50_000 - ESCROW, 50_000 - ESCROW)
+    assert await market.balance(f"fees:{market.market_id}") == (FEE, FEE)
+    for agent in (market.buyer, market.seller):
+        assert {"EscrowFunded", "ShipmentDelivered", "FundsReleased"} <= set(market.inbox_of(agent, deal_id))
+    assert all(check.ok for check in await market.ledger_check())
+
+
+async def test_insufficient_funds_fail_the_escrow_and_relist(market: SettlementMarket) -> None:
+    await market.open()
+    await market.fund(market.buyer, ESCROW - 1)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    failed = await market.event("EscrowFailed", deal_id)
+    assert failed.payload["reason"] == EscrowFailure.INSUFFICIENT_FUNDS
+    await market.listing_event("ListingRelisted", listing_id)
+    assert await market.balance(market.wallet(market.buyer)) == (ESCROW - 1, ESCROW - 1)
+    assert await market.state(deal_id) == "failed"
+    for agent in (market.buyer, market.seller):
+        await market.obs.wait_for(lambda e, a=agent: e.agent_id == a.agent_id and e.type == "EscrowFailed")
+
+
+async def _approval_requested(market: SettlementMarket) -> tuple[str, str, str]:
+    await market.open()
+    await market.fund(market.buyer, 50_000, limit=PRICE)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    requested = await market.obs.wait_for(lambda e: e.type == "ApprovalRequested", "approval.events")
+    assert requested[0].payload["amount_cents"] == ESCROW
+    await market.obs.wait_for(lambda e: e.type == "ApprovalRequested" and e.agent_id == market.buyer.agent_id)
+    code, out = await haggle_cli("approvals", "list", "--market", market.market_id, "--json")
+    assert code == 0, out
+    listed = json.loads(out)["approvals"]
+    assert [a["deal_id"] for a in listed] == [deal_id]
+    assert await market.balance(market.wallet(market.buyer)) == (50_000, 50_000)
+    return deal_id, listing_id, listed[0]["approval_id"]
+
+
+async def test_approval_granted_by_a_human_holds_the_escrow(market: SettlementMarket) -> None:
+    deal_id, _, approval_id = await _approval_requested(market)
+    code, out = await haggle_cli("approvals", "grant", approval_id, "--by", "alice")
+    assert code == 0, out
+    await market.event("EscrowFunded", deal_id)
+    assert await market.balance(market.wallet(market.buyer)) == (50_000, 50_000 - ESCROW)
+
+
+async def test_approval_denied_by_a_human_fails_the_escrow_and_relists(market: SettlementMarket) -> None:
+    deal_id, listing_id, approval_id = await _approval_requested(market)
+    code, out = await haggle_cli("approvals", "deny", approval_id, "--reason", "too dear")
+    assert code == 0, out
+    failed = await market.event("EscrowFailed", deal_id)
+    assert failed.payload["reason"] == EscrowFailure.APPROVAL_DENIED
+    await market.listing_event("ListingRelisted", listing_id)
+    code, out = await haggle_cli("approvals", "grant", approval_id)
+    assert code == 1 and "no pending approval" in out
+
+
+async def test_an_unanswered_approval_expires(market: SettlementMarket) -> None:
+    await market.open(approval_timeout_seconds=1)
+    await market.fund(market.buyer, 50_000, limit=0)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    failed = await market.event("EscrowFailed", deal_id)
+    assert failed.payload["reason"] == EscrowFailure.APPROVAL_EXPIRED
+    await market.obs.wait_for(lambda e: e.type == "ApprovalExpired", "approval.events")
+
+
+async def test_a_lost_parcel_is_refunded(market: SettlementMarket) -> None:
+    await market.open(carrier_loss_bps=10_000)
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.event("EscrowFunded", deal_id)
+    await market.command(market.seller, ShipItem(deal_id=deal_id, packed_condition=Condition.VERY_GOOD))
+    refunded = await market.event("Refunded", deal_id)
+    assert refunded.payload["reason"] == "lost_parcel" and refunded.payload["amount_cents"] == ESCROW
+    resolved = await market.event("DisputeResolved", deal_id)
+    assert (resolved.payload["outcome"], resolved.payload["decided_by"]) == ("refund", "rule")
+    assert "ShipmentLost" in market.events_of(deal_id)
+    await market.listing_event("ListingWithdrawn", listing_id)
+    assert await market.balance(market.wallet(market.buyer)) == (50_000, 50_000)
+    assert await market.balance(market.wallet(market.seller)) == (0, 0)
+
+
+async def test_a_misdescribed_item_is_disputed_returned_and_refunded(market: SettlementMarket) -> None:
+    await market.open(inspection_window_seconds=30)
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id, Condition.VERY_GOOD)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.event("EscrowFunded", deal_id)
+    await market.command(market.seller, ShipItem(deal_id=deal_id, packed_condition=Condition.ACCEPTABLE))
+    delivered = await market.event("ShipmentDelivered", deal_id)
+    assert delivered.payload["delivered_condition"] == "acceptable"
+    listed = Condition.VERY_GOOD
+    assert not Condition(delivered.payload["delivered_condition"]).at_least(listed)
+    dispute = OpenDispute(deal_id=deal_id, reason=DisputeReason.CONDITION_WORSE, detail="scratched all over")
+    await market.command(market.buyer, dispute)
+    resolved = await market.event("DisputeResolved", deal_id)
+    assert resolved.payload["outcome"] == "refund_after_return"
+    assert resolved.payload["rule"] == "condition_below_listing"
+    await market.event("ShipmentBooked", deal_id, leg="return")
+    refunded = await market.event("Refunded", deal_id)
+    assert refunded.payload["amount_cents"] == ESCROW
+    await market.listing_event("ListingWithdrawn", listing_id)
+    assert await market.balance(market.wallet(market.buyer)) == (50_000, 50_000)
+    assert "FundsReleased" not in market.events_of(deal_id)
+
+
+async def test_a_local_pickup_needs_both_sides_to_confirm(market: SettlementMarket) -> None:
+    await market.open(inspection_window_seconds=60)
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE, ShippingMethod.LOCAL_PICKUP))
+    funded = await market.event("EscrowFunded", deal_id)
+    assert funded.payload["amount_cents"] == PRICE
+    await market.command(market.seller, ConfirmHandover(deal_id=deal_id, condition=Condition.VERY_GOOD))
+    await market.event("HandoverConfirmed", deal_id, by="seller")
+    assert await market.state(deal_id) == "funded"
+    await market.command(market.buyer, ConfirmHandover(deal_id=deal_id))
+    delivered = await market.event("ShipmentDelivered", deal_id)
+    assert delivered.payload["method"] == "local_pickup"
+    await market.command(market.buyer, AcceptGoods(deal_id=deal_id))
+    passed = await market.event("InspectionPassed", deal_id)
+    assert passed.payload["ended_by"] == "accepted"
+    await market.event("FundsReleased", deal_id)
+    await market.listing_event("ListingSold", listing_id)
+    assert await market.balance(market.wallet(market.seller)) == (PRICE - FEE, PRICE - FEE)
+
+
+async def test_a_dispute_the_rules_cannot_decide_waits_for_a_human(market: SettlementMarket) -> None:
+    await market.open(inspection_window_seconds=30)
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.event("EscrowFunded", deal_id)
+    await market.command(market.seller, ShipItem(deal_id=deal_id, packed_condition=Condition.VERY_GOOD))
+    await market.event("ShipmentDelivered", deal_id)
+    await market.command(market.buyer, OpenDispute(deal_id=deal_id, reason=DisputeReason.WRONG_ITEM))
+    await market.event("DisputeOpened", deal_id)
+    code, out = await haggle_cli("disputes", "list", "--market", market.market_id, "--json")
+    assert code == 0, out
+    assert [d["deal_id"] for d in json.loads(out)["disputes"]] == [deal_id]
+    assert await market.state(deal_id) == "disputed"
+    code, out = await haggle_cli(
+        "disputes", "resolve", deal_id, "--outcome", "release", "--note", "same item"
+    )
+    assert code == 0, out
+    resolved = await market.event("DisputeResolved", deal_id)
+    assert (resolved.payload["decided_by"], resolved.payload["outcome"]) == ("operator", "release")
+    await market.event("FundsReleased", deal_id)
+    await market.listing_event("ListingSold", listing_id)
+    code, out = await haggle_cli("ledger", "check", "--market", market.market_id)
+    assert code == 0 and "false" not in out, out
+
+
+async def test_the_same_deal_agreed_three_times_funds_one_escrow(market: SettlementMarket) -> None:
+    await market.open()
+    await market.fund(market.buyer, 100_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    env = market.deal(deal_id, listing_id, PRICE)
+    replay = env.model_copy(update={"event_id": uuid.uuid4()})
+    for copy in (env, env, env, replay):
+        await market.agree(copy)
+    await market.event("EscrowFunded", deal_id)
+
+    async def replay_handled() -> bool:
+        return bool(await market.pool.fetchval("SELECT 1 FROM inbox WHERE event_id = $1", replay.event_id))
+
+    await eventually(replay_handled, "the replay under a new event id to be handled")
+    assert await market.pool.fetchval("SELECT count(*) FROM transfers WHERE deal_id = $1", deal_id) == 1
+    assert await market.balance(market.wallet(market.buyer)) == (100_000, 100_000 - ESCROW)
+    assert market.events_of(deal_id).count("EscrowFunded") == 1
+
+
+async def test_every_refusal_reason_reaches_the_sender(market: SettlementMarket) -> None:
+    stranger = market.agent("stranger", Role.BUYER)
+    await market.open(stranger, inspection_window_seconds=60)
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.event("EscrowFunded", deal_id)
+    impostor = ScriptedAgent(
+        market.seller.agent_id, market.seller.principal_id, Role.SELLER, market.market_id
+    )
+    unknown = market.agent("ghost", Role.SELLER)
+    ship = ShipItem(deal_id=deal_id, packed_condition=Condition.GOOD)
+    sent = {
+        SettlementRefusal.BAD_SIGNATURE: await market.command(impostor, ship),
+        SettlementRefusal.UNKNOWN_AGENT: await market.command(unknown, ship),
+        SettlementRefusal.NOT_A_PARTY: await market.command(stranger, ship),
+        SettlementRefusal.WRONG_PARTY: await market.command(market.buyer, ship),
+        SettlementRefusal.UNKNOWN_DEAL: await market.command(
+            market.seller, ShipItem(deal_id=f"{deal_id}-nope", packed_condition=Condition.GOOD)
+        ),
+        SettlementRefusal.WRONG_STATE: await market.command(market.buyer, AcceptGoods(deal_id=deal_id)),
+        SettlementRefusal.WRONG_SHIPPING_METHOD: await market.command(
+            market.seller, ConfirmHandover(deal_id=deal_id, condition=Condition.GOOD)
+        ),
+    }
+    stale = market.buyer.sign(AcceptGoods(deal_id=deal_id), seq=1)
+    await market.pub.send(SETTLEMENT_COMMANDS.name, deal_id, stale)
+    sent[SettlementRefusal.REPLAYED_SEQ] = stale
+    bad = market.buyer.sign(AcceptGoods(deal_id=deal_id))
+    invalid = bad.model_copy(update={"payload": {**bad.payload, "deal_id": "bad id!"}})
+    await market.pub.send(SETTLEMENT_COMMANDS.name, deal_id, invalid)
+    sent[SettlementRefusal.INVALID_PAYLOAD] = invalid
+    funding = FundWallet(
+        funding_id="f-1", principal_id=market.buyer.principal_id, amount_cents=10, auto_approve_limit_cents=0
+    )
+    for command, reason in (
+        (funding.model_copy(update={"amount_cents": 0}), SettlementRefusal.INVALID_AMOUNT),
+        (funding, None),
+        (funding.model_copy(update={"amount_cents": 11}), SettlementRefusal.TRANSFER_ID_CONFLICT),
+    ):
+        env = market.envelope(command, producer="operator")
+        await market.pub.send(SETTLEMENT_COMMANDS.name, market.buyer.principal_id, env)
+        if reason:
+            sent[reason] = env
+    for reason, env in sent.items():
+        found = await market.obs.wait_for(
+            lambda e, env=env: (
+                e.type == "SettlementCommandRefused" and e.payload["command_event_id"] == str(env.event_id)
+            ),
+            "settlement.events",
+        )
+        assert found[0].payload["reason"] == reason, (reason, found[0].payload)
+    assert set(sent) == set(SettlementRefusal) - {
+        SettlementRefusal.CONDITION_REQUIRED,  # pure rule: tests/unit/test_settlement_deal.py
+        SettlementRefusal.INSPECTION_CLOSED,  # pure rule: tests/unit/test_settlement_deal.py
+    }
+    inbox = market.obs.matching(
+        lambda e: e.agent_id == market.buyer.agent_id and e.type == "SettlementCommandRefused"
+    )
+    assert len(inbox) >= 3
+    assert await market.state(deal_id) == "funded"
+    assert await market.balance(market.wallet(market.buyer)) == (50_010, 50_010 - ESCROW)
