@@ -115,8 +115,8 @@ async def end_to_end_rate(bootstrap: str, count: int) -> float:
                     FundWallet(
                         funding_id=f"f{b}",
                         principal_id=f"{market_id}-pb{b}",
-                        amount_cents=10**11,
-                        auto_approve_limit_cents=10**11,
+                        amount_cents=10**9,
+                        auto_approve_limit_cents=10**9,
                     )
                 ),
             )
@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions())
     holds, releases = asyncio.run(ledger_rate(found.database_url, args.count, args.workers))
     print(
-        f"ledger, {args.workers} connections: {holds:,.0f} holds/s, {releases:,.0f} releases/s (4 transfers each)"
+        f"ledger, {args.workers} connections: {holds:,.0f} holds/s,"
+        f" {releases:,.0f} releases/s (4 transfers each)"
     )
     was_running = procs.pid_of("settlement") is not None
     procs.start("settlement")

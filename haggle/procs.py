@@ -19,7 +19,7 @@ import httpx
 from haggle.infra.state import REPO_ROOT, InfraError, Settings, running_pid, spawn, stop_process, write_pid
 from haggle.runtime.settings import SERVICE_PORTS
 
-SERVICES = ("listing", "negotiation", "settlement")
+SERVICES = ("listing", "negotiation", "settlement", "agents")
 """Services in start order. Each issue that adds a service adds it here."""
 
 

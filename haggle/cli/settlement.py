@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from haggle.contracts import Envelope, Message, wrap
-from haggle.contracts.approval import ApprovalDenied, ApprovalGranted
+from haggle.contracts.approval import ApprovalDenied, ApprovalGranted, ApprovalRequested
 from haggle.contracts.settlement import DisputeOutcome, FundWallet, ResolveDispute
 from haggle.contracts.topics import APPROVAL_EVENTS, SETTLEMENT_COMMANDS
 
@@ -207,3 +207,66 @@ def disputes_resolve(
     command = ResolveDispute(deal_id=deal_id, outcome=outcome, resolved_by=by, note=note)
     _publish(SETTLEMENT_COMMANDS.name, deal_id, _envelope(command, deal["market_id"], deal_id))
     console.print(f"resolution sent for {deal_id}: {outcome.value}")
+
+
+@approvals_app.command("auto")
+def approvals_auto(
+    market: str = typer.Option(..., help="answer this market's approvals"),
+    grant_up_to: int = typer.Option(..., help="grant at or below this many cents, deny above"),
+    seconds: float = typer.Option(60.0, help="stop after this long"),
+    by: str = "script",
+) -> None:
+    """A scripted human: answer every approval requested from now on by a price threshold."""
+    from haggle.runtime.settings import Settings
+
+    answered = asyncio.run(_auto_answer(Settings().kafka_bootstrap_servers, market, grant_up_to, seconds, by))
+    console.print(f"answered {answered} approval(s) in {market}")
+
+
+def scripted_answer(
+    request: ApprovalRequested, grant_up_to: int, by: str
+) -> ApprovalGranted | ApprovalDenied:
+    """The answer a threshold policy gives: what a market script says in place of a person."""
+    ids = {
+        "approval_id": request.approval_id,
+        "deal_id": request.deal_id,
+        "principal_id": request.principal_id,
+    }
+    if request.amount_cents <= grant_up_to:
+        return ApprovalGranted(**ids, granted_by=by)
+    return ApprovalDenied(**ids, denied_by=by, reason=f"above the scripted {grant_up_to} cents")
+
+
+async def _auto_answer(bootstrap: str, market: str, grant_up_to: int, seconds: float, by: str) -> int:
+    from haggle.client import Publisher, tail
+
+    answered = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    async with (
+        Publisher(bootstrap, "haggle-approvals-auto") as pub,
+        tail(bootstrap, APPROVAL_EVENTS.name) as sub,
+    ):
+        print(f"listening for approvals in {market}", flush=True)
+        while loop.time() < deadline:
+            for records in (await sub.getmany(timeout_ms=200)).values():
+                for request in filter(None, (_approval_request(r.value, market) for r in records)):
+                    answer = scripted_answer(request, grant_up_to, by)
+                    envelope = _envelope(answer, market, request.deal_id)
+                    await pub.send(APPROVAL_EVENTS.name, request.principal_id, envelope)
+                    answered += 1
+    return answered
+
+
+def _approval_request(raw: bytes | None, market: str) -> ApprovalRequested | None:
+    from pydantic import ValidationError
+
+    from haggle.contracts import MalformedMessage, decode
+
+    try:
+        env = decode(raw)
+        if env.market_id != market or env.type != "ApprovalRequested":
+            return None
+        return ApprovalRequested.model_validate(env.payload)
+    except (MalformedMessage, ValidationError):
+        return None

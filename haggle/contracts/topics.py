@@ -13,6 +13,7 @@ from haggle.contracts.approval import APPROVAL_EVENTS as APPROVAL_EVENT_TYPES
 from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.envelope import Message
 from haggle.contracts.listing import LISTING_COMMANDS, LISTING_EVENTS
+from haggle.contracts.mandate import MANDATE_COMMANDS as MANDATE_COMMAND_TYPES
 from haggle.contracts.market import MARKET_EVENTS as MARKET_EVENT_TYPES
 from haggle.contracts.negotiation import (
     INBOX_EVENTS,
@@ -42,6 +43,7 @@ class Topic:
 
 
 MARKET_EVENTS = Topic("market.events", key="market_id", partitions=3, messages=MARKET_EVENT_TYPES)
+MANDATE_COMMANDS = Topic("mandate.commands", key="principal_id", messages=MANDATE_COMMAND_TYPES)
 AGENT_EVENTS = Topic("agent.events", key="agent_id", messages=AGENT_EVENT_TYPES)
 LISTING_COMMANDS_TOPIC = Topic("listing.commands", key="listing_id", messages=LISTING_COMMANDS)
 LISTING_EVENTS_TOPIC = Topic("listing.events", key="listing_id", messages=LISTING_EVENTS)
@@ -58,6 +60,7 @@ APPROVAL_EVENTS = Topic("approval.events", key="principal_id", messages=APPROVAL
 
 TOPICS: tuple[Topic, ...] = (
     MARKET_EVENTS,
+    MANDATE_COMMANDS,
     AGENT_EVENTS,
     LISTING_COMMANDS_TOPIC,
     LISTING_EVENTS_TOPIC,

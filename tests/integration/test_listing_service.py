@@ -301,6 +301,28 @@ async def test_a_withdrawal_by_someone_else_is_refused(
     assert (await row(db, listing_id) or {})["status"] == "active"
 
 
+async def test_withdrawing_twice_is_refused_as_not_active(
+    publisher: Publisher, watcher: Watcher, market_id: str
+) -> None:
+    listing_id = f"{market_id}-L1"
+    await published(publisher, watcher, market_id, listing_id)
+    first = await send(
+        publisher, envelope(WithdrawListing(listing_id=listing_id, seller_agent_id="seller-1"), market_id)
+    )
+    assert (await watcher.outcome(first)).type == "ListingWithdrawn"
+    again = await send(
+        publisher, envelope(WithdrawListing(listing_id=listing_id, seller_agent_id="seller-1"), market_id)
+    )
+    assert (await refused(watcher, again)).reason is ListingRefusal.LISTING_NOT_ACTIVE
+
+
+def test_every_refusal_reason_has_a_service_test() -> None:
+    covered = {reason for _, _, reason in CREATE_REFUSALS}
+    covered |= {ListingRefusal.LISTING_EXISTS, ListingRefusal.UNKNOWN_LISTING, ListingRefusal.NOT_OWNER}
+    covered |= {ListingRefusal.LISTING_NOT_ACTIVE}
+    assert covered == set(ListingRefusal)
+
+
 @pytest.mark.parametrize("price", [0, 12.5])
 async def test_an_invalid_price_update_is_refused(
     publisher: Publisher, watcher: Watcher, db: asyncpg.Pool, market_id: str, price: float

@@ -7,7 +7,9 @@ the real `haggle` CLI, and sends the agents' signed commands itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -340,3 +342,29 @@ async def test_every_refusal_reason_reaches_the_sender(market: SettlementMarket)
     assert len(inbox) >= 3
     assert await market.state(deal_id) == "funded"
     assert await market.balance(market.wallet(market.buyer)) == (50_010, 50_010 - ESCROW)
+
+
+async def test_a_market_script_answers_approvals_by_threshold(market: SettlementMarket) -> None:
+    await market.open()
+    await market.fund(market.buyer, 200_000, limit=0)
+    script = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "haggle", "approvals", "auto", "--market", market.market_id),
+        *("--grant-up-to", str(ESCROW), "--seconds", "40"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert script.stdout is not None
+        line = await asyncio.wait_for(script.stdout.readline(), timeout=30)
+        assert b"listening" in line, line
+        cheap, dear = ids(market), ids(market)
+        for (deal_id, listing_id), price in ((cheap, PRICE), (dear, PRICE + 1)):
+            await market.listing(listing_id)
+            await market.agree(market.deal(deal_id, listing_id, price))
+        await market.event("EscrowFunded", cheap[0])
+        failed = await market.event("EscrowFailed", dear[0])
+        assert failed.payload["reason"] == EscrowFailure.APPROVAL_DENIED
+    finally:
+        script.kill()
+        await script.wait()

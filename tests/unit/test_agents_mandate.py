@@ -17,6 +17,8 @@ from services.agents.mandate import (
     MandateError,
     StrategyBrainConfig,
     StrategyName,
+    limits_for_sale,
+    limits_for_want,
     load_mandate,
     parse_mandate,
 )
@@ -36,7 +38,7 @@ def test_example_seller_loads_with_its_private_floors() -> None:
     assert mandate.brain.name is StrategyName.BOULWARE and mandate.brain.params.e == 0.2
     assert [item.id for item in mandate.items] == ["alice-headphones", "alice-table", "alice-lens"]
     assert all(item.floor_cents <= item.asking_price_cents for item in mandate.items)
-    limits = mandate.limits_for_sale("alice-table")
+    limits = limits_for_sale(mandate, "alice-table")
     assert limits.role is Party.SELLER and limits.floor_cents == 30_000
 
 
@@ -51,7 +53,7 @@ def test_example_buyer_loads_as_a_claude_brain_with_wants() -> None:
     mandate = load_mandate(EXAMPLES / "buyer.json")
     assert isinstance(mandate.brain, ClaudeBrainConfig)
     assert mandate.brain.model == "claude-sonnet-4-6"
-    limits = mandate.limits_for_want("bob-headphones", committed_cents=50_000)
+    limits = limits_for_want(mandate, "bob-headphones", committed_cents=50_000)
     assert limits.role is Party.BUYER
     assert (limits.max_price_cents, limits.remaining_budget_cents) == (16_000, 10_000)
     assert limits.min_condition is Condition.VERY_GOOD

@@ -7,7 +7,7 @@ import pytest
 
 from haggle.contracts import Envelope, InvalidPayload, MalformedMessage, decode, encode, payload_of, wrap
 from haggle.contracts.codec import MAX_MESSAGE_BYTES
-from haggle.contracts.listing import CreateListing, ListingPublished, UpdateListingPrice, WithdrawListing
+from haggle.contracts.listing import CreateListing, UpdateListingPrice, WithdrawListing
 
 MARKET = "m-codec"
 
@@ -112,9 +112,8 @@ def test_a_known_type_outside_the_allowed_set_is_an_invalid_payload() -> None:
 def test_an_event_type_sent_as_a_command_is_refused() -> None:
     body = price_update().model_dump(mode="json") | {"type": "ListingPublished"}
     env = decode(raw_envelope(body))
-    with pytest.raises(InvalidPayload):
+    with pytest.raises(InvalidPayload, match="'ListingPublished' not accepted here"):
         payload_of(env, (CreateListing, UpdateListingPrice, WithdrawListing))
-    assert ListingPublished not in (CreateListing, UpdateListingPrice, WithdrawListing)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -205,10 +206,10 @@ def test_withdraw_ends_the_listing() -> None:
     assert events == [ListingWithdrawn(listing_id="L-1", reason="withdrawn by seller")]
 
 
-SellerCommand = Callable[[Listing | None, str], tuple[object, list[object], domain.Refusal | None]]
+SellerCommand = Callable[[Listing | None, str], tuple[Any, Sequence[Any], domain.Refusal | None]]
 SELLER_COMMANDS: dict[str, SellerCommand] = {
-    "update_price": lambda listing, seller: domain.update_price(listing, seller, 9_000),  # type: ignore[dict-item]
-    "withdraw": domain.withdraw,  # type: ignore[dict-item]
+    "update_price": lambda listing, seller: domain.update_price(listing, seller, 9_000),
+    "withdraw": domain.withdraw,
 }
 
 
@@ -309,18 +310,17 @@ def test_a_refund_closes_the_listing() -> None:
 
 
 def test_long_upstream_reasons_are_cut_to_the_contract() -> None:
-    listing, events = domain.relist(reserved("D-1"), "D-1", "r" * 500)
-    assert listing is not None
-    ListingRelisted.model_validate(events[0].model_dump())
-    listing, events = domain.close_after_refund(reserved("D-1"), "D-1", "r" * 500)
-    ListingWithdrawn.model_validate(events[0].model_dump())
+    _, relisted = domain.relist(reserved("D-1"), "D-1", "r" * 500)
+    ListingRelisted.model_validate(relisted[0].model_dump())
+    _, closed = domain.close_after_refund(reserved("D-1"), "D-1", "r" * 500)
+    ListingWithdrawn.model_validate(closed[0].model_dump())
 
 
-Reaction = Callable[[Listing | None, str], tuple[Listing | None, list[object]]]
+Reaction = Callable[[Listing | None, str], tuple[Listing | None, Sequence[Any]]]
 REACTIONS: dict[str, Reaction] = {
-    "sell": domain.sell,  # type: ignore[dict-item]
-    "relist": lambda listing, deal: domain.relist(listing, deal, "escrow failed"),  # type: ignore[dict-item]
-    "close": lambda listing, deal: domain.close_after_refund(listing, deal, "refund"),  # type: ignore[dict-item]
+    "sell": domain.sell,
+    "relist": lambda listing, deal: domain.relist(listing, deal, "escrow failed"),
+    "close": lambda listing, deal: domain.close_after_refund(listing, deal, "refund"),
 }
 
 
@@ -374,23 +374,22 @@ steps = st.one_of(
 )
 
 
-def apply(listing: Listing, step: tuple[object, ...]) -> tuple[Listing | None, list[object]]:
+def apply(listing: Listing, step: tuple[Any, ...]) -> tuple[Listing | None, Sequence[Any]]:
     name, arg = step[0], str(step[1])
     if name == "reserve":
-        after, events = domain.reserve(listing, arg)
-        return after, list(events)
+        return domain.reserve(listing, arg)
     if name in REACTIONS:
-        return REACTIONS[str(name)](listing, arg)
+        return REACTIONS[name](listing, arg)
     if name == "withdraw":
-        after, events, _ = domain.withdraw(listing, arg)
-        return after, list(events)
-    after, events, _ = domain.update_price(listing, arg, int(step[2]))  # type: ignore[call-overload]
-    return after, list(events)
+        withdrawn, ended, _ = domain.withdraw(listing, arg)
+        return withdrawn, ended
+    updated, changed, _ = domain.update_price(listing, arg, int(step[2]))
+    return updated, changed
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(steps, max_size=25))
-def test_random_sequences_keep_the_state_machine_invariants(sequence: list[tuple[object, ...]]) -> None:
+def test_random_sequences_keep_the_state_machine_invariants(sequence: list[tuple[Any, ...]]) -> None:
     listing = active()
     for step in sequence:
         after, events = apply(listing, step)

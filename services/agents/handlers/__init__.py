@@ -1,0 +1,1 @@
+"""Agent handlers: lifecycle (mandates, admission, listings), turns (negotiation), settlement reactions."""

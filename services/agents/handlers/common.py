@@ -1,0 +1,120 @@
+"""What every agent handler shares: signing and sending, brains, views and limits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from prometheus_client import Counter
+
+from haggle.contracts import Message, signed, wrap
+from haggle.contracts.listing import ListingFacts
+from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferMade, Party, ThreadOpened
+from haggle.runtime.outbox import UnitOfWork
+from services.agents import store
+from services.agents.brains import Brain, build_brain
+from services.agents.ratelimit import RateLimiter
+from services.agents.store import Negotiation, Principal
+from services.agents.view import ListingView, MandateLimits, NegotiationView, time_fraction
+
+PRODUCER = "agents"
+AGENT_MOVES = Counter(
+    "haggle_agent_moves_total", "Moves that left an agent, after the guard", ["brain", "type"]
+)
+AGENT_TURNS = Counter("haggle_agent_turns_total", "Turns an agent took", ["outcome"])
+
+LIMITER = RateLimiter(
+    per_second=float(os.environ.get("HAGGLE_AGENT_MOVES_PER_SECOND", "20")),
+    burst=int(os.environ.get("HAGGLE_AGENT_MOVE_BURST", "40")),
+)
+PARALLEL_PER_WANT = int(os.environ.get("HAGGLE_AGENT_PARALLEL_PER_WANT", "3"))
+_brains: dict[str, Brain] = {}
+
+THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {
+    "ThreadOpened": ThreadOpened,
+    "OfferMade": OfferMade,
+    "MessagePosted": MessagePosted,
+    "NegotiationEnded": NegotiationEnded,
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def brain_for(principal: Principal) -> Brain:
+    if principal.principal_id not in _brains:
+        _brains[principal.principal_id] = build_brain(principal.mandate.brain)
+    return _brains[principal.principal_id]
+
+
+def brain_label(principal: Principal) -> str:
+    config = principal.mandate.brain
+    return getattr(config, "model", None) or str(getattr(config, "name", "unknown"))
+
+
+async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> None:
+    """Sign with the agent's key and next seq, and queue in the outbox (sent after commit)."""
+    seq = await store.take_seq(uow.conn, principal.principal_id)
+    env = signed(
+        payload,
+        key=principal.key,
+        agent_id=principal.agent_id,
+        seq=seq,
+        market_id=principal.market_id,
+        producer=PRODUCER,
+    )
+    uow.emit(topic, key, env)
+
+
+def publish(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> None:
+    """An unsigned message (listing commands are authorised by the seller id they name)."""
+    uow.emit(topic, key, wrap(payload, market_id=principal.market_id, producer=PRODUCER))
+
+
+def listing_id_for(principal_id: str, item_id: str) -> str:
+    return f"{principal_id}.{item_id}"
+
+
+def item_id_of(principal_id: str, listing_id: str) -> str | None:
+    prefix = f"{principal_id}."
+    return listing_id[len(prefix) :] if listing_id.startswith(prefix) else None
+
+
+def listing_view(facts: ListingFacts) -> ListingView:
+    return ListingView.from_facts(facts)
+
+
+def view_of(
+    principal: Principal, neg: Negotiation, facts: ListingFacts, limits: MandateLimits, max_rounds: int = 20
+) -> NegotiationView:
+    """Fold the thread's events (as this agent received them) into what the brain may see."""
+    role = Party.BUYER if neg.role == "buyer" else Party.SELLER
+    view = NegotiationView(principal.agent_id, role, listing_view(facts), limits, max_rounds)
+    opened_at: datetime | None = None
+    for entry in neg.events:
+        event = THREAD_EVENTS[entry["type"]].model_validate(entry["payload"])
+        if isinstance(event, ThreadOpened):
+            opened_at = datetime.fromisoformat(entry["at"])
+        view = view.with_event(event)
+    if opened_at is not None and view.deadline is not None:
+        view = replace(view, time_fraction=time_fraction(opened_at, view.deadline, now()))
+    return view
+
+
+async def limits_of(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> MandateLimits:
+    """The private limits for this negotiation, with what other negotiations hold taken off the budget."""
+    mandate = principal.mandate
+    if neg.role == "seller":
+        item_id = neg.item_id or item_id_of(principal.principal_id, neg.listing_id)
+        return MandateLimits.for_seller(mandate.item(str(item_id)).floor_cents)
+    want = mandate.want(str(neg.want_id))
+    others = await store.negotiations_of(uow.conn, principal.principal_id)
+    held = sum(n.reserved_cents for n in others if n.neg_id != neg.neg_id and n.role == "buyer")
+    remaining = max(0, mandate.budget_cents - principal.committed_cents - held)
+    return MandateLimits.for_buyer(want.max_price_cents, remaining, want.min_condition)
+
+
+def shipping_total(price: int, cost: int, buyer_pays: bool) -> int:
+    return price + (cost if buyer_pays else 0)

@@ -1,0 +1,124 @@
+"""An agent's life: mandate assigned → registered → admitted → items listed → wants matched."""
+
+from __future__ import annotations
+
+import logging
+
+from haggle.contracts import AgentKey, Envelope
+from haggle.contracts.agents import AgentRegistered, Role
+from haggle.contracts.listing import (
+    ListingPublished,
+    ListingRelisted,
+    ListingReserved,
+    ListingSold,
+    ListingWithdrawn,
+)
+from haggle.contracts.mandate import AssignMandate, Want
+from haggle.contracts.negotiation import AgentAdmitted
+from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
+from haggle.runtime.outbox import UnitOfWork
+from services.agents import store
+from services.agents.handlers import common
+from services.agents.store import Negotiation, Principal
+
+log = logging.getLogger(__name__)
+HOPELESS_BELOW = 0.5
+"""A want does not haggle over a listing asking more than twice its private max."""
+
+
+def agent_id_for(principal_id: str) -> str:
+    return f"{principal_id}.agent"
+
+
+async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) -> None:
+    """Create the principal's agent (a new key, stored) and register it; a repeat changes nothing."""
+    mandate = cmd.mandate
+    key = AgentKey.generate()
+    created = await store.insert_principal(
+        uow.conn, env.market_id, mandate, cmd.variant, agent_id_for(mandate.principal_id), key
+    )
+    if not created:
+        log.info("mandate already assigned", extra={"principal_id": mandate.principal_id})
+        return
+    principal = await store.principal(uow.conn, mandate.principal_id)
+    assert principal is not None
+    role = Role.BOTH if mandate.items and mandate.wants else Role.SELLER if mandate.items else Role.BUYER
+    registration = AgentRegistered(
+        agent_id=principal.agent_id,
+        principal_id=mandate.principal_id,
+        owner_id=mandate.owner_id,
+        role=role,
+        public_key=key.public,
+    )
+    await common.send(uow, principal, registration, AGENT_EVENTS.name, principal.agent_id)
+
+
+async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> None:
+    """Admitted by the referee: list what we sell, and look at what is already for sale."""
+    principal = await store.principal_by_agent(uow.conn, event.agent_id)
+    if principal is None or not await store.set_admitted(uow.conn, principal.principal_id):
+        return
+    for item in principal.mandate.items:
+        listing_id = common.listing_id_for(principal.principal_id, item.id)
+        cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
+        common.publish(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, listing_id)
+    if principal.mandate.wants:
+        for listing in await store.active_listings(uow.conn, principal.market_id):
+            await consider(uow, principal, listing)
+
+
+def matching_want(principal: Principal, listing: ListingPublished, fulfilled: set[str]) -> Want | None:
+    """The first unfilled want this listing could satisfy, judged on structured facts only."""
+    if listing.seller_principal_id == principal.principal_id:
+        return None
+    for want in principal.mandate.wants:
+        if want.id in fulfilled or not want.matches(listing.title, listing.category):
+            continue
+        if not listing.condition.at_least(want.min_condition):
+            continue
+        if want.max_price_cents < HOPELESS_BELOW * listing.price_cents:
+            continue
+        return want
+    return None
+
+
+async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublished) -> None:
+    """Queue an opening move on a matching listing; the turn scheduler takes it in its own transaction."""
+    want = matching_want(principal, listing, await store.fulfilled_wants(uow.conn, principal.principal_id))
+    if want is None:
+        return
+    neg_id = store.buyer_neg_id(principal.principal_id, listing.listing_id)
+    existing = await store.negotiation(uow.conn, neg_id)
+    if existing is not None and (existing.live or existing.status == "deal"):
+        return
+    live = [n for n in await store.negotiations_of(uow.conn, principal.principal_id) if n.want_id == want.id]
+    if len(live) >= common.PARALLEL_PER_WANT:
+        return
+    fresh = Negotiation(
+        neg_id, principal.principal_id, listing.listing_id, "buyer", want_id=want.id, retry_at=common.now()
+    )
+    await store.save_negotiation(uow.conn, fresh)
+
+
+async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPublished) -> None:
+    await store.save_listing(uow.conn, env.market_id, event)
+    for principal in await store.admitted_buyers(uow.conn, env.market_id):
+        await consider(uow, principal, event)
+
+
+async def on_listing_gone(
+    uow: UnitOfWork, env: Envelope, event: ListingWithdrawn | ListingReserved | ListingSold
+) -> None:
+    status = {"ListingWithdrawn": "withdrawn", "ListingReserved": "reserved", "ListingSold": "sold"}[
+        event.type
+    ]
+    await store.set_listing_status(uow.conn, event.listing_id, status)
+
+
+async def on_listing_relisted(uow: UnitOfWork, env: Envelope, event: ListingRelisted) -> None:
+    await store.set_listing_status(uow.conn, event.listing_id, "active")
+    known = await store.listing(uow.conn, event.listing_id)
+    if known is None:
+        return
+    for principal in await store.admitted_buyers(uow.conn, env.market_id):
+        await consider(uow, principal, known[0])

@@ -1,0 +1,249 @@
+"""Negotiation turns: fold inbox events into the agent's view, ask the brain, guard, sign, send."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from haggle.contracts import Envelope, Message
+from haggle.contracts.listing import ListingFacts
+from haggle.contracts.negotiation import (
+    AcceptOffer,
+    ActionRefused,
+    CounterOffer,
+    DealAgreed,
+    EndReason,
+    NegotiationEnded,
+    OfferMade,
+    OpenNegotiation,
+    Party,
+    RejectOffer,
+    SendMessage,
+    ThreadOpened,
+    WithdrawNegotiation,
+)
+from haggle.contracts.topics import NEGOTIATION_COMMANDS
+from haggle.runtime.outbox import UnitOfWork
+from services.agents import store
+from services.agents.brains import BrainUnavailable
+from services.agents.decide import next_move
+from services.agents.handlers import common
+from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from services.agents.store import Negotiation, Principal
+from services.agents.view import NegotiationView
+
+log = logging.getLogger(__name__)
+RETRYABLE_OPEN_REFUSALS = {"listing_unknown", "rate_limited"}
+MAX_OPEN_ATTEMPTS = 8
+
+
+async def facts_for(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> ListingFacts | None:
+    """The listing as the agent knows it; a seller can always fall back on its own mandate."""
+    known = await store.listing(uow.conn, neg.listing_id)
+    if known is not None:
+        return known[0]
+    item_id = neg.item_id or common.item_id_of(principal.principal_id, neg.listing_id)
+    if neg.role == "seller" and item_id:
+        item = principal.mandate.item(item_id)
+        return item.to_listing(neg.listing_id, principal.agent_id, principal.principal_id)
+    return None
+
+
+async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
+    """Ask the brain for this negotiation's next move and send what the guard lets through."""
+    facts = await facts_for(uow, principal, neg)
+    if facts is None or not neg.live:
+        return
+    limits = await common.limits_of(uow, principal, neg)
+    view = common.view_of(principal, neg, facts, limits)
+    if not view.my_turn:
+        return
+    try:
+        decision = await next_move(common.brain_for(principal), view, limits, limiter=common.LIMITER)
+    except BrainUnavailable:
+        neg.retry_at, neg.attempts = common.now() + timedelta(seconds=5), neg.attempts + 1
+        common.AGENT_TURNS.labels("brain_unavailable").inc()
+        await store.save_negotiation(uow.conn, neg)
+        return
+    await _send_move(uow, principal, neg, view, decision.move)
+    await store.record_move(
+        uow.conn,
+        principal.principal_id,
+        neg.listing_id,
+        type(decision.move).__name__,
+        getattr(decision.move, "price_cents", None),
+        len(decision.refusals),
+    )
+    common.AGENT_TURNS.labels("fell_back" if decision.fell_back else "moved").inc()
+    await store.save_negotiation(uow.conn, neg)
+
+
+async def _send_move(
+    uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, move: Move
+) -> None:
+    command = _command(neg, view, move)
+    if isinstance(move, MakeOffer | Accept):
+        neg.reserved_cents = _buyer_hold(view, move) if neg.role == "buyer" else 0
+    if command is None:
+        if isinstance(move, Walk) and neg.thread_id is None:
+            neg.status, neg.end_reason, neg.reserved_cents = "ended", "declined_to_open", 0
+        return
+    neg.retry_at = None
+    common.AGENT_MOVES.labels(common.brain_label(principal), command.type).inc()
+    await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
+
+
+def _buyer_hold(view: NegotiationView, move: MakeOffer | Accept) -> int:
+    """What this move could commit the buyer to: the money held for it until the thread ends."""
+    if isinstance(move, Accept):
+        offer = next(o for o in view.offers if o.offer_id == move.offer_id)
+        return offer.buyer_total_cents
+    option = view.listing.shipping_option(move.shipping_method)
+    cost = option.cost_cents if option else 0
+    return common.shipping_total(move.price_cents, cost, move.shipping_paid_by is Party.BUYER)
+
+
+def _command(neg: Negotiation, view: NegotiationView, move: Move) -> Message | None:
+    listing_id, thread_id = neg.listing_id, neg.thread_id
+    if isinstance(move, MakeOffer):
+        if thread_id is None:
+            return OpenNegotiation(
+                listing_id=listing_id,
+                price_cents=move.price_cents,
+                shipping_method=move.shipping_method,
+                shipping_paid_by=move.shipping_paid_by,
+                message=move.message,
+            )
+        return CounterOffer(
+            listing_id=listing_id,
+            thread_id=thread_id,
+            price_cents=move.price_cents,
+            shipping_method=move.shipping_method,
+            shipping_paid_by=move.shipping_paid_by,
+            message=move.message,
+        )
+    if thread_id is None:
+        return None
+    if isinstance(move, Accept):
+        return AcceptOffer(listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id)
+    if isinstance(move, Reject):
+        return RejectOffer(
+            listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id, message=move.message
+        )
+    if isinstance(move, Walk):
+        return WithdrawNegotiation(listing_id=listing_id, thread_id=thread_id)
+    if isinstance(move, Say) and move.text:
+        return SendMessage(listing_id=listing_id, thread_id=thread_id, text=move.text)
+    return None
+
+
+# Inbox: thread events -------------------------------------------------------
+
+
+async def _locate(uow: UnitOfWork, principal: Principal, event: Message) -> Negotiation | None:
+    listing_id, thread_id = str(event.listing_id), getattr(event, "thread_id", None)
+    seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or (
+        common.item_id_of(principal.principal_id, listing_id) is not None
+    )
+    if not seller_side:
+        return await store.negotiation(uow.conn, store.buyer_neg_id(principal.principal_id, listing_id))
+    neg_id = store.seller_neg_id(principal.principal_id, str(thread_id))
+    found = await store.negotiation(uow.conn, neg_id)
+    if found is None and isinstance(event, ThreadOpened):
+        found = Negotiation(
+            neg_id,
+            principal.principal_id,
+            listing_id,
+            "seller",
+            item_id=common.item_id_of(principal.principal_id, listing_id),
+            thread_id=thread_id,
+        )
+    return found
+
+
+async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> None:
+    principal = await store.principal_by_agent(uow.conn, str(env.agent_id))
+    if principal is None:
+        return
+    neg = await _locate(uow, principal, event)
+    if neg is None:
+        return
+    neg.events.append(
+        {"type": event.type, "payload": event.model_dump(mode="json"), "at": env.occurred_at.isoformat()}
+    )
+    if isinstance(event, ThreadOpened):
+        neg.thread_id, neg.status, neg.retry_at = event.thread_id, "open", None
+    if isinstance(event, NegotiationEnded):
+        neg.status = "deal" if event.reason is EndReason.DEAL else "ended"
+        neg.end_reason = event.reason.value
+        if event.reason is not EndReason.DEAL:
+            neg.reserved_cents = 0
+    await store.save_negotiation(uow.conn, neg)
+    theirs = isinstance(event, OfferMade) and event.agent_id != principal.agent_id
+    if theirs and neg.live:
+        await take_turn(uow, principal, neg)
+
+
+async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
+    principal = await store.principal_by_agent(uow.conn, str(env.agent_id))
+    if principal is None:
+        return
+    neg = await _locate(uow, principal, event)
+    if neg is None:
+        return
+    buyer = principal.agent_id == event.buyer_agent_id
+    amount = (
+        common.shipping_total(
+            event.price_cents, event.shipping_cost_cents, event.shipping_paid_by is Party.BUYER
+        )
+        if buyer
+        else event.price_cents
+    )
+    if not await store.save_deal(uow.conn, event.deal_id, neg, amount, event.shipping_method.value):
+        return
+    neg.status, neg.reserved_cents = "deal", 0
+    await store.save_negotiation(uow.conn, neg)
+    if buyer:
+        await store.add_committed(uow.conn, principal.principal_id, amount)
+        principal.committed_cents += amount
+        await _drop_other_threads_for(uow, principal, neg)
+
+
+async def _drop_other_threads_for(uow: UnitOfWork, principal: Principal, won: Negotiation) -> None:
+    """One want, one purchase: walk away from the other listings this want was haggling over."""
+    for other in await store.negotiations_of(uow.conn, principal.principal_id):
+        if other.role != "buyer" or other.want_id != won.want_id or other.neg_id == won.neg_id:
+            continue
+        other.reserved_cents = 0
+        if other.thread_id is not None:
+            await common.send(
+                uow,
+                principal,
+                WithdrawNegotiation(listing_id=other.listing_id, thread_id=other.thread_id),
+                NEGOTIATION_COMMANDS.name,
+                other.listing_id,
+            )
+        else:
+            other.status, other.end_reason, other.retry_at = "ended", "want_fulfilled", None
+        await store.save_negotiation(uow.conn, other)
+
+
+async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> None:
+    principal = await store.principal_by_agent(uow.conn, str(env.agent_id))
+    if principal is None:
+        return
+    log.info(
+        "move refused by the referee",
+        extra={"agent_id": principal.agent_id, "reason": event.reason.value, "command": event.command_type},
+    )
+    if event.command_type != "OpenNegotiation":
+        return
+    neg = await store.negotiation(uow.conn, store.buyer_neg_id(principal.principal_id, event.listing_id))
+    if neg is None or neg.status != "opening":
+        return
+    if event.reason.value in RETRYABLE_OPEN_REFUSALS and neg.attempts < MAX_OPEN_ATTEMPTS:
+        neg.attempts += 1
+        neg.retry_at = common.now() + timedelta(seconds=0.2 * 2**neg.attempts)
+    else:
+        neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", event.reason.value, 0, None
+    await store.save_negotiation(uow.conn, neg)

@@ -1,0 +1,285 @@
+"""The agents service's SQL (asyncpg): principals and keys, listings seen, negotiations, deals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from haggle.contracts import AgentKey
+from haggle.contracts.listing import ListingPublished
+from haggle.contracts.mandate import Mandate
+
+
+@dataclass
+class Principal:
+    principal_id: str
+    market_id: str
+    agent_id: str
+    variant: str
+    mandate: Mandate
+    key: AgentKey
+    admitted: bool
+    committed_cents: int
+
+
+@dataclass
+class Negotiation:
+    neg_id: str
+    principal_id: str
+    listing_id: str
+    role: str
+    want_id: str | None = None
+    item_id: str | None = None
+    thread_id: str | None = None
+    status: str = "opening"
+    events: list[dict[str, Any]] = field(default_factory=list)
+    reserved_cents: int = 0
+    retry_at: datetime | None = None
+    attempts: int = 0
+    end_reason: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("opening", "open")
+
+
+def buyer_neg_id(principal_id: str, listing_id: str) -> str:
+    return f"b|{principal_id}|{listing_id}"
+
+
+def seller_neg_id(principal_id: str, thread_id: str) -> str:
+    return f"s|{principal_id}|{thread_id}"
+
+
+def _principal(row: asyncpg.Record) -> Principal:
+    return Principal(
+        row["principal_id"],
+        row["market_id"],
+        row["agent_id"],
+        row["variant"],
+        Mandate.model_validate_json(row["mandate"]),
+        AgentKey.from_bytes(bytes(row["private_key"])),
+        row["admitted"],
+        row["committed_cents"],
+    )
+
+
+async def insert_principal(
+    conn: asyncpg.Connection, market_id: str, mandate: Mandate, variant: str, agent_id: str, key: AgentKey
+) -> bool:
+    created = await conn.fetchval(
+        "INSERT INTO principals (principal_id, market_id, agent_id, variant, mandate, private_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal_id) DO NOTHING RETURNING 1",
+        mandate.principal_id,
+        market_id,
+        agent_id,
+        variant,
+        mandate.model_dump_json(),
+        key.private_bytes(),
+    )
+    return created is not None
+
+
+async def principal(conn: asyncpg.Connection, principal_id: str) -> Principal | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM principals WHERE principal_id = $1 FOR NO KEY UPDATE", principal_id
+    )
+    return _principal(row) if row else None
+
+
+async def principal_by_agent(conn: asyncpg.Connection, agent_id: str) -> Principal | None:
+    row = await conn.fetchrow("SELECT * FROM principals WHERE agent_id = $1 FOR NO KEY UPDATE", agent_id)
+    return _principal(row) if row else None
+
+
+async def admitted_buyers(conn: asyncpg.Connection, market_id: str) -> list[Principal]:
+    """Every admitted principal with wants, locked in a fixed order (no deadlocks between lanes)."""
+    rows = await conn.fetch(
+        "SELECT * FROM principals WHERE market_id = $1 AND admitted"
+        " AND jsonb_array_length(mandate->'wants') > 0 ORDER BY principal_id",
+        market_id,
+    )
+    return [_principal(r) for r in rows]
+
+
+async def take_seq(conn: asyncpg.Connection, principal_id: str) -> int:
+    return int(
+        await conn.fetchval(
+            "UPDATE principals SET next_seq = next_seq + 1 WHERE principal_id = $1 RETURNING next_seq - 1",
+            principal_id,
+        )
+    )
+
+
+async def set_admitted(conn: asyncpg.Connection, principal_id: str) -> bool:
+    """True the first time only."""
+    changed = await conn.fetchval(
+        "UPDATE principals SET admitted = true WHERE principal_id = $1 AND NOT admitted RETURNING 1",
+        principal_id,
+    )
+    return changed is not None
+
+
+async def add_committed(conn: asyncpg.Connection, principal_id: str, delta: int) -> None:
+    await conn.execute(
+        "UPDATE principals SET committed_cents = GREATEST(0, committed_cents + $2) WHERE principal_id = $1",
+        principal_id,
+        delta,
+    )
+
+
+async def save_listing(conn: asyncpg.Connection, market_id: str, facts: ListingPublished) -> None:
+    await conn.execute(
+        "INSERT INTO listings_seen (listing_id, market_id, facts, status, seller_principal_id)"
+        " VALUES ($1, $2, $3, 'active', $4) ON CONFLICT (listing_id) DO NOTHING",
+        facts.listing_id,
+        market_id,
+        facts.model_dump_json(),
+        facts.seller_principal_id,
+    )
+
+
+async def set_listing_status(conn: asyncpg.Connection, listing_id: str, status: str) -> None:
+    await conn.execute("UPDATE listings_seen SET status = $2 WHERE listing_id = $1", listing_id, status)
+
+
+async def listing(conn: asyncpg.Connection, listing_id: str) -> tuple[ListingPublished, str] | None:
+    row = await conn.fetchrow("SELECT facts, status FROM listings_seen WHERE listing_id = $1", listing_id)
+    return (ListingPublished.model_validate_json(row["facts"]), row["status"]) if row else None
+
+
+async def active_listings(conn: asyncpg.Connection, market_id: str) -> list[ListingPublished]:
+    rows = await conn.fetch(
+        "SELECT facts FROM listings_seen WHERE market_id = $1 AND status = 'active' ORDER BY listing_id",
+        market_id,
+    )
+    return [ListingPublished.model_validate_json(r["facts"]) for r in rows]
+
+
+def _negotiation(row: asyncpg.Record) -> Negotiation:
+    return Negotiation(
+        row["neg_id"],
+        row["principal_id"],
+        row["listing_id"],
+        row["role"],
+        row["want_id"],
+        row["item_id"],
+        row["thread_id"],
+        row["status"],
+        orjson.loads(row["events"]),
+        row["reserved_cents"],
+        row["retry_at"],
+        row["attempts"],
+        row["end_reason"],
+    )
+
+
+async def negotiation(conn: asyncpg.Connection, neg_id: str) -> Negotiation | None:
+    row = await conn.fetchrow("SELECT * FROM negotiations WHERE neg_id = $1 FOR UPDATE", neg_id)
+    return _negotiation(row) if row else None
+
+
+async def negotiations_of(
+    conn: asyncpg.Connection, principal_id: str, live_only: bool = True
+) -> list[Negotiation]:
+    rows = await conn.fetch(
+        "SELECT * FROM negotiations WHERE principal_id = $1"
+        + (" AND status IN ('opening', 'open')" if live_only else "")
+        + " ORDER BY neg_id",
+        principal_id,
+    )
+    return [_negotiation(r) for r in rows]
+
+
+async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:
+    await conn.execute(
+        """
+        INSERT INTO negotiations (neg_id, principal_id, listing_id, role, want_id, item_id, thread_id,
+            status, events, reserved_cents, retry_at, attempts, end_reason)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        ON CONFLICT (neg_id) DO UPDATE SET want_id = EXCLUDED.want_id, thread_id = EXCLUDED.thread_id,
+            status = EXCLUDED.status, events = EXCLUDED.events, reserved_cents = EXCLUDED.reserved_cents,
+            retry_at = EXCLUDED.retry_at, attempts = EXCLUDED.attempts, end_reason = EXCLUDED.end_reason,
+            updated_at = now()
+        """,
+        n.neg_id,
+        n.principal_id,
+        n.listing_id,
+        n.role,
+        n.want_id,
+        n.item_id,
+        n.thread_id,
+        n.status,
+        orjson.dumps(n.events).decode(),
+        n.reserved_cents,
+        n.retry_at,
+        n.attempts,
+        n.end_reason,
+    )
+
+
+async def due_retries(conn: asyncpg.Connection, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+    rows = await conn.fetch(
+        "SELECT neg_id, principal_id FROM negotiations WHERE retry_at <= $1 AND status IN ('opening', 'open')"
+        " ORDER BY retry_at LIMIT $2",
+        now,
+        limit,
+    )
+    return [(r["neg_id"], r["principal_id"]) for r in rows]
+
+
+async def save_deal(
+    conn: asyncpg.Connection, deal_id: str, n: Negotiation, amount: int, shipping_method: str
+) -> bool:
+    created = await conn.fetchval(
+        "INSERT INTO deals (deal_id, principal_id, role, listing_id, want_id, amount_cents,"
+        " shipping_method, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'agreed')"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        deal_id,
+        n.principal_id,
+        n.role,
+        n.listing_id,
+        n.want_id,
+        amount,
+        shipping_method,
+    )
+    return created is not None
+
+
+async def deal(conn: asyncpg.Connection, deal_id: str, principal_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM deals WHERE deal_id = $1 AND principal_id = $2 FOR UPDATE", deal_id, principal_id
+    )
+
+
+async def set_deal_status(conn: asyncpg.Connection, deal_id: str, principal_id: str, status: str) -> None:
+    await conn.execute(
+        "UPDATE deals SET status = $3 WHERE deal_id = $1 AND principal_id = $2", deal_id, principal_id, status
+    )
+
+
+async def fulfilled_wants(conn: asyncpg.Connection, principal_id: str) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT want_id FROM deals WHERE principal_id = $1 AND role = 'buyer' AND want_id IS NOT NULL"
+        " AND status NOT IN ('failed', 'refunded')",
+        principal_id,
+    )
+    return {r["want_id"] for r in rows}
+
+
+async def record_move(
+    conn: asyncpg.Connection, principal_id: str, listing_id: str, kind: str, price: int | None, refusals: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO moves (principal_id, listing_id, kind, price_cents, guard_refusals)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        principal_id,
+        listing_id,
+        kind,
+        price,
+        refusals,
+    )
