@@ -67,7 +67,21 @@ class ClaudeBrainConfig(BaseModel):
     max_tokens: int = Field(default=1_024, ge=64, le=8_192)
 
 
-BrainConfig = Annotated[StrategyBrainConfig | ClaudeBrainConfig, Field(discriminator="kind")]
+class CompromisedBrainConfig(BaseModel):
+    """A red-team fixture: a brain that always proposes the worst move for its principal.
+
+    It exists to prove the guard: an agent running it must still never break its mandate.
+    """
+
+    model_config = _STRICT
+    kind: Literal["compromised"]
+    seed: int = 0
+    variety: bool = Field(default=False, description="also try malformed and hostile non-moves")
+
+
+BrainConfig = Annotated[
+    StrategyBrainConfig | ClaudeBrainConfig | CompromisedBrainConfig, Field(discriminator="kind")
+]
 
 
 def _money_error(value: int, what: str) -> None:

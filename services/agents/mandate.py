@@ -6,6 +6,7 @@ from __future__ import annotations
 from haggle.contracts.mandate import (
     BrainConfig,
     ClaudeBrainConfig,
+    CompromisedBrainConfig,
     Mandate,
     MandateError,
     SellItem,
@@ -21,6 +22,7 @@ from services.agents.view import MandateLimits
 __all__ = [
     "BrainConfig",
     "ClaudeBrainConfig",
+    "CompromisedBrainConfig",
     "Mandate",
     "MandateError",
     "SellItem",

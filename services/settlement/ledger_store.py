@@ -131,13 +131,18 @@ async def accounts(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, Ac
 
 
 async def approve_limit(conn: asyncpg.Connection, market_id: str, principal_id: str) -> int | None:
-    """The principal's auto-approve limit here; None when the principal has no wallet in this market."""
-    value = await conn.fetchval(
-        "SELECT auto_approve_limit_cents FROM wallets WHERE market_id = $1 AND principal_id = $2",
+    """The principal's auto-approve limit here: None without a wallet, 0 for a wallet never funded
+    (one opened to receive sale proceeds), so every purchase from it asks a human."""
+    row = await conn.fetchrow(
+        "SELECT w.auto_approve_limit_cents AS limit_cents FROM accounts a"
+        " LEFT JOIN wallets w ON w.market_id = $1 AND w.principal_id = $2 WHERE a.id = $3",
         market_id,
         principal_id,
+        f"wallet:{market_id}:{principal_id}",
     )
-    return None if value is None else int(value)
+    if row is None:
+        return None
+    return int(row["limit_cents"] or 0)
 
 
 async def set_wallet(

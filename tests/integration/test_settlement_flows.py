@@ -241,11 +241,13 @@ async def test_a_dispute_the_rules_cannot_decide_waits_for_a_human(market: Settl
     await market.event("EscrowFunded", deal_id)
     await market.command(market.seller, ShipItem(deal_id=deal_id, packed_condition=Condition.VERY_GOOD))
     await market.event("ShipmentDelivered", deal_id)
-    await market.command(market.buyer, OpenDispute(deal_id=deal_id, reason=DisputeReason.WRONG_ITEM))
+    dispute = OpenDispute(deal_id=deal_id, reason=DisputeReason.WRONG_ITEM, detail="a toaster\x00, not this")
+    await market.command(market.buyer, dispute)
     await market.event("DisputeOpened", deal_id)
     code, out = await haggle_cli("disputes", "list", "--market", market.market_id, "--json")
     assert code == 0, out
-    assert [d["deal_id"] for d in json.loads(out)["disputes"]] == [deal_id]
+    listed = json.loads(out)["disputes"]
+    assert [(d["deal_id"], d["dispute_detail"]) for d in listed] == [(deal_id, "a toaster\\0, not this")]
     assert await market.state(deal_id) == "disputed"
     code, out = await haggle_cli(
         "disputes", "resolve", deal_id, "--outcome", "release", "--note", "same item"

@@ -51,7 +51,7 @@ def brain_for(principal: Principal) -> Brain:
 
 def brain_label(principal: Principal) -> str:
     config = principal.mandate.brain
-    return getattr(config, "model", None) or str(getattr(config, "name", "unknown"))
+    return getattr(config, "model", None) or str(getattr(config, "name", None) or config.kind)
 
 
 async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> None:

@@ -40,7 +40,7 @@ from services.settlement.domain.deal import (
     wallet_account_id,
 )
 from services.settlement.domain.ledger import Account, AccountKind, Phase, Transfer, TransferResult
-from services.settlement.handlers.outcomes import PRODUCER, finish, refuse, utcnow
+from services.settlement.handlers.outcomes import PRODUCER, finish, printable, refuse, utcnow
 
 Decision = Callable[[Deal, Party, MarketRulesSet, datetime], Awaitable[Outcome]]
 
@@ -90,7 +90,8 @@ async def accept_goods(uow: UnitOfWork, env: Envelope, cmd: AcceptGoods) -> None
 async def open_dispute(uow: UnitOfWork, env: Envelope, cmd: OpenDispute) -> None:
     async def decide(deal: Deal, party: Party, rules: MarketRulesSet, now: datetime) -> Outcome:
         listed = await store.listing_condition(uow.conn, deal.listing_id, deal.market_id)
-        return fulfilment.open_dispute(deal, party, cmd.reason, cmd.detail, listed, rules, now)
+        detail = printable(cmd.detail, 2_000)
+        return fulfilment.open_dispute(deal, party, cmd.reason, detail, listed, rules, now)
 
     await _agent_command(uow, env, cmd.deal_id, decide)
 
@@ -103,7 +104,8 @@ async def resolve_dispute(uow: UnitOfWork, env: Envelope, cmd: ResolveDispute) -
         return
     now = utcnow()
     rules = await store.rules(uow.conn, deal.market_id)
-    outcome = fulfilment.resolve(deal, cmd.outcome, rules, now, resolved_by=cmd.resolved_by, note=cmd.note)
+    by, note = printable(cmd.resolved_by, 128), printable(cmd.note, 2_000)
+    outcome = fulfilment.resolve(deal, cmd.outcome, rules, now, resolved_by=by, note=note)
     await finish(uow, env, outcome, rules, now)
 
 

@@ -112,27 +112,33 @@ def publish(uow: UnitOfWork, deal: Deal, events: list[Message], cause: Envelope 
             uow.emit(AGENT_INBOX.name, agent_id, _copy(event, deal, cause, agent_id))
 
 
-async def refuse(uow: UnitOfWork, cause: Envelope, deal_id: str, refusal: Refusal, key: str = "") -> None:
+def printable(text: str, limit: int) -> str:
+    """Text from a sender, safe to store: PostgreSQL text and jsonb cannot hold NUL."""
+    return text.replace("\x00", "\\0")[:limit]
+
+
+async def refuse(uow: UnitOfWork, cause: Envelope, raw_deal_id: str, refusal: Refusal, key: str = "") -> None:
     """A typed refusal on settlement.events, and in the sender's inbox when it named itself."""
     metrics.REFUSALS.labels(refusal.reason.value).inc()
-    await store.record_refusal(uow.conn, deal_id[:128], cause.event_id, refusal.reason.value, refusal.detail)
+    deal_id, detail = printable(raw_deal_id, 128), printable(refusal.detail, 1000)
+    await store.record_refusal(uow.conn, deal_id, cause.event_id, refusal.reason.value, detail)
     event = SettlementCommandRefused(
-        deal_id=deal_id[:128],
+        deal_id=deal_id,
         agent_id=cause.agent_id,
         seq=cause.seq,
-        command_type=cause.type[:64],
+        command_type=printable(cause.type, 64),
         command_event_id=str(cause.event_id),
         reason=refusal.reason,
-        detail=refusal.detail[:1000],
+        detail=detail,
     )
     out = wrap(
         event,
         market_id=cause.market_id,
         producer=PRODUCER,
-        correlation_id=deal_id[:128] or None,
+        correlation_id=deal_id or None,
         causation_id=str(cause.event_id),
     )
-    uow.emit(SETTLEMENT_EVENTS_TOPIC.name, key or deal_id[:128] or "unknown", out)
+    uow.emit(SETTLEMENT_EVENTS_TOPIC.name, key or deal_id or "unknown", out)
     if cause.agent_id:
         copy = out.model_copy(update={"event_id": uuid.uuid4(), "agent_id": cause.agent_id})
         uow.emit(AGENT_INBOX.name, cause.agent_id, copy)
