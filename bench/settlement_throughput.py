@@ -33,6 +33,7 @@ from haggle.contracts.topics import (
     all_topic_partitions,
 )
 from haggle.runtime.db import create_pool, migrate
+from haggle.runtime.operators import operator_envelope
 from services.settlement import ledger_store
 from services.settlement.app import MIGRATIONS
 from services.settlement.domain import escrow
@@ -109,17 +110,7 @@ async def end_to_end_rate(bootstrap: str, count: int) -> float:
     async with Publisher(bootstrap) as pub, tail(bootstrap, SETTLEMENT_EVENTS_TOPIC.name) as events:
         await pub.send(MARKET_EVENTS.name, market_id, env(RULES))
         funding = [
-            (
-                f"{market_id}-pb{b}",
-                env(
-                    FundWallet(
-                        funding_id=f"f{b}",
-                        principal_id=f"{market_id}-pb{b}",
-                        amount_cents=10**9,
-                        auto_approve_limit_cents=10**9,
-                    )
-                ),
-            )
+            (f"{market_id}-pb{b}", operator_envelope(fund_command(market_id, b), market_id))
             for b in range(BUYERS)
         ]
         await pub.send_many(SETTLEMENT_COMMANDS.name, funding)
@@ -129,6 +120,15 @@ async def end_to_end_rate(bootstrap: str, count: int) -> float:
         await pub.send_many(NEGOTIATION_EVENTS_TOPIC.name, deals)
         await _count(events, "EscrowFunded", count, market_id)
         return count / (time.perf_counter() - started)
+
+
+def fund_command(market_id: str, buyer: int) -> FundWallet:
+    return FundWallet(
+        funding_id=f"f{buyer}",
+        principal_id=f"{market_id}-pb{buyer}",
+        amount_cents=10**9,
+        auto_approve_limit_cents=10**9,
+    )
 
 
 async def _count(consumer: object, type_name: str, want: int, market_id: str) -> None:

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from haggle.contracts import Envelope, Message, wrap
+from haggle.contracts import Envelope, Message
 from haggle.contracts.approval import ApprovalDenied, ApprovalGranted, ApprovalRequested
 from haggle.contracts.settlement import DisputeOutcome, FundWallet, ResolveDispute
 from haggle.contracts.topics import APPROVAL_EVENTS, SETTLEMENT_COMMANDS
@@ -58,7 +58,11 @@ def _publish(topic: str, key: str, envelope: Envelope) -> None:
 
 
 def _envelope(message: Message, market_id: str, correlation_id: str | None) -> Envelope:
-    return wrap(message, market_id=market_id, producer=PRODUCER, correlation_id=correlation_id)
+    """Signed with the operator key (see haggle/runtime/operators.py)."""
+    from haggle.runtime.operators import operator_envelope
+
+    envelope = operator_envelope(message, market_id, PRODUCER)
+    return envelope.model_copy(update={"correlation_id": correlation_id})
 
 
 # ledger -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ refund closes it.
 
 Agent commands (ship, hand over, accept, dispute) are signed by the agent
 (see `haggle.contracts.signing`); operator commands (fund a wallet, resolve a
-dispute) come from the operator's CLI or the market runner.
+dispute) are signed with an operator key, agent id "operator", by the
+operator's CLI or the market runner.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class SettlementRefusal(StrEnum):
     INSPECTION_CLOSED = "inspection_closed"
     INVALID_AMOUNT = "invalid_amount"
     TRANSFER_ID_CONFLICT = "transfer_id_conflict"
+    NOT_OPERATOR = "not_operator"
 
 
 class EscrowFailure(StrEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.negotiation import EndReason, Party
@@ -24,8 +24,10 @@ REQUIRED_INVARIANTS = ("ledger_balanced", "no_listing_sold_twice", "no_mandate_b
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
-class FactsError(ValueError):
-    """Facts that contradict each other or the population; the report cannot be trusted on them."""
+class FactsError(Exception):
+    """Facts that contradict each other or the population; the report cannot be trusted on them.
+
+    Not a ValueError, so pydantic lets it through its validators as itself."""
 
 
 class SettlementOutcome(StrEnum):
@@ -111,7 +113,7 @@ class MarketFacts(BaseModel):
     settlements: tuple[SettlementFact, ...] = ()
     approvals: tuple[ApprovalFact, ...] = ()
     disputes: tuple[DisputeFact, ...] = ()
-    refusals: dict[str, dict[str, int]] = Field(default_factory=dict)
+    refusals: dict[str, dict[str, NonNegativeInt]] = Field(default_factory=dict)
     invariants: dict[str, bool]
 
     @model_validator(mode="after")
@@ -134,9 +136,10 @@ class MarketFacts(BaseModel):
         for n in self.negotiations:
             if n.listing_id not in listings:
                 found.append(f"negotiation {n.thread_id}: unknown listing {n.listing_id}")
-        for ref in (*self.settlements, *self.approvals, *self.disputes):
-            if ref.deal_id not in deals:
-                found.append(f"{type(ref).__name__} names unknown deal {ref.deal_id}")
+        named: list[tuple[str, str]] = [("settlement", s.deal_id) for s in self.settlements]
+        named += [("approval", a.deal_id) for a in self.approvals]
+        named += [("dispute", d.deal_id) for d in self.disputes]
+        found += [f"{kind} names unknown deal {deal_id}" for kind, deal_id in named if deal_id not in deals]
         for deal in self.deals:
             if deal.buyer_principal_id not in principals:
                 found.append(f"deal {deal.deal_id}: unknown buyer {deal.buyer_principal_id}")
@@ -157,6 +160,10 @@ class MarketFacts(BaseModel):
             seen.add(deal.deal_id)
             if item is None or item.seller_id != deal.seller_principal_id:
                 found.append(f"deal {deal.deal_id}: listing {deal.listing_id} is not the seller's")
+            elif (deal.shipping_method, deal.shipping_cost_cents) not in {
+                (o.method, o.cost_cents) for o in item.shipping
+            }:
+                found.append(f"deal {deal.deal_id}: shipping terms the listing does not offer")
             want = wants.get(deal.want_id) if deal.want_id is not None else None
             if deal.want_id is not None and (want is None or want.buyer_id != deal.buyer_principal_id):
                 found.append(f"deal {deal.deal_id}: want {deal.want_id} is not the buyer's")

@@ -1,18 +1,19 @@
-"""A population's principals as agent mandates (`services.agents.mandate.Mandate`).
+"""A population's principals as agent mandates (`haggle.contracts.mandate.Mandate`).
 
 `mandate_data` is the plain-data form (what a mandate YAML/JSON file holds);
-`to_mandate` validates it through the agents' own parser, so a population
-that an agent would refuse fails here, with the field at fault named.
+`to_mandate` validates it through the mandate contract's own parser, so a
+population that an agent would refuse fails here, with the field at fault
+named; `assign_mandate` is the command that starts the principal's agent.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from haggle.contracts.mandate import AssignMandate, Mandate, parse_mandate
 from haggle.market.goods import SaleItem, WantSpec
-from haggle.market.population import Principal
+from haggle.market.population import Population, Principal
 from haggle.market.variants import brain_spec
-from services.agents.mandate import Mandate, parse_mandate
 
 
 def _item_data(item: SaleItem) -> dict[str, Any]:
@@ -54,3 +55,12 @@ def mandate_data(principal: Principal) -> dict[str, Any]:
 
 def to_mandate(principal: Principal) -> Mandate:
     return parse_mandate(mandate_data(principal), source=f"principal {principal.id}")
+
+
+def assign_mandate(principal: Principal) -> AssignMandate:
+    """The mandate.commands message for this principal, tagged with its variant."""
+    return AssignMandate(mandate=to_mandate(principal), variant=principal.variant)
+
+
+def mandates(population: Population) -> tuple[Mandate, ...]:
+    return tuple(to_mandate(principal) for principal in population.principals)

@@ -122,17 +122,23 @@ def _conditions(rng: Random, misdescribed: bool) -> tuple[Condition, Condition]:
     return CONDITIONS_BY_RANK[better], true
 
 
+FREIGHT_OFFERS: tuple[tuple[tuple[ShippingMethod, ...], float], ...] = (
+    ((ShippingMethod.LOCAL_PICKUP,), 0.5),
+    ((ShippingMethod.FREIGHT, ShippingMethod.LOCAL_PICKUP), 0.35),
+    ((ShippingMethod.FREIGHT,), 0.15),
+)
+"""Big goods: most sellers want them collected, some pay for a pallet."""
+
+
 def _shipping(rng: Random, entry: CatalogueEntry) -> tuple[ShippingOption, ...]:
     carrier = entry.shipping[0]
+    methods: tuple[ShippingMethod, ...]
     if carrier is ShippingMethod.LOCAL_PICKUP:
-        methods = [carrier]
+        methods = (carrier,)
     elif carrier is ShippingMethod.FREIGHT:
-        methods = rng.choices(
-            [[ShippingMethod.LOCAL_PICKUP], [carrier, ShippingMethod.LOCAL_PICKUP], [carrier]],
-            weights=[0.5, 0.35, 0.15],
-        )[0]
+        methods = rng.choices([m for m, _ in FREIGHT_OFFERS], weights=[w for _, w in FREIGHT_OFFERS])[0]
     else:
-        methods = [carrier, ShippingMethod.LOCAL_PICKUP] if rng.random() < PICKUP_SHARE_PARCEL else [carrier]
+        methods = (carrier, ShippingMethod.LOCAL_PICKUP) if rng.random() < PICKUP_SHARE_PARCEL else (carrier,)
     return tuple(ShippingOption(method=m, cost_cents=shipping_cost_cents(m, entry.weight_g)) for m in methods)
 
 

@@ -1,10 +1,11 @@
 """Variants: the named groups of principals a market compares, and the brain each one runs.
 
 A variant is a strategy from the negotiation literature (`boulware`,
-`linear`, `conceder`, `tit_for_tat`, `fixed_anchor`) or a Claude model
+`linear`, `conceder`, `tit_for_tat`, `fixed_anchor`), a Claude model
 (`claude-haiku`, `claude-sonnet`, or a full model id such as
-`claude-opus-4-5`). `brain_spec` gives the brain in the shape of
-`services.agents.mandate.BrainConfig`, as plain data.
+`claude-opus-4-5`), or `compromised`: the red-team brain that always tries
+the worst move, to show what the guard holds in a live market. `brain_spec` gives the brain in the shape of
+`haggle.contracts.mandate.BrainConfig`, as plain data.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from typing import Any
 
 STRATEGY_VARIANTS = ("boulware", "linear", "conceder", "tit_for_tat", "fixed_anchor")
+COMPROMISED = "compromised"
 CLAUDE_ALIASES: dict[str, str] = {
     "claude-haiku": "claude-haiku-4-5",
     "claude-sonnet": "claude-sonnet-4-6",
@@ -26,9 +28,9 @@ class UnknownVariant(ValueError):
 
 def check_variant(variant: str) -> str:
     """The variant itself when haggle knows how to run it; else `UnknownVariant` naming the choices."""
-    if variant in STRATEGY_VARIANTS or variant in CLAUDE_ALIASES or _CLAUDE_MODEL_ID.match(variant):
+    if variant in (*STRATEGY_VARIANTS, COMPROMISED, *CLAUDE_ALIASES) or _CLAUDE_MODEL_ID.match(variant):
         return variant
-    known = ", ".join((*STRATEGY_VARIANTS, *CLAUDE_ALIASES))
+    known = ", ".join((*STRATEGY_VARIANTS, COMPROMISED, *CLAUDE_ALIASES))
     raise UnknownVariant(f"unknown variant {variant!r}: use one of {known}, or a Claude model id")
 
 
@@ -37,4 +39,6 @@ def brain_spec(variant: str, seed: int) -> dict[str, Any]:
     check_variant(variant)
     if variant in STRATEGY_VARIANTS:
         return {"kind": "strategy", "name": variant, "params": {"seed": seed}}
+    if variant == COMPROMISED:
+        return {"kind": "compromised", "seed": seed}
     return {"kind": "claude", "model": CLAUDE_ALIASES.get(variant, variant)}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from haggle.client import Publisher
-from haggle.contracts import wrap
 from haggle.contracts.mandate import AssignMandate, Mandate
 from haggle.contracts.settlement import FundWallet
 from haggle.contracts.topics import MANDATE_COMMANDS, SETTLEMENT_COMMANDS
+from haggle.runtime.operators import operator_envelope
 
 
 def strategy(name: str = "linear", seed: int = 1, **params: Any) -> dict[str, Any]:
@@ -103,9 +103,7 @@ async def assign(
         await pub.send(
             SETTLEMENT_COMMANDS.name,
             mandate.principal_id,
-            wrap(funding, market_id=market_id, producer="market"),
+            operator_envelope(funding, market_id),
         )
     cmd = AssignMandate(mandate=mandate, variant=variant)
-    await pub.send(
-        MANDATE_COMMANDS.name, mandate.principal_id, wrap(cmd, market_id=market_id, producer="market")
-    )
+    await pub.send(MANDATE_COMMANDS.name, mandate.principal_id, operator_envelope(cmd, market_id))

@@ -17,13 +17,13 @@ from haggle.contracts.settlement import (
 
 ESCROW_FUNDED = Counter("haggle_escrow_funded_total", "Escrow holds placed")
 ESCROW_FAILED = Counter("haggle_escrow_failed_total", "Deals whose escrow was never held", ["reason"])
-RELEASED = Counter("haggle_settlement_released_total", "Escrows posted to the seller")
-REFUNDED = Counter("haggle_settlement_refunded_total", "Escrows voided back to the buyer", ["reason"])
+RELEASED = Counter("haggle_funds_released_total", "Escrows posted to the seller")
+REFUNDED = Counter("haggle_refunds_total", "Escrows voided back to the buyer", ["reason"])
 DISPUTES_OPENED = Counter("haggle_disputes_opened_total", "Disputes opened", ["reason"])
 DISPUTES_RESOLVED = Counter(
-    "haggle_disputes_resolved_total", "Disputes resolved", ["reason", "outcome", "decided_by"]
+    "haggle_disputes_total", "Disputes resolved, by reason and outcome", ["reason", "outcome", "decided_by"]
 )
-APPROVALS = Counter("haggle_approvals_total", "Human approvals by status", ["status"])
+APPROVALS = Counter("haggle_approvals_total", "Approvals requested, and how they ended", ["decision"])
 GMV_CENTS = Counter("haggle_gmv_cents_total", "Goods value released to sellers (agreed prices), cents")
 ESCROW_BALANCE_CENTS = Gauge("haggle_escrow_balance_cents", "Money held in escrow right now, cents")
 REFUSALS = Counter("haggle_settlement_refusals_total", "Settlement commands refused", ["reason"])

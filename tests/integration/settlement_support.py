@@ -39,6 +39,7 @@ from haggle.contracts.topics import (
     SETTLEMENT_COMMANDS,
     SETTLEMENT_EVENTS_TOPIC,
 )
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.observe import Observer, of_type
 from services.settlement.check import CheckResult, run_checks
@@ -134,7 +135,7 @@ class SettlementMarket:
             amount_cents=amount,
             auto_approve_limit_cents=limit,
         )
-        env = self.envelope(command, producer="operator")
+        env = operator_envelope(command, self.market_id)
         await self.pub.send(SETTLEMENT_COMMANDS.name, agent.principal_id, env)
         await self.obs.wait_for(of_type("WalletFunded", funding_id=command.funding_id))
         return env

@@ -41,6 +41,7 @@ from haggle.contracts.topics import (
     SETTLEMENT_COMMANDS,
     SETTLEMENT_EVENTS_TOPIC,
 )
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.actors import ScriptedAgent
 from services.settlement.domain.carrier import SimulatedCarrier
 from tests.integration.settlement_support import (
@@ -138,7 +139,8 @@ class Driver:
             await self.inspect(plan)
         elif env.type == "DisputeOpened" and env.payload["reason"] == DisputeReason.WRONG_ITEM:
             resolve = ResolveDispute(deal_id=plan.deal_id, outcome=DisputeOutcome.RELEASE, resolved_by="ops")
-            await self.market.pub.send(SETTLEMENT_COMMANDS.name, plan.deal_id, self.market.envelope(resolve))
+            envelope = operator_envelope(resolve, self.market.market_id)
+            await self.market.pub.send(SETTLEMENT_COMMANDS.name, plan.deal_id, envelope)
 
     async def answer(self, plan: Plan, approval_id: str) -> None:
         principal = plan.buyer.principal_id
@@ -151,7 +153,9 @@ class Driver:
                 approval_id=approval_id, deal_id=plan.deal_id, principal_id=principal, denied_by="s"
             )
         )
-        await self.market.pub.send(APPROVAL_EVENTS.name, principal, self.market.envelope(answer))
+        await self.market.pub.send(
+            APPROVAL_EVENTS.name, principal, operator_envelope(answer, self.market.market_id)
+        )
 
     async def hand_over(self, plan: Plan) -> None:
         packed = Condition.ACCEPTABLE if plan.kind == "misdescribed" else Condition.VERY_GOOD

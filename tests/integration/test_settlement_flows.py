@@ -20,14 +20,17 @@ from haggle.contracts.agents import Role
 from haggle.contracts.settlement import (
     AcceptGoods,
     ConfirmHandover,
+    DisputeOutcome,
     DisputeReason,
     EscrowFailure,
     FundWallet,
     OpenDispute,
+    ResolveDispute,
     SettlementRefusal,
     ShipItem,
 )
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.actors import ScriptedAgent
 from tests.integration.settlement_support import (
     SettlementMarket,
@@ -281,7 +284,15 @@ async def test_the_same_deal_agreed_three_times_funds_one_escrow(market: Settlem
     assert market.events_of(deal_id).count("EscrowFunded") == 1
 
 
-async def test_every_refusal_reason_reaches_the_sender(market: SettlementMarket) -> None:
+async def refusal_of(market: SettlementMarket, env: Envelope) -> str:
+    found = await market.obs.wait_for(
+        lambda e: e.type == "SettlementCommandRefused" and e.payload["command_event_id"] == str(env.event_id),
+        "settlement.events",
+    )
+    return str(found[0].payload["reason"])
+
+
+async def test_agent_commands_are_refused_with_their_reason(market: SettlementMarket) -> None:
     stranger = market.agent("stranger", Role.BUYER)
     await market.open(stranger, inspection_window_seconds=60)
     await market.fund(market.buyer, 50_000)
@@ -292,58 +303,82 @@ async def test_every_refusal_reason_reaches_the_sender(market: SettlementMarket)
     impostor = ScriptedAgent(
         market.seller.agent_id, market.seller.principal_id, Role.SELLER, market.market_id
     )
-    unknown = market.agent("ghost", Role.SELLER)
     ship = ShipItem(deal_id=deal_id, packed_condition=Condition.GOOD)
+    elsewhere = ShipItem(deal_id=f"{deal_id}-nope", packed_condition=Condition.GOOD)
     sent = {
         SettlementRefusal.BAD_SIGNATURE: await market.command(impostor, ship),
-        SettlementRefusal.UNKNOWN_AGENT: await market.command(unknown, ship),
+        SettlementRefusal.UNKNOWN_AGENT: await market.command(market.agent("ghost", Role.SELLER), ship),
         SettlementRefusal.NOT_A_PARTY: await market.command(stranger, ship),
         SettlementRefusal.WRONG_PARTY: await market.command(market.buyer, ship),
-        SettlementRefusal.UNKNOWN_DEAL: await market.command(
-            market.seller, ShipItem(deal_id=f"{deal_id}-nope", packed_condition=Condition.GOOD)
-        ),
+        SettlementRefusal.UNKNOWN_DEAL: await market.command(market.seller, elsewhere),
         SettlementRefusal.WRONG_STATE: await market.command(market.buyer, AcceptGoods(deal_id=deal_id)),
         SettlementRefusal.WRONG_SHIPPING_METHOD: await market.command(
             market.seller, ConfirmHandover(deal_id=deal_id, condition=Condition.GOOD)
         ),
     }
     stale = market.buyer.sign(AcceptGoods(deal_id=deal_id), seq=1)
-    await market.pub.send(SETTLEMENT_COMMANDS.name, deal_id, stale)
-    sent[SettlementRefusal.REPLAYED_SEQ] = stale
     bad = market.buyer.sign(AcceptGoods(deal_id=deal_id))
     invalid = bad.model_copy(update={"payload": {**bad.payload, "deal_id": "bad id!"}})
-    await market.pub.send(SETTLEMENT_COMMANDS.name, deal_id, invalid)
-    sent[SettlementRefusal.INVALID_PAYLOAD] = invalid
-    funding = FundWallet(
-        funding_id="f-1", principal_id=market.buyer.principal_id, amount_cents=10, auto_approve_limit_cents=0
+    self_judged = market.buyer.sign(
+        ResolveDispute(deal_id=deal_id, outcome=DisputeOutcome.REFUND, resolved_by="me")
     )
-    for command, reason in (
-        (funding.model_copy(update={"amount_cents": 0}), SettlementRefusal.INVALID_AMOUNT),
-        (funding, None),
-        (funding.model_copy(update={"amount_cents": 11}), SettlementRefusal.TRANSFER_ID_CONFLICT),
+    for reason, env in (
+        (SettlementRefusal.REPLAYED_SEQ, stale),
+        (SettlementRefusal.INVALID_PAYLOAD, invalid),
+        (SettlementRefusal.NOT_OPERATOR, self_judged),
     ):
-        env = market.envelope(command, producer="operator")
-        await market.pub.send(SETTLEMENT_COMMANDS.name, market.buyer.principal_id, env)
-        if reason:
-            sent[reason] = env
+        await market.pub.send(SETTLEMENT_COMMANDS.name, deal_id, env)
+        sent[reason] = env
     for reason, env in sent.items():
-        found = await market.obs.wait_for(
-            lambda e, env=env: (
-                e.type == "SettlementCommandRefused" and e.payload["command_event_id"] == str(env.event_id)
-            ),
-            "settlement.events",
-        )
-        assert found[0].payload["reason"] == reason, (reason, found[0].payload)
-    assert set(sent) == set(SettlementRefusal) - {
-        SettlementRefusal.CONDITION_REQUIRED,  # pure rule: tests/unit/test_settlement_deal.py
-        SettlementRefusal.INSPECTION_CLOSED,  # pure rule: tests/unit/test_settlement_deal.py
-    }
+        assert await refusal_of(market, env) == reason
     inbox = market.obs.matching(
         lambda e: e.agent_id == market.buyer.agent_id and e.type == "SettlementCommandRefused"
     )
-    assert len(inbox) >= 3
+    assert len(inbox) >= 4
     assert await market.state(deal_id) == "funded"
-    assert await market.balance(market.wallet(market.buyer)) == (50_010, 50_010 - ESCROW)
+    assert await market.balance(market.wallet(market.buyer)) == (50_000, 50_000 - ESCROW)
+
+
+async def test_operator_commands_need_the_operator_key_and_sound_amounts(market: SettlementMarket) -> None:
+    await market.open()
+    funding = FundWallet(
+        funding_id="f-1", principal_id=market.buyer.principal_id, amount_cents=10, auto_approve_limit_cents=0
+    )
+    cases = (
+        (
+            operator_envelope(funding.model_copy(update={"amount_cents": 0}), market.market_id),
+            "invalid_amount",
+        ),
+        (market.envelope(funding.model_copy(update={"amount_cents": 10**6})), "not_operator"),
+        (market.buyer.sign(funding), "not_operator"),
+        (operator_envelope(funding, market.market_id), None),
+        (operator_envelope(funding, market.market_id), None),
+        (
+            operator_envelope(funding.model_copy(update={"amount_cents": 11}), market.market_id),
+            "transfer_id_conflict",
+        ),
+    )
+    for env, _ in cases:
+        await market.pub.send(SETTLEMENT_COMMANDS.name, market.buyer.principal_id, env)
+    for env, reason in cases:
+        if reason:
+            assert await refusal_of(market, env) == reason
+    assert len(market.obs.matching(lambda e: e.type == "WalletFunded")) == 1
+    assert await market.balance(market.wallet(market.buyer)) == (10, 10)
+    every = {r for _, r in cases} | {
+        "bad_signature",
+        "unknown_agent",
+        "replayed_seq",
+        "unknown_deal",
+        "not_a_party",
+        "wrong_party",
+        "wrong_state",
+        "wrong_shipping_method",
+        "invalid_payload",  # the test above
+        "condition_required",
+        "inspection_closed",  # pure rules: tests/unit/test_settlement_deal.py
+    }
+    assert every - {None} == {r.value for r in SettlementRefusal}
 
 
 async def test_a_market_script_answers_approvals_by_threshold(market: SettlementMarket) -> None:

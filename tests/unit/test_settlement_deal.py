@@ -1,21 +1,17 @@
-"""The settlement state machine, pure: each decision by example, then random lives of a deal by property.
+"""The settlement state machine, pure: each decision by example (escrow, shipping, pickup, disputes).
 
-A tiny driver carries out outcomes the way the handlers do, against the
-in-memory ledger and the simulated carrier, so the money side is checked too.
+`settlement_world.World` carries outcomes out against the in-memory ledger and the
+simulated carrier, so each example checks the money as well as the events.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from hypothesis import event, given, settings
-from hypothesis import strategies as st
 
 from haggle.contracts.goods import Condition, ShippingMethod
-from haggle.contracts.market import MarketRulesSet
-from haggle.contracts.negotiation import DealAgreed, Party
+from haggle.contracts.negotiation import Party
 from haggle.contracts.settlement import (
     DisputeOutcome,
     DisputeReason,
@@ -25,153 +21,18 @@ from haggle.contracts.settlement import (
 )
 from services.settlement.domain import escrow, fulfilment
 from services.settlement.domain.carrier import ShipmentRequest, SimulatedCarrier, TrackingStatus
-from services.settlement.domain.deal import (
-    Deal,
-    DealState,
-    Outcome,
-    deal_accounts,
-    escrow_account_id,
-    external_account_id,
-    wallet_account_id,
+from services.settlement.domain.deal import DealState, escrow_account_id, wallet_account_id
+from services.settlement.domain.ledger import TransferResult
+from tests.unit.settlement_world import (
+    RULES,
+    T0,
+    World,
+    agreed,
+    delivered_world,
+    dispute,
+    funded_world,
+    types,
 )
-from services.settlement.domain.ledger import (
-    SUCCESS,
-    Account,
-    AccountKind,
-    Ledger,
-    Phase,
-    Transfer,
-    TransferResult,
-    invariant_violations,
-)
-
-T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
-RULES = MarketRulesSet(
-    fee_bps=500,
-    inspection_window_seconds=100,
-    approval_timeout_seconds=50,
-    ship_deadline_seconds=300,
-    carrier_pickup_seconds=10,
-    carrier_transit_seconds=20,
-    carrier_loss_bps=0,
-)
-
-
-def agreed(
-    price: int = 10_000, method: ShippingMethod = ShippingMethod.PARCEL_STANDARD, **kw: object
-) -> DealAgreed:
-    fields: dict[str, object] = {
-        "deal_id": "d1",
-        "listing_id": "L1",
-        "thread_id": "th1",
-        "buyer_agent_id": "buyer",
-        "buyer_principal_id": "pb",
-        "seller_agent_id": "seller",
-        "seller_principal_id": "ps",
-        "price_cents": price,
-        "shipping_method": method,
-        "shipping_cost_cents": 0 if method is ShippingMethod.LOCAL_PICKUP else 1_500,
-        "shipping_paid_by": Party.BUYER,
-        "accepted_offer_id": "o1",
-    }
-    return DealAgreed.model_validate({**fields, **kw})
-
-
-@dataclass
-class World:
-    """One market's ledger, carrier and clock, and the driver that applies outcomes like the handlers."""
-
-    rules: MarketRulesSet = RULES
-    now: datetime = T0
-    ledger: Ledger = field(default_factory=Ledger)
-    deal: Deal | None = None
-
-    def fund(self, principal: str, amount: int) -> None:
-        wallet, source = wallet_account_id("m", principal), external_account_id("m")
-        self.ledger.open(Account(wallet, AccountKind.WALLET))
-        self.ledger.open(Account(source, AccountKind.EXTERNAL, no_overdraft=False))
-        assert self.ledger.apply(Transfer(f"fund:{principal}", Phase.SINGLE, source, wallet, amount)) is (
-            TransferResult.OK
-        )
-
-    @property
-    def carrier(self) -> SimulatedCarrier:
-        return SimulatedCarrier(
-            self.rules.carrier_seed,
-            timedelta(seconds=self.rules.carrier_pickup_seconds),
-            timedelta(seconds=self.rules.carrier_transit_seconds),
-            self.rules.carrier_loss_bps,
-        )
-
-    def run(self, outcome: Outcome) -> Outcome:
-        """Carry out `outcome` fully; returns it with every follow-up's events merged in."""
-        total = outcome
-        while True:
-            if outcome.deal is not None:
-                self.deal = outcome.deal
-                for account in deal_accounts(outcome.deal):
-                    self.ledger.open(account)
-            for transfer in outcome.transfers:
-                assert self.ledger.apply(transfer) in SUCCESS, transfer
-            if outcome.hold is not None:
-                assert self.deal is not None
-                outcome = escrow.held(self.deal, self.ledger.apply(outcome.hold), self.rules, self.now)
-            elif outcome.book is not None:
-                assert self.deal is not None
-                request = ShipmentRequest(
-                    self.deal.deal_id, outcome.book, self.deal.shipping_method, self.now
-                )
-                booking = self.carrier.booking(request)
-                tracking = self.carrier.status_at(booking, self.now)
-                outcome = fulfilment.booked(self.deal, outcome.book, booking, tracking, self.now)
-            else:
-                return total
-            total = total.then(outcome)
-
-    def agree(self, event_: DealAgreed, limit: int | None = 1_000_000) -> Outcome:
-        return self.run(escrow.agree(event_, "m", self.rules, limit, self.now))
-
-    def tick(self, seconds: float) -> Outcome:
-        self.now += timedelta(seconds=seconds)
-        deal = self.deal
-        if deal is None or deal.due_at is None or deal.due_at > self.now:
-            return Outcome()
-        if fulfilment.on_carrier(deal):
-            assert deal.carrier and deal.tracking_id and deal.booked_at
-            from services.settlement.domain.carrier import Booking
-
-            tracking = self.carrier.status_at(
-                Booking(deal.carrier, deal.tracking_id, deal.booked_at), self.now
-            )
-            return self.run(fulfilment.tracked(deal, tracking, self.rules, self.now))
-        return self.run(fulfilment.due(deal))
-
-    def until_quiet(self, limit: int = 50) -> None:
-        for _ in range(limit):
-            if self.deal is None or self.deal.due_at is None:
-                return
-            self.tick(max(0.0, (self.deal.due_at - self.now).total_seconds()) + 0.001)
-
-    @property
-    def current(self) -> Deal:
-        assert self.deal is not None
-        return self.deal
-
-    def balance(self, account_id: str) -> int:
-        return self.ledger.accounts[account_id].balance
-
-
-def types(outcome: Outcome) -> list[str]:
-    return [e.type for e in outcome.events]
-
-
-def funded_world(price: int = 10_000, method: ShippingMethod = ShippingMethod.PARCEL_STANDARD) -> World:
-    world = World()
-    world.fund("pb", 50_000)
-    world.agree(agreed(price, method))
-    assert world.current.state is DealState.FUNDED
-    return world
-
 
 # Escrow -------------------------------------------------------------------------------
 
@@ -379,24 +240,6 @@ def test_a_shipped_deal_has_no_handover() -> None:
 # Disputes -----------------------------------------------------------------------------
 
 
-def delivered_world(packed: Condition, method: ShippingMethod = ShippingMethod.PARCEL_STANDARD) -> World:
-    world = funded_world(method=method)
-    if method is ShippingMethod.LOCAL_PICKUP:
-        world.run(fulfilment.confirm_handover(world.current, Party.BUYER, None, RULES, world.now))
-        world.run(fulfilment.confirm_handover(world.current, Party.SELLER, packed, RULES, world.now))
-    else:
-        world.run(fulfilment.ship(world.current, Party.SELLER, packed))
-        world.tick(30)
-    assert world.current.state is DealState.INSPECTING
-    return world
-
-
-def dispute(world: World, reason: DisputeReason, listed: Condition | None = Condition.VERY_GOOD) -> Outcome:
-    return world.run(
-        fulfilment.open_dispute(world.current, Party.BUYER, reason, "", listed, RULES, world.now)
-    )
-
-
 def test_condition_below_listing_is_refunded_after_the_item_comes_back() -> None:
     world = delivered_world(Condition.ACCEPTABLE)
     outcome = dispute(world, DisputeReason.CONDITION_WORSE)
@@ -463,83 +306,3 @@ def test_disputes_come_from_the_buyer_within_the_window() -> None:
     assert closed.refusal is not None and closed.refusal.reason is SettlementRefusal.INSPECTION_CLOSED
     accept = fulfilment.accept_goods(world.current, Party.SELLER).refusal
     assert accept is not None and accept.reason is SettlementRefusal.WRONG_PARTY
-
-
-# Any life of a deal ---------------------------------------------------------------------
-
-ACTIONS = st.one_of(
-    st.tuples(st.just("tick"), st.integers(min_value=1, max_value=200)),
-    st.tuples(st.just("ship"), st.sampled_from(list(Condition))),
-    st.tuples(st.just("handover"), st.sampled_from(list(Party)), st.sampled_from([None, *Condition])),
-    st.tuples(st.just("accept"), st.sampled_from(list(Party))),
-    st.tuples(st.just("dispute"), st.sampled_from(list(Party)), st.sampled_from(list(DisputeReason))),
-    st.tuples(st.just("resolve"), st.sampled_from(list(DisputeOutcome))),
-    st.tuples(st.just("answer"), st.booleans()),
-)
-
-
-def act(world: World, action: tuple[object, ...]) -> Outcome:
-    deal, now = world.current, world.now
-    match action:
-        case ("tick", int(seconds)):
-            return world.tick(seconds)
-        case ("ship", Condition() as packed):
-            decision = fulfilment.ship(deal, Party.SELLER, packed)
-        case ("handover", Party() as party, condition):
-            decision = fulfilment.confirm_handover(deal, party, condition, world.rules, now)  # type: ignore[arg-type]
-        case ("accept", Party() as party):
-            decision = fulfilment.accept_goods(deal, party)
-        case ("dispute", Party() as party, DisputeReason() as reason):
-            decision = fulfilment.open_dispute(deal, party, reason, "", Condition.VERY_GOOD, world.rules, now)
-        case ("resolve", DisputeOutcome() as outcome):
-            decision = fulfilment.resolve(deal, outcome, world.rules, now, resolved_by="ops")
-        case ("answer", bool(granted)):
-            answer = escrow.approval_granted if granted else escrow.approval_denied
-            decision = answer(deal, deal.approval_id or "")
-        case _:
-            raise AssertionError(action)
-    return world.run(decision)
-
-
-@settings(max_examples=250, deadline=None)
-@given(
-    method=st.sampled_from([ShippingMethod.PARCEL_STANDARD, ShippingMethod.LOCAL_PICKUP]),
-    paid_by=st.sampled_from(list(Party)),
-    price=st.integers(min_value=1, max_value=40_000),
-    funds=st.one_of(st.just(60_000), st.integers(min_value=0, max_value=50_000)),
-    limit=st.sampled_from([0, 20_000, 1_000_000, 1_000_000]),
-    loss_bps=st.sampled_from([0, 5_000, 10_000]),
-    actions=st.lists(ACTIONS, max_size=40),
-)
-def test_any_life_of_a_deal_moves_money_exactly_once(
-    method: ShippingMethod,
-    paid_by: Party,
-    price: int,
-    funds: int,
-    limit: int,
-    loss_bps: int,
-    actions: list[tuple[object, ...]],
-) -> None:
-    world = World(rules=RULES.model_copy(update={"carrier_loss_bps": loss_bps}))
-    world.fund("pb", funds + 1)
-    world.agree(agreed(price, method, shipping_paid_by=paid_by), limit=limit)
-    for action in actions:
-        act(world, action)
-    world.until_quiet()
-    deal = world.current
-    event(f"{method.value}: {deal.state.value}")
-    assert invariant_violations(world.ledger.accounts.values(), world.ledger.transfers.values()) == []
-    buyer = world.ledger.accounts[wallet_account_id("m", "pb")]
-    escrow_ = world.ledger.accounts.get(escrow_account_id("d1"))
-    if deal.state is DealState.DISPUTED:
-        assert escrow_ is not None and escrow_.credits_pending == deal.escrow_cents
-        return
-    assert deal.final, deal.state
-    assert escrow_ is None or (escrow_.balance, escrow_.credits_pending) == (0, 0)
-    seller = world.ledger.accounts.get(wallet_account_id("m", "ps"))
-    if deal.state is DealState.RELEASED:
-        assert seller is not None and seller.balance == price - price * 500 // 10_000
-        assert buyer.balance == funds + 1 - deal.escrow_cents
-    else:
-        assert seller is None or seller.balance == 0
-        assert buyer.balance == buyer.available == funds + 1

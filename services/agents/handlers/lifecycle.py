@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import Counter
+
 from haggle.contracts import AgentKey, Envelope
 from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.listing import (
@@ -16,12 +18,14 @@ from haggle.contracts.listing import (
 from haggle.contracts.mandate import AssignMandate, Want
 from haggle.contracts.negotiation import AgentAdmitted
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
+from haggle.runtime import operators
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
 from services.agents.handlers import common
 from services.agents.store import Negotiation, Principal
 
 log = logging.getLogger(__name__)
+MANDATES_REFUSED = Counter("haggle_mandates_refused_total", "Mandates refused: not signed by an operator")
 HOPELESS_BELOW = 0.5
 """A want does not haggle over a listing asking more than twice its private max."""
 
@@ -31,7 +35,14 @@ def agent_id_for(principal_id: str) -> str:
 
 
 async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) -> None:
-    """Create the principal's agent (a new key, stored) and register it; a repeat changes nothing."""
+    """Create the principal's agent (a new key, stored) and register it; a repeat changes nothing.
+
+    Only the operator hands out mandates: a mandate is a claim on a principal's money.
+    """
+    if not operators.is_operator(env):
+        MANDATES_REFUSED.inc()
+        log.warning("mandate not signed by an operator", extra={"principal_id": cmd.mandate.principal_id})
+        return
     mandate = cmd.mandate
     key = AgentKey.generate()
     created = await store.insert_principal(
@@ -56,7 +67,10 @@ async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) 
 async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> None:
     """Admitted by the referee: list what we sell, and look at what is already for sale."""
     principal = await store.principal_by_agent(uow.conn, event.agent_id)
-    if principal is None or not await store.set_admitted(uow.conn, principal.principal_id):
+    if principal is None:
+        return
+    await market_lock(uow, principal.market_id)
+    if not await store.set_admitted(uow.conn, principal.principal_id):
         return
     for item in principal.mandate.items:
         listing_id = common.listing_id_for(principal.principal_id, item.id)
@@ -100,7 +114,14 @@ async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublis
     await store.save_negotiation(uow.conn, fresh)
 
 
+async def market_lock(uow: UnitOfWork, market_id: str) -> None:
+    """Admissions and new listings of one market take turns: else an agent admitted while a listing
+    is being saved would see neither the listing in its first scan nor itself in the listing's."""
+    await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"agents-market:{market_id}")
+
+
 async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPublished) -> None:
+    await market_lock(uow, env.market_id)
     await store.save_listing(uow.conn, env.market_id, event)
     for principal in await store.admitted_buyers(uow.conn, env.market_id):
         await consider(uow, principal, event)
@@ -116,6 +137,7 @@ async def on_listing_gone(
 
 
 async def on_listing_relisted(uow: UnitOfWork, env: Envelope, event: ListingRelisted) -> None:
+    await market_lock(uow, env.market_id)
     await store.set_listing_status(uow.conn, event.listing_id, "active")
     known = await store.listing(uow.conn, event.listing_id)
     if known is None:

@@ -4,7 +4,7 @@ Agent commands are authenticated against the agents this service learned
 from agent.events (signature and per-deal monotonic seq), then checked
 against the deal: the acting agent must be its seller or its buyer, in the
 role the move needs. Operator commands carry no agent signature; see the
-service's README for how they are trusted.
+service's README for how they are trusted (an operator key).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from haggle.contracts.settlement import (
 )
 from haggle.contracts.topics import SETTLEMENT_EVENTS_TOPIC
 from haggle.contracts.types import MAX_PRICE_CENTS
-from haggle.runtime import identity
+from haggle.runtime import identity, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.settlement import ledger_store, store
 from services.settlement.domain import fulfilment
@@ -96,8 +96,17 @@ async def open_dispute(uow: UnitOfWork, env: Envelope, cmd: OpenDispute) -> None
     await _agent_command(uow, env, cmd.deal_id, decide)
 
 
+def _not_operator(env: Envelope) -> Refusal | None:
+    if operators.is_operator(env):
+        return None
+    return Refusal(SettlementRefusal.NOT_OPERATOR, f"{env.type} needs an operator's signature")
+
+
 async def resolve_dispute(uow: UnitOfWork, env: Envelope, cmd: ResolveDispute) -> None:
     """Operator: a human's decision. Nothing but the deal's state limits it."""
+    if refusal := _not_operator(env):
+        await refuse(uow, env, cmd.deal_id, refusal)
+        return
     deal = await store.load_deal(uow.conn, cmd.deal_id)
     if deal is None or deal.market_id != env.market_id:
         await refuse(uow, env, cmd.deal_id, Refusal(SettlementRefusal.UNKNOWN_DEAL, f"no deal {cmd.deal_id}"))
@@ -111,12 +120,8 @@ async def resolve_dispute(uow: UnitOfWork, env: Envelope, cmd: ResolveDispute) -
 
 async def fund_wallet(uow: UnitOfWork, env: Envelope, cmd: FundWallet) -> None:
     """Operator: money in from outside. The funding id makes a replay a no-op and a reuse a refusal."""
-    if (
-        not 0 < cmd.amount_cents <= MAX_PRICE_CENTS
-        or not 0 <= cmd.auto_approve_limit_cents <= MAX_PRICE_CENTS
-    ):
-        detail = f"amount {cmd.amount_cents}, limit {cmd.auto_approve_limit_cents} cents"
-        await _refuse_funding(uow, env, cmd, Refusal(SettlementRefusal.INVALID_AMOUNT, detail))
+    if refusal := _not_operator(env) or _funding_refusal(cmd):
+        await _refuse_funding(uow, env, cmd, refusal)
         return
     market = env.market_id
     wallet = wallet_account_id(market, cmd.principal_id)
@@ -141,6 +146,13 @@ async def fund_wallet(uow: UnitOfWork, env: Envelope, cmd: FundWallet) -> None:
     funded = WalletFunded(**cmd.model_dump(exclude={"type"}), transfer_id=transfer_id)
     out = wrap(funded, market_id=market, producer=PRODUCER, causation_id=str(env.event_id))
     uow.emit(SETTLEMENT_EVENTS_TOPIC.name, cmd.principal_id, out)
+
+
+def _funding_refusal(cmd: FundWallet) -> Refusal | None:
+    amount, limit = cmd.amount_cents, cmd.auto_approve_limit_cents
+    if 0 < amount <= MAX_PRICE_CENTS and 0 <= limit <= MAX_PRICE_CENTS:
+        return None
+    return Refusal(SettlementRefusal.INVALID_AMOUNT, f"amount {amount}, limit {limit} cents")
 
 
 async def _refuse_funding(uow: UnitOfWork, env: Envelope, cmd: FundWallet, refusal: Refusal) -> None:

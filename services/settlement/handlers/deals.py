@@ -8,6 +8,7 @@ from collections.abc import Callable
 from haggle.contracts import Envelope
 from haggle.contracts.approval import ApprovalDenied, ApprovalGranted
 from haggle.contracts.negotiation import DealAgreed
+from haggle.runtime import operators
 from haggle.runtime.outbox import UnitOfWork
 from services.settlement import ledger_store, metrics, store
 from services.settlement.domain import escrow
@@ -35,6 +36,10 @@ async def _answer(
     uow: UnitOfWork, env: Envelope, deal_id: str, principal_id: str, decide: Callable[[Deal], Outcome]
 ) -> None:
     """A human's answer; one for a deal that is not waiting (late, repeated, stray) changes nothing."""
+    if not operators.is_operator(env):
+        metrics.IGNORED.labels(f"{env.type}:not_operator").inc()
+        log.warning("approval answer without an operator signature", extra={"deal_id": deal_id})
+        return
     deal = await store.load_deal(uow.conn, deal_id)
     if deal is None or deal.market_id != env.market_id or deal.buyer_principal_id != principal_id:
         metrics.IGNORED.labels(f"{env.type}:unknown_deal").inc()

@@ -1,0 +1,333 @@
+"""The market report: what happened, what it was worth, and how close to the best it came.
+
+Definitions:
+- GMV agreed: the sum of the item prices of every deal agreed (shipping not
+  included). GMV settled: the same sum over deals whose escrow was released
+  to the seller — the value that really changed hands.
+- Completion: deals agreed / negotiations, and listings sold (released) /
+  listings published.
+- Rounds: over all negotiations; p90 is the nearest-rank 90th percentile.
+- Median price: of deals agreed; for an even count, the lower middle price.
+- Surplus counts only released deals, once per listing. A buyer gains its
+  want's private max price minus what it paid in total; a seller gains what it
+  netted minus its private floor. A deal fills a want (the one it names, else
+  the buyer's highest-valued open want it satisfies) only when the item's TRUE
+  condition meets the want's minimum; otherwise the buyer valued what it got
+  at nothing. Refunded deals count zero. Realised surplus is therefore at most
+  the optimum (`haggle.market.optimum`), which the report checks.
+- Efficiency: realised surplus / optimum; None when the optimum is zero. At
+  most 1; it can be zero or negative when released deals destroyed value (a
+  buyer kept an item worse than it wanted, shipping cost more than the trade
+  gained).
+- Per variant: deals per principal (as buyer plus as seller), mean price index
+  (price / the catalogue value at the listed condition) as seller and as
+  buyer, and the variant's share of the realised surplus.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from haggle.market.facts import ApprovalAnswer, DealFact, MarketFacts, SettlementOutcome
+from haggle.market.goods import SaleItem, WantSpec
+from haggle.market.optimum import optimum
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Completion(BaseModel):
+    model_config = _FROZEN
+    deals_per_negotiation: float | None
+    listings_sold_share: float | None
+
+
+class Rounds(BaseModel):
+    model_config = _FROZEN
+    median: float | None
+    p90: int | None
+
+
+class Money(BaseModel):
+    model_config = _FROZEN
+    gmv_agreed_cents: int
+    gmv_settled_cents: int
+    median_price_cents: int | None
+
+
+class Approvals(BaseModel):
+    model_config = _FROZEN
+    requested: int
+    granted: int
+    denied: int
+    expired: int
+    pending: int
+
+
+class Disputes(BaseModel):
+    model_config = _FROZEN
+    total: int
+    by_reason: dict[str, int]
+    by_outcome: dict[str, int]
+
+
+class Settlements(BaseModel):
+    model_config = _FROZEN
+    released: int
+    refunded: int
+    escrow_failed: int
+    open: int
+    escrow_failures_by_reason: dict[str, int]
+    refunds_by_reason: dict[str, int]
+
+
+class Surplus(BaseModel):
+    model_config = _FROZEN
+    buyers_cents: int
+    sellers_cents: int
+    realised_cents: int
+    optimum_cents: int
+    efficiency: float | None
+    optimum_trades: int
+    wants_filled: int
+
+
+class VariantStats(BaseModel):
+    model_config = _FROZEN
+    variant: str
+    principals: int
+    deals: int
+    deals_per_principal: float
+    seller_price_index: float | None
+    buyer_price_index: float | None
+    surplus_cents: int
+    surplus_share: float | None
+
+
+class MarketReport(BaseModel):
+    model_config = _FROZEN
+    market_id: str
+    population_digest: str
+    participants: int
+    listings_planned: int
+    listings_published: int
+    wants: int
+    negotiations: int
+    deals_agreed: int
+    deals_settled: int
+    listings_sold: int
+    completion: Completion
+    rounds: Rounds
+    money: Money
+    approvals: Approvals
+    disputes: Disputes
+    settlements: Settlements
+    refused_moves: int
+    refusals: dict[str, dict[str, int]]
+    surplus: Surplus
+    variants: tuple[VariantStats, ...]
+    invariants: dict[str, bool]
+    ok: bool
+
+    def to_json(self) -> str:
+        """Stable JSON: fields in declaration order, every mapping sorted by key."""
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class DealSurplus:
+    deal: DealFact
+    buyer_cents: int
+    seller_cents: int
+    want_id: str | None
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def _sorted_counts(values: Iterable[str]) -> dict[str, int]:
+    return dict(sorted(Counter(values).items()))
+
+
+def p90(values: Sequence[int]) -> int | None:
+    """Nearest-rank 90th percentile: the smallest value with at least 90% of values at or below it."""
+    if not values:
+        return None
+    return sorted(values)[math.ceil(0.9 * len(values)) - 1]
+
+
+def _satisfies(want: WantSpec, item: SaleItem, deal: DealFact) -> bool:
+    return (
+        want.buyer_id == deal.buyer_principal_id != item.seller_id
+        and want.matches(item)
+        and item.true_condition.at_least(want.min_condition)
+    )
+
+
+def _filled_want(
+    deal: DealFact, item: SaleItem, wants: dict[str, WantSpec], filled: set[str]
+) -> WantSpec | None:
+    if deal.want_id is not None:
+        candidates: Iterable[WantSpec] = (wants[deal.want_id],)
+    else:
+        candidates = (w for w in wants.values() if w.buyer_id == deal.buyer_principal_id)
+    usable = [w for w in candidates if w.id not in filled and _satisfies(w, item, deal)]
+    return min(usable, key=lambda w: (-w.max_price_cents, w.id)) if usable else None
+
+
+def realised_surplus(facts: MarketFacts) -> list[DealSurplus]:
+    """Buyer and seller surplus of each released deal, first deal per listing only, in agreement order."""
+    released = {s.deal_id for s in facts.settlements if s.outcome is SettlementOutcome.RELEASED}
+    items = {item.id: item for item in facts.population.listings()}
+    wants = {want.id: want for want in facts.population.wants()}
+    filled: set[str] = set()
+    sold: set[str] = set()
+    found: list[DealSurplus] = []
+    for deal in facts.deals:
+        if deal.deal_id not in released or deal.listing_id in sold:
+            continue
+        sold.add(deal.listing_id)
+        item = items[deal.listing_id]
+        want = _filled_want(deal, item, wants, filled)
+        value = 0 if want is None else want.max_price_cents
+        if want is not None:
+            filled.add(want.id)
+        buyer, seller = value - deal.buyer_total_cents, deal.seller_net_cents - item.floor_cents
+        found.append(DealSurplus(deal, buyer, seller, None if want is None else want.id))
+    return found
+
+
+def _surplus(facts: MarketFacts, gains: list[DealSurplus]) -> Surplus:
+    best = optimum(facts.population.wants(), facts.population.listings())
+    buyers = sum(g.buyer_cents for g in gains)
+    sellers = sum(g.seller_cents for g in gains)
+    realised = buyers + sellers
+    if realised > best.surplus_cents:
+        raise AssertionError(f"realised surplus {realised} above the optimum {best.surplus_cents}: a bug")
+    return Surplus(
+        buyers_cents=buyers,
+        sellers_cents=sellers,
+        realised_cents=realised,
+        optimum_cents=best.surplus_cents,
+        efficiency=realised / best.surplus_cents if best.surplus_cents > 0 else None,
+        optimum_trades=len(best.matches),
+        wants_filled=sum(g.want_id is not None for g in gains),
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _variant_stats(
+    facts: MarketFacts, gains: list[DealSurplus], total_surplus: int
+) -> tuple[VariantStats, ...]:
+    variant_of = {p.id: p.variant for p in facts.population.principals}
+    items = {item.id: item for item in facts.population.listings()}
+    rows = []
+    for variant in facts.population.variants:
+        members = sum(v == variant for v in variant_of.values())
+        sold = [d for d in facts.deals if variant_of[d.seller_principal_id] == variant]
+        bought = [d for d in facts.deals if variant_of[d.buyer_principal_id] == variant]
+        surplus = sum(g.seller_cents for g in gains if variant_of[g.deal.seller_principal_id] == variant)
+        surplus += sum(g.buyer_cents for g in gains if variant_of[g.deal.buyer_principal_id] == variant)
+        rows.append(
+            VariantStats(
+                variant=variant,
+                principals=members,
+                deals=len(sold) + len(bought),
+                deals_per_principal=(len(sold) + len(bought)) / members if members else 0.0,
+                seller_price_index=_mean([d.price_cents / items[d.listing_id].reference_cents for d in sold]),
+                buyer_price_index=_mean(
+                    [d.price_cents / items[d.listing_id].reference_cents for d in bought]
+                ),
+                surplus_cents=surplus,
+                surplus_share=_share(surplus, total_surplus),
+            )
+        )
+    return tuple(rows)
+
+
+def _settlements(facts: MarketFacts) -> Settlements:
+    by_outcome = Counter(s.outcome for s in facts.settlements)
+    settled = {s.deal_id for s in facts.settlements}
+    unsettled = sum(deal.deal_id not in settled for deal in facts.deals)
+
+    def reasons(outcome: SettlementOutcome) -> dict[str, int]:
+        return _sorted_counts(s.reason or "unspecified" for s in facts.settlements if s.outcome is outcome)
+
+    return Settlements(
+        released=by_outcome[SettlementOutcome.RELEASED],
+        refunded=by_outcome[SettlementOutcome.REFUNDED],
+        escrow_failed=by_outcome[SettlementOutcome.ESCROW_FAILED],
+        open=by_outcome[SettlementOutcome.OPEN] + unsettled,
+        escrow_failures_by_reason=reasons(SettlementOutcome.ESCROW_FAILED),
+        refunds_by_reason=reasons(SettlementOutcome.REFUNDED),
+    )
+
+
+def _approvals(facts: MarketFacts) -> Approvals:
+    answers = Counter(a.answer for a in facts.approvals)
+    return Approvals(
+        requested=len(facts.approvals),
+        granted=answers[ApprovalAnswer.GRANTED],
+        denied=answers[ApprovalAnswer.DENIED],
+        expired=answers[ApprovalAnswer.EXPIRED],
+        pending=answers[ApprovalAnswer.PENDING],
+    )
+
+
+def _money(facts: MarketFacts, released: set[str]) -> Money:
+    prices = [deal.price_cents for deal in facts.deals]
+    return Money(
+        gmv_agreed_cents=sum(prices),
+        gmv_settled_cents=sum(d.price_cents for d in facts.deals if d.deal_id in released),
+        median_price_cents=statistics.median_low(prices) if prices else None,
+    )
+
+
+def build_report(facts: MarketFacts) -> MarketReport:
+    released = {s.deal_id for s in facts.settlements if s.outcome is SettlementOutcome.RELEASED}
+    sold = {d.listing_id for d in facts.deals if d.deal_id in released}
+    rounds = [n.rounds for n in facts.negotiations]
+    gains = realised_surplus(facts)
+    surplus = _surplus(facts, gains)
+    refusals = {source: dict(sorted(counts.items())) for source, counts in sorted(facts.refusals.items())}
+    return MarketReport(
+        market_id=facts.market_id,
+        population_digest=facts.population.digest(),
+        participants=len(facts.population.principals),
+        listings_planned=len(facts.population.listings()),
+        listings_published=len(facts.listing_ids),
+        wants=len(facts.population.wants()),
+        negotiations=len(facts.negotiations),
+        deals_agreed=len(facts.deals),
+        deals_settled=len(released),
+        listings_sold=len(sold),
+        completion=Completion(
+            deals_per_negotiation=_share(len(facts.deals), len(facts.negotiations)),
+            listings_sold_share=_share(len(sold), len(facts.listing_ids)),
+        ),
+        rounds=Rounds(median=statistics.median(rounds) if rounds else None, p90=p90(rounds)),
+        money=_money(facts, released),
+        approvals=_approvals(facts),
+        disputes=Disputes(
+            total=len(facts.disputes),
+            by_reason=_sorted_counts(d.reason.value for d in facts.disputes),
+            by_outcome=_sorted_counts(d.outcome.value if d.outcome else "open" for d in facts.disputes),
+        ),
+        settlements=_settlements(facts),
+        refused_moves=sum(sum(counts.values()) for counts in refusals.values()),
+        refusals=refusals,
+        surplus=surplus,
+        variants=_variant_stats(facts, gains, surplus.realised_cents),
+        invariants=dict(sorted(facts.invariants.items())),
+        ok=all(facts.invariants.values()),
+    )
