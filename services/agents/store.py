@@ -272,14 +272,20 @@ async def fulfilled_wants(conn: asyncpg.Connection, principal_id: str) -> set[st
 
 
 async def record_move(
-    conn: asyncpg.Connection, principal_id: str, listing_id: str, kind: str, price: int | None, refusals: int
+    conn: asyncpg.Connection,
+    principal_id: str,
+    listing_id: str,
+    kind: str,
+    price: int | None,
+    refusal_reasons: list[str],
 ) -> None:
     await conn.execute(
-        "INSERT INTO moves (principal_id, listing_id, kind, price_cents, guard_refusals)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO moves (principal_id, listing_id, kind, price_cents, guard_refusals, refusal_reasons)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
         principal_id,
         listing_id,
         kind,
         price,
-        refusals,
+        len(refusal_reasons),
+        refusal_reasons,
     )

@@ -66,14 +66,10 @@ async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
         await store.save_negotiation(uow.conn, neg)
         return
     await _send_move(uow, principal, neg, view, decision.move)
-    await store.record_move(
-        uow.conn,
-        principal.principal_id,
-        neg.listing_id,
-        type(decision.move).__name__,
-        getattr(decision.move, "price_cents", None),
-        len(decision.refusals),
-    )
+    reasons = [refusal.reason.value for refusal in decision.refusals]
+    price = getattr(decision.move, "price_cents", None)
+    kind = type(decision.move).__name__
+    await store.record_move(uow.conn, principal.principal_id, neg.listing_id, kind, price, reasons)
     common.AGENT_TURNS.labels("fell_back" if decision.fell_back else "moved").inc()
     await store.save_negotiation(uow.conn, neg)
 

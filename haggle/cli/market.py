@@ -1,0 +1,117 @@
+"""`haggle market run`: build a population, run the market over the services, print the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+app = typer.Typer(help="Run agent markets and report on them.", no_args_is_help=True)
+console = Console()
+
+
+def _status_table(statuses: dict[str, object]) -> Table:
+    table = Table(title="market", title_justify="left")
+    for column in ("market", "agents", "listings", "open", "ended", "deals", "settled", "elapsed"):
+        table.add_column(column, justify="left" if column == "market" else "right")
+    for s in statuses.values():
+        table.add_row(
+            s.market_id,
+            f"{s.registered}/{s.principals}",
+            f"{s.listings}/{s.listings_expected}",  # type: ignore[attr-defined]
+            str(s.threads_open),
+            str(s.threads_ended),
+            str(s.deals),  # type: ignore[attr-defined]
+            f"{s.settled}/{s.deals}",
+            f"{s.elapsed:5.1f}s" + (" ✓" if s.done else ""),  # type: ignore[attr-defined]
+        )
+    return table
+
+
+def ensure_running() -> tuple[str, str]:
+    """Kafka, PostgreSQL, topics and every service, started if they are not running yet."""
+    from haggle import infra, procs
+    from haggle.contracts.topics import all_topic_partitions, topic_configs
+
+    endpoints = infra.up(progress=lambda m: console.print(f"[dim]{m}[/]"))
+    infra.ensure_topics(endpoints.kafka_bootstrap, all_topic_partitions(), configs=topic_configs())
+    for name in procs.SERVICES:
+        procs.start(name)
+    for name in procs.SERVICES:
+        procs.wait_ready(name)
+    return endpoints.kafka_bootstrap, endpoints.database_url
+
+
+@app.command()
+def run(
+    participants: int = typer.Option(20, help="principals in the market"),
+    listings: int = typer.Option(60, help="items put up for sale"),
+    budget: int = typer.Option(100, help="each principal's budget, in whole dollars"),
+    seed: int = typer.Option(1, help="same seed, same population"),
+    variants: str = typer.Option("boulware,conceder", help="comma-separated brains or models"),
+    parallel: bool = typer.Option(False, help="one market per variant over the same population"),
+    misdescribed_rate: float = typer.Option(0.1, help="share of listings whose condition is overstated"),
+    approval_policy: str = typer.Option("", help="grant-all, deny-all, human, grant-up-to:<cents>"),
+    deadline: float = typer.Option(600, help="stop watching after this many seconds"),
+    negotiation_ttl: int = typer.Option(60, help="seconds a negotiation may last"),
+    max_rounds: int = typer.Option(12, help="offers per negotiation at most"),
+    json_path: Path | None = typer.Option(None, "--json", help="also write the report as JSON"),
+) -> None:
+    """Run a whole market end to end and print the report."""
+    from haggle.market.population import build_population
+    from haggle.market.render import render, render_comparison
+    from haggle.market.runner import RunConfig, check_policy, run_all
+
+    budget_cents = budget * 100
+    policy = check_policy(approval_policy or f"grant-up-to:{budget_cents * 3 // 4}")
+    population = build_population(
+        seed,
+        participants,
+        listings,
+        budget_cents,
+        misdescribed_rate,
+        [v.strip() for v in variants.split(",") if v.strip()],
+        parallel,
+    )
+    console.print(
+        f"population {population.digest()[:12]} (seed {seed}): {participants} principals, "
+        f"{listings} listings, {len(population.wants())} wants"
+    )
+    bootstrap, database_url = ensure_running()
+    config = RunConfig(
+        approval_policy=policy,
+        deadline_seconds=deadline,
+        negotiation_ttl_seconds=negotiation_ttl,
+        max_rounds=max_rounds,
+    )
+    statuses: dict[str, object] = {}
+    with Live(_status_table(statuses), console=console, refresh_per_second=4, transient=False) as live:
+
+        def progress(status: object) -> None:
+            statuses[status.market_id] = status  # type: ignore[attr-defined]
+            live.update(_status_table(statuses))
+
+        reports = asyncio.run(run_all(population, config, bootstrap, database_url, progress))
+    for report in reports:
+        render(report, console)
+    if len(reports) > 1:
+        render_comparison(reports, console)
+    if json_path:
+        body = [json.loads(r.to_json()) for r in reports]
+        json_path.write_text(json.dumps(body[0] if len(body) == 1 else body, indent=2) + "\n")
+        console.print(f"report written to {json_path}")
+    _print_scrape_targets()
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def _print_scrape_targets() -> None:
+    from haggle import procs
+
+    targets = ", ".join(f"{procs.url_for(name)}/metrics" for name in procs.SERVICES)
+    console.print(f"[dim]metrics: {targets} — stop with `haggle services down && haggle infra down`[/]")

@@ -1,0 +1,281 @@
+"""`haggle market run`: a whole market over the running services, watched from Kafka, then reported.
+
+For each market (one, or one per variant with `parallel`): publish its rules
+and wait until the referee and settlement apply them, fund every wallet and
+hand every mandate to the agents service (both signed by the operator),
+answer approval requests by the chosen policy, and watch the events until
+every listing is published, every negotiation has ended and every deal is
+settled (or the deadline passes). Then turn what was seen into facts, run
+the invariant checks, and build the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from haggle import procs
+from haggle.client import Publisher
+from haggle.contracts import Envelope
+from haggle.contracts.approval import ApprovalDenied, ApprovalGranted, ApprovalRequested
+from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.settlement import FundWallet
+from haggle.contracts.topics import APPROVAL_EVENTS, MANDATE_COMMANDS, MARKET_EVENTS, SETTLEMENT_COMMANDS
+from haggle.market import checks, collect
+from haggle.market.collect import Scope
+from haggle.market.facts import MarketFacts
+from haggle.market.mandates import assign_mandate
+from haggle.market.population import Population
+from haggle.market.report import MarketReport, build_report
+from haggle.runtime.operators import operator_envelope
+from haggle.testing.observe import Observer
+
+TOPICS = ("listing.events", "negotiation.events", "settlement.events", "approval.events", "agent.events")
+Progress = Callable[["MarketStatus"], None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    approval_policy: str = "grant-all"
+    deadline_seconds: float = 600
+    negotiation_ttl_seconds: int = 60
+    max_rounds: int = 12
+    quiet_seconds: float = 3.0
+    fee_bps: int = 500
+    carrier_loss_bps: int = 300
+
+
+@dataclass
+class MarketStatus:
+    market_id: str
+    variant: str
+    principals: int
+    listings_expected: int
+    registered: int = 0
+    listings: int = 0
+    threads_open: int = 0
+    threads_ended: int = 0
+    deals: int = 0
+    settled: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    done: bool = False
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def rules_for(config: RunConfig, seed: int) -> MarketRulesSet:
+    """Simulated time runs fast: carriers in seconds, inspection windows in seconds."""
+    return MarketRulesSet(
+        max_rounds=config.max_rounds,
+        negotiation_ttl_seconds=config.negotiation_ttl_seconds,
+        fee_bps=config.fee_bps,
+        inspection_window_seconds=3,
+        approval_timeout_seconds=15,
+        ship_deadline_seconds=30,
+        carrier_pickup_seconds=1,
+        carrier_transit_seconds=2,
+        carrier_loss_bps=config.carrier_loss_bps,
+        carrier_seed=seed,
+    )
+
+
+async def _wait_for_rules(market_id: str, timeout: float = 30) -> None:
+    checks_ = {
+        "negotiation": lambda r: r.status_code == 200 and r.json().get("configured"),
+        "settlement": lambda r: r.status_code == 200,
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        for service, ok in checks_.items():
+            url = f"{procs.url_for(service)}/markets/{market_id}/rules"
+            for _ in range(int(timeout / 0.2)):
+                if ok(await client.get(url)):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise TimeoutError(f"{service} never applied the rules of market {market_id}")
+
+
+async def _start(pub: Publisher, population: Population, scope: Scope, rules: MarketRulesSet) -> None:
+    await pub.send(MARKET_EVENTS.name, scope.market_id, operator_envelope(rules, scope.market_id))
+    await _wait_for_rules(scope.market_id)
+    for principal in population.principals:
+        cmd = assign_mandate(principal)
+        scoped = cmd.mandate.model_copy(update={"principal_id": scope.principal(principal.id)})
+        funding = FundWallet(
+            funding_id=f"fund-{scoped.principal_id}",
+            principal_id=scoped.principal_id,
+            amount_cents=principal.budget_cents,
+            auto_approve_limit_cents=principal.auto_approve_limit_cents,
+        )
+        await pub.send(
+            SETTLEMENT_COMMANDS.name, scoped.principal_id, operator_envelope(funding, scope.market_id)
+        )
+        await pub.send(
+            MANDATE_COMMANDS.name,
+            scoped.principal_id,
+            operator_envelope(cmd.model_copy(update={"mandate": scoped}), scope.market_id),
+        )
+
+
+def answer_for(policy: str, request: ApprovalRequested) -> ApprovalGranted | ApprovalDenied | None:
+    """`grant-all`, `deny-all`, `grant-up-to:<cents>`, or `human` (answer with `haggle approvals`)."""
+    if policy == "human":
+        return None
+    grant = policy == "grant-all" or (
+        policy.startswith("grant-up-to:") and request.amount_cents <= int(policy.split(":", 1)[1])
+    )
+    ids = {
+        "approval_id": request.approval_id,
+        "deal_id": request.deal_id,
+        "principal_id": request.principal_id,
+    }
+    if grant:
+        return ApprovalGranted(**ids, granted_by=f"policy:{policy}")
+    return ApprovalDenied(**ids, denied_by=f"policy:{policy}", reason="above the policy's limit")
+
+
+def check_policy(policy: str) -> str:
+    if policy in ("grant-all", "deny-all", "human"):
+        return policy
+    if policy.startswith("grant-up-to:") and policy.split(":", 1)[1].isdigit():
+        return policy
+    raise ValueError(f"approval policy {policy!r}: use grant-all, deny-all, human or grant-up-to:<cents>")
+
+
+class Watch:
+    """Follows one market's events and answers its approvals; `status` says how far it got."""
+
+    def __init__(self, obs: Observer, pub: Publisher, status: MarketStatus, policy: str) -> None:
+        self.obs, self.pub, self.status, self.policy = obs, pub, status, policy
+        self._cursor = 0
+        self._threads: set[str] = set()
+        self._ended: set[str] = set()
+        self._deals: set[str] = set()
+        self._settled: set[str] = set()
+
+    async def step(self) -> None:
+        fresh = self.obs.seen[self._cursor :]
+        self._cursor += len(fresh)
+        for _, env in fresh:
+            await self._take(env)
+        s = self.status
+        if fresh:
+            s.last_activity = time.monotonic()
+        s.threads_open, s.threads_ended = len(self._threads - self._ended), len(self._ended)
+        s.deals, s.settled = len(self._deals), len(self._settled & self._deals)
+
+    async def _take(self, env: Envelope) -> None:
+        kind, p = env.type, env.payload
+        if kind == "AgentRegistered":
+            self.status.registered += 1
+        elif kind in ("ListingPublished", "ListingCommandRefused"):
+            self.status.listings += 1
+        elif kind == "ThreadOpened":
+            self._threads.add(p["thread_id"])
+        elif kind == "NegotiationEnded":
+            self._ended.add(p["thread_id"])
+        elif kind == "DealAgreed":
+            self._deals.add(p["deal_id"])
+        elif kind in ("FundsReleased", "Refunded", "EscrowFailed"):
+            self._settled.add(p["deal_id"])
+        elif kind == "ApprovalRequested":
+            answer = answer_for(self.policy, ApprovalRequested.model_validate(p))
+            if answer is not None:
+                envelope = operator_envelope(answer, self.status.market_id)
+                await self.pub.send(APPROVAL_EVENTS.name, answer.principal_id, envelope)
+
+    def finished(self, quiet_seconds: float) -> bool:
+        s = self.status
+        everyone_in = s.registered >= s.principals and s.listings >= s.listings_expected
+        calm = time.monotonic() - s.last_activity >= quiet_seconds
+        return everyone_in and calm and s.threads_open == 0 and s.settled >= s.deals
+
+
+async def watch_until_done(watch: Watch, config: RunConfig, progress: Progress | None) -> None:
+    deadline = time.monotonic() + config.deadline_seconds
+    while time.monotonic() < deadline:
+        await watch.step()
+        if progress:
+            progress(watch.status)
+        if watch.finished(config.quiet_seconds):
+            break
+        await asyncio.sleep(0.25)
+    watch.status.done = True
+    if progress:
+        progress(watch.status)
+
+
+async def facts_of(
+    seen: list[tuple[str, Envelope]], population: Population, scope: Scope, database_url: str
+) -> MarketFacts:
+    deals = collect.deals(seen, scope)
+    ledger_ok, _ = await checks.ledger_balanced(database_url, scope.market_id)
+    sold_once, _ = checks.no_listing_sold_twice(seen)
+    mandates_kept, _ = checks.no_mandate_broken(seen, population, scope)
+    return MarketFacts(
+        market_id=scope.market_id,
+        population=population,
+        listing_ids=collect.listing_ids(seen, scope),
+        negotiations=collect.negotiations(seen, scope),
+        deals=deals,
+        settlements=collect.settlements(seen, [d.deal_id for d in deals]),
+        approvals=collect.approvals(seen, scope),
+        disputes=collect.disputes(seen),
+        refusals={
+            "referee": collect.referee_refusals(seen),
+            "guard": await checks.guard_refusals(database_url, scope),
+        },
+        invariants={
+            "ledger_balanced": ledger_ok,
+            "no_listing_sold_twice": sold_once,
+            "no_mandate_broken": mandates_kept,
+        },
+    )
+
+
+async def run_market(
+    population: Population,
+    config: RunConfig,
+    bootstrap: str,
+    database_url: str,
+    progress: Progress | None = None,
+    label: str = "mixed",
+) -> MarketReport:
+    scope = Scope(f"m{population.seed}-{label}-{uuid.uuid4().hex[:6]}")
+    status = MarketStatus(scope.market_id, label, len(population.principals), len(population.listings()))
+    async with (
+        Publisher(bootstrap, "haggle-market") as pub,
+        Observer(bootstrap, *TOPICS, market_id=scope.market_id) as obs,
+    ):
+        await _start(pub, population, scope, rules_for(config, population.seed))
+        await watch_until_done(Watch(obs, pub, status, config.approval_policy), config, progress)
+        seen = list(obs.seen)
+    return build_report(await facts_of(seen, population, scope, database_url))
+
+
+async def run_all(
+    population: Population,
+    config: RunConfig,
+    bootstrap: str,
+    database_url: str,
+    progress: Progress | None = None,
+) -> list[MarketReport]:
+    """One market, or with `parallel` one per variant side by side over the same population."""
+    runs = population.runs()
+    labels = [run.variants[0] if population.parallel else "mixed" for run in runs]
+    return list(
+        await asyncio.gather(
+            *(
+                run_market(run, config, bootstrap, database_url, progress, label)
+                for run, label in zip(runs, labels, strict=True)
+            )
+        )
+    )
