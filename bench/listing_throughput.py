@@ -25,8 +25,8 @@ from haggle import infra, procs
 from haggle.client import Publisher, tail
 from haggle.contracts import Envelope, encode, wrap
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, LISTING_EVENTS_TOPIC, all_topic_partitions
-from haggle.demo import sample_commands
 from haggle.runtime.kafka import make_producer
+from haggle.testing.goods import sample_commands
 
 RAW_TOPIC = "bench.raw"
 RAW_PARTITIONS = 12

@@ -108,7 +108,7 @@ async def end_to_end_rate(bootstrap: str, count: int) -> float:
     market_id = f"bench-{uuid.uuid4().hex[:8]}"
     env = lambda m: wrap(m, market_id=market_id, producer="bench")  # noqa: E731
     async with Publisher(bootstrap) as pub, tail(bootstrap, SETTLEMENT_EVENTS_TOPIC.name) as events:
-        await pub.send(MARKET_EVENTS.name, market_id, env(RULES))
+        await pub.send(MARKET_EVENTS.name, market_id, operator_envelope(RULES, market_id))
         funding = [
             (f"{market_id}-pb{b}", operator_envelope(fund_command(market_id, b), market_id))
             for b in range(BUYERS)

@@ -113,11 +113,14 @@ def contracts_export(directory: Path) -> None:
 
 
 @app.command()
-def demo(listings_count: int = typer.Option(8, "--listings")) -> None:
-    """The main job until the market runner exists: listings through Kafka into PostgreSQL."""
+def demo(
+    participants: int = typer.Option(69), listings: int = typer.Option(300), budget: int = typer.Option(100)
+) -> None:
+    """The main job on embedded defaults: an office market end to end, its report, then shut down."""
     from haggle.demo import run_demo
 
-    run_demo(listings_count)
+    if not run_demo(participants, listings, budget):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from haggle.contracts.codec import MESSAGE_TYPES
 from haggle.contracts.envelope import Envelope
 
@@ -12,7 +14,7 @@ from haggle.contracts.envelope import Envelope
 def export(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    models = {"Envelope": Envelope, **MESSAGE_TYPES}
+    models: dict[str, type[BaseModel]] = {"Envelope": Envelope, **MESSAGE_TYPES}
     for name, model in sorted(models.items()):
         path = directory / f"{name}.schema.json"
         path.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")

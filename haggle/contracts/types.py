@@ -6,7 +6,7 @@ Money is integer cents and nothing else: a float price is refused at the edge
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import Field, StringConstraints
 
@@ -20,6 +20,6 @@ PositiveCents = Annotated[int, Field(strict=True, gt=0)]
 Grams = Annotated[int, Field(strict=True)]
 Millimetres = Annotated[int, Field(strict=True)]
 
-CURRENCY = "USD"
+CURRENCY: Final = "USD"
 MAX_PRICE_CENTS = 10_000_000_00
 """Sanity bound on any price: $10M. Above it a price is an attack or a typo."""

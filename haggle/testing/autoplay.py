@@ -19,6 +19,7 @@ from haggle.contracts.agents import Role
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, MARKET_EVENTS, NEGOTIATION_COMMANDS
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.goods import a_listing
 from haggle.testing.observe import Observer, of_type
@@ -55,9 +56,7 @@ class AutoMarket:
             negotiation_ttl_seconds=self.ttl_seconds,
             max_open_threads_per_agent=self.pairs + 10,
         )
-        await self.pub.send(
-            MARKET_EVENTS.name, self.market_id, wrap(rules, market_id=self.market_id, producer="auto")
-        )
+        await self.pub.send(MARKET_EVENTS.name, self.market_id, operator_envelope(rules, self.market_id))
         sellers = [
             ScriptedAgent(f"{self.market_id}-s{i}", f"{self.market_id}-ps{i}", Role.SELLER, self.market_id)
             for i in range(self.sellers)

@@ -28,7 +28,7 @@ from haggle.contracts.negotiation import (
     ThreadOpened,
 )
 from haggle.contracts.topics import AGENT_INBOX, NEGOTIATION_EVENTS_TOPIC
-from haggle.runtime import identity
+from haggle.runtime import identity, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.negotiation import store
 from services.negotiation.domain import (
@@ -53,6 +53,7 @@ ROUNDS = Histogram(
     "haggle_rounds_to_agreement", "Offers made before a deal", buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30)
 )
 THREADS_ENDED = Counter("haggle_threads_ended_total", "Negotiation threads ended", ["reason"])
+UNSIGNED_RULES = Counter("haggle_unsigned_rules_total", "Market rules ignored: not signed by an operator")
 REGISTRATIONS = Counter("haggle_agent_registrations_total", "Agent registrations seen", ["outcome"])
 
 
@@ -241,6 +242,11 @@ async def on_agent_retired(uow: UnitOfWork, env: Envelope, event: AgentRetired) 
 
 
 async def on_market_rules(uow: UnitOfWork, env: Envelope, event: MarketRulesSet) -> None:
+    """Only the operator sets a market's rules: a forged rule could stretch deadlines or rounds."""
+    if not operators.is_operator(env):
+        UNSIGNED_RULES.inc()
+        log.warning("market rules not signed by an operator", extra={"market_id": env.market_id})
+        return
     await store.save_rules(uow.conn, env.market_id, event)
 
 

@@ -15,6 +15,7 @@ from haggle.contracts.listing import CreateListing
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import OpenNegotiation
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, MARKET_EVENTS
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.goods import a_listing
 from haggle.testing.observe import Observer, of_type, to_agent
@@ -55,9 +56,7 @@ class Market:
 
     async def rules(self, **values: object) -> None:
         rules = MarketRulesSet.model_validate(values)
-        await self.pub.send(
-            MARKET_EVENTS.name, self.market_id, wrap(rules, market_id=self.market_id, producer="test")
-        )
+        await self.pub.send(MARKET_EVENTS.name, self.market_id, operator_envelope(rules, self.market_id))
 
     async def admit(self, *agents: ScriptedAgent) -> None:
         for agent in agents:

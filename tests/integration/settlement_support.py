@@ -112,7 +112,9 @@ class SettlementMarket:
     async def open(self, *agents: ScriptedAgent, **rules: Any) -> None:
         """Publish the market's rules and register the agents; wait until settlement knows both."""
         await self.pub.send(
-            MARKET_EVENTS.name, self.market_id, self.envelope(MarketRulesSet(**{**FAST, **rules}))
+            MARKET_EVENTS.name,
+            self.market_id,
+            operator_envelope(MarketRulesSet(**{**FAST, **rules}), self.market_id),
         )
         everyone = (self.buyer, self.seller, *agents)
         for agent in everyone:

@@ -104,16 +104,30 @@ def view_of(
 
 
 async def limits_of(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> MandateLimits:
-    """The private limits for this negotiation, with what other negotiations hold taken off the budget."""
+    """The private limits for this negotiation. A buyer's thread spends only the money it holds."""
     mandate = principal.mandate
     if neg.role == "seller":
         item_id = neg.item_id or item_id_of(principal.principal_id, neg.listing_id)
         return MandateLimits.for_seller(mandate.item(str(item_id)).floor_cents)
     want = mandate.want(str(neg.want_id))
+    free = await free_budget(uow, principal, neg)
+    usable = min(free, neg.reserved_cents) if neg.reserved_cents else free
+    return MandateLimits.for_buyer(want.max_price_cents, usable, want.min_condition)
+
+
+async def free_budget(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> int:
+    """Budget less agreed deals less what the buyer's other live negotiations hold."""
     others = await store.negotiations_of(uow.conn, principal.principal_id)
     held = sum(n.reserved_cents for n in others if n.neg_id != neg.neg_id and n.role == "buyer")
-    remaining = max(0, mandate.budget_cents - principal.committed_cents - held)
-    return MandateLimits.for_buyer(want.max_price_cents, remaining, want.min_condition)
+    return max(0, principal.mandate.budget_cents - principal.committed_cents - held)
+
+
+def thread_cap(principal: Principal, neg: Negotiation, facts: ListingFacts, free: int) -> int:
+    """The most one buyer thread could ever commit: held in full from its opening to its end, so
+    several threads at once can never promise more than the budget, nor starve each other mid-haggle."""
+    want = principal.mandate.want(str(neg.want_id))
+    cheapest = min((option.cost_cents for option in facts.shipping), default=0)
+    return min(want.max_price_cents, facts.price_cents + cheapest, free)
 
 
 def shipping_total(price: int, cost: int, buyer_pays: bool) -> int:

@@ -54,6 +54,12 @@ async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
     facts = await facts_for(uow, principal, neg)
     if facts is None or not neg.live:
         return
+    if (
+        neg.role == "buyer"
+        and neg.thread_id is None
+        and not await _hold_for_opening(uow, principal, neg, facts)
+    ):
+        return
     limits = await common.limits_of(uow, principal, neg)
     view = common.view_of(principal, neg, facts, limits)
     if not view.my_turn:
@@ -74,12 +80,29 @@ async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
     await store.save_negotiation(uow.conn, neg)
 
 
+OPENING_FLOOR = 0.5
+"""A buyer opens only if it can hold at least half the asking price for the thread."""
+
+
+async def _hold_for_opening(
+    uow: UnitOfWork, principal: Principal, neg: Negotiation, facts: ListingFacts
+) -> bool:
+    """Hold the thread's whole cap before opening, or wait until money comes free."""
+    free = await common.free_budget(uow, principal, neg)
+    cap = common.thread_cap(principal, neg, facts, free)
+    if cap < OPENING_FLOOR * facts.price_cents:
+        neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", "declined_to_open", 0, None
+        await store.save_negotiation(uow.conn, neg)
+        common.AGENT_TURNS.labels("waiting_for_budget").inc()
+        return False
+    neg.reserved_cents = cap
+    return True
+
+
 async def _send_move(
     uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, move: Move
 ) -> None:
     command = _command(neg, view, move)
-    if isinstance(move, MakeOffer | Accept):
-        neg.reserved_cents = _buyer_hold(view, move) if neg.role == "buyer" else 0
     if command is None:
         if isinstance(move, Walk) and neg.thread_id is None:
             neg.status, neg.end_reason, neg.reserved_cents = "ended", "declined_to_open", 0
@@ -87,16 +110,6 @@ async def _send_move(
     neg.retry_at = None
     common.AGENT_MOVES.labels(common.brain_label(principal), command.type).inc()
     await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
-
-
-def _buyer_hold(view: NegotiationView, move: MakeOffer | Accept) -> int:
-    """What this move could commit the buyer to: the money held for it until the thread ends."""
-    if isinstance(move, Accept):
-        offer = next(o for o in view.offers if o.offer_id == move.offer_id)
-        return offer.buyer_total_cents
-    option = view.listing.shipping_option(move.shipping_method)
-    cost = option.cost_cents if option else 0
-    return common.shipping_total(move.price_cents, cost, move.shipping_paid_by is Party.BUYER)
 
 
 def _command(neg: Negotiation, view: NegotiationView, move: Move) -> Message | None:
@@ -175,9 +188,25 @@ async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> Non
         if event.reason is not EndReason.DEAL:
             neg.reserved_cents = 0
     await store.save_negotiation(uow.conn, neg)
+    if isinstance(event, NegotiationEnded) and neg.role == "buyer" and neg.status == "ended":
+        await wake_declined(uow, principal)
     theirs = isinstance(event, OfferMade) and event.agent_id != principal.agent_id
     if theirs and neg.live:
         await take_turn(uow, principal, neg)
+
+
+MAX_REOPENS = 5
+
+
+async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
+    """Money came free: listings this buyer declined to open for lack of budget get another look."""
+    fulfilled = await store.fulfilled_wants(uow.conn, principal.principal_id)
+    for neg in await store.negotiations_of(uow.conn, principal.principal_id, live_only=False):
+        declined = neg.status == "ended" and neg.end_reason == "declined_to_open"
+        if declined and neg.want_id not in fulfilled and neg.attempts < MAX_REOPENS:
+            neg.status, neg.end_reason, neg.retry_at = "opening", None, common.now()
+            neg.attempts += 1
+            await store.save_negotiation(uow.conn, neg)
 
 
 async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:

@@ -8,7 +8,7 @@ from haggle.contracts import Envelope
 from haggle.contracts.agents import AgentRegistered, AgentRetired
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.market import MarketRulesSet
-from haggle.runtime import identity
+from haggle.runtime import identity, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.settlement import store
 
@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 
 
 async def on_market_rules(uow: UnitOfWork, env: Envelope, event: MarketRulesSet) -> None:
+    """Only the operator sets a market's rules: a forged rule could set the fee or the carrier."""
+    if not operators.is_operator(env):
+        log.warning("market rules not signed by an operator", extra={"market_id": env.market_id})
+        return
     await store.save_rules(uow.conn, env.market_id, event)
 
 
