@@ -99,6 +99,9 @@ def run(
         reports = asyncio.run(run_all(population, config, bootstrap, database_url, progress))
     for report in reports:
         render(report, console)
+    for status in statuses.values():
+        for problem in status.problems[:20]:  # type: ignore[attr-defined]
+            console.print(f"[red]invariant broken[/] {status.market_id}: {problem}")  # type: ignore[attr-defined]
     if len(reports) > 1:
         render_comparison(reports, console)
     if json_path:

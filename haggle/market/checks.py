@@ -57,30 +57,74 @@ def no_mandate_broken(
     floors, wants, budgets = _limits(population)
     items = {item.id: item for item in population.listings()}
     broken: list[str] = []
-    spent: Counter[str] = Counter()
     for _, env in seen:
-        p = env.payload
         if env.type == "OfferMade":
-            item_id, agent = scope.unscope(p["listing_id"]), scope.unscope(p["agent_id"])
-            total = p["price_cents"] + (p["shipping_cost_cents"] if p["shipping_paid_by"] == "buyer" else 0)
-            net = p["price_cents"] - (p["shipping_cost_cents"] if p["shipping_paid_by"] == "seller" else 0)
-            if p["by"] == "seller" and net < floors.get(item_id, 0):
-                broken.append(f"{agent} offered {item_id} under its floor")
-            if p["by"] == "buyer" and total > _buyer_cap(wants.get(agent, []), items.get(item_id)):
-                broken.append(f"{agent} offered over its max for {item_id}")
+            broken += _offer_problems(env.payload, scope, floors, wants, items)
         elif env.type == "DealAgreed":
-            item_id, buyer = scope.unscope(p["listing_id"]), scope.unscope(p["buyer_principal_id"])
-            total = p["price_cents"] + (p["shipping_cost_cents"] if p["shipping_paid_by"] == "buyer" else 0)
-            net = p["price_cents"] - (p["shipping_cost_cents"] if p["shipping_paid_by"] == "seller" else 0)
-            if net < floors.get(item_id, 0):
-                broken.append(f"deal {p['deal_id']} under the seller's floor")
-            if total > _buyer_cap(wants.get(buyer, []), items.get(item_id)):
-                broken.append(f"deal {p['deal_id']} over the buyer's max")
-            spent[buyer] += total
-    broken += [
-        f"{b} agreed {n} cents over a {budgets[b]} budget" for b, n in spent.items() if n > budgets.get(b, 0)
-    ]
+            broken += _deal_problems(env.payload, scope, floors, wants, items)
+    broken += _budget_problems(seen, scope, budgets)
     return not broken, broken
+
+
+def _money(p: dict[str, Any]) -> tuple[int, int]:
+    """(what the buyer pays in total, what the seller nets) under the offer's shipping terms."""
+    cost, payer = p["shipping_cost_cents"], p["shipping_paid_by"]
+    return p["price_cents"] + (cost if payer == "buyer" else 0), p["price_cents"] - (
+        cost if payer == "seller" else 0
+    )
+
+
+def _offer_problems(
+    p: dict[str, Any],
+    scope: Scope,
+    floors: dict[str, int],
+    wants: dict[str, list[Any]],
+    items: dict[str, Any],
+) -> list[str]:
+    item_id, agent = scope.unscope(p["listing_id"]), scope.unscope(p["agent_id"])
+    total, net = _money(p)
+    if p["by"] == "seller" and net < floors.get(item_id, 0):
+        return [f"{agent} offered {item_id} under its floor"]
+    if p["by"] == "buyer" and total > _buyer_cap(wants.get(agent, []), items.get(item_id)):
+        return [f"{agent} offered over its max for {item_id}"]
+    return []
+
+
+def _deal_problems(
+    p: dict[str, Any],
+    scope: Scope,
+    floors: dict[str, int],
+    wants: dict[str, list[Any]],
+    items: dict[str, Any],
+) -> list[str]:
+    item_id, buyer = scope.unscope(p["listing_id"]), scope.unscope(p["buyer_principal_id"])
+    total, net = _money(p)
+    found = []
+    if net < floors.get(item_id, 0):
+        found.append(f"deal {p['deal_id']} under the seller's floor")
+    if total > _buyer_cap(wants.get(buyer, []), items.get(item_id)):
+        found.append(f"deal {p['deal_id']} over the buyer's max")
+    return found
+
+
+def _budget_problems(seen: list[tuple[str, Envelope]], scope: Scope, budgets: dict[str, int]) -> list[str]:
+    """At no moment may a buyer's live deals (agreed, not failed or refunded) exceed its budget.
+    Events are replayed in the order they happened (all services stamp one clock here)."""
+    live: dict[str, tuple[str, int]] = {}
+    owed: Counter[str] = Counter()
+    found = []
+    for env in sorted((env for _, env in seen), key=lambda e: e.occurred_at):
+        p = env.payload
+        if env.type == "DealAgreed" and p["deal_id"] not in live:
+            buyer = scope.unscope(p["buyer_principal_id"])
+            live[p["deal_id"]] = (buyer, _money(p)[0])
+            owed[buyer] += live[p["deal_id"]][1]
+            if owed[buyer] > budgets.get(buyer, 0):
+                found.append(f"{buyer} owed {owed[buyer]} cents on a {budgets.get(buyer, 0)} budget")
+        elif env.type in ("EscrowFailed", "Refunded") and p["deal_id"] in live:
+            buyer, amount = live.pop(p["deal_id"])
+            owed[buyer] -= amount
+    return found
 
 
 def _buyer_cap(wants: list[Any], item: Any) -> int:

@@ -62,6 +62,7 @@ class MarketStatus:
     threads_ended: int = 0
     deals: int = 0
     settled: int = 0
+    problems: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     done: bool = False
@@ -214,12 +215,18 @@ async def watch_until_done(watch: Watch, config: RunConfig, progress: Progress |
 
 
 async def facts_of(
-    seen: list[tuple[str, Envelope]], population: Population, scope: Scope, database_url: str
+    seen: list[tuple[str, Envelope]],
+    population: Population,
+    scope: Scope,
+    database_url: str,
+    problems: list[str] | None = None,
 ) -> MarketFacts:
     deals = collect.deals(seen, scope)
-    ledger_ok, _ = await checks.ledger_balanced(database_url, scope.market_id)
-    sold_once, _ = checks.no_listing_sold_twice(seen)
-    mandates_kept, _ = checks.no_mandate_broken(seen, population, scope)
+    ledger_ok, ledger_problems = await checks.ledger_balanced(database_url, scope.market_id)
+    sold_once, sold_twice = checks.no_listing_sold_twice(seen)
+    mandates_kept, broken = checks.no_mandate_broken(seen, population, scope)
+    if problems is not None:
+        problems += [*ledger_problems, *(f"sold twice: {x}" for x in sold_twice), *broken]
     return MarketFacts(
         market_id=scope.market_id,
         population=population,
@@ -258,7 +265,10 @@ async def run_market(
         await _start(pub, population, scope, rules_for(config, population.seed))
         await watch_until_done(Watch(obs, pub, status, config.approval_policy), config, progress)
         seen = list(obs.seen)
-    return build_report(await facts_of(seen, population, scope, database_url))
+    report = build_report(await facts_of(seen, population, scope, database_url, status.problems))
+    if progress:
+        progress(status)
+    return report
 
 
 async def run_all(
