@@ -11,8 +11,8 @@ from haggle.client import Publisher
 from haggle.contracts import ShippingMethod
 from haggle.contracts.agents import Role
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
+from haggle.testing.market import TOPICS, Market, a_listing
 from haggle.testing.observe import Observer, of_type, to_agent
-from tests.integration.negotiation_support import TOPICS, Market, a_listing
 
 pytestmark = pytest.mark.usefixtures("running_services")
 

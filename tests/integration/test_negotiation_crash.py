@@ -10,8 +10,8 @@ import pytest
 from haggle import procs
 from haggle.client import Publisher
 from haggle.testing.autoplay import AutoMarket
+from haggle.testing.market import TOPICS
 from haggle.testing.observe import Observer, of_type
-from tests.integration.negotiation_support import TOPICS
 
 pytestmark = pytest.mark.usefixtures("running_services")
 PAIRS = 200

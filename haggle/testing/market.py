@@ -1,4 +1,4 @@
-"""Shared set-up for negotiation tests: a market with registered agents and a live listing."""
+"""A market seen from outside, for tests and the red-team suite: agents, listings, outcomes."""
 
 from __future__ import annotations
 
