@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from bench import listing_throughput
+from bench import listing_throughput, negotiation_throughput, settlement_throughput
 
-SHORT_RUNS = ((listing_throughput.main, ["--count", "1000"]),)
+SHORT_RUNS = (
+    (listing_throughput.main, ["--count", "1000"]),
+    (negotiation_throughput.main, ["--pairs", "100"]),
+    (settlement_throughput.main, ["--count", "500"]),
+)
 
 
 def main() -> None:

@@ -16,11 +16,24 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Sequence
 
+from haggle import infra, procs
 from haggle.client import Publisher
+from haggle.contracts.topics import all_topic_partitions
 from haggle.runtime.settings import Settings
 from haggle.testing.autoplay import AutoMarket
 from haggle.testing.observe import Observer
+
+
+def ensure_services() -> None:
+    """The infrastructure and every service, started if they are not running."""
+    found = infra.up()
+    infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions())
+    for name in procs.SERVICES:
+        procs.start(name)
+    for name in procs.SERVICES:
+        procs.wait_ready(name)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -67,10 +80,11 @@ async def run(pairs: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=300)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    ensure_services()
     result = asyncio.run(run(args.pairs))
     for key, value in result.items():
         print(f"{key:>20}: {value:,.2f}" if isinstance(value, float) else f"{key:>20}: {value}")

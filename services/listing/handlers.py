@@ -11,6 +11,7 @@ from haggle.contracts import Envelope, InvalidPayload, Message, wrap
 from haggle.contracts.listing import (
     CreateListing,
     ListingCommandRefused,
+    ListingStatus,
     UpdateListingPrice,
     WithdrawListing,
 )
@@ -118,34 +119,51 @@ async def refuse_invalid(uow: UnitOfWork, exc: InvalidPayload) -> None:
 Decision = Callable[[Listing | None], tuple[Listing | None, Sequence[Message]]]
 
 
-async def _react(uow: UnitOfWork, env: Envelope, listing_id: str, decide: Decision) -> None:
+async def _react(uow: UnitOfWork, env: Envelope, listing_id: str, decide: Decision) -> bool:
     existing = await store.load(uow.conn, listing_id)
     listing, events = decide(existing)
     if listing is None:
         LISTING_CONFLICTS.labels(env.type).inc()
         log.warning("event does not fit listing state", extra={"listing_id": listing_id, "event": env.type})
-        return
+        return False
     await _commit(uow, env, listing, list(events))
+    return True
+
+
+def _settled(deal_id: str, event_type: str, reason: str) -> Decision:
+    """What a settlement outcome does to the listing reserved for its deal."""
+    if event_type == "FundsReleased":
+        return lambda current: domain.sell(current, deal_id)
+    if event_type == "EscrowFailed":
+        return lambda current: domain.relist(current, deal_id, reason)
+    return lambda current: domain.close_after_refund(current, deal_id, reason)
 
 
 async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
-    await _react(uow, env, event.listing_id, lambda current: domain.reserve(current, event.deal_id))
+    reserved = await _react(
+        uow, env, event.listing_id, lambda current: domain.reserve(current, event.deal_id)
+    )
+    early = await store.take_early_outcome(uow.conn, event.deal_id, event.listing_id)
+    if reserved and early is not None:
+        await _react(uow, env, event.listing_id, _settled(event.deal_id, *early))
+
+
+async def _on_outcome(uow: UnitOfWork, env: Envelope, deal_id: str, listing_id: str, reason: str) -> None:
+    if await _react(uow, env, listing_id, _settled(deal_id, env.type, reason)):
+        return
+    current = await store.load(uow.conn, listing_id)
+    if current is not None and current.status is ListingStatus.ACTIVE:
+        # Its deal may still be on the way: keep the outcome for when it comes.
+        await store.keep_early_outcome(uow.conn, deal_id, listing_id, env.type, reason)
 
 
 async def on_funds_released(uow: UnitOfWork, env: Envelope, event: FundsReleased) -> None:
-    await _react(uow, env, event.listing_id, lambda current: domain.sell(current, event.deal_id))
+    await _on_outcome(uow, env, event.deal_id, event.listing_id, "")
 
 
 async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) -> None:
-    await _react(
-        uow, env, event.listing_id, lambda current: domain.relist(current, event.deal_id, event.reason)
-    )
+    await _on_outcome(uow, env, event.deal_id, event.listing_id, event.reason)
 
 
 async def on_refunded(uow: UnitOfWork, env: Envelope, event: Refunded) -> None:
-    await _react(
-        uow,
-        env,
-        event.listing_id,
-        lambda current: domain.close_after_refund(current, event.deal_id, event.reason),
-    )
+    await _on_outcome(uow, env, event.deal_id, event.listing_id, event.reason)

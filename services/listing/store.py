@@ -63,6 +63,30 @@ async def record_refusal(
     )
 
 
+async def keep_early_outcome(
+    conn: asyncpg.Connection, deal_id: str, listing_id: str, event_type: str, reason: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO early_outcomes (deal_id, listing_id, event_type, reason) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (deal_id, listing_id) DO NOTHING",
+        deal_id,
+        listing_id,
+        event_type,
+        reason,
+    )
+
+
+async def take_early_outcome(
+    conn: asyncpg.Connection, deal_id: str, listing_id: str
+) -> tuple[str, str] | None:
+    row = await conn.fetchrow(
+        "DELETE FROM early_outcomes WHERE deal_id = $1 AND listing_id = $2 RETURNING event_type, reason",
+        deal_id,
+        listing_id,
+    )
+    return (row["event_type"], row["reason"]) if row else None
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     market_id: str | None = None

@@ -142,6 +142,9 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
         seller_owner_id=seller.owner_id if seller else None,
     )
     if isinstance(cmd, OpenNegotiation):
+        # Opens on different listings run in parallel (other partitions): one agent's opens take
+        # turns, or several could pass the open-thread cap together.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"opens:{agent.agent_id}")
         epoch = listing.epoch if listing else 0
         return replace(
             base,
@@ -203,15 +206,19 @@ def _count(event: Message) -> None:
 
 async def refuse_invalid(uow: UnitOfWork, exc: InvalidPayload) -> None:
     env = exc.envelope
-    listing_id = env.payload.get("listing_id")
-    thread_id = env.payload.get("thread_id")
+    listing_id = _echoed(env.payload.get("listing_id"))
     await _refuse(
         uow,
         env,
-        listing_id if isinstance(listing_id, str) else "",
-        thread_id if isinstance(thread_id, str) else None,
+        listing_id or "",
+        _echoed(env.payload.get("thread_id")),
         Refusal(NegotiationRefusal.INVALID_PAYLOAD, str(exc)),
     )
+
+
+def _echoed(value: object) -> str | None:
+    """A sender's id echoed in its refusal: text only, no NUL (PostgreSQL text refuses it), bounded."""
+    return value.replace("\x00", "\\0")[:128] if isinstance(value, str) else None
 
 
 # agent.events and market.events ---------------------------------------------

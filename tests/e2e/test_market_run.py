@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -37,9 +38,10 @@ def run_market(json_path: Path, seed: int = 1) -> subprocess.CompletedProcess[st
 
 async def test_market_run_reports_a_consistent_market(bootstrap: str, tmp_path: Path) -> None:
     async with Observer(bootstrap, "negotiation.events") as obs:
-        first = run_market(tmp_path / "r1.json")
+        first = await asyncio.to_thread(run_market, tmp_path / "r1.json")
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         report = json.loads((tmp_path / "r1.json").read_text())
+        await asyncio.sleep(2)  # the observer reads on; the deals were all published before the report
         mine = [
             env for _, env in obs.seen if env.market_id == report["market_id"] and env.type == "DealAgreed"
         ]
@@ -56,7 +58,7 @@ async def test_market_run_reports_a_consistent_market(bootstrap: str, tmp_path: 
     assert report["money"]["gmv_agreed_cents"] == sum(d.payload["price_cents"] for d in mine)
     assert "Invariants" in first.stdout and "welfare efficiency" in first.stdout
 
-    second = run_market(tmp_path / "r2.json")
+    second = await asyncio.to_thread(run_market, tmp_path / "r2.json")
     assert second.returncode == 0, second.stdout[-3000:]
     again = json.loads((tmp_path / "r2.json").read_text())
     assert again["population_digest"] == report["population_digest"]

@@ -221,6 +221,35 @@ async def test_failed_escrow_relists_and_a_new_deal_can_reserve(
     assert await state(db, listing) == ("reserved", "D-2")
 
 
+async def test_an_outcome_that_overtakes_its_deal_is_applied_when_the_deal_arrives(
+    publisher: Publisher, db: asyncpg.Pool, market_id: str, listing: str
+) -> None:
+    """settlement.events and negotiation.events are read apart: a failed escrow may come first."""
+    early = await publish(publisher, market_id, escrow_failed(listing, "D-9"))
+    await handled_without_effect(db, early)
+    await publish(publisher, market_id, deal(listing, "D-9"))
+
+    async def relisted() -> bool | None:
+        return (
+            True
+            if await state(db, listing) == ("active", None) and await _reserved_once(db, listing)
+            else None
+        )
+
+    await eventually(relisted, 30, "the listing relisted after its late deal")
+
+
+async def _reserved_once(db: asyncpg.Pool, listing_id: str) -> bool:
+    sql = (
+        "SELECT count(*) FROM listing.outbox WHERE convert_from(payload, 'UTF8')::jsonb ->> 'type' = $1"
+        " AND convert_from(payload, 'UTF8')::jsonb -> 'payload' ->> 'listing_id' = $2"
+    )
+    return (
+        await db.fetchval(sql, "ListingReserved", listing_id) == 1
+        and await db.fetchval(sql, "ListingRelisted", listing_id) == 1
+    )
+
+
 async def test_a_refund_closes_the_listing(
     publisher: Publisher, watcher: Watcher, db: asyncpg.Pool, market_id: str, listing: str
 ) -> None:

@@ -1,0 +1,138 @@
+"""`haggle chaos run`: a market while the monkey breaks things, then every invariant checked.
+
+The market is started the way `haggle market run` starts one; once its rules
+are applied the monkey begins its seeded schedule. The run waits for the
+monkey to finish and then for the market to finish (a generous deadline:
+faults slow it down), and only then reads the ledger and checks the market
+report's invariants plus those of `haggle.chaos.invariants`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka.errors import KafkaError
+
+from haggle.chaos import invariants, monkey
+from haggle.chaos.monkey import Fault, FaultResult
+from haggle.client import Publisher
+from haggle.contracts import Envelope
+from haggle.market import runner
+from haggle.market.collect import Scope
+from haggle.market.population import Population
+from haggle.market.runner import MarketStatus, RunConfig, Watch
+from haggle.testing.observe import Observer
+
+ESCROW_ONCE = "every escrow hold is posted or voided at most once"
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    seed: int
+    window_seconds: float = 30.0
+    kills_per_service: int = 1
+    infrastructure: bool = True
+    market: RunConfig = field(default_factory=lambda: RunConfig(deadline_seconds=420))
+
+
+@dataclass
+class ChaosReport:
+    seed: int
+    market_id: str
+    faults: list[FaultResult]
+    invariants: dict[str, bool]
+    problems: list[str]
+    commands: dict[str, int]
+    seconds: float
+    status: MarketStatus
+
+    @property
+    def faults_survived(self) -> int:
+        return sum(r.survived for r in self.faults)
+
+    @property
+    def ok(self) -> bool:
+        every_fault = all(r.injected and r.survived for r in self.faults)
+        return every_fault and all(self.invariants.values())
+
+
+class PatientPublisher(Publisher):
+    """Approvals sent while the broker restarts are retried, not lost."""
+
+    async def send(self, topic: str, key: str, envelope: Envelope) -> None:
+        for attempt in range(60):
+            try:
+                await super().send(topic, key, envelope)
+                return
+            except KafkaError:
+                await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
+        await super().send(topic, key, envelope)
+
+
+async def _market_and_monkey(
+    population: Population, config: ChaosConfig, faults: list[Fault], bootstrap: str, scope: Scope, say: Say
+) -> tuple[list[tuple[str, Envelope]], list[FaultResult], MarketStatus]:
+    status = MarketStatus(scope.market_id, "chaos", len(population.principals), len(population.listings()))
+    topics = (*runner.TOPICS, *invariants.COMMAND_TOPICS)
+    async with (
+        PatientPublisher(bootstrap, "haggle-chaos") as pub,
+        Observer(bootstrap, *topics, market_id=scope.market_id) as obs,
+    ):
+        await runner._start(pub, population, scope, runner.rules_for(config.market, population.seed))
+        watch = Watch(obs, pub, status, config.market.approval_policy)
+        say(f"market {scope.market_id} started; monkey on ({len(faults)} faults)")
+        results, _ = await asyncio.gather(
+            monkey.run(faults, say), runner.watch_until_done(watch, config.market, _ticker(say))
+        )
+        status.done = False
+        say("monkey done; waiting for the market to finish")
+        await runner.watch_until_done(watch, config.market, _ticker(say))
+        return list(obs.seen), results, status
+
+
+def _ticker(say: Say, every: float = 5.0) -> runner.Progress:
+    last = [0.0]
+
+    def tick(s: MarketStatus) -> None:
+        if time.monotonic() - last[0] >= every or s.done:
+            last[0] = time.monotonic()
+            say(
+                f"{s.elapsed:6.1f}s agents {s.registered}/{s.principals} listings "
+                f"{s.listings}/{s.listings_expected} open {s.threads_open} ended {s.threads_ended} "
+                f"deals {s.deals} settled {s.settled}"
+            )
+
+    return tick
+
+
+async def chaos_run(
+    population: Population, config: ChaosConfig, bootstrap: str, database_url: str, say: Say
+) -> ChaosReport:
+    started = time.monotonic()
+    scope = Scope(f"chaos{config.seed}-{uuid.uuid4().hex[:6]}")
+    faults = monkey.schedule(
+        config.seed, config.window_seconds, config.kills_per_service, infrastructure=config.infrastructure
+    )
+    seen, results, status = await _market_and_monkey(population, config, faults, bootstrap, scope, say)
+    problems: list[str] = []
+    facts = await runner.facts_of(seen, population, scope, database_url, problems)
+    found = invariants.check_all(seen)
+    escrow_twice = [p for p in problems if p.startswith(ESCROW_ONCE)]
+    found["no_deal_funded_twice"] += escrow_twice
+    verdicts = {**facts.invariants, **{name: not broken for name, broken in found.items()}}
+    problems += [p for broken in found.values() for p in broken if p not in escrow_twice]
+    return ChaosReport(
+        seed=config.seed,
+        market_id=scope.market_id,
+        faults=results,
+        invariants=verdicts,
+        problems=problems,
+        commands=invariants.commands_seen(seen),
+        seconds=time.monotonic() - started,
+        status=status,
+    )

@@ -1,0 +1,1 @@
+"""The red-team catalogue: hostile agents and messages, each checked against the invariant it attacks."""
