@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -42,27 +43,54 @@ def no_listing_sold_twice(seen: list[tuple[str, Envelope]]) -> tuple[bool, list[
     return not twice, twice
 
 
-def _limits(population: Population) -> tuple[dict[str, int], dict[str, list[Any]], dict[str, int]]:
-    floors = {item.id: item.floor_cents for item in population.listings()}
-    wants: dict[str, list[Any]] = defaultdict(list)
-    for want in population.wants():
-        wants[want.buyer_id].append(want)
-    budgets = {p.id: p.budget_cents for p in population.principals}
-    return floors, wants, budgets
+@dataclass(frozen=True)
+class _Limits:
+    """The population's private limits, looked up by the population's ids."""
+
+    floors: dict[str, int]
+    wants: dict[str, list[Any]]
+    items: dict[str, Any]
+    budgets: dict[str, int]
+
+    @classmethod
+    def of(cls, population: Population) -> _Limits:
+        wants: dict[str, list[Any]] = defaultdict(list)
+        for want in population.wants():
+            wants[want.buyer_id].append(want)
+        items = {item.id: item for item in population.listings()}
+        floors = {item_id: item.floor_cents for item_id, item in items.items()}
+        return cls(floors, wants, items, {p.id: p.budget_cents for p in population.principals})
+
+    def under_floor(self, item_id: str, net: int) -> bool:
+        return net < self.floors.get(item_id, 0)
+
+    def over_max(self, buyer: str, item_id: str, total: int) -> bool:
+        """Over the highest private max among the buyer's wants this item could fill (none: any price)."""
+        item = self.items.get(item_id)
+        cap = max(
+            (w.max_price_cents for w in self.wants.get(buyer, []) if item and w.matches(item)), default=0
+        )
+        return total > cap
 
 
 def no_mandate_broken(
     seen: list[tuple[str, Envelope]], population: Population, scope: Scope
 ) -> tuple[bool, list[str]]:
-    floors, wants, budgets = _limits(population)
-    items = {item.id: item for item in population.listings()}
+    limits = _Limits.of(population)
     broken: list[str] = []
     for _, env in seen:
-        if env.type == "OfferMade":
-            broken += _offer_problems(env.payload, scope, floors, wants, items)
-        elif env.type == "DealAgreed":
-            broken += _deal_problems(env.payload, scope, floors, wants, items)
-    broken += _budget_problems(seen, scope, budgets)
+        p = env.payload
+        if env.type not in ("OfferMade", "DealAgreed"):
+            continue
+        item_id, total, net = scope.unscope(p["listing_id"]), *_money(p)
+        offer = env.type == "OfferMade"
+        what = f"{env.type} {p.get('offer_id') or p.get('deal_id')} on {item_id}"
+        if (not offer or p["by"] == "seller") and limits.under_floor(item_id, net):
+            broken.append(f"{what}: under the seller's floor")
+        buyer = scope.unscope(p["agent_id"] if offer else p["buyer_principal_id"])
+        if (not offer or p["by"] == "buyer") and limits.over_max(buyer, item_id, total):
+            broken.append(f"{what}: over the buyer's max")
+    broken += _budget_problems(seen, scope, limits.budgets)
     return not broken, broken
 
 
@@ -72,39 +100,6 @@ def _money(p: dict[str, Any]) -> tuple[int, int]:
     return p["price_cents"] + (cost if payer == "buyer" else 0), p["price_cents"] - (
         cost if payer == "seller" else 0
     )
-
-
-def _offer_problems(
-    p: dict[str, Any],
-    scope: Scope,
-    floors: dict[str, int],
-    wants: dict[str, list[Any]],
-    items: dict[str, Any],
-) -> list[str]:
-    item_id, agent = scope.unscope(p["listing_id"]), scope.unscope(p["agent_id"])
-    total, net = _money(p)
-    if p["by"] == "seller" and net < floors.get(item_id, 0):
-        return [f"{agent} offered {item_id} under its floor"]
-    if p["by"] == "buyer" and total > _buyer_cap(wants.get(agent, []), items.get(item_id)):
-        return [f"{agent} offered over its max for {item_id}"]
-    return []
-
-
-def _deal_problems(
-    p: dict[str, Any],
-    scope: Scope,
-    floors: dict[str, int],
-    wants: dict[str, list[Any]],
-    items: dict[str, Any],
-) -> list[str]:
-    item_id, buyer = scope.unscope(p["listing_id"]), scope.unscope(p["buyer_principal_id"])
-    total, net = _money(p)
-    found = []
-    if net < floors.get(item_id, 0):
-        found.append(f"deal {p['deal_id']} under the seller's floor")
-    if total > _buyer_cap(wants.get(buyer, []), items.get(item_id)):
-        found.append(f"deal {p['deal_id']} over the buyer's max")
-    return found
 
 
 def _budget_problems(seen: list[tuple[str, Envelope]], scope: Scope, budgets: dict[str, int]) -> list[str]:
@@ -125,13 +120,6 @@ def _budget_problems(seen: list[tuple[str, Envelope]], scope: Scope, budgets: di
             buyer, amount = live.pop(p["deal_id"])
             owed[buyer] -= amount
     return found
-
-
-def _buyer_cap(wants: list[Any], item: Any) -> int:
-    """The highest private max among the buyer's wants this item could fill (0: none could)."""
-    if item is None:
-        return 0
-    return max((w.max_price_cents for w in wants if w.matches(item)), default=0)
 
 
 async def guard_refusals(database_url: str, scope: Scope) -> dict[str, int]:

@@ -86,7 +86,7 @@ def test_offers_and_deals_within_limits_keep_the_mandates() -> None:
 
 def test_a_seller_offer_under_its_floor_breaks_the_mandate() -> None:
     ok, why = no_mandate_broken([event(offer(Party.SELLER, 2_999), 0)], population(), SCOPE)
-    assert not ok and "under its floor" in why[0]
+    assert not ok and "under the seller's floor" in why[0]
 
 
 def test_a_buyer_offer_or_deal_over_its_max_breaks_the_mandate() -> None:
