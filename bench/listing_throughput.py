@@ -23,9 +23,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from haggle import infra, procs
 from haggle.client import Publisher, tail
-from haggle.contracts import Envelope, encode, wrap
+from haggle.contracts import Envelope, encode
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, LISTING_EVENTS_TOPIC, all_topic_partitions
 from haggle.runtime.kafka import make_producer
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.goods import sample_commands
 
 RAW_TOPIC = "bench.raw"
@@ -44,7 +45,7 @@ class Rate:
 
 
 def commands(count: int, market_id: str) -> list[Envelope]:
-    return [wrap(cmd, market_id=market_id, producer="bench") for cmd in sample_commands(count, market_id)]
+    return [operator_envelope(cmd, market_id, "bench") for cmd in sample_commands(count, market_id)]
 
 
 class Progress:

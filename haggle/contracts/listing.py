@@ -23,6 +23,9 @@ class ListingRefusal(StrEnum):
     """Why the listing service refused a command. Each has a test."""
 
     INVALID_PAYLOAD = "invalid_payload"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_AGENT = "unknown_agent"
+    REPLAYED_SEQ = "replayed_seq"
     TITLE_LENGTH = "title_length"
     DESCRIPTION_LENGTH = "description_length"
     INVALID_PRICE = "invalid_price"

@@ -11,7 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from haggle.client import tail
-from haggle.contracts import Envelope, ShippingMethod, wrap
+from haggle.contracts import Envelope, ShippingMethod
 from haggle.contracts.agents import Role
 from haggle.contracts.codec import MAX_MESSAGE_BYTES, encode
 from haggle.contracts.negotiation import AcceptOffer, SendMessage
@@ -19,6 +19,7 @@ from haggle.contracts.signing import signing_bytes
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, NEGOTIATION_COMMANDS
 from haggle.redteam.attack import Attack, AttackResult, RedTeamContext, expect_refusal
 from haggle.redteam.protocol import Scene, counter, move, opening, scene
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.market import Market, a_listing
 from haggle.testing.observe import of_type
@@ -56,7 +57,7 @@ async def _listings_known(ctx: RedTeamContext, market_id: str, count: int, timeo
 
 async def _stock(ctx: RedTeamContext, mk: Market, seller: ScriptedAgent) -> list[str]:
     ids = [f"{mk.market_id}-f{i:03d}" for i in range(FLOOD_LISTINGS)]
-    commands = [(i, wrap(a_listing(i, seller), market_id=mk.market_id, producer="redteam")) for i in ids]
+    commands = [(i, operator_envelope(a_listing(i, seller), mk.market_id, "redteam")) for i in ids]
     await mk.pub.send_many(LISTING_COMMANDS_TOPIC.name, commands)
     await _listings_known(ctx, mk.market_id, FLOOD_LISTINGS)
     return ids

@@ -6,12 +6,13 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
-from haggle.contracts import Envelope, ShippingMethod, ShippingOption, wrap
+from haggle.contracts import Envelope, ShippingMethod, ShippingOption
 from haggle.contracts.agents import Role
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC
 from haggle.contracts.types import MAX_PRICE_CENTS
 from haggle.redteam.attack import Attack, AttackResult, RedTeamContext, expect_refusal
+from haggle.runtime.operators import operator_envelope
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.goods import sample_commands
 from haggle.testing.market import Market, a_listing
@@ -253,7 +254,7 @@ async def infeasible_shipping(ctx: RedTeamContext) -> AttackResult:
                 "shipping": (ShippingOption(method=STD, cost_cents=999),),
             }
         )
-        env = wrap(sofa, market_id=mk.market_id, producer="redteam")
+        env = operator_envelope(sofa, mk.market_id, "redteam")
         await mk.pub.send(LISTING_COMMANDS_TOPIC.name, sofa.listing_id, env)
         found = await mk.obs.wait_for(lambda e: e.causation_id == str(env.event_id), "listing.events")
         seen = str(found[0].payload.get("reason", found[0].type))

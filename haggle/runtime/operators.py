@@ -63,9 +63,11 @@ def is_operator(envelope: Envelope) -> bool:
     return any(envelope_signature_valid(envelope, key) for key in public_keys())
 
 
-def operator_envelope(message: Message, market_id: str, producer: str = "operator") -> Envelope:
+def operator_envelope(
+    message: Message, market_id: str, producer: str = "operator", correlation_id: str | None = None
+) -> Envelope:
     """An operator message, signed; the seq is only a timestamp since none is checked."""
-    return signed(
+    envelope = signed(
         message,
         key=private_key(),
         agent_id=OPERATOR_ID,
@@ -73,3 +75,5 @@ def operator_envelope(message: Message, market_id: str, producer: str = "operato
         market_id=market_id,
         producer=producer,
     )
+    # The correlation id is not signed: it only groups messages for people and logs.
+    return envelope.model_copy(update={"correlation_id": correlation_id}) if correlation_id else envelope

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from haggle.client import Publisher
-from haggle.contracts import Envelope, ShippingMethod, wrap
+from haggle.contracts import Envelope, ShippingMethod
 from haggle.contracts.agents import Role
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
@@ -74,7 +74,7 @@ class AutoMarket:
         listings = [
             (
                 p.listing_id,
-                wrap(a_listing(p.listing_id, p.seller, ASKING), market_id=self.market_id, producer="auto"),
+                operator_envelope(a_listing(p.listing_id, p.seller, ASKING), self.market_id, "auto"),
             )
             for p in self.by_listing.values()
         ]

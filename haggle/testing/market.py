@@ -9,7 +9,7 @@ import httpx
 
 from haggle import procs
 from haggle.client import Publisher
-from haggle.contracts import Envelope, wrap
+from haggle.contracts import Envelope
 from haggle.contracts.agents import Role
 from haggle.contracts.listing import CreateListing
 from haggle.contracts.market import MarketRulesSet
@@ -65,7 +65,7 @@ class Market:
             await self.obs.wait_for(to_agent(agent.agent_id, "AgentAdmitted"), "agent.inbox")
 
     async def list_item(self, cmd: CreateListing) -> None:
-        env = wrap(cmd, market_id=self.market_id, producer="test")
+        env = operator_envelope(cmd, self.market_id, "test")
         await self.pub.send(LISTING_COMMANDS_TOPIC.name, cmd.listing_id, env)
         await self.obs.wait_for(of_type("ListingPublished", listing_id=cmd.listing_id), "listing.events")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.listing import (
+    ListingCommandRefused,
     ListingPublished,
     ListingRelisted,
     ListingReserved,
@@ -85,6 +86,7 @@ def subscriptions() -> list[Subscription]:
                 ListingReserved: lifecycle.on_listing_gone,
                 ListingSold: lifecycle.on_listing_gone,
                 ListingRelisted: lifecycle.on_listing_relisted,
+                ListingCommandRefused: lifecycle.on_listing_refused,
             },
         ),
     ]

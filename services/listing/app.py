@@ -9,11 +9,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from haggle.contracts.agents import AgentRegistered, AgentRetired
 from haggle.contracts.goods import Condition
 from haggle.contracts.listing import CreateListing, ListingStatus, UpdateListingPrice, WithdrawListing
 from haggle.contracts.negotiation import DealAgreed
 from haggle.contracts.settlement import EscrowFailed, FundsReleased, Refunded
-from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, NEGOTIATION_EVENTS_TOPIC, SETTLEMENT_EVENTS_TOPIC
+from haggle.contracts.topics import (
+    AGENT_EVENTS,
+    LISTING_COMMANDS_TOPIC,
+    NEGOTIATION_EVENTS_TOPIC,
+    SETTLEMENT_EVENTS_TOPIC,
+)
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.listing import handlers, store
 
@@ -33,6 +39,10 @@ def subscriptions() -> list[Subscription]:
             },
             commands=True,
             on_invalid=handlers.refuse_invalid,
+        ),
+        Subscription(
+            AGENT_EVENTS.name,
+            {AgentRegistered: handlers.on_agent_registered, AgentRetired: handlers.on_agent_retired},
         ),
         Subscription(NEGOTIATION_EVENTS_TOPIC.name, {DealAgreed: handlers.on_deal_agreed}),
         Subscription(

@@ -8,9 +8,11 @@ from collections.abc import Callable, Sequence
 from prometheus_client import Counter
 
 from haggle.contracts import Envelope, InvalidPayload, Message, wrap
+from haggle.contracts.agents import AgentRegistered, AgentRetired
 from haggle.contracts.listing import (
     CreateListing,
     ListingCommandRefused,
+    ListingRefusal,
     ListingStatus,
     UpdateListingPrice,
     WithdrawListing,
@@ -18,6 +20,7 @@ from haggle.contracts.listing import (
 from haggle.contracts.negotiation import DealAgreed
 from haggle.contracts.settlement import EscrowFailed, FundsReleased, Refunded
 from haggle.contracts.topics import LISTING_EVENTS_TOPIC
+from haggle.runtime import identity, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.listing import domain, store
 from services.listing.domain import Listing, Refusal
@@ -74,7 +77,26 @@ async def _refuse(uow: UnitOfWork, env: Envelope, raw_listing_id: str, refusal: 
     uow.emit(LISTING_EVENTS_TOPIC.name, listing_id or "unknown", out)
 
 
+async def authorise(uow: UnitOfWork, env: Envelope, cmd: Message) -> Refusal | None:
+    """A listing command is signed by the seller agent it names (fresh seq per listing), or by an
+    operator. Naming someone else's agent id is not enough to touch their listing."""
+    if operators.is_operator(env):
+        return None
+    listing_id = str(cmd.listing_id)
+    agent = await identity.authenticate(uow.conn, env, scope=listing_id)
+    if isinstance(agent, identity.AuthFailure):
+        return Refusal(ListingRefusal(agent.value), "the command is not signed by a known agent")
+    if agent.agent_id != cmd.seller_agent_id:
+        return Refusal(ListingRefusal.NOT_OWNER, f"signed by {agent.agent_id}, not the seller agent it names")
+    if isinstance(cmd, CreateListing) and agent.principal_id != cmd.seller_principal_id:
+        return Refusal(ListingRefusal.NOT_OWNER, "the seller principal is not the signing agent's principal")
+    return None
+
+
 async def create_listing(uow: UnitOfWork, env: Envelope, cmd: CreateListing) -> None:
+    if refusal := await authorise(uow, env, cmd):
+        await _refuse(uow, env, cmd.listing_id, refusal)
+        return
     existing = await store.load(uow.conn, cmd.listing_id)
     listing, events, refusal = domain.create(existing, cmd)
     if refusal:
@@ -85,6 +107,9 @@ async def create_listing(uow: UnitOfWork, env: Envelope, cmd: CreateListing) -> 
 
 
 async def update_price(uow: UnitOfWork, env: Envelope, cmd: UpdateListingPrice) -> None:
+    if refusal := await authorise(uow, env, cmd):
+        await _refuse(uow, env, cmd.listing_id, refusal)
+        return
     existing = await store.load(uow.conn, cmd.listing_id)
     listing, events, refusal = domain.update_price(existing, cmd.seller_agent_id, cmd.price_cents)
     if refusal:
@@ -94,6 +119,9 @@ async def update_price(uow: UnitOfWork, env: Envelope, cmd: UpdateListingPrice) 
 
 
 async def withdraw_listing(uow: UnitOfWork, env: Envelope, cmd: WithdrawListing) -> None:
+    if refusal := await authorise(uow, env, cmd):
+        await _refuse(uow, env, cmd.listing_id, refusal)
+        return
     existing = await store.load(uow.conn, cmd.listing_id)
     listing, events, refusal = domain.withdraw(existing, cmd.seller_agent_id)
     if refusal:
@@ -167,3 +195,11 @@ async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) 
 
 async def on_refunded(uow: UnitOfWork, env: Envelope, event: Refunded) -> None:
     await _on_outcome(uow, env, event.deal_id, event.listing_id, event.reason)
+
+
+async def on_agent_registered(uow: UnitOfWork, env: Envelope, event: AgentRegistered) -> None:
+    await identity.register(uow.conn, env, event)
+
+
+async def on_agent_retired(uow: UnitOfWork, env: Envelope, event: AgentRetired) -> None:
+    await identity.retire(uow.conn, env, event.agent_id)

@@ -18,9 +18,12 @@ from aiokafka import AIOKafkaConsumer
 
 from haggle import procs
 from haggle.client import tail
-from haggle.contracts import Envelope, decode, wrap
+from haggle.contracts import Envelope, decode
 from haggle.contracts.goods import Condition
 from haggle.contracts.listing import CreateListing
+from haggle.contracts.signing import signing_bytes
+from haggle.runtime import operators
+from haggle.runtime.operators import operator_envelope
 
 T = TypeVar("T")
 LISTING = "listing"
@@ -149,17 +152,25 @@ def create_command(listing_id: str, **overrides: Any) -> CreateListing:
 
 
 def raw_envelope(market_id: str, payload: dict[str, Any], producer: str = "test") -> Envelope:
-    """An envelope around a payload that need not satisfy its contract (what a buggy sender sends)."""
+    """An envelope around a payload that need not satisfy its contract (what a buggy operator sends).
+
+    It is signed by the operator, so what the listing service answers is about the payload itself."""
+    seq = time.time_ns() // 1_000
+    signature = operators.private_key().sign(signing_bytes(market_id, operators.OPERATOR_ID, seq, payload))
     return Envelope(
         event_id=uuid.uuid4(),
         type=str(payload["type"]),
         market_id=market_id,
         producer=producer,
+        agent_id=operators.OPERATOR_ID,
+        seq=seq,
+        signature=signature,
         payload=payload,
     )
 
 
 def envelope(message: Any, market_id: str, producer: str = "test") -> Envelope:
-    return wrap(
-        message, market_id=market_id, producer=producer, correlation_id=getattr(message, "listing_id", None)
+    """A command as the operator signs it (the listing service takes the seller agent's or an operator's)."""
+    return operator_envelope(
+        message, market_id, producer, correlation_id=getattr(message, "listing_id", None)
     )

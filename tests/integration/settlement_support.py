@@ -160,7 +160,9 @@ class SettlementMarket:
                 ShippingOption(method=ShippingMethod.LOCAL_PICKUP, cost_cents=0),
             ),
         )
-        await self.pub.send(LISTING_COMMANDS_TOPIC.name, listing_id, self.envelope(command))
+        await self.pub.send(
+            LISTING_COMMANDS_TOPIC.name, listing_id, operator_envelope(command, self.market_id)
+        )
         await self.obs.wait_for(of_type("ListingPublished", listing_id=listing_id))
 
         async def known() -> bool:

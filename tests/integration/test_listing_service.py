@@ -9,6 +9,7 @@ and the outbox shows it caused nothing.
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,7 +18,8 @@ import httpx
 import pytest
 
 from haggle.client import Publisher
-from haggle.contracts import Envelope
+from haggle.contracts import Envelope, wrap
+from haggle.contracts.agents import Role
 from haggle.contracts.listing import (
     ListingCommandRefused,
     ListingRefusal,
@@ -26,10 +28,12 @@ from haggle.contracts.listing import (
 )
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, LISTING_EVENTS_TOPIC
 from haggle.contracts.types import MAX_PRICE_CENTS
+from haggle.testing.actors import ScriptedAgent
 from tests.integration.listing_support import (
     Watcher,
     create_command,
     envelope,
+    eventually,
     listing_service,
     raw_envelope,
     watching,
@@ -320,6 +324,8 @@ def test_every_refusal_reason_has_a_service_test() -> None:
     covered = {reason for _, _, reason in CREATE_REFUSALS}
     covered |= {ListingRefusal.LISTING_EXISTS, ListingRefusal.UNKNOWN_LISTING, ListingRefusal.NOT_OWNER}
     covered |= {ListingRefusal.LISTING_NOT_ACTIVE}
+    # Authentication: tested below (unsigned, unregistered agent, replayed seq).
+    covered |= {ListingRefusal.BAD_SIGNATURE, ListingRefusal.UNKNOWN_AGENT, ListingRefusal.REPLAYED_SEQ}
     assert covered == set(ListingRefusal)
 
 
@@ -411,3 +417,48 @@ async def test_answers_come_back_in_command_order(
     answers = await watcher.wait(lambda e: e.payload.get("listing_id") == listing_id, count=3)
     assert [a.causation_id for a in answers] == [str(e.event_id) for e in (first, second, third)]
     assert [a.type for a in answers] == ["ListingCommandRefused", "ListingCommandRefused", "ListingPublished"]
+
+
+# Who may touch a listing ------------------------------------------------------------------------
+
+
+async def test_an_unsigned_create_is_refused_as_unauthenticated(
+    publisher: Publisher, watcher: Watcher, db: asyncpg.Pool, market_id: str
+) -> None:
+    listing_id = f"{market_id}-unsigned"
+    unsigned = wrap(create_command(listing_id), market_id=market_id, producer="someone")
+    refusal = await refused(watcher, await send(publisher, unsigned))
+    assert refusal.reason is ListingRefusal.BAD_SIGNATURE
+    ghost = ScriptedAgent(f"{market_id}-ghost", f"{market_id}-p-ghost", Role.SELLER, market_id)
+    create = create_command(
+        listing_id, seller_agent_id=ghost.agent_id, seller_principal_id=ghost.principal_id
+    )
+    refusal = await refused(watcher, await send(publisher, ghost.sign(create)))
+    assert refusal.reason is ListingRefusal.UNKNOWN_AGENT
+    assert await row(db, listing_id) is None
+
+
+async def test_an_agent_lists_its_own_item_but_cannot_withdraw_another_sellers(
+    publisher: Publisher, watcher: Watcher, db: asyncpg.Pool, market_id: str
+) -> None:
+    owner = ScriptedAgent(f"{market_id}-owner", f"{market_id}-p-owner", Role.SELLER, market_id)
+    rival = ScriptedAgent(f"{market_id}-rival", f"{market_id}-p-rival", Role.SELLER, market_id)
+    for agent in (owner, rival):
+        await agent.register(publisher)
+    listing_id = f"{market_id}-owned"
+    create = create_command(
+        listing_id, seller_agent_id=owner.agent_id, seller_principal_id=owner.principal_id
+    )
+
+    async def listed() -> Envelope | None:
+        answer = await watcher.outcome(await send(publisher, owner.sign(create)))
+        return answer if answer.type == "ListingPublished" else None  # retry while agent.events catches up
+
+    await eventually(listed, 30, "the owner's signed listing published")
+    forged = rival.sign(WithdrawListing(listing_id=listing_id, seller_agent_id=owner.agent_id))
+    assert (await refused(watcher, await send(publisher, forged))).reason is ListingRefusal.NOT_OWNER
+    stolen_key = owner.sign(WithdrawListing(listing_id=listing_id, seller_agent_id=owner.agent_id))
+    replay = stolen_key.model_copy(update={"event_id": uuid.uuid4()})
+    await send(publisher, stolen_key)
+    assert (await refused(watcher, await send(publisher, replay))).reason is ListingRefusal.REPLAYED_SEQ
+    assert (await row(db, listing_id) or {}).get("status") == "withdrawn"

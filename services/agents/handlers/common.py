@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
-from haggle.contracts import Message, signed, wrap
+from haggle.contracts import Message, signed
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferMade, Party, ThreadOpened
 from haggle.runtime.outbox import UnitOfWork
@@ -66,11 +66,6 @@ async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: s
         producer=PRODUCER,
     )
     uow.emit(topic, key, env)
-
-
-def publish(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> None:
-    """An unsigned message (listing commands are authorised by the seller id they name)."""
-    uow.emit(topic, key, wrap(payload, market_id=principal.market_id, producer=PRODUCER))
 
 
 def listing_id_for(principal_id: str, item_id: str) -> str:

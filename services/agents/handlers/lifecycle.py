@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from prometheus_client import Counter
@@ -9,7 +10,9 @@ from prometheus_client import Counter
 from haggle.contracts import AgentKey, Envelope
 from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.listing import (
+    ListingCommandRefused,
     ListingPublished,
+    ListingRefusal,
     ListingRelisted,
     ListingReserved,
     ListingSold,
@@ -75,7 +78,7 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
     for item in principal.mandate.items:
         listing_id = common.listing_id_for(principal.principal_id, item.id)
         cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
-        common.publish(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, listing_id)
+        await common.send(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, listing_id)
     if principal.mandate.wants:
         for listing in await store.active_listings(uow.conn, principal.market_id):
             await consider(uow, principal, listing)
@@ -144,3 +147,23 @@ async def on_listing_relisted(uow: UnitOfWork, env: Envelope, event: ListingReli
         return
     for principal in await store.admitted_buyers(uow.conn, env.market_id):
         await consider(uow, principal, known[0])
+
+
+LISTING_RETRIES: dict[str, int] = {}
+MAX_LISTING_RETRIES = 10
+
+
+async def on_listing_refused(uow: UnitOfWork, env: Envelope, event: ListingCommandRefused) -> None:
+    """The listing service may read agent.events behind the referee: list again once it knows us."""
+    if event.reason is not ListingRefusal.UNKNOWN_AGENT or event.command_type != "CreateListing":
+        return
+    principal_id, _, item_id = event.listing_id.rpartition(".")
+    principal = await store.principal(uow.conn, principal_id)
+    attempts = LISTING_RETRIES.get(event.listing_id, 0)
+    if principal is None or not principal.admitted or attempts >= MAX_LISTING_RETRIES:
+        return
+    LISTING_RETRIES[event.listing_id] = attempts + 1
+    await asyncio.sleep(min(1.0, 0.1 * 2**attempts))
+    item = principal.mandate.item(item_id)
+    cmd = item.to_listing(event.listing_id, principal.agent_id, principal.principal_id)
+    await common.send(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, event.listing_id)
