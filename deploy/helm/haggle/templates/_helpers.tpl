@@ -44,6 +44,7 @@ HAGGLE_GROUP_PREFIX: {{ .Values.config.groupPrefix | quote }}
 HAGGLE_HTTP_HOST: "0.0.0.0"
 HAGGLE_HTTP_PORT: {{ .Values.httpPort | quote }}
 HAGGLE_TOPIC_REPLICATION_FACTOR: {{ .Values.kafka.topicReplicationFactor | quote }}
+HAGGLE_OPERATOR_PUBLIC_KEYS: {{ join "," .Values.operator.publicKeys | quote }}
 {{- end -}}
 
 {{- define "haggle.databaseSecretName" -}}
