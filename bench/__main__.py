@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from bench import listing_throughput, negotiation_throughput, settlement_throughput
+from bench import (
+    kafka_ceiling,
+    listing_throughput,
+    negmas_peer,
+    negotiation_throughput,
+    postgres_ceiling,
+    scale,
+    settlement_throughput,
+)
 
 SHORT_RUNS = (
     (listing_throughput.main, ["--count", "1000"]),
     (negotiation_throughput.main, ["--pairs", "100"]),
     (settlement_throughput.main, ["--count", "500"]),
+    (kafka_ceiling.main, ["--pairs", "100"]),
+    (postgres_ceiling.main, ["--count", "500"]),
+    (negmas_peer.main, ["--count", "20"]),
+    (scale.main, ["search", "--listings", "100000", "--queries", "20"]),
+    (scale.main, ["open", "--negotiations", "1000", "--buyers", "20"]),
 )
 
 

@@ -20,7 +20,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.listing_throughput import RAW_PARTITIONS, RAW_TOPIC, raw_rate
 from bench.negotiation_throughput import ensure_services, hop_latencies, percentile
@@ -28,7 +28,7 @@ from haggle import infra
 from haggle.client import Publisher
 from haggle.contracts import encode
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
-from haggle.contracts.topics import all_topic_partitions
+from haggle.contracts.topics import NEGOTIATION_COMMANDS, all_topic_partitions
 from haggle.runtime.settings import Settings
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.autoplay import AutoMarket
@@ -41,10 +41,12 @@ RAW_MIN = 20_000
 
 @dataclass
 class PacedMarket(AutoMarket):
-    """An AutoMarket that sends at most `rate` commands per second (0: unpaced)."""
+    """An AutoMarket that sends at most `rate` commands per second (0: unpaced) without waiting for
+    each send's ack: `Publisher.send` waits, which caps one reacting client near 1 / (ack round trip)."""
 
     rate: float = 0.0
     _next_slot: float = 0.0
+    _acks: list[asyncio.Future[object]] = field(default_factory=list)
 
     async def send(
         self, agent: ScriptedAgent, payload: OpenNegotiation | CounterOffer | AcceptOffer | RejectOffer
@@ -55,7 +57,16 @@ class PacedMarket(AutoMarket):
             self._next_slot = slot + 1 / self.rate
             if slot > now:
                 await asyncio.sleep(slot - now)
-        await super().send(agent, payload)
+        env = agent.sign(payload)
+        self.sent[str(env.event_id)] = env
+        self.sent_at[str(env.event_id)] = time.perf_counter()
+        ack = await self.pub.producer.send(
+            NEGOTIATION_COMMANDS.name, encode(env), key=payload.listing_id.encode()
+        )
+        self._acks.append(ack)
+
+    async def acked(self) -> None:
+        await asyncio.gather(*self._acks)
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ async def negotiate(bootstrap: str, pairs: int, rate: float) -> Run:
         await auto.play(until_ended=pairs, timeout=600)
         await opening
         elapsed = time.perf_counter() - started
+        await auto.acked()
     payloads = [encode(env) for env in auto.sent.values()]
     return Run(len(auto.sent), elapsed, hop_latencies(auto, obs), payloads)
 

@@ -193,9 +193,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         import negmas  # noqa: F401
     except ImportError:
-        raise SystemExit(
-            "negmas is not installed: pip install -e '.[bench]' (or pip install negmas)"
-        ) from None
+        print("negmas_peer skipped: negmas is not installed (pip install -e '.[bench]')")
+        return
     from bench.negotiation_throughput import ensure_services
 
     set_ = cases(args.count)

@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         from bench import scale_open
 
-        scale_open.run(found.kafka_bootstrap, args.negotiations, args.buyers)
+        scale_open.run(found.kafka_bootstrap, found.database_url, args.negotiations, args.buyers)
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

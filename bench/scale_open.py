@@ -13,9 +13,11 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
+
 from haggle import procs
 from haggle.client import Publisher
-from haggle.contracts import ShippingMethod, wrap
+from haggle.contracts import ShippingMethod
 from haggle.contracts.agents import Role
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import CounterOffer, OpenNegotiation
@@ -72,7 +74,7 @@ async def setup(
     listings = [
         (
             f"{market}-L{j}",
-            wrap(a_listing(f"{market}-L{j}", sellers[j % b]), market_id=market, producer="bench"),
+            operator_envelope(a_listing(f"{market}-L{j}", sellers[j % b]), market, "bench"),
         )
         for j in range(n)
     ]
@@ -133,17 +135,34 @@ async def counter_sample(
     )
 
 
-async def measure(bootstrap: str, n: int, b: int) -> None:
+async def table_mib(database_url: str) -> float:
+    """Threads live in PostgreSQL, not in service memory: the negotiation tables' size on disk."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        size = await conn.fetchval(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = 'negotiation' AND c.relkind = 'r'"
+        )
+        return int(size) / 2**20
+    finally:
+        await conn.close()
+
+
+async def measure(bootstrap: str, database_url: str, n: int, b: int) -> None:
     market = f"scale-{uuid.uuid4().hex[:6]}"
     async with Publisher(bootstrap) as pub, Observer(bootstrap, *TOPICS, market_id=market) as obs:
         pairs = await setup(pub, obs, market, n, b)
-        idle = rss_mib()
+        idle, idle_db = rss_mib(), await table_mib(database_url)
         _show("before opens", idle)
         await open_all(pub, obs, market, pairs)
         full = rss_mib()
         _show(f"{n:,} open", full)
         grown = sum(full.values()) - sum(idle.values())
         print(f"growth {grown:,.0f} MiB = {1024 * grown / n:,.1f} KiB per open negotiation", flush=True)
+        db = await table_mib(database_url) - idle_db
+        print(
+            f"negotiation schema in PostgreSQL grew {db:,.1f} MiB = {1024 * db / n:,.1f} KiB per negotiation"
+        )
         await counter_sample(pub, obs, market, pairs)
         total_gib = sum(rss_mib().values()) / 1024
         verdict = "met" if total_gib <= BUDGET_GIB else "MISSED"
@@ -152,8 +171,8 @@ async def measure(bootstrap: str, n: int, b: int) -> None:
         )
 
 
-def run(bootstrap: str, negotiations: int, buyers: int) -> None:
+def run(bootstrap: str, database_url: str, negotiations: int, buyers: int) -> None:
     from bench.negotiation_throughput import ensure_services
 
     ensure_services()
-    asyncio.run(measure(bootstrap, negotiations, buyers))
+    asyncio.run(measure(bootstrap, database_url, negotiations, buyers))

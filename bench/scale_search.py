@@ -189,7 +189,7 @@ async def time_sql(database_url: str, queries: int, custom_plans: bool) -> dict[
 
 async def measure(database_url: str, listings: int, queries: int) -> None:
     had = await load(database_url, listings)
-    print(f"{listings:,} listings in market {MARKET} ({had:,} were already there)")
+    print(f"{max(had, listings):,} listings in market {MARKET} ({had:,} were already there)")
     timings = await time_http(queries)
     generic = await time_sql(database_url, queries, custom_plans=False)
     custom = await time_sql(database_url, queries, custom_plans=True)

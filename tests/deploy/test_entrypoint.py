@@ -91,7 +91,8 @@ def test_haggle_run_serves_probes_on_all_interfaces_and_stops_cleanly(
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail("the service did not stop within 30 s of SIGTERM")
     assert code == 0, log.read_text()[-3000:]
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    # split on "\n" only: a JSON string may hold U+2028 or \x1c, which splitlines() breaks on.
+    lines = [json.loads(line) for line in log.read_text().split("\n") if line.startswith("{")]
     assert any(entry["msg"] == "service started" and entry["service"] == "listing" for entry in lines)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from haggle.runtime.db import create_pool, migrate
+from haggle.runtime.db import create_pool, migrate, migration_files
 from services.listing.app import MIGRATIONS as LISTING_MIGRATIONS
 
 pytestmark = pytest.mark.timeout(120)
@@ -158,7 +158,8 @@ async def test_the_listing_service_migrations_apply_to_a_fresh_schema(
     pool = await create_pool(database_url, schema, size=1)
     try:
         applied = await migrate(pool, schema, LISTING_MIGRATIONS)
-        assert applied == ["001_listings.sql"]
+        assert applied == [path.name for _, path in migration_files(LISTING_MIGRATIONS)]
+        assert applied[0] == "001_listings.sql"
         assert {"listings", "listing_refusals"} <= await tables(pool, schema)
         with pytest.raises(asyncpg.CheckViolationError):
             await pool.execute(
