@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,9 +48,34 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Third-party clients can log the same line thousands of times a second while a broker is
+    down (aiokafka's metadata retries): let one through per second, and say how many were dropped."""
+
+    def __init__(self, interval: float = 1.0, own: tuple[str, ...] = ("haggle", "services")) -> None:
+        super().__init__()
+        self.interval, self.own = interval, own
+        self._last: dict[tuple[str, object], float] = {}
+        self._dropped: dict[tuple[str, object], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(self.own):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self._last.get(key, -self.interval) < self.interval:
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        if dropped := self._dropped.pop(key, 0):
+            record.repeated = dropped
+        return True
+
+
 def configure(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
