@@ -3,7 +3,7 @@
 In one run on one broker:
 1. Top rate: N scripted negotiations (`AutoMarket`) through the running listing and
    negotiation services, unpaced: moves/s, command in → event in the counterparty's inbox.
-2. Ceiling: raw aiokafka produce → consume of as many messages of the same bytes (the
+2. Ceiling: raw aiokafka produce → consume of ≥ 20,000 messages made of the same bytes (the
    signed move commands themselves), same producer settings, to a 12-partition topic.
 3. Latency: a fresh set of negotiations paced at half the top e2e rate; p50/p99 hop
    latency (command sent → its first copy in another agent's inbox).
