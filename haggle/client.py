@@ -1,16 +1,18 @@
-"""A small client for people and tests: publish commands, read topics, query services."""
+"""A small client for people, tools and tests: publish commands, follow topics, wait for events."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from haggle.contracts import Envelope, decode, encode
+from haggle.contracts import Envelope, MalformedMessage, decode, encode
 from haggle.runtime.kafka import make_producer
 
 
@@ -90,3 +92,64 @@ def _envelopes(records: list[ConsumerRecord], types: set[str] | None) -> list[En
         if types is None or env.type in types:
             result.append(env)
     return result
+
+
+Match = Callable[[Envelope], bool]
+
+
+class Observer:
+    """A group-less consumer from the end of `topics`, filling `seen` in the background."""
+
+    def __init__(self, bootstrap: str, *topics: str, market_id: str | None = None) -> None:
+        self.bootstrap, self.topics, self.market_id = bootstrap, topics, market_id
+        self.seen: list[tuple[str, Envelope]] = []
+        self.arrived: list[float] = []
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Observer:
+        self._consumer = await self._stack.enter_async_context(tail(self.bootstrap, *self.topics))
+        self._task = asyncio.create_task(self._pump())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stack.aclose()
+
+    async def _pump(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=1000)
+            for records in batches.values():
+                for record in records:
+                    with contextlib.suppress(MalformedMessage):
+                        env = decode(record.value)
+                        if self.market_id is None or env.market_id == self.market_id:
+                            self.seen.append((record.topic, env))
+                            self.arrived.append(time.perf_counter())
+            if batches:
+                self._changed.set()
+
+    def matching(self, match: Match, topic: str | None = None) -> list[Envelope]:
+        return [env for t, env in self.seen if (topic is None or t == topic) and match(env)]
+
+    async def wait_for(
+        self, match: Match, topic: str | None = None, count: int = 1, timeout: float = 30
+    ) -> list[Envelope]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = self.matching(match, topic)
+            if len(found) >= count:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"saw {len(found)}/{count} matching on {topic or self.topics}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))

@@ -69,20 +69,9 @@ def start(name: str, extra_env: dict[str, str] | None = None) -> int:
     port = url_for(name).rsplit(":", 1)[1]
     env = {**os.environ, "HAGGLE_HTTP_PORT": port, **(extra_env or {})}
     argv = [sys.executable, "-m", "haggle", "run", name, _tag()]
-    pid = _spawn_with_env(argv, log_path(name), env)
+    pid = spawn(argv, log_path(name), REPO_ROOT, env=env)
     write_pid(_dir() / f"{name}.pid", pid)
     return pid
-
-
-def _spawn_with_env(argv: list[str], log: Path, env: dict[str, str]) -> int:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        return spawn(argv, log, REPO_ROOT)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def ready(name: str) -> tuple[bool, str]:

@@ -19,13 +19,12 @@ from aiokafka.errors import KafkaError
 
 from haggle.chaos import invariants, monkey
 from haggle.chaos.monkey import Fault, FaultResult
-from haggle.client import Publisher
+from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
 from haggle.market import runner
 from haggle.market.collect import Scope
 from haggle.market.population import Population
 from haggle.market.runner import MarketStatus, RunConfig, Watch
-from haggle.testing.observe import Observer
 
 ESCROW_ONCE = "every escrow hold is posted or voided at most once"
 Say = Callable[[str], None]

@@ -174,7 +174,9 @@ def as_user(user: str | None) -> dict[str, Any]:
     return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
-def spawn(argv: list[str], log: Path, cwd: Path, user: str | None = None) -> int:
+def spawn(
+    argv: list[str], log: Path, cwd: Path, user: str | None = None, env: dict[str, str] | None = None
+) -> int:
     """Start a detached process (own session) whose stdout/stderr append to `log`."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -184,6 +186,7 @@ def spawn(argv: list[str], log: Path, cwd: Path, user: str | None = None) -> int
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
             **as_user(user),
         )
     _children[proc.pid] = proc

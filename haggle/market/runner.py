@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from haggle import procs
-from haggle.client import Publisher
+from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
 from haggle.contracts.approval import ApprovalDenied, ApprovalGranted, ApprovalRequested
 from haggle.contracts.market import MarketRulesSet
@@ -33,7 +33,6 @@ from haggle.market.mandates import assign_mandate
 from haggle.market.population import Population
 from haggle.market.report import MarketReport, build_report
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.observe import Observer
 
 TOPICS = ("listing.events", "negotiation.events", "settlement.events", "approval.events", "agent.events")
 Progress = Callable[["MarketStatus"], None]

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from haggle.client import Publisher
+from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
 from haggle.testing.actors import ScriptedAgent
 from haggle.testing.market import TOPICS, Market, wait_for_rules
-from haggle.testing.observe import Observer
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ class TopicConsumer:
         market_id_var.set(envelope.market_id)
         correlation_id_var.set(envelope.correlation_id)
         try:
-            payload = payload_of(envelope, tuple(self.handlers))
+            payload = payload_of(envelope, self._accepted)
         except InvalidPayload as exc:
             await self._refuse_invalid(record, exc)
             return
@@ -105,11 +105,12 @@ class TopicConsumer:
             record, envelope, lambda uow: self.handlers[type(payload)](uow, envelope, payload)
         )
 
+    def __post_init__(self) -> None:
+        self._models: dict[str, type[Message]] = {m.model_fields["type"].default: m for m in self.handlers}
+        self._accepted = tuple(self.handlers)
+
     def _model_for(self, type_name: str) -> type[Message] | None:
-        for model in self.handlers:
-            if model.model_fields["type"].default == type_name:
-                return model
-        return None
+        return self._models.get(type_name)
 
     async def _refuse_invalid(self, record: ConsumerRecord, exc: InvalidPayload) -> None:
         if self.on_invalid is None:

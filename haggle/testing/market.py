@@ -57,6 +57,7 @@ class Market:
     async def rules(self, **values: object) -> None:
         rules = MarketRulesSet.model_validate(values)
         await self.pub.send(MARKET_EVENTS.name, self.market_id, operator_envelope(rules, self.market_id))
+        await wait_for_rules(self.market_id)
 
     async def admit(self, *agents: ScriptedAgent) -> None:
         for agent in agents:

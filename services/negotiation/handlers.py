@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from asyncpg import Connection
 from prometheus_client import Counter, Histogram
 
 from haggle.contracts import Envelope, InvalidPayload, Message, wrap
@@ -20,6 +21,7 @@ from haggle.contracts.listing import (
 )
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import (
+    AcceptOffer,
     ActionRefused,
     AgentAdmitted,
     EndReason,
@@ -67,6 +69,10 @@ class Cause:
     @classmethod
     def of(cls, env: Envelope) -> Cause:
         return cls(env.market_id, str(env.event_id))
+
+
+DEFAULT_RULES = MarketRulesSet()
+"""Moves after the opening read no market rule: the thread carries its own deadline and rounds."""
 
 
 def now() -> datetime:
@@ -128,38 +134,50 @@ def _actor(agent: identity.Agent) -> Actor:
 
 
 async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity.Agent) -> Context:
+    """What the decision reads, and no more: most moves are counters on a hot path."""
     conn = uow.conn
     listing_id: str = cmd.listing_id
     listing = await store.lock_listing(conn, listing_id)
-    seller = await identity.load(conn, listing.seller_agent_id) if listing else None
     base = Context(
         actor=_actor(agent),
         listing=listing,
         thread=None,
-        rules=await store.rules(conn, env.market_id),
+        rules=DEFAULT_RULES,
         now=now(),
         market_id=env.market_id,
-        seller_owner_id=seller.owner_id if seller else None,
     )
     if isinstance(cmd, OpenNegotiation):
-        # Opens on different listings run in parallel (other partitions): one agent's opens take
-        # turns, or several could pass the open-thread cap together.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"opens:{agent.agent_id}")
-        epoch = listing.epoch if listing else 0
-        return replace(
-            base,
-            seen_thread_before=await store.thread_exists(conn, listing_id, agent.agent_id, epoch),
-            open_threads_of_actor=await store.open_count(conn, agent.agent_id),
-        )
+        return await _opening_context(conn, env, base, agent, listing_id)
     thread = await store.thread(conn, cmd.thread_id)
     if thread is not None and thread.listing_id != listing_id:
         thread = None
+    if not isinstance(cmd, AcceptOffer):
+        return replace(base, thread=thread)
     others = tuple(
         t
         for t in await store.open_threads_on(conn, listing_id)
         if thread is None or t.thread_id != thread.thread_id
     )
     return replace(base, thread=thread, others_open=others)
+
+
+async def _opening_context(
+    conn: Connection, env: Envelope, base: Context, agent: identity.Agent, listing_id: str
+) -> Context:
+    """Only an opening reads the market's rules, the seller's owner and the buyer's open threads."""
+    # Opens on different listings run in parallel (other partitions): one agent's opens take
+    # turns, or several could pass the open-thread cap together.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"opens:{agent.agent_id}")
+    listing = base.listing
+    seller = await identity.load(conn, listing.seller_agent_id) if listing else None
+    epoch = listing.epoch if listing else 0
+    return replace(
+        base,
+        rules=await store.rules(conn, env.market_id),
+        seller_owner_id=seller.owner_id if seller else None,
+        seen_thread_before=await store.thread_exists(conn, listing_id, agent.agent_id, epoch),
+        open_threads_of_actor=await store.open_count(conn, agent.agent_id),
+    )
 
 
 async def on_command(uow: UnitOfWork, env: Envelope, cmd: Message) -> None:

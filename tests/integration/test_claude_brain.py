@@ -12,8 +12,8 @@ import pytest
 from anthropic import AsyncAnthropic
 from prometheus_client import REGISTRY
 
-from haggle.contracts.goods import Condition, Dimensions, Item, ShippingMethod, ShippingOption
 from haggle.contracts.negotiation import Party
+from haggle.redteam.persuasion import BUYER, LISTING, MODEL, SELLER, STD
 from haggle.testing.fake_anthropic import (
     FakeAnthropic,
     Reply,
@@ -32,22 +32,9 @@ from services.agents.guard import GuardRefusalReason
 from services.agents.mandate import ClaudeBrainConfig, StrategyName
 from services.agents.moves import NOTHING, Accept, MakeOffer, Reject, Say
 from services.agents.selfplay import play
-from services.agents.view import ListingView, MandateLimits, NegotiationView, OfferSeen
+from services.agents.view import NegotiationView, OfferSeen
 
-MODEL = "claude-sonnet-4-6"
-STD = ShippingMethod.PARCEL_STANDARD
-LISTING = ListingView(
-    listing_id="L-cam",
-    title="Canon EF 50mm f/1.8 STM lens",
-    description="Sharp lens, light wear.",
-    category="cameras",
-    condition=Condition.VERY_GOOD,
-    asking_price_cents=11_000,
-    shipping=(ShippingOption(method=STD, cost_cents=600),),
-    item=Item(weight_g=300, dimensions=Dimensions(length_mm=120, width_mm=100, height_mm=100)),
-)
-BUYER = MandateLimits.for_buyer(9_600, 50_000, Condition.GOOD)
-SELLER = MandateLimits.for_seller(8_000)
+# The lens listing and its limits are the red team's own fixture: one source for both.
 
 
 @pytest.fixture(scope="module")
