@@ -18,9 +18,8 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from haggle import infra, procs
+from haggle import procs
 from haggle.client import Publisher
-from haggle.contracts.topics import all_topic_partitions
 from haggle.runtime.settings import Settings
 from haggle.testing.autoplay import AutoMarket
 from haggle.testing.observe import Observer
@@ -28,12 +27,7 @@ from haggle.testing.observe import Observer
 
 def ensure_services() -> None:
     """The infrastructure and every service, started if they are not running."""
-    found = infra.up()
-    infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions())
-    for name in procs.SERVICES:
-        procs.start(name)
-    for name in procs.SERVICES:
-        procs.wait_ready(name)
+    procs.up()
 
 
 def percentile(values: list[float], q: float) -> float:

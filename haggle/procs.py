@@ -11,12 +11,22 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from haggle.infra.state import REPO_ROOT, InfraError, Settings, running_pid, spawn, stop_process, write_pid
+from haggle.infra.state import (
+    REPO_ROOT,
+    InfraEndpoints,
+    InfraError,
+    Settings,
+    running_pid,
+    spawn,
+    stop_process,
+    write_pid,
+)
 from haggle.runtime.settings import SERVICE_PORTS
 
 SERVICES = ("listing", "negotiation", "settlement", "agents")
@@ -122,3 +132,24 @@ def status(name: str) -> ServiceStatus:
     pid = pid_of(name)
     ok, detail = ready(name) if pid else (False, "not running")
     return ServiceStatus(name, pid, ok, url_for(name), detail)
+
+
+def start_all(restart: bool = False) -> None:
+    """Every service, ready; `restart` first stops any left over from an earlier run (old code)."""
+    for name in SERVICES:
+        if restart:
+            stop(name)
+        start(name)
+    for name in SERVICES:
+        wait_ready(name)
+
+
+def up(progress: Callable[[str], None] | None = None, restart: bool = False) -> InfraEndpoints:
+    """Kafka, PostgreSQL, every topic with its config, and every service: what a run needs."""
+    from haggle import infra
+    from haggle.contracts.topics import all_topic_partitions, topic_configs
+
+    endpoints = infra.up(progress=progress)
+    infra.ensure_topics(endpoints.kafka_bootstrap, all_topic_partitions(), configs=topic_configs())
+    start_all(restart)
+    return endpoints

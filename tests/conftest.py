@@ -37,11 +37,7 @@ def database_url(endpoints: InfraEndpoints) -> str:
 @pytest.fixture(scope="session")
 def running_services(endpoints: InfraEndpoints) -> Iterator[tuple[str, ...]]:
     """Every service as a background process, ready; stopped at the end of the session."""
-    for name in procs.SERVICES:
-        procs.stop(name)  # a service left over from an earlier run would run old code
-        procs.start(name)
-    for name in procs.SERVICES:
-        procs.wait_ready(name)
+    procs.start_all(restart=True)  # a service left over from an earlier run would run old code
     yield procs.SERVICES
     for name in reversed(procs.SERVICES):
         procs.stop(name)

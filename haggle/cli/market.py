@@ -35,15 +35,9 @@ def _status_table(statuses: dict[str, object]) -> Table:
 
 def ensure_running() -> tuple[str, str]:
     """Kafka, PostgreSQL, topics and every service, started if they are not running yet."""
-    from haggle import infra, procs
-    from haggle.contracts.topics import all_topic_partitions, topic_configs
+    from haggle import procs
 
-    endpoints = infra.up(progress=lambda m: console.print(f"[dim]{m}[/]"))
-    infra.ensure_topics(endpoints.kafka_bootstrap, all_topic_partitions(), configs=topic_configs())
-    for name in procs.SERVICES:
-        procs.start(name)
-    for name in procs.SERVICES:
-        procs.wait_ready(name)
+    endpoints = procs.up(progress=lambda m: console.print(f"[dim]{m}[/]"))
     return endpoints.kafka_bootstrap, endpoints.database_url
 
 
