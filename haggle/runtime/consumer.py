@@ -15,7 +15,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 InvalidHandler = Callable[[UnitOfWork, InvalidPayload], Awaitable[None]]
+KeyFilter = Callable[[asyncpg.Pool, list[str]], Awaitable[Collection[str]]]
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -65,6 +66,16 @@ def dlq_record(record: ConsumerRecord, service: str, reason: str, error: str) ->
     )
 
 
+@dataclass(frozen=True)
+class Work:
+    """One decoded record and the handler call that applies it inside a unit of work."""
+
+    record: ConsumerRecord
+    envelope: Envelope
+    type_label: str
+    step: Callable[[UnitOfWork], Awaitable[None]]
+
+
 @dataclass
 class TopicConsumer:
     """Handles the records of one topic for one service."""
@@ -80,30 +91,73 @@ class TopicConsumer:
     max_attempts: int = 3
     notify_channel: str | None = None
     health: dict[str, bool] = field(default_factory=lambda: {"infra_ok": True})
+    keys: KeyFilter | None = None
+
+    async def ours(self, records: tuple[ConsumerRecord, ...]) -> tuple[ConsumerRecord, ...]:
+        """The records whose key `keys` accepts (all of them without a filter), in order."""
+        if self.keys is None:
+            return records
+        key_filter = self.keys
+        asked = list({r.key.decode(errors="replace") for r in records if r.key})
+        accepted: set[str] = set()
+
+        async def ask() -> None:
+            accepted.update(await key_filter(self.pool, asked))
+
+        await self._with_infra_retries(ask, reraise=True)
+        kept = tuple(r for r in records if r.key and r.key.decode(errors="replace") in accepted)
+        if len(kept) < len(records):
+            metrics.MESSAGES_IN.labels(self.service, self.topic, "not_ours").inc(len(records) - len(kept))
+        return kept
 
     async def handle(self, record: ConsumerRecord) -> None:
+        """One record in its own transaction."""
+        work = await self._prepare(record)
+        if work is not None:
+            await self._with_retries(work)
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
+        """A whole Kafka batch in one transaction: one inbox insert, one outbox write, one commit.
+
+        Records are handled in order. If any handler fails (not an outage), the batch's
+        transaction is rolled back and every record is handled again on its own, so one
+        bad record is retried and dead-lettered alone and never takes its neighbours along.
+        """
+        works = [w for w in [await self._prepare(r) for r in records] if w is not None]
+        if len(works) <= 1:
+            for work in works:
+                await self._with_retries(work)
+            return
+        if await self._with_infra_retries(lambda: self._batch_once(works)):
+            return
+        metrics.BATCH_FALLBACKS.labels(self.service, self.topic).inc()
+        for work in works:
+            await self._with_retries(work)
+
+    async def _prepare(self, record: ConsumerRecord) -> Work | None:
+        """Decode and route one record; None when it was dead-lettered or is not ours."""
         try:
             envelope = decode(record.value)
         except MalformedMessage as exc:
             await self.dead_letter(record, "malformed", str(exc))
-            return
+            return None
         model = self._model_for(envelope.type)
         if model is None and not self.commands:
             metrics.MESSAGES_IN.labels(self.service, self.topic, "ignored").inc()
-            return
+            return None
         # A hostile sender picks `type`: only known types become label values.
         type_label = envelope.type if model is not None else "unknown"
         metrics.MESSAGES_IN.labels(self.service, self.topic, type_label).inc()
-        market_id_var.set(envelope.market_id)
-        correlation_id_var.set(envelope.correlation_id)
         try:
             payload = payload_of(envelope, self._accepted)
         except InvalidPayload as exc:
-            await self._refuse_invalid(record, exc)
-            return
-        await self._with_retries(
-            record, envelope, lambda uow: self.handlers[type(payload)](uow, envelope, payload)
-        )
+            if self.on_invalid is None:
+                await self.dead_letter(record, "invalid_payload", str(exc))
+                return None
+            on_invalid, invalid = self.on_invalid, exc
+            return Work(record, invalid.envelope, type_label, lambda uow: on_invalid(uow, invalid))
+        handler = self.handlers[type(payload)]
+        return Work(record, envelope, type_label, lambda uow: handler(uow, envelope, payload))
 
     def __post_init__(self) -> None:
         self._models: dict[str, type[Message]] = {m.model_fields["type"].default: m for m in self.handlers}
@@ -112,51 +166,70 @@ class TopicConsumer:
     def _model_for(self, type_name: str) -> type[Message] | None:
         return self._models.get(type_name)
 
-    async def _refuse_invalid(self, record: ConsumerRecord, exc: InvalidPayload) -> None:
-        if self.on_invalid is None:
-            await self.dead_letter(record, "invalid_payload", str(exc))
-            return
-        on_invalid = self.on_invalid
-        await self._with_retries(record, exc.envelope, lambda uow: on_invalid(uow, exc))
-
-    async def _with_retries(
-        self,
-        record: ConsumerRecord,
-        envelope: Envelope,
-        step: Callable[[UnitOfWork], Awaitable[None]],
-    ) -> None:
-        failures, outage = 0, 0
-        while True:
-            started = time.perf_counter()
+    async def _with_retries(self, work: Work) -> None:
+        """Handle one record: outages retried until the infrastructure is back, handler
+        failures up to `max_attempts`, then the record goes to the DLQ."""
+        for failures in range(1, self.max_attempts + 1):
             try:
-                await self._once(envelope, step)
-                self.health["infra_ok"] = True
-                type_label = envelope.type if self._model_for(envelope.type) else "unknown"
-                metrics.HANDLER_SECONDS.labels(self.service, self.topic, type_label).observe(
-                    time.perf_counter() - started
-                )
+                await self._with_infra_retries(lambda: self._once(work), reraise=True)
                 return
+            except Exception as exc:
+                metrics.RETRIES.labels(self.service, self.topic, "handler").inc()
+                log.exception("handler failed", extra={"event_id": str(work.envelope.event_id)})
+                if failures >= self.max_attempts:
+                    await self.dead_letter(work.record, "handler_failed", repr(exc))
+                    return
+                await asyncio.sleep(0.05 * 2**failures)
+
+    async def _with_infra_retries(
+        self, attempt: Callable[[], Awaitable[None]], reraise: bool = False
+    ) -> bool:
+        """Run `attempt` until no outage stops it. True if it succeeded; a handler failure
+        is raised (`reraise`) or reported as False."""
+        outage = 0
+        while True:
+            try:
+                await attempt()
+                self.health["infra_ok"] = True
+                return True
             except TRANSIENT_ERRORS as exc:
                 outage += 1
                 self.health["infra_ok"] = False
                 metrics.RETRIES.labels(self.service, self.topic, "infrastructure").inc()
                 log.warning("infrastructure unavailable; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(outage, 6)))
-            except Exception as exc:
-                failures += 1
-                metrics.RETRIES.labels(self.service, self.topic, "handler").inc()
-                log.exception("handler failed", extra={"event_id": str(envelope.event_id)})
-                if failures >= self.max_attempts:
-                    await self.dead_letter(record, "handler_failed", repr(exc))
-                    return
-                await asyncio.sleep(0.05 * 2**failures)
+            except Exception:
+                if reraise:
+                    raise
+                log.warning("batch failed; handling its records one by one", exc_info=True)
+                return False
 
-    async def _once(self, envelope: Envelope, step: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+    async def _once(self, work: Work) -> None:
         async with unit_of_work(self.pool, self.notify_channel) as uow:
-            if not await uow.first_time(envelope.event_id):
+            if not await uow.first_time(work.envelope.event_id):
                 metrics.DUPLICATES.labels(self.service, self.topic).inc()
                 return
-            await step(uow)
+            await self._run(uow, work)
+
+    async def _batch_once(self, works: Sequence[Work]) -> None:
+        async with unit_of_work(self.pool, self.notify_channel) as uow:
+            fresh = await uow.first_times([w.envelope.event_id for w in works])
+            metrics.BATCH_SIZE.labels(self.service, self.topic).observe(len(works))
+            for work in works:
+                if work.envelope.event_id not in fresh:
+                    metrics.DUPLICATES.labels(self.service, self.topic).inc()
+                    continue
+                fresh.discard(work.envelope.event_id)  # the same event twice in one batch
+                await self._run(uow, work)
+
+    async def _run(self, uow: UnitOfWork, work: Work) -> None:
+        market_id_var.set(work.envelope.market_id)
+        correlation_id_var.set(work.envelope.correlation_id)
+        started = time.perf_counter()
+        await work.step(uow)
+        metrics.HANDLER_SECONDS.labels(self.service, self.topic, work.type_label).observe(
+            time.perf_counter() - started
+        )
 
     async def dead_letter(self, record: ConsumerRecord, reason: str, error: str) -> None:
         log.warning(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 
@@ -93,7 +94,20 @@ async def retire(conn: asyncpg.Connection, env: Envelope, agent_id: str) -> bool
     return True
 
 
-async def load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
+async def load(
+    conn: asyncpg.Connection, agent_id: str, memo: dict[object, Any] | None = None
+) -> Agent | None:
+    """A registered, not retired agent; with `memo`, read once per transaction."""
+    key = ("agent", agent_id)
+    if memo is not None and key in memo:
+        return memo[key]  # type: ignore[no-any-return]
+    agent = await _load(conn, agent_id)
+    if agent is not None and memo is not None:
+        memo[key] = agent
+    return agent
+
+
+async def _load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
     row = await conn.fetchrow(
         "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
         " WHERE agent_id = $1 AND NOT retired",
@@ -111,11 +125,15 @@ async def load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
     )
 
 
-async def authenticate(conn: asyncpg.Connection, env: Envelope, scope: str) -> Agent | AuthFailure:
-    """Check a signed command and, if it passes, consume its seq in `scope`."""
+async def authenticate(
+    conn: asyncpg.Connection, env: Envelope, scope: str, memo: dict[object, Any] | None = None
+) -> Agent | AuthFailure:
+    """Check a signed command and, if it passes, consume its seq in `scope`.
+
+    `memo` (a unit of work's) keeps agents found earlier in the same transaction."""
     if env.agent_id is None or env.seq is None or env.signature is None:
         return AuthFailure.BAD_SIGNATURE
-    agent = await load(conn, env.agent_id)
+    agent = await load(conn, env.agent_id, memo)
     if agent is None or agent.market_id != env.market_id:
         return AuthFailure.UNKNOWN_AGENT
     if not envelope_signature_valid(env, agent.public_key):

@@ -11,9 +11,20 @@ DLQ = Counter("haggle_dlq_total", "Messages sent to a dead-letter topic", ["serv
 RETRIES = Counter("haggle_handler_retries_total", "Handler retries", ["service", "topic", "kind"])
 HANDLER_SECONDS = Histogram(
     "haggle_handler_seconds",
-    "Time to handle one message, database commit included",
+    "Time in one message's handler, inside its transaction",
     ["service", "topic", "type"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+BATCH_FALLBACKS = Counter(
+    "haggle_batch_fallbacks_total",
+    "Batches rolled back because one handler failed, then handled record by record",
+    ["service", "topic"],
+)
+BATCH_SIZE = Histogram(
+    "haggle_batch_size",
+    "Records handled in one transaction",
+    ["service", "topic"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 OUTBOX_PENDING = Gauge("haggle_outbox_pending", "Outbox rows not yet published", ["service"])
 RELAY_BATCH = Histogram(

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 class UnitOfWork:
     conn: asyncpg.Connection
     pending: list[tuple[str, str, Envelope]] = field(default_factory=list)
+    memo: dict[object, Any] = field(default_factory=dict)
+    """Rows read once per transaction (a batch may hold many commands of one agent)."""
 
     async def first_time(self, event_id: uuid.UUID) -> bool:
         """Record an incoming event; False means it was handled before."""
@@ -37,6 +40,15 @@ class UnitOfWork:
             event_id,
         )
         return row is not None
+
+    async def first_times(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Record a batch of incoming events in one statement; returns those not handled before."""
+        rows = await self.conn.fetch(
+            "INSERT INTO inbox (event_id) SELECT unnest($1::uuid[])"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            list(event_ids),
+        )
+        return {r["event_id"] for r in rows}
 
     def emit(self, topic: str, key: str, envelope: Envelope) -> None:
         self.pending.append((topic, key, envelope))

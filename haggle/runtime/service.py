@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute
 
 from haggle.contracts import Message
 from haggle.runtime import lag, logs
-from haggle.runtime.consumer import Handler, InvalidHandler, TopicConsumer
+from haggle.runtime.consumer import Handler, InvalidHandler, KeyFilter, TopicConsumer
 from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.http import build_app, make_server
 from haggle.runtime.kafka import make_broker, make_producer
@@ -46,6 +46,13 @@ class Subscription:
     handlers: Mapping[type[Message], Handler]
     commands: bool = False
     on_invalid: InvalidHandler | None = None
+    keys: KeyFilter | None = None
+    """Which of a batch's record keys this service acts on; the others are skipped before any
+    decoding or transaction (say, `agent.inbox` messages for agents another service runs)."""
+    batched: bool = False
+    """Handle each Kafka batch in one transaction (see TopicConsumer.handle_batch). Only for
+    handlers that do nothing slow outside the database: the transaction holds its row locks
+    until the whole batch is done."""
 
 
 @dataclass
@@ -93,7 +100,7 @@ class RunningService:
 
 
 def _subscribe(
-    broker: KafkaBroker, consumer: TopicConsumer, group: str, batch: int, concurrency: int
+    broker: KafkaBroker, consumer: TopicConsumer, group: str, batch: int, concurrency: int, batched: bool
 ) -> None:
     @broker.subscriber(
         consumer.topic,
@@ -104,8 +111,14 @@ def _subscribe(
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_batch(message: KafkaMessage) -> None:
-        records = message.raw_message
-        await handle_by_key(consumer, records if isinstance(records, tuple) else (records,), concurrency)
+        raw = message.raw_message
+        records = await consumer.ours(raw if isinstance(raw, tuple) else (raw,))
+        if not records:
+            return
+        if batched:
+            await consumer.handle_batch(records)
+        else:
+            await handle_by_key(consumer, records, concurrency)
 
 
 async def handle_by_key(
@@ -156,6 +169,7 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
             sub.commands,
             settings.max_handler_attempts,
             ctx.notify_channel,
+            keys=sub.keys,
         )
         _subscribe(
             broker,
@@ -163,6 +177,7 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
             group_id(settings, module.name, sub.topic),
             settings.consumer_batch,
             settings.handler_concurrency,
+            sub.batched,
         )
         consumers.append(consumer)
     running = RunningService(ctx, broker, relay, consumers)

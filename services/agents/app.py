@@ -77,6 +77,7 @@ def subscriptions() -> list[Subscription]:
                 FundsReleased: settle.on_released,
                 ApprovalRequested: _ignore,
             },
+            keys=store.managed,
         ),
         Subscription(
             LISTING_EVENTS_TOPIC.name,

@@ -55,6 +55,7 @@ def subscriptions() -> list[Subscription]:
             },
             commands=True,
             on_invalid=handlers.refuse_invalid,
+            batched=True,
         ),
         Subscription(
             AGENT_EVENTS.name,

@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from asyncpg import Connection
 from prometheus_client import Counter, Histogram
 
 from haggle.contracts import Envelope, InvalidPayload, Message, wrap
@@ -147,7 +146,7 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
         market_id=env.market_id,
     )
     if isinstance(cmd, OpenNegotiation):
-        return await _opening_context(conn, env, base, agent, listing_id)
+        return await _opening_context(uow, env, base, agent, listing_id)
     thread = await store.thread(conn, cmd.thread_id)
     if thread is not None and thread.listing_id != listing_id:
         thread = None
@@ -162,14 +161,15 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
 
 
 async def _opening_context(
-    conn: Connection, env: Envelope, base: Context, agent: identity.Agent, listing_id: str
+    uow: UnitOfWork, env: Envelope, base: Context, agent: identity.Agent, listing_id: str
 ) -> Context:
     """Only an opening reads the market's rules, the seller's owner and the buyer's open threads."""
+    conn = uow.conn
     # Opens on different listings run in parallel (other partitions): one agent's opens take
     # turns, or several could pass the open-thread cap together.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"opens:{agent.agent_id}")
     listing = base.listing
-    seller = await identity.load(conn, listing.seller_agent_id) if listing else None
+    seller = await identity.load(conn, listing.seller_agent_id, uow.memo) if listing else None
     epoch = listing.epoch if listing else 0
     return replace(
         base,
@@ -183,7 +183,7 @@ async def _opening_context(
 async def on_command(uow: UnitOfWork, env: Envelope, cmd: Message) -> None:
     listing_id: str = cmd.listing_id
     thread_id: str | None = getattr(cmd, "thread_id", None)
-    agent = await identity.authenticate(uow.conn, env, scope=listing_id)
+    agent = await identity.authenticate(uow.conn, env, scope=listing_id, memo=uow.memo)
     if isinstance(agent, identity.AuthFailure):
         await _refuse(
             uow, env, listing_id, thread_id, Refusal(NegotiationRefusal(agent.value), "authentication failed")

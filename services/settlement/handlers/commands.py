@@ -47,7 +47,7 @@ Decision = Callable[[Deal, Party, MarketRulesSet, datetime], Awaitable[Outcome]]
 
 async def _agent_command(uow: UnitOfWork, env: Envelope, deal_id: str, decide: Decision) -> None:
     """Authenticate, find the deal and the agent's part in it, then let the domain decide."""
-    agent = await identity.authenticate(uow.conn, env, scope=deal_id)
+    agent = await identity.authenticate(uow.conn, env, scope=deal_id, memo=uow.memo)
     if isinstance(agent, identity.AuthFailure):
         await refuse(uow, env, deal_id, Refusal(SettlementRefusal(agent.value), f"{agent.value}"))
         return
