@@ -8,6 +8,7 @@ seq or in another market.
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Any
 
 import orjson
@@ -69,10 +70,15 @@ class AgentKey:
         return b64(self._private.sign(data))
 
 
+@functools.lru_cache(maxsize=65_536)
+def _public_key(public_key: str) -> Ed25519PublicKey:
+    """Registered keys are checked on every command: parse each once (bad ones raise, uncached)."""
+    return Ed25519PublicKey.from_public_bytes(unb64(public_key))
+
+
 def verify(public_key: str, data: bytes, signature: str) -> bool:
     try:
-        key = Ed25519PublicKey.from_public_bytes(unb64(public_key))
-        key.verify(unb64(signature), data)
+        _public_key(public_key).verify(unb64(signature), data)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -119,11 +119,14 @@ class TopicConsumer:
     async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
         """A whole Kafka batch in one transaction: one inbox insert, one outbox write, one commit.
 
-        Records are handled in order. If any handler fails (not an outage), the batch's
+        Records of one key are handled in order, the keys in sorted order: two batches (of two
+        topics, or two instances) that lock rows by key then lock them in the same order and
+        cannot deadlock each other. If any handler fails (not an outage), the batch's
         transaction is rolled back and every record is handled again on its own, so one
         bad record is retried and dead-lettered alone and never takes its neighbours along.
         """
-        works = [w for w in [await self._prepare(r) for r in records] if w is not None]
+        in_key_order = sorted(records, key=lambda r: r.key or b"")  # stable: per-key order kept
+        works = [w for w in [await self._prepare(r) for r in in_key_order] if w is not None]
         if len(works) <= 1:
             for work in works:
                 await self._with_retries(work)

@@ -78,6 +78,7 @@ def subscriptions() -> list[Subscription]:
                 ApprovalRequested: _ignore,
             },
             keys=store.managed,
+            batched=True,
         ),
         Subscription(
             LISTING_EVENTS_TOPIC.name,
@@ -101,7 +102,6 @@ async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> N
         if principal is None or neg is None or neg.retry_at is None or neg.retry_at > common.now():
             return
         neg.retry_at = None
-        await store.save_negotiation(uow.conn, neg)
         await turns.take_turn(uow, principal, neg)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,14 +56,22 @@ def seller_neg_id(principal_id: str, thread_id: str) -> str:
     return f"s|{principal_id}|{thread_id}"
 
 
+@functools.lru_cache(maxsize=4_096)
+def _parsed(raw_mandate: str, raw_key: bytes) -> tuple[Mandate, AgentKey]:
+    """Every inbox event reads its principal; a mandate and key, once stored, never change, and
+    both parsed objects are immutable, so they are parsed once per process (bounded)."""
+    return Mandate.model_validate_json(raw_mandate), AgentKey.from_bytes(raw_key)
+
+
 def _principal(row: asyncpg.Record) -> Principal:
+    mandate, key = _parsed(row["mandate"], bytes(row["private_key"]))
     return Principal(
         row["principal_id"],
         row["market_id"],
         row["agent_id"],
         row["variant"],
-        Mandate.model_validate_json(row["mandate"]),
-        AgentKey.from_bytes(bytes(row["private_key"])),
+        mandate,
+        key,
         row["admitted"],
         row["committed_cents"],
     )
@@ -199,6 +208,18 @@ async def negotiations_of(
         principal_id,
     )
     return [_negotiation(r) for r in rows]
+
+
+async def held_by_other_threads(conn: asyncpg.Connection, principal_id: str, neg_id: str) -> int:
+    """What a buyer's live negotiations other than `neg_id` hold of its budget."""
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(reserved_cents), 0) FROM negotiations WHERE principal_id = $1"
+            " AND role = 'buyer' AND status IN ('opening', 'open') AND neg_id <> $2",
+            principal_id,
+            neg_id,
+        )
+    )
 
 
 async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:

@@ -27,11 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from haggle import procs
+from haggle.client import Publisher
 from haggle.contracts import MalformedMessage, Message, decode
 from haggle.contracts.topics import TOPICS
 from haggle.runtime.service import ServiceContext, Subscription, group_id
 from haggle.runtime.settings import Settings
-from haggle.testing.observe import Observer
+from haggle.testing import mandates
+from haggle.testing.observe import Observer, of_type
 from tests.fuzz.strategies import envelope_bytes, garbage, mutations, payloads
 from tests.fuzz.tally import budget, count
 
@@ -137,7 +139,7 @@ async def test_no_input_crashes_a_consumer(topic: str, bootstrap: str, market_id
     inputs = draw_inputs(topic, market_id, budget(200))
     count(f"live {topic}", len(inputs))
     before = {name: await dlq_total(name, topic) for name, _ in subs}
-    key = f"fuzz-{market_id}".encode()
+    key = (await _a_key_every_filter_takes(subs, bootstrap, market_id)).encode()
     async with Observer(bootstrap, *ANSWERS) as obs_raw, _dlq_reader(bootstrap, topic) as dlq:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 * 1024 * 1024)
         await producer.start()
@@ -171,6 +173,22 @@ async def test_no_input_crashes_a_consumer(topic: str, bootstrap: str, market_id
     for name, _ in subs:
         grew = await dlq_total(name, topic) - before[name]
         assert grew == sum(1 for r in mine if r["service"] == name), f"{name} haggle_dlq_total on {topic}"
+
+
+async def _a_key_every_filter_takes(
+    subs: list[tuple[str, Subscription]], bootstrap: str, market_id: str
+) -> str:
+    """A subscription with a key filter (the agents service's inbox) skips keys it does not run,
+    so the fuzzed inputs go under the id of an agent it does run: one assigned here."""
+    if all(sub.keys is None for _, sub in subs):
+        return f"fuzz-{market_id}"
+    principal_id = f"fuzz-{market_id}-p"
+    async with Publisher(bootstrap) as pub, Observer(bootstrap, "agent.events", market_id=market_id) as obs:
+        await mandates.assign(pub, market_id, mandates.seller(principal_id, []))
+        registered = await obs.wait_for(
+            of_type("AgentRegistered", principal_id=principal_id), "agent.events", timeout=60
+        )
+    return str(registered[0].payload["agent_id"])
 
 
 def _expected(raw: bytes, sub: Subscription) -> str:

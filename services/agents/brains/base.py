@@ -10,9 +10,16 @@ from services.agents.view import NegotiationView
 
 @runtime_checkable
 class Brain(Protocol):
+    """A brain that calls a network service (a model API) sets `remote = True`: its turns are
+    then taken by the turn scheduler in their own transactions, never inside an inbox batch."""
+
     async def decide(self, view: NegotiationView) -> Move:
         """Propose the next move. The guard checks it; `view.refusals` says why earlier ones failed."""
         ...
+
+
+def is_remote(brain: Brain) -> bool:
+    return bool(getattr(brain, "remote", False))
 
 
 class BrainUnavailable(RuntimeError):

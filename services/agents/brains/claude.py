@@ -101,6 +101,9 @@ def read_reply(message: ApiMessage) -> tuple[Move, str | None, str | None]:
 
 
 class ClaudeBrain:
+    remote = True
+    """Seconds per answer: turns go through the turn scheduler, not the inbox batch."""
+
     def __init__(
         self,
         model: str,

@@ -112,8 +112,7 @@ async def limits_of(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
 
 async def free_budget(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> int:
     """Budget less agreed deals less what the buyer's other live negotiations hold."""
-    others = await store.negotiations_of(uow.conn, principal.principal_id)
-    held = sum(n.reserved_cents for n in others if n.neg_id != neg.neg_id and n.role == "buyer")
+    held = await store.held_by_other_threads(uow.conn, principal.principal_id, neg.neg_id)
     return max(0, principal.mandate.budget_cents - principal.committed_cents - held)
 
 

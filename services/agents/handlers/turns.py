@@ -26,6 +26,7 @@ from haggle.contracts.topics import NEGOTIATION_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
 from services.agents.brains import BrainUnavailable
+from services.agents.brains.base import is_remote
 from services.agents.decide import next_move
 from services.agents.handlers import common
 from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
@@ -50,7 +51,13 @@ async def facts_for(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
 
 
 async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
-    """Ask the brain for this negotiation's next move and send what the guard lets through."""
+    """Ask the brain for this negotiation's next move, send what the guard lets through, and
+    save the negotiation whatever came of it."""
+    await _turn(uow, principal, neg)
+    await store.save_negotiation(uow.conn, neg)
+
+
+async def _turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
     facts = await facts_for(uow, principal, neg)
     if facts is None or not neg.live:
         return
@@ -69,7 +76,6 @@ async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
     except BrainUnavailable:
         neg.retry_at, neg.attempts = common.now() + timedelta(seconds=5), neg.attempts + 1
         common.AGENT_TURNS.labels("brain_unavailable").inc()
-        await store.save_negotiation(uow.conn, neg)
         return
     await _send_move(uow, principal, neg, view, decision.move)
     reasons = [refusal.reason.value for refusal in decision.refusals]
@@ -77,7 +83,6 @@ async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
     kind = type(decision.move).__name__
     await store.record_move(uow.conn, principal.principal_id, neg.listing_id, kind, price, reasons)
     common.AGENT_TURNS.labels("fell_back" if decision.fell_back else "moved").inc()
-    await store.save_negotiation(uow.conn, neg)
 
 
 OPENING_FLOOR = 0.5
@@ -92,7 +97,6 @@ async def _hold_for_opening(
     cap = common.thread_cap(principal, neg, facts, free)
     if cap < OPENING_FLOOR * facts.price_cents:
         neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", "declined_to_open", 0, None
-        await store.save_negotiation(uow.conn, neg)
         common.AGENT_TURNS.labels("waiting_for_budget").inc()
         return False
     neg.reserved_cents = cap
@@ -187,12 +191,15 @@ async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> Non
         neg.end_reason = event.reason.value
         if event.reason is not EndReason.DEAL:
             neg.reserved_cents = 0
-    await store.save_negotiation(uow.conn, neg)
+    my_turn = isinstance(event, OfferMade) and event.agent_id != principal.agent_id and neg.live
+    if my_turn and not is_remote(common.brain_for(principal)):
+        await take_turn(uow, principal, neg)  # a strategy answers at once, in this transaction
+    else:
+        if my_turn:
+            neg.retry_at = common.now()  # a model is asked by the turn scheduler, outside this batch
+        await store.save_negotiation(uow.conn, neg)
     if isinstance(event, NegotiationEnded) and neg.role == "buyer" and neg.status == "ended":
         await wake_declined(uow, principal)
-    theirs = isinstance(event, OfferMade) and event.agent_id != principal.agent_id
-    if theirs and neg.live:
-        await take_turn(uow, principal, neg)
 
 
 MAX_REOPENS = 5
