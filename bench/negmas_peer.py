@@ -116,9 +116,14 @@ async def haggle_outcomes(set_: Sequence[Case]) -> tuple[list[int | None], float
         for market in markets:
             await pub.send(MARKET_EVENTS.name, market, operator_envelope(rules, market))
         started = time.perf_counter()
-        for market, case in zip(markets, set_, strict=True):
-            await m.assign(pub, market, _seller(market, case))
-            await m.assign(pub, market, _buyer(market, case))
+        # Handed out together, as an operator with a batch of principals would.
+        await asyncio.gather(
+            *(
+                m.assign(pub, market, mandate(market, case))
+                for market, case in zip(markets, set_, strict=True)
+                for mandate in (_seller, _buyer)
+            )
+        )
         ended = await _wait_ended(obs, set(markets), timeout=120 + 2 * len(set_))
         elapsed = time.perf_counter() - started
     deals = {e.market_id: e.payload["price_cents"] for _, e in obs.seen if e.type == "DealAgreed"}

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 InvalidHandler = Callable[[UnitOfWork, InvalidPayload], Awaitable[None]]
 KeyFilter = Callable[[asyncpg.Pool, list[str]], Awaitable[Collection[str]]]
+Prefetch = Callable[[UnitOfWork, list[tuple[Envelope, Message]]], Awaitable[None]]
+"""Reads (and locks) in a few statements what a batch's handlers will read one by one, into
+`uow.memo`; the handlers then find it there."""
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -74,6 +77,8 @@ class Work:
     envelope: Envelope
     type_label: str
     step: Callable[[UnitOfWork], Awaitable[None]]
+    payload: Message | None = None
+    """None when the payload was refused (the step is the refusal)."""
 
 
 @dataclass
@@ -92,6 +97,7 @@ class TopicConsumer:
     notify_channel: str | None = None
     health: dict[str, bool] = field(default_factory=lambda: {"infra_ok": True})
     keys: KeyFilter | None = None
+    prefetch: Prefetch | None = None
 
     async def ours(self, records: tuple[ConsumerRecord, ...]) -> tuple[ConsumerRecord, ...]:
         """The records whose key `keys` accepts (all of them without a filter), in order."""
@@ -160,7 +166,7 @@ class TopicConsumer:
             on_invalid, invalid = self.on_invalid, exc
             return Work(record, invalid.envelope, type_label, lambda uow: on_invalid(uow, invalid))
         handler = self.handlers[type(payload)]
-        return Work(record, envelope, type_label, lambda uow: handler(uow, envelope, payload))
+        return Work(record, envelope, type_label, lambda uow: handler(uow, envelope, payload), payload)
 
     def __post_init__(self) -> None:
         self._models: dict[str, type[Message]] = {m.model_fields["type"].default: m for m in self.handlers}
@@ -218,6 +224,15 @@ class TopicConsumer:
         async with unit_of_work(self.pool, self.notify_channel) as uow:
             fresh = await uow.first_times([w.envelope.event_id for w in works])
             metrics.BATCH_SIZE.labels(self.service, self.topic).observe(len(works))
+            if self.prefetch is not None:
+                await self.prefetch(
+                    uow,
+                    [
+                        (w.envelope, w.payload)
+                        for w in works
+                        if w.payload is not None and w.envelope.event_id in fresh
+                    ],
+                )
             for work in works:
                 if work.envelope.event_id not in fresh:
                     metrics.DUPLICATES.labels(self.service, self.topic).inc()

@@ -107,14 +107,18 @@ async def load(
     return agent
 
 
-async def _load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
-    row = await conn.fetchrow(
+async def load_many(conn: asyncpg.Connection, agent_ids: list[str], memo: dict[object, Any]) -> None:
+    """Registered agents among `agent_ids`, into `memo` for `load` (a batch's senders at once)."""
+    rows = await conn.fetch(
         "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
-        " WHERE agent_id = $1 AND NOT retired",
-        agent_id,
+        " WHERE agent_id = ANY($1::text[]) AND NOT retired",
+        agent_ids,
     )
-    if row is None:
-        return None
+    for row in rows:
+        memo[("agent", row["agent_id"])] = _agent(row)
+
+
+def _agent(row: asyncpg.Record) -> Agent:
     return Agent(
         row["agent_id"],
         row["principal_id"],
@@ -123,6 +127,15 @@ async def _load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
         row["public_key"],
         row["market_id"],
     )
+
+
+async def _load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
+    row = await conn.fetchrow(
+        "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
+        " WHERE agent_id = $1 AND NOT retired",
+        agent_id,
+    )
+    return _agent(row) if row is not None else None
 
 
 async def authenticate(

@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute
 
 from haggle.contracts import Message
 from haggle.runtime import lag, logs
-from haggle.runtime.consumer import Handler, InvalidHandler, KeyFilter, TopicConsumer
+from haggle.runtime.consumer import Handler, InvalidHandler, KeyFilter, Prefetch, TopicConsumer
 from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.http import build_app, make_server
 from haggle.runtime.kafka import make_broker, make_producer
@@ -50,6 +50,8 @@ class Subscription:
     """Which of a batch's record keys this service acts on; the others are skipped before any
     decoding or transaction (say, `agent.inbox` messages for agents another service runs)."""
     batched: bool = False
+    prefetch: Prefetch | None = None
+    """With `batched`: one read for the whole batch of what its handlers will each read."""
     """Handle each Kafka batch in one transaction (see TopicConsumer.handle_batch). Only for
     handlers that do nothing slow outside the database: the transaction holds its row locks
     until the whole batch is done."""
@@ -170,6 +172,7 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
             settings.max_handler_attempts,
             ctx.notify_channel,
             keys=sub.keys,
+            prefetch=sub.prefetch,
         )
         _subscribe(
             broker,

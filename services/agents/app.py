@@ -58,7 +58,9 @@ async def _ignore(*_: object) -> None:
 
 def subscriptions() -> list[Subscription]:
     return [
-        Subscription(MANDATE_COMMANDS.name, {AssignMandate: lifecycle.on_assign_mandate}, commands=True),
+        Subscription(
+            MANDATE_COMMANDS.name, {AssignMandate: lifecycle.on_assign_mandate}, commands=True, batched=True
+        ),
         Subscription(
             AGENT_INBOX.name,
             {

@@ -39,12 +39,14 @@ def subscriptions() -> list[Subscription]:
             },
             commands=True,
             on_invalid=handlers.refuse_invalid,
+            batched=True,
         ),
         Subscription(
             AGENT_EVENTS.name,
             {AgentRegistered: handlers.on_agent_registered, AgentRetired: handlers.on_agent_retired},
+            batched=True,
         ),
-        Subscription(NEGOTIATION_EVENTS_TOPIC.name, {DealAgreed: handlers.on_deal_agreed}),
+        Subscription(NEGOTIATION_EVENTS_TOPIC.name, {DealAgreed: handlers.on_deal_agreed}, batched=True),
         Subscription(
             SETTLEMENT_EVENTS_TOPIC.name,
             {
@@ -52,6 +54,7 @@ def subscriptions() -> list[Subscription]:
                 EscrowFailed: handlers.on_escrow_failed,
                 Refunded: handlers.on_refunded,
             },
+            batched=True,
         ),
     ]
 

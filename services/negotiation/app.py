@@ -56,12 +56,14 @@ def subscriptions() -> list[Subscription]:
             commands=True,
             on_invalid=handlers.refuse_invalid,
             batched=True,
+            prefetch=handlers.prefetch,
         ),
         Subscription(
             AGENT_EVENTS.name,
             {AgentRegistered: handlers.on_agent_registered, AgentRetired: handlers.on_agent_retired},
+            batched=True,
         ),
-        Subscription(MARKET_EVENTS.name, {MarketRulesSet: handlers.on_market_rules}),
+        Subscription(MARKET_EVENTS.name, {MarketRulesSet: handlers.on_market_rules}, batched=True),
         Subscription(
             LISTING_EVENTS_TOPIC.name,
             {
@@ -71,6 +73,7 @@ def subscriptions() -> list[Subscription]:
                 ListingSold: handlers.on_listing_sold,
                 ListingRelisted: handlers.on_listing_relisted,
             },
+            batched=True,
         ),
     ]
 

@@ -136,7 +136,7 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
     """What the decision reads, and no more: most moves are counters on a hot path."""
     conn = uow.conn
     listing_id: str = cmd.listing_id
-    listing = await store.lock_listing(conn, listing_id)
+    listing = await store.lock_listing(conn, listing_id, uow.memo)
     base = Context(
         actor=_actor(agent),
         listing=listing,
@@ -147,7 +147,7 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
     )
     if isinstance(cmd, OpenNegotiation):
         return await _opening_context(uow, env, base, agent, listing_id)
-    thread = await store.thread(conn, cmd.thread_id)
+    thread = await store.thread(conn, cmd.thread_id, uow.memo)
     if thread is not None and thread.listing_id != listing_id:
         thread = None
     if not isinstance(cmd, AcceptOffer):
@@ -180,6 +180,23 @@ async def _opening_context(
     )
 
 
+async def prefetch(uow: UnitOfWork, commands: list[tuple[Envelope, Message]]) -> None:
+    """A batch's listings and threads (locked, in id order) and its senders and sellers, in three
+    reads instead of three per command; the handlers then find them in `uow.memo`."""
+    memo = uow.memo
+    listing_ids = sorted({str(cmd.listing_id) for _, cmd in commands})
+    await store.lock_listings(uow.conn, listing_ids, memo)
+    thread_ids = sorted({str(t) for _, cmd in commands if (t := getattr(cmd, "thread_id", None))})
+    if thread_ids:
+        await store.lock_threads(uow.conn, thread_ids, memo)
+    agents = {env.agent_id for env, _ in commands if env.agent_id}
+    for _, cmd in commands:
+        listing = memo[("listing", str(cmd.listing_id))]
+        if isinstance(cmd, OpenNegotiation) and listing is not None:
+            agents.add(listing.seller_agent_id)
+    await identity.load_many(uow.conn, sorted(agents), memo)
+
+
 async def on_command(uow: UnitOfWork, env: Envelope, cmd: Message) -> None:
     listing_id: str = cmd.listing_id
     thread_id: str | None = getattr(cmd, "thread_id", None)
@@ -201,9 +218,9 @@ async def on_command(uow: UnitOfWork, env: Envelope, cmd: Message) -> None:
 async def apply_decision(uow: UnitOfWork, cause: Cause, decision: Decision) -> None:
     by_id = {t.thread_id: t for t in decision.threads}
     for thread in decision.threads:
-        await store.save_thread(uow.conn, cause.market_id, thread)
+        await store.save_thread(uow.conn, cause.market_id, thread, uow.memo)
     if decision.listing is not None:
-        await store.save_listing(uow.conn, decision.listing)
+        await store.save_listing(uow.conn, decision.listing, uow.memo)
     if decision.deal is not None:
         await store.save_deal(uow.conn, decision.deal)
         DEALS.inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -42,13 +43,35 @@ def _listing(row: asyncpg.Record) -> ListingView:
     )
 
 
-async def lock_listing(conn: asyncpg.Connection, listing_id: str) -> ListingView | None:
+Memo = dict[object, Any]
+"""A unit of work's memo: rows this transaction has locked, as last written (see `prefetch`)."""
+
+
+async def lock_listing(
+    conn: asyncpg.Connection, listing_id: str, memo: Memo | None = None
+) -> ListingView | None:
     """Load and lock: every move on a listing holds this row until commit."""
+    if memo is not None and ("listing", listing_id) in memo:
+        return memo[("listing", listing_id)]  # type: ignore[no-any-return]
     row = await conn.fetchrow("SELECT * FROM listings_view WHERE listing_id = $1 FOR UPDATE", listing_id)
-    return _listing(row) if row else None
+    view = _listing(row) if row else None
+    if memo is not None:
+        memo[("listing", listing_id)] = view
+    return view
 
 
-async def save_listing(conn: asyncpg.Connection, view: ListingView) -> None:
+async def lock_listings(conn: asyncpg.Connection, listing_ids: list[str], memo: Memo) -> None:
+    """Load and lock many listings at once, in id order, into `memo` (None where unknown)."""
+    rows = await conn.fetch(
+        "SELECT * FROM listings_view WHERE listing_id = ANY($1::text[]) ORDER BY listing_id FOR UPDATE",
+        listing_ids,
+    )
+    found = {r["listing_id"]: _listing(r) for r in rows}
+    for listing_id in listing_ids:
+        memo[("listing", listing_id)] = found.get(listing_id)
+
+
+async def save_listing(conn: asyncpg.Connection, view: ListingView, memo: Memo | None = None) -> None:
     await conn.execute(
         """
         INSERT INTO listings_view (listing_id, market_id, seller_agent_id, seller_principal_id, state,
@@ -67,6 +90,8 @@ async def save_listing(conn: asyncpg.Connection, view: ListingView) -> None:
         view.deal_id,
         view.epoch,
     )
+    if memo is not None:
+        memo[("listing", view.listing_id)] = view
 
 
 def _actor(raw: str) -> Actor:
@@ -103,9 +128,24 @@ def _thread(row: asyncpg.Record) -> Thread:
     )
 
 
-async def thread(conn: asyncpg.Connection, thread_id: str) -> Thread | None:
+async def thread(conn: asyncpg.Connection, thread_id: str, memo: Memo | None = None) -> Thread | None:
+    if memo is not None and ("thread", thread_id) in memo:
+        return memo[("thread", thread_id)]  # type: ignore[no-any-return]
     row = await conn.fetchrow("SELECT * FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id)
-    return _thread(row) if row else None
+    found = _thread(row) if row else None
+    if memo is not None:
+        memo[("thread", thread_id)] = found
+    return found
+
+
+async def lock_threads(conn: asyncpg.Connection, thread_ids: list[str], memo: Memo) -> None:
+    """Load and lock many threads at once, in id order, into `memo` (None where unknown)."""
+    rows = await conn.fetch(
+        "SELECT * FROM threads WHERE thread_id = ANY($1::text[]) ORDER BY thread_id FOR UPDATE", thread_ids
+    )
+    found = {r["thread_id"]: _thread(r) for r in rows}
+    for thread_id in thread_ids:
+        memo[("thread", thread_id)] = found.get(thread_id)
 
 
 async def open_threads_on(conn: asyncpg.Connection, listing_id: str) -> tuple[Thread, ...]:
@@ -134,7 +174,7 @@ async def open_count(conn: asyncpg.Connection, buyer: str) -> int:
     )
 
 
-async def save_thread(conn: asyncpg.Connection, market_id: str, t: Thread) -> None:
+async def save_thread(conn: asyncpg.Connection, market_id: str, t: Thread, memo: Memo | None = None) -> None:
     await conn.execute(
         """
         INSERT INTO threads (thread_id, listing_id, market_id, epoch, buyer_agent_id, buyer, seller,
@@ -158,6 +198,8 @@ async def save_thread(conn: asyncpg.Connection, market_id: str, t: Thread) -> No
         t.status.value,
         t.end_reason.value if t.end_reason else None,
     )
+    if memo is not None:
+        memo[("thread", t.thread_id)] = t
 
 
 async def save_deal(conn: asyncpg.Connection, deal: DealAgreed) -> None:

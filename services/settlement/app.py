@@ -65,9 +65,14 @@ def subscriptions() -> list[Subscription]:
         Subscription(
             AGENT_EVENTS.name,
             {AgentRegistered: reference.on_agent_registered, AgentRetired: reference.on_agent_retired},
+            batched=True,
         ),
-        Subscription(MARKET_EVENTS.name, {MarketRulesSet: reference.on_market_rules}),
-        Subscription(LISTING_EVENTS_TOPIC.name, {ListingPublished: reference.on_listing_published}),
+        Subscription(MARKET_EVENTS.name, {MarketRulesSet: reference.on_market_rules}, batched=True),
+        # Reference data only: batched. Deals, approvals and commands move money: one transaction
+        # each, so a batch never holds many wallets' locks at once.
+        Subscription(
+            LISTING_EVENTS_TOPIC.name, {ListingPublished: reference.on_listing_published}, batched=True
+        ),
     ]
 
 
