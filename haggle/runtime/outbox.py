@@ -32,6 +32,8 @@ class UnitOfWork:
     pending: list[tuple[str, str, Envelope]] = field(default_factory=list)
     memo: dict[object, Any] = field(default_factory=dict)
     """Rows read once per transaction (a batch may hold many commands of one agent)."""
+    wake: set[str] = field(default_factory=set)
+    """LISTEN channels to notify at commit (PostgreSQL delivers a NOTIFY only if the transaction commits)."""
 
     async def first_time(self, event_id: uuid.UUID) -> bool:
         """Record an incoming event; False means it was handled before."""
@@ -70,10 +72,11 @@ async def unit_of_work(pool: asyncpg.Pool, notify_channel: str | None = None) ->
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn)
         yield uow
-        had_events = bool(uow.pending)
+        if uow.pending and notify_channel:
+            uow.wake.add(notify_channel)
         await uow.flush()
-        if had_events and notify_channel:
-            await conn.execute(f"NOTIFY {notify_channel}")
+        for channel in sorted(uow.wake):
+            await conn.execute(f"NOTIFY {channel}")
 
 
 def relay_channel(schema: str) -> str:

@@ -11,6 +11,7 @@ assertions, and `fail_next` injects 429 / 529 / 500 answers to test retries.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -108,9 +109,11 @@ def _cached_prefix(body: dict[str, Any]) -> str | None:
 
 
 class FakeAnthropic:
-    def __init__(self, policy: Policy | None = None, output_tokens: int = 25) -> None:
+    def __init__(self, policy: Policy | None = None, output_tokens: int = 25, latency: float = 0.0) -> None:
         self.policy = policy
         self.output_tokens = output_tokens
+        self.latency = latency
+        """Seconds each answer takes, as a real model's would."""
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.responses: list[int] = []
@@ -150,6 +153,8 @@ class FakeAnthropic:
             return self._error(fault)
         if problem := self._invalid(body, request):
             return self._error(problem)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         answer = scripted or (self.policy(body) if self.policy else text_reply("(no script)"))
         if isinstance(answer, Fault):
             return self._error(answer)

@@ -8,10 +8,13 @@ action on one principal holds that principal's row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.listing import (
@@ -108,40 +111,55 @@ async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> N
 
 
 def turn_scheduler(
-    ctx: ServiceContext, interval: float = 0.2, concurrency: int = 8
+    ctx: ServiceContext, interval: float = 0.5, concurrency: int = 8
 ) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Takes due turns (openings, retries, a model's turns): each principal's one at a time, up to
+    `concurrency` at once, woken by a NOTIFY when a handler makes a turn due (else every
+    `interval`). A slow model answer holds up only its own principal's turns."""
     gate = asyncio.Semaphore(concurrency)
+    busy: dict[str, asyncio.Task[None]] = {}
+    woken = asyncio.Event()
 
-    async def one(neg_id: str, principal_id: str) -> None:
-        async with gate:
-            try:
-                await run_due_turn(ctx, neg_id, principal_id)
-            except Exception:
-                log.exception("scheduled turn failed", extra={"neg_id": neg_id})
+    async def turns_of(principal_id: str, neg_ids: list[str]) -> None:
+        failed = False
+        try:
+            for neg_id in neg_ids:
+                async with gate:
+                    try:
+                        await run_due_turn(ctx, neg_id, principal_id)
+                    except Exception:
+                        failed = True
+                        log.exception("scheduled turn failed", extra={"neg_id": neg_id})
+        finally:
+            busy.pop(principal_id, None)
+            if not failed:
+                woken.set()  # its other due turns can go now; a failed one waits for the interval
+
+    async def rounds(listener: asyncpg.Connection) -> None:
+        while True:
+            woken.clear()
+            due = await store.due_retries(listener, common.now(), busy=tuple(busy))
+            by_principal: dict[str, list[str]] = {}
+            for neg_id, principal_id in due:
+                by_principal.setdefault(principal_id, []).append(neg_id)
+            for principal_id, neg_ids in by_principal.items():
+                busy[principal_id] = asyncio.create_task(turns_of(principal_id, neg_ids))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=interval)
 
     async def schedule_forever() -> None:
         while True:
             try:
-                async with ctx.pool.acquire() as conn:
-                    due = await store.due_retries(conn, common.now())
-                by_principal: dict[str, list[str]] = {}
-                for neg_id, principal_id in due:
-                    by_principal.setdefault(principal_id, []).append(neg_id)
-                await asyncio.gather(
-                    *(_serially(one, principal_id, ids) for principal_id, ids in by_principal.items())
-                )
+                async with ctx.pool.acquire() as listener:
+                    await listener.add_listener(common.TURNS_CHANNEL, lambda *_: woken.set())
+                    await rounds(listener)
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                log.exception("turn scheduler round failed")
-            await asyncio.sleep(interval)
+                log.exception("turn scheduler failed; starting again")
+                await asyncio.sleep(interval)
 
     return schedule_forever
-
-
-async def _serially(
-    one: Callable[[str, str], Coroutine[Any, Any, None]], principal_id: str, neg_ids: list[str]
-) -> None:
-    for neg_id in neg_ids:
-        await one(neg_id, principal_id)
 
 
 def build(ctx: ServiceContext) -> ServiceParts:

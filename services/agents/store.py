@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -249,11 +250,15 @@ async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:
     )
 
 
-async def due_retries(conn: asyncpg.Connection, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+async def due_retries(
+    conn: asyncpg.Connection, now: datetime, busy: Collection[str] = (), limit: int = 100
+) -> list[tuple[str, str]]:
+    """Turns due by `now`, oldest first, of principals not `busy` with one already."""
     rows = await conn.fetch(
         "SELECT neg_id, principal_id FROM negotiations WHERE retry_at <= $1 AND status IN ('opening', 'open')"
-        " ORDER BY retry_at LIMIT $2",
+        " AND principal_id <> ALL($2::text[]) ORDER BY retry_at LIMIT $3",
         now,
+        list(busy),
         limit,
     )
     return [(r["neg_id"], r["principal_id"]) for r in rows]

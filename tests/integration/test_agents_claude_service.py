@@ -39,9 +39,8 @@ def model(body: dict[str, Any]) -> Reply:
     return tool_reply("accept", {"offer_id": table.group(1)})
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic(policy=model).start()
+def _agents_talking_to(server: FakeAnthropic) -> Iterator[FakeAnthropic]:
+    server.start()
     procs.stop("agents")
     procs.start("agents", {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": "sk-ant-test"})
     procs.wait_ready("agents")
@@ -50,6 +49,19 @@ def fake() -> Iterator[FakeAnthropic]:
     procs.start("agents")
     procs.wait_ready("agents")
     server.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    yield from _agents_talking_to(FakeAnthropic(policy=model))
+
+
+SLOW_ANSWER_SECONDS = 10.0
+
+
+@pytest.fixture
+def slow_fake() -> Iterator[FakeAnthropic]:
+    yield from _agents_talking_to(FakeAnthropic(policy=model, latency=SLOW_ANSWER_SECONDS))
 
 
 async def test_claude_agents_trade_through_tool_calls_and_the_guard_stops_an_injection(
@@ -90,3 +102,34 @@ async def test_claude_agents_trade_through_tool_calls_and_the_guard_stops_an_inj
     finally:
         await conn.close()
     assert reasons and "above_max" in reasons, reasons
+
+
+async def test_a_slow_model_holds_up_only_its_own_principal(
+    slow_fake: FakeAnthropic, bootstrap: str, market_id: str
+) -> None:
+    """A model's turn is taken outside the inbox batch: while one Claude buyer waits 10 s for
+    its answer, two strategy agents in the same service trade from admission to deal."""
+    kettle = m.sell_item(
+        "kettle", 9_000, 7_500, title="Electric kettle steel", category="kitchen", weight_g=1_500
+    )
+    lamp = m.sell_item("lamp", 6_000, 4_000, title="Desk lamp brass", category="lighting", weight_g=1_000)
+    async with agent_market(bootstrap, market_id) as mk:
+        await mk.assign(
+            m.seller(mk.pid("s1"), [kettle], m.strategy("linear")),
+            m.buyer(
+                mk.pid("slow"), [m.want("w", 9_000, keywords=("kettle",), category="kitchen")], 50_000, CLAUDE
+            ),
+        )
+        # The seller answered the slow buyer's opening: the buyer's next turn is a 10 s model call.
+        countered = await mk.obs.wait_for(
+            of_type("OfferMade", agent_id=f"{mk.pid('s1')}.agent"), "negotiation.events", timeout=60
+        )
+        await mk.assign(
+            m.seller(mk.pid("s2"), [lamp], m.strategy("linear")),
+            m.buyer(mk.pid("quick"), [m.want("w", 6_000, keywords=("lamp",), category="lighting")], 50_000),
+        )
+        ended = (await mk.ended(timeout=60))[0]
+        slow_moves_by_then = len(mk.offers_by(mk.pid("slow")))
+
+    assert ended.payload["listing_id"] != countered[0].payload["listing_id"], "the slow thread ended first"
+    assert slow_moves_by_then == 1, "the quick pair waited for the slow model's answer"

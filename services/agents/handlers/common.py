@@ -54,6 +54,15 @@ def brain_label(principal: Principal) -> str:
     return getattr(config, "model", None) or str(getattr(config, "name", None) or config.kind)
 
 
+TURNS_CHANNEL = "agents_turns"
+
+
+def turn_now(uow: UnitOfWork, neg: Negotiation) -> None:
+    """Due now: the turn scheduler takes it as soon as this transaction commits."""
+    neg.retry_at = now()
+    uow.wake.add(TURNS_CHANNEL)
+
+
 async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> None:
     """Sign with the agent's key and next seq, and queue in the outbox (sent after commit)."""
     seq = await store.take_seq(uow.conn, principal.principal_id)

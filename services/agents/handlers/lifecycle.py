@@ -111,9 +111,8 @@ async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublis
     live = [n for n in await store.negotiations_of(uow.conn, principal.principal_id) if n.want_id == want.id]
     if len(live) >= common.PARALLEL_PER_WANT:
         return
-    fresh = Negotiation(
-        neg_id, principal.principal_id, listing.listing_id, "buyer", want_id=want.id, retry_at=common.now()
-    )
+    fresh = Negotiation(neg_id, principal.principal_id, listing.listing_id, "buyer", want_id=want.id)
+    common.turn_now(uow, fresh)
     await store.save_negotiation(uow.conn, fresh)
 
 

@@ -196,7 +196,7 @@ async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> Non
         await take_turn(uow, principal, neg)  # a strategy answers at once, in this transaction
     else:
         if my_turn:
-            neg.retry_at = common.now()  # a model is asked by the turn scheduler, outside this batch
+            common.turn_now(uow, neg)  # a model is asked by the turn scheduler, outside this batch
         await store.save_negotiation(uow.conn, neg)
     if isinstance(event, NegotiationEnded) and neg.role == "buyer" and neg.status == "ended":
         await wake_declined(uow, principal)
@@ -211,7 +211,8 @@ async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
     for neg in await store.negotiations_of(uow.conn, principal.principal_id, live_only=False):
         declined = neg.status == "ended" and neg.end_reason == "declined_to_open"
         if declined and neg.want_id not in fulfilled and neg.attempts < MAX_REOPENS:
-            neg.status, neg.end_reason, neg.retry_at = "opening", None, common.now()
+            neg.status, neg.end_reason = "opening", None
+            common.turn_now(uow, neg)
             neg.attempts += 1
             await store.save_negotiation(uow.conn, neg)
 
