@@ -120,21 +120,6 @@ def shapes(rng: random.Random) -> dict[str, dict[str, str]]:
     }
 
 
-def _sql(params: dict[str, str]) -> tuple[str, list[object]]:
-    """The statement store.search runs for these parameters (kept in step with store.search)."""
-    q = SearchParams.model_validate(params).query()
-    where, args = store._where(q)
-    order = (
-        f"ts_rank(search, websearch_to_tsquery('english', ${args.index(q.text) + 1})) DESC, listing_id"
-        if q.text
-        else "created_at DESC, listing_id"
-    )
-    args += [q.limit, q.offset]
-    page = f"LIMIT ${len(args) - 1} OFFSET ${len(args)}"
-    sql = f"SELECT facts, status, deal_id FROM listings{where} ORDER BY {order} {page}"
-    return sql, args
-
-
 def _indexes(plan: dict[str, object]) -> set[str]:
     found = {str(plan["Index Name"])} if "Index Name" in plan else set()
     for child in plan.get("Plans", []):  # type: ignore[attr-defined]
@@ -145,7 +130,8 @@ def _indexes(plan: dict[str, object]) -> set[str]:
 async def explain(database_url: str, params: dict[str, str]) -> tuple[float, set[str]]:
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "listing"})
     try:
-        sql, args = _sql(params)
+        # The first statement store.search runs (the windowed one for a text search in a market).
+        sql, args, _ = await store.search_statement(conn, SearchParams.model_validate(params).query())
         raw = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
         plan = json.loads(raw)[0]
         return float(plan["Execution Time"]), _indexes(plan["Plan"])
