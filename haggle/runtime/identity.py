@@ -11,6 +11,7 @@ different scopes may be handled in any order.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -19,6 +20,7 @@ import asyncpg
 
 from haggle.contracts import Envelope, envelope_signature_valid
 from haggle.contracts.agents import AgentRegistered, Role
+from haggle.runtime.outbox import UnitOfWork
 
 IDENTITY_SQL = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -138,6 +140,49 @@ async def _load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
     return _agent(row) if row is not None else None
 
 
+_DIRTY_SEQS = "identity.dirty_seqs"
+NO_SEQ_YET = -1
+
+
+async def prefetch_seqs(uow: UnitOfWork, pairs: Collection[tuple[str, str]]) -> None:
+    """Read the last seq of each (agent, scope) a batch will authenticate, once; `authenticate`
+    then checks and advances them in memory and they are written in one statement at commit.
+
+    Call it only while holding what serialises each scope (the referee's listing row locks),
+    so no other transaction advances these seqs in between."""
+    if not pairs:
+        return
+    agents, scopes = [a for a, _ in pairs], [s for _, s in pairs]
+    rows = await uow.conn.fetch(
+        "SELECT s.agent_id, s.scope, s.last_seq FROM agent_seqs s"
+        " JOIN unnest($1::text[], $2::text[]) AS p(agent_id, scope) USING (agent_id, scope)",
+        agents,
+        scopes,
+    )
+    found = {(r["agent_id"], r["scope"]): r["last_seq"] for r in rows}
+    for pair in pairs:
+        uow.memo[("seq", *pair)] = found.get(pair, NO_SEQ_YET)
+    if _DIRTY_SEQS not in uow.memo:
+        uow.memo[_DIRTY_SEQS] = {}
+        uow.before_commit.append(lambda: _write_seqs(uow))
+
+
+async def _write_seqs(uow: UnitOfWork) -> None:
+    dirty: dict[tuple[str, str], int] = uow.memo[_DIRTY_SEQS]
+    if not dirty:
+        return
+    await uow.conn.execute(
+        "INSERT INTO agent_seqs (agent_id, scope, last_seq)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
+        " ON CONFLICT (agent_id, scope) DO UPDATE SET last_seq = EXCLUDED.last_seq"
+        " WHERE agent_seqs.last_seq < EXCLUDED.last_seq",
+        [a for a, _ in dirty],
+        [s for _, s in dirty],
+        list(dirty.values()),
+    )
+    dirty.clear()
+
+
 async def authenticate(
     conn: asyncpg.Connection, env: Envelope, scope: str, memo: dict[object, Any] | None = None
 ) -> Agent | AuthFailure:
@@ -151,6 +196,13 @@ async def authenticate(
         return AuthFailure.UNKNOWN_AGENT
     if not envelope_signature_valid(env, agent.public_key):
         return AuthFailure.BAD_SIGNATURE
+    seen = memo.get(("seq", agent.agent_id, scope)) if memo is not None else None
+    if memo is not None and seen is not None:  # read by prefetch_seqs: checked here, written at commit
+        if env.seq <= seen:
+            return AuthFailure.REPLAYED_SEQ
+        memo[("seq", agent.agent_id, scope)] = env.seq
+        memo[_DIRTY_SEQS][(agent.agent_id, scope)] = env.seq
+        return agent
     advanced = await conn.fetchval(
         """
         INSERT INTO agent_seqs (agent_id, scope, last_seq) VALUES ($1, $2, $3)

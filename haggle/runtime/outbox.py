@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,8 @@ class UnitOfWork:
     pending: list[tuple[str, str, Envelope]] = field(default_factory=list)
     memo: dict[object, Any] = field(default_factory=dict)
     """Rows read once per transaction (a batch may hold many commands of one agent)."""
+    before_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Writes a handler deferred to the end of the transaction (one statement for a batch)."""
     wake: set[str] = field(default_factory=set)
     """LISTEN channels to notify at commit (PostgreSQL delivers a NOTIFY only if the transaction commits)."""
 
@@ -72,6 +74,8 @@ async def unit_of_work(pool: asyncpg.Pool, notify_channel: str | None = None) ->
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn)
         yield uow
+        for deferred in uow.before_commit:
+            await deferred()
         if uow.pending and notify_channel:
             uow.wake.add(notify_channel)
         await uow.flush()

@@ -154,7 +154,7 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
         return replace(base, thread=thread)
     others = tuple(
         t
-        for t in await store.open_threads_on(conn, listing_id)
+        for t in await store.open_threads_on(conn, listing_id, uow.memo)
         if thread is None or t.thread_id != thread.thread_id
     )
     return replace(base, thread=thread, others_open=others)
@@ -175,14 +175,15 @@ async def _opening_context(
         base,
         rules=await store.rules(conn, env.market_id),
         seller_owner_id=seller.owner_id if seller else None,
-        seen_thread_before=await store.thread_exists(conn, listing_id, agent.agent_id, epoch),
-        open_threads_of_actor=await store.open_count(conn, agent.agent_id),
+        seen_thread_before=await store.thread_exists(conn, listing_id, agent.agent_id, epoch, uow.memo),
+        open_threads_of_actor=await store.open_count(conn, agent.agent_id, uow.memo),
     )
 
 
 async def prefetch(uow: UnitOfWork, commands: list[tuple[Envelope, Message]]) -> None:
-    """A batch's listings and threads (locked, in id order) and its senders and sellers, in three
-    reads instead of three per command; the handlers then find them in `uow.memo`."""
+    """A batch's listings and threads (locked, in id order), its senders and sellers and their
+    seqs, in four reads instead of four per command; the handlers then find them in `uow.memo`,
+    and the batch's thread and seq writes go out in one statement each at commit."""
     memo = uow.memo
     listing_ids = sorted({str(cmd.listing_id) for _, cmd in commands})
     await store.lock_listings(uow.conn, listing_ids, memo)
@@ -195,6 +196,12 @@ async def prefetch(uow: UnitOfWork, commands: list[tuple[Envelope, Message]]) ->
         if isinstance(cmd, OpenNegotiation) and listing is not None:
             agents.add(listing.seller_agent_id)
     await identity.load_many(uow.conn, sorted(agents), memo)
+    # The listing locks above serialise every scope (listing) in this batch: seqs can be checked
+    # in memory and written at commit, and threads written once at commit.
+    await identity.prefetch_seqs(
+        uow, sorted({(env.agent_id, str(cmd.listing_id)) for env, cmd in commands if env.agent_id})
+    )
+    store.defer_thread_writes(uow)
 
 
 async def on_command(uow: UnitOfWork, env: Envelope, cmd: Message) -> None:
@@ -328,7 +335,9 @@ async def _set_state(
     await store.save_listing(uow.conn, replace(view, state=state, deal_id=deal_id, epoch=epoch))
     if close is not None:
         await apply_decision(
-            uow, env, close_for_listing(await store.open_threads_on(uow.conn, listing_id), close)
+            uow,
+            Cause.of(env),
+            close_for_listing(await store.open_threads_on(uow.conn, listing_id, uow.memo), close),
         )
 
 

@@ -12,6 +12,7 @@ import orjson
 from haggle.contracts.goods import Item, ShippingMethod, ShippingOption
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import DealAgreed, EndReason, Party
+from haggle.runtime.outbox import UnitOfWork
 from services.negotiation.domain import Actor, ListingState, ListingView, Offer, Thread, ThreadStatus
 
 
@@ -148,7 +149,10 @@ async def lock_threads(conn: asyncpg.Connection, thread_ids: list[str], memo: Me
         memo[("thread", thread_id)] = found.get(thread_id)
 
 
-async def open_threads_on(conn: asyncpg.Connection, listing_id: str) -> tuple[Thread, ...]:
+async def open_threads_on(
+    conn: asyncpg.Connection, listing_id: str, memo: Memo | None = None
+) -> tuple[Thread, ...]:
+    await flush_threads(conn, memo)
     rows = await conn.fetch(
         "SELECT * FROM threads WHERE listing_id = $1 AND status = 'open' ORDER BY thread_id FOR UPDATE",
         listing_id,
@@ -156,7 +160,10 @@ async def open_threads_on(conn: asyncpg.Connection, listing_id: str) -> tuple[Th
     return tuple(_thread(r) for r in rows)
 
 
-async def thread_exists(conn: asyncpg.Connection, listing_id: str, buyer: str, epoch: int) -> bool:
+async def thread_exists(
+    conn: asyncpg.Connection, listing_id: str, buyer: str, epoch: int, memo: Memo | None = None
+) -> bool:
+    await flush_threads(conn, memo)
     found = await conn.fetchval(
         "SELECT 1 FROM threads WHERE listing_id = $1 AND buyer_agent_id = $2 AND epoch = $3",
         listing_id,
@@ -166,7 +173,8 @@ async def thread_exists(conn: asyncpg.Connection, listing_id: str, buyer: str, e
     return found is not None
 
 
-async def open_count(conn: asyncpg.Connection, buyer: str) -> int:
+async def open_count(conn: asyncpg.Connection, buyer: str, memo: Memo | None = None) -> int:
+    await flush_threads(conn, memo)
     return int(
         await conn.fetchval(
             "SELECT count(*) FROM threads WHERE buyer_agent_id = $1 AND status = 'open'", buyer
@@ -174,15 +182,44 @@ async def open_count(conn: asyncpg.Connection, buyer: str) -> int:
     )
 
 
+_DIRTY_THREADS = "negotiation.dirty_threads"
+
+
+def defer_thread_writes(uow: UnitOfWork) -> None:
+    """From now on `save_thread` keeps threads in the memo; they are written in one statement
+    before commit, or before any query that selects threads by something other than their id."""
+    if _DIRTY_THREADS not in uow.memo:
+        uow.memo[_DIRTY_THREADS] = {}
+        uow.before_commit.append(lambda: flush_threads(uow.conn, uow.memo))
+
+
+async def flush_threads(conn: asyncpg.Connection, memo: Memo | None) -> None:
+    dirty = memo.get(_DIRTY_THREADS) if memo is not None else None
+    if dirty:
+        await conn.executemany(_SAVE_THREAD, [_thread_args(market_id, t) for market_id, t in dirty.values()])
+        dirty.clear()
+
+
 async def save_thread(conn: asyncpg.Connection, market_id: str, t: Thread, memo: Memo | None = None) -> None:
-    await conn.execute(
-        """
+    if memo is not None:
+        memo[("thread", t.thread_id)] = t
+        if _DIRTY_THREADS in memo:
+            memo[_DIRTY_THREADS][t.thread_id] = (market_id, t)
+            return
+    await conn.execute(_SAVE_THREAD, *_thread_args(market_id, t))
+
+
+_SAVE_THREAD = """
         INSERT INTO threads (thread_id, listing_id, market_id, epoch, buyer_agent_id, buyer, seller,
             opened_at, deadline, max_rounds, offers, messages, status, end_reason)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
         ON CONFLICT (thread_id) DO UPDATE SET offers = EXCLUDED.offers, messages = EXCLUDED.messages,
             status = EXCLUDED.status, end_reason = EXCLUDED.end_reason, updated_at = now()
-        """,
+        """
+
+
+def _thread_args(market_id: str, t: Thread) -> tuple[object, ...]:
+    return (
         t.thread_id,
         t.listing_id,
         market_id,
@@ -198,8 +235,6 @@ async def save_thread(conn: asyncpg.Connection, market_id: str, t: Thread, memo:
         t.status.value,
         t.end_reason.value if t.end_reason else None,
     )
-    if memo is not None:
-        memo[("thread", t.thread_id)] = t
 
 
 async def save_deal(conn: asyncpg.Connection, deal: DealAgreed) -> None:

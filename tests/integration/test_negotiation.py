@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from haggle.client import Publisher
 from haggle.contracts import ShippingMethod
 from haggle.contracts.agents import Role
+from haggle.contracts.listing import WithdrawListing
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
+from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, NEGOTIATION_COMMANDS
 from haggle.testing.market import TOPICS, Market, a_listing
 from haggle.testing.observe import Observer, of_type, to_agent
 
@@ -190,3 +193,36 @@ async def test_thread_past_its_deadline_expires(market: Market) -> None:
         market.pub, RejectOffer(listing_id=listing_id, thread_id=thread_id, offer_id=f"{thread_id}.1")
     )
     assert await market.refusal(seller, late) in ("thread_ended", "deadline_passed")
+
+
+async def test_a_withdrawn_listing_ends_its_open_threads(market: Market) -> None:
+    seller, buyer = market.agent("s", Role.SELLER), market.agent("b", Role.BUYER)
+    await market.admit(seller, buyer)
+    listing_id = f"{market.market_id}-withdrawn"
+    await market.list_item(a_listing(listing_id, seller))
+    opened = await market.open(buyer, opening(listing_id, 12_000))
+
+    withdraw = WithdrawListing(listing_id=listing_id, seller_agent_id=seller.agent_id)
+    await seller.send(market.pub, withdraw, topic=LISTING_COMMANDS_TOPIC.name)
+
+    for agent in (buyer, seller):
+        ended = await market.obs.wait_for(
+            to_agent(agent.agent_id, "NegotiationEnded", thread_id=opened.payload["thread_id"]), "agent.inbox"
+        )
+        assert ended[0].payload["reason"] == "listing_withdrawn"
+
+
+async def test_a_replay_in_the_same_batch_is_refused(market: Market) -> None:
+    """The referee checks a batch's seqs in memory: a replay right behind its original (same
+    partition, same poll) must still find the seq spent."""
+    seller, buyer = market.agent("s", Role.SELLER), market.agent("b", Role.BUYER)
+    await market.admit(seller, buyer)
+    listing_id = f"{market.market_id}-batch-replay"
+    await market.list_item(a_listing(listing_id, seller))
+    original = buyer.sign(opening(listing_id, 12_000))
+    replay = original.model_copy(update={"event_id": uuid.uuid4()})
+    await market.pub.send_many(NEGOTIATION_COMMANDS.name, [(listing_id, original), (listing_id, replay)])
+
+    assert (await market.outcome(buyer, original)).type == "ThreadOpened"
+    assert await market.refusal(buyer, replay) == "replayed_seq"
+    assert len(market.obs.matching(of_type("ThreadOpened", listing_id=listing_id), "negotiation.events")) == 1
