@@ -49,6 +49,7 @@ class AutoMarket:
     sent_at: dict[str, float] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)
     by_listing: dict[str, Pair] = field(default_factory=dict)
+    _retries: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def setup(self) -> None:
         rules = MarketRulesSet(
@@ -126,8 +127,13 @@ class AutoMarket:
             original = self.sent.get(str(env.payload["command_event_id"]))
             pair = self.by_listing.get(str(env.payload["listing_id"]))
             if original is not None and pair is not None and original.type == "OpenNegotiation":
-                await asyncio.sleep(0.1)
-                await self.send(pair.buyer, OpenNegotiation.model_validate(original.payload))
+                # The referee had not seen the listing yet: open again shortly, without holding up
+                # the answers to everyone else (a sleep here would stall the whole market).
+                retry = asyncio.create_task(
+                    self._reopen_later(pair, OpenNegotiation.model_validate(original.payload))
+                )
+                self._retries.add(retry)
+                retry.add_done_callback(self._retries.discard)
             return
         if (
             env.type != "OfferMade"
@@ -138,6 +144,10 @@ class AutoMarket:
         self.answered.add(str(env.event_id))
         pair = self.by_listing[str(env.payload["listing_id"])]
         await self.send(*self._answer(pair, env.payload))
+
+    async def _reopen_later(self, pair: Pair, opening: OpenNegotiation, delay: float = 0.1) -> None:
+        await asyncio.sleep(delay)
+        await self.send(pair.buyer, opening)
 
     def _answer(
         self, pair: Pair, offer: dict[str, object]
