@@ -54,7 +54,8 @@ def subscriptions() -> list[Subscription]:
                 EscrowFailed: handlers.on_escrow_failed,
                 Refunded: handlers.on_refunded,
             },
-            batched=True,
+            # Not batched: keyed by deal, a batch would lock listings in deal order and deadlock
+            # with the listing-ordered batches above.
         ),
     ]
 

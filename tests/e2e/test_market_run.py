@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from haggle import procs
 from haggle.testing.observe import Observer
 
 pytestmark = pytest.mark.usefixtures("running_services")
@@ -36,7 +39,18 @@ def run_market(json_path: Path, seed: int = 1) -> subprocess.CompletedProcess[st
     return subprocess.run(argv, capture_output=True, text=True, timeout=420, check=False)
 
 
+def infrastructure_retries() -> float:
+    """Every service's retries for "infrastructure" errors, a deadlock between two batches included."""
+    series = re.compile(r'^haggle_handler_retries_total\{[^}]*kind="infrastructure"[^}]*\} (\S+)', re.M)
+    total = 0.0
+    for name in procs.SERVICES:
+        text = httpx.get(f"{procs.url_for(name)}/metrics", timeout=5).text
+        total += sum(float(v) for v in series.findall(text))
+    return total
+
+
 async def test_market_run_reports_a_consistent_market(bootstrap: str, tmp_path: Path) -> None:
+    retries_before = infrastructure_retries()
     async with Observer(bootstrap, "negotiation.events") as obs:
         first = await asyncio.to_thread(run_market, tmp_path / "r1.json")
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -57,6 +71,7 @@ async def test_market_run_reports_a_consistent_market(bootstrap: str, tmp_path: 
     assert report["deals_agreed"] == len({d.payload["deal_id"] for d in mine})
     assert report["money"]["gmv_agreed_cents"] == sum(d.payload["price_cents"] for d in mine)
     assert "Invariants" in first.stdout and "welfare efficiency" in first.stdout
+    assert infrastructure_retries() == retries_before, "a fault-free market run met deadlocks or outages"
 
     second = await asyncio.to_thread(run_market, tmp_path / "r2.json")
     assert second.returncode == 0, second.stdout[-3000:]

@@ -8,6 +8,7 @@ listing's state is ignored: the inbox shows it was handled, the outbox that it c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -345,3 +346,48 @@ async def test_malformed_events_are_dead_lettered_and_consumption_continues(
         assert (await answer(publisher, watcher, market_id, released(listing, deal_id))).type == "ListingSold"
     letter = await watcher.dead_letter(key)
     assert (letter["topic"], letter["reason"]) == (topic, "malformed")
+
+
+# Many at once ------------------------------------------------------------------------------------
+
+
+async def test_deals_and_their_outcomes_racing_over_many_listings_meet_no_deadlock(
+    publisher: Publisher, watcher: Watcher, db: asyncpg.Pool, http: httpx.AsyncClient, market_id: str
+) -> None:
+    """Deals arrive keyed by listing, their settlement outcomes keyed by deal, both at once and in
+    opposite orders: every listing ends sold, and no transaction ever waited on another in a
+    cycle (a deadlock shows as an infrastructure retry)."""
+    count = 300
+    listings = [f"{market_id}-M{i:03d}" for i in range(count)]
+    creates = [envelope(create_command(listing_id), market_id) for listing_id in listings]
+    await publisher.send_many(
+        LISTING_COMMANDS_TOPIC.name, [(lid, e) for lid, e in zip(listings, creates, strict=True)]
+    )
+    await watcher.wait(lambda e: e.type == "ListingPublished" and e.market_id == market_id, count=count)
+    retries_before = await infrastructure_retries(http)
+
+    deals = [
+        wrap(deal(lid, f"D-{count - i:03d}"), market_id=market_id, producer="negotiation")
+        for i, lid in enumerate(listings)
+    ]
+    outcomes = [
+        wrap(released(lid, f"D-{count - i:03d}"), market_id=market_id, producer="settlement")
+        for i, lid in reversed(list(enumerate(listings)))
+    ]
+    await asyncio.gather(
+        publisher.send_many(NEGOTIATION, [(str(e.payload["listing_id"]), e) for e in deals]),
+        publisher.send_many(SETTLEMENT, [(str(e.payload["deal_id"]), e) for e in outcomes]),
+    )
+    await watcher.wait(
+        lambda e: e.type == "ListingSold" and e.market_id == market_id, count=count, timeout=120
+    )
+
+    assert await infrastructure_retries(http) == retries_before
+
+
+async def infrastructure_retries(http: httpx.AsyncClient) -> float:
+    total = 0.0
+    for line in (await http.get("/metrics")).text.splitlines():
+        if line.startswith("haggle_handler_retries_total{") and 'kind="infrastructure"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
