@@ -34,6 +34,8 @@ class UnitOfWork:
     """Rows read once per transaction (a batch may hold many commands of one agent)."""
     before_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Writes a handler deferred to the end of the transaction (one statement for a batch)."""
+    on_rollback: list[Callable[[], None]] = field(default_factory=list)
+    """Undo in-process effects (a rate limiter's tokens) if the transaction does not commit."""
     wake: set[str] = field(default_factory=set)
     """LISTEN channels to notify at commit (PostgreSQL delivers a NOTIFY only if the transaction commits)."""
 
@@ -71,16 +73,22 @@ class UnitOfWork:
 @contextlib.asynccontextmanager
 async def unit_of_work(pool: asyncpg.Pool, notify_channel: str | None = None) -> AsyncIterator[UnitOfWork]:
     """One transaction: yield the unit of work, then write its outbox rows and commit."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         uow = UnitOfWork(conn)
-        yield uow
-        for deferred in uow.before_commit:
-            await deferred()
-        if uow.pending and notify_channel:
-            uow.wake.add(notify_channel)
-        await uow.flush()
-        for channel in sorted(uow.wake):
-            await conn.execute(f"NOTIFY {channel}")
+        try:
+            async with conn.transaction():
+                yield uow
+                for deferred in uow.before_commit:
+                    await deferred()
+                if uow.pending and notify_channel:
+                    uow.wake.add(notify_channel)
+                await uow.flush()
+                for channel in sorted(uow.wake):
+                    await conn.execute(f"NOTIFY {channel}")
+        except BaseException:
+            for undo in reversed(uow.on_rollback):
+                undo()
+            raise
 
 
 def relay_channel(schema: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,10 @@ from haggle.contracts.settlement import (
     ShipmentDelivered,
 )
 from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_COMMANDS
-from haggle.runtime.outbox import unit_of_work
+from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.agents import store
+from services.agents.brains.base import is_remote
 from services.agents.handlers import common, lifecycle, settle, turns
 
 NAME = "agents"
@@ -100,24 +102,56 @@ def subscriptions() -> list[Subscription]:
 
 
 async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> None:
-    """One scheduled turn (an opening, or a retry) in its own transaction."""
+    """One scheduled turn (an opening, a retry, a model's turn) in its own transaction. A model
+    is asked before it, with no transaction open: its answer is sent only if the negotiation
+    is still where the model saw it (`turns.take_asked_turn`)."""
+    asked = await _ask_model(ctx, neg_id, principal_id)
     async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
-        principal = await store.principal(uow.conn, principal_id)
-        neg = await store.negotiation(uow.conn, neg_id)
-        if principal is None or neg is None or neg.retry_at is None or neg.retry_at > common.now():
+        found = await _due(uow, neg_id, principal_id)
+        if found is None:
             return
+        principal, neg = found
         neg.retry_at = None
-        await turns.take_turn(uow, principal, neg)
+        if is_remote(common.brain_for(principal)):
+            await turns.take_asked_turn(uow, principal, neg, asked)
+        else:
+            await turns.take_turn(uow, principal, neg)
+
+
+async def _due(
+    uow: UnitOfWork, neg_id: str, principal_id: str
+) -> tuple[store.Principal, store.Negotiation] | None:
+    principal = await store.principal(uow.conn, principal_id)
+    neg = await store.negotiation(uow.conn, neg_id)
+    if principal is None or neg is None or neg.retry_at is None or neg.retry_at > common.now():
+        return None
+    return principal, neg
+
+
+async def _ask_model(ctx: ServiceContext, neg_id: str, principal_id: str) -> turns.Asked | None:
+    """Read the turn in a short transaction that changes nothing, then ask the model outside it."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn)
+        found = await _due(uow, neg_id, principal_id)
+        if found is None or not is_remote(common.brain_for(found[0])):
+            return None
+        principal, neg = found
+        prepared = await turns.prepare(uow, principal, neg, counted=False)
+    if prepared is None:
+        return None
+    return await turns.ask_outside(principal, *prepared)
 
 
 def turn_scheduler(
-    ctx: ServiceContext, interval: float = 0.5, concurrency: int = 8
+    ctx: ServiceContext, interval: float = 0.5, concurrency: int = 8, rest: float = 2.0
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """Takes due turns (openings, retries, a model's turns): each principal's one at a time, up to
     `concurrency` at once, woken by a NOTIFY when a handler makes a turn due (else every
-    `interval`). A slow model answer holds up only its own principal's turns."""
+    `interval`). A slow model answer holds up only its own principal's turns; a principal whose
+    turn failed rests `rest` seconds before its turns are tried again."""
     gate = asyncio.Semaphore(concurrency)
     busy: dict[str, asyncio.Task[None]] = {}
+    resting: dict[str, float] = {}
     woken = asyncio.Event()
 
     async def turns_of(principal_id: str, neg_ids: list[str]) -> None:
@@ -132,13 +166,17 @@ def turn_scheduler(
                         log.exception("scheduled turn failed", extra={"neg_id": neg_id})
         finally:
             busy.pop(principal_id, None)
-            if not failed:
-                woken.set()  # its other due turns can go now; a failed one waits for the interval
+            if failed:
+                resting[principal_id] = time.monotonic() + rest
+            woken.set()  # its other due turns can go now
 
     async def rounds(listener: asyncpg.Connection) -> None:
         while True:
             woken.clear()
-            due = await store.due_retries(listener, common.now(), busy=tuple(busy))
+            clock = time.monotonic()
+            for principal_id in [p for p, until in resting.items() if until <= clock]:
+                del resting[principal_id]
+            due = await store.due_retries(listener, common.now(), busy=(*busy, *resting))
             by_principal: dict[str, list[str]] = {}
             for neg_id, principal_id in due:
                 by_principal.setdefault(principal_id, []).append(neg_id)

@@ -10,7 +10,7 @@ from prometheus_client import Counter
 from services.agents.brains.base import Brain, BrainUnavailable
 from services.agents.guard import GUARD_REFUSALS, GuardRefusal, check
 from services.agents.moves import Move, Walk, walk_away
-from services.agents.ratelimit import RateLimiter
+from services.agents.ratelimit import Limiter
 from services.agents.view import MandateLimits, NegotiationView
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ async def next_move(
     view: NegotiationView,
     limits: MandateLimits,
     retries: int = 2,
-    limiter: RateLimiter | None = None,
+    limiter: Limiter | None = None,
 ) -> Decision:
     """A move that passed the guard: the brain's, or walking away after `retries` refused re-asks.
 

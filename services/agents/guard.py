@@ -19,7 +19,7 @@ from haggle.contracts.goods import Condition, ShippingMethod, shipping_refusal
 from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from haggle.contracts.types import MAX_PRICE_CENTS
 from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
-from services.agents.ratelimit import RateLimiter
+from services.agents.ratelimit import Limiter
 from services.agents.view import MandateLimits, NegotiationView, OfferSeen
 
 GUARD_REFUSALS = Counter("haggle_guard_refusals_total", "Moves the mandate guard refused", ["reason"])
@@ -80,7 +80,7 @@ class _Terms:
 
 
 def check(
-    move: object, view: NegotiationView, limits: MandateLimits, limiter: RateLimiter | None = None
+    move: object, view: NegotiationView, limits: MandateLimits, limiter: Limiter | None = None
 ) -> Move | GuardRefusal:
     """The move, if it keeps the mandate; otherwise why not. Never raises on what a brain returns."""
     try:

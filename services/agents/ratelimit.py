@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 Clock = Callable[[], float]
 
@@ -13,6 +14,10 @@ Clock = Callable[[], float]
 class _Bucket:
     tokens: float
     updated: float
+
+
+class Limiter(Protocol):
+    def allow(self, key: str) -> bool: ...
 
 
 class RateLimiter:
@@ -38,4 +43,24 @@ class RateLimiter:
         if bucket.tokens < 1.0:
             return False
         bucket.tokens -= 1.0
+        return True
+
+    def refund(self, key: str) -> None:
+        """Give back a token taken for a move that was never sent (its transaction rolled back)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
+
+class RefundedOnRollback:
+    """A limiter for moves decided inside a transaction: a token taken is given back if the
+    transaction rolls back (a batch redone record by record must not pay twice)."""
+
+    def __init__(self, limiter: RateLimiter, on_rollback: list[Callable[[], None]]) -> None:
+        self.limiter, self.on_rollback = limiter, on_rollback
+
+    def allow(self, key: str) -> bool:
+        if not self.limiter.allow(key):
+            return False
+        self.on_rollback.append(lambda: self.limiter.refund(key))
         return True

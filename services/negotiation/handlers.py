@@ -189,13 +189,24 @@ async def prefetch(uow: UnitOfWork, commands: list[tuple[Envelope, Message]]) ->
     await store.lock_listings(uow.conn, listing_ids, memo)
     thread_ids = sorted({str(t) for _, cmd in commands if (t := getattr(cmd, "thread_id", None))})
     if thread_ids:
-        await store.lock_threads(uow.conn, thread_ids, memo)
+        await store.lock_threads(uow.conn, thread_ids, listing_ids, memo)
     agents = {env.agent_id for env, _ in commands if env.agent_id}
     for _, cmd in commands:
         listing = memo[("listing", str(cmd.listing_id))]
         if isinstance(cmd, OpenNegotiation) and listing is not None:
             agents.add(listing.seller_agent_id)
     await identity.load_many(uow.conn, sorted(agents), memo)
+    # Each opening takes its buyer's "opens" lock (the open-thread cap); held to the end of the
+    # batch, they are taken here, all at once in agent order, so two batches cannot cross.
+    openers = sorted(
+        {env.agent_id for env, cmd in commands if env.agent_id and isinstance(cmd, OpenNegotiation)}
+    )
+    if openers:
+        await uow.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('opens:' || a))"
+            ' FROM (SELECT a FROM unnest($1::text[]) AS a ORDER BY a COLLATE "C") AS sorted',
+            openers,
+        )
     # The listing locks above serialise every scope (listing) in this batch: seqs can be checked
     # in memory and written at commit, and threads written once at commit.
     await identity.prefetch_seqs(

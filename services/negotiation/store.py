@@ -64,7 +64,10 @@ async def lock_listing(
 async def lock_listings(conn: asyncpg.Connection, listing_ids: list[str], memo: Memo) -> None:
     """Load and lock many listings at once, in id order, into `memo` (None where unknown)."""
     rows = await conn.fetch(
-        "SELECT * FROM listings_view WHERE listing_id = ANY($1::text[]) ORDER BY listing_id FOR UPDATE",
+        # Byte order (COLLATE "C"), as the batches sort their Kafka keys, whatever the database's
+        # collation: two batches then lock listings in the same order.
+        'SELECT * FROM listings_view WHERE listing_id = ANY($1::text[]) ORDER BY listing_id COLLATE "C"'
+        " FOR UPDATE",
         listing_ids,
     )
     found = {r["listing_id"]: _listing(r) for r in rows}
@@ -139,10 +142,17 @@ async def thread(conn: asyncpg.Connection, thread_id: str, memo: Memo | None = N
     return found
 
 
-async def lock_threads(conn: asyncpg.Connection, thread_ids: list[str], memo: Memo) -> None:
-    """Load and lock many threads at once, in id order, into `memo` (None where unknown)."""
+async def lock_threads(
+    conn: asyncpg.Connection, thread_ids: list[str], listing_ids: list[str], memo: Memo
+) -> None:
+    """Load and lock many threads at once, in id order, into `memo` (None where unknown). Only
+    threads of `listing_ids` (locked already): a command naming another listing's thread must
+    not lock it, or two batches could wait on each other's listings."""
     rows = await conn.fetch(
-        "SELECT * FROM threads WHERE thread_id = ANY($1::text[]) ORDER BY thread_id FOR UPDATE", thread_ids
+        "SELECT * FROM threads WHERE thread_id = ANY($1::text[]) AND listing_id = ANY($2::text[])"
+        ' ORDER BY thread_id COLLATE "C" FOR UPDATE',
+        thread_ids,
+        listing_ids,
     )
     found = {r["thread_id"]: _thread(r) for r in rows}
     for thread_id in thread_ids:

@@ -16,6 +16,9 @@ import asyncpg
 import pytest
 
 from haggle import procs
+from haggle.contracts import wrap
+from haggle.contracts.settlement import EscrowFailed
+from haggle.contracts.topics import AGENT_INBOX
 from haggle.testing import mandates as m
 from haggle.testing.fake_anthropic import FakeAnthropic, Reply, messages_text, tool_reply
 from haggle.testing.observe import of_type
@@ -107,8 +110,9 @@ async def test_claude_agents_trade_through_tool_calls_and_the_guard_stops_an_inj
 async def test_a_slow_model_holds_up_only_its_own_principal(
     slow_fake: FakeAnthropic, bootstrap: str, market_id: str
 ) -> None:
-    """A model's turn is taken outside the inbox batch: while one Claude buyer waits 10 s for
-    its answer, two strategy agents in the same service trade from admission to deal."""
+    """A model is asked outside any transaction: while one Claude buyer waits 10 s for its
+    answer, a message for that very buyer is handled (its rows are not held through the call),
+    and two strategy agents in the same service trade from admission to deal."""
     kettle = m.sell_item(
         "kettle", 9_000, 7_500, title="Electric kettle steel", category="kitchen", weight_g=1_500
     )
@@ -123,6 +127,17 @@ async def test_a_slow_model_holds_up_only_its_own_principal(
         # The seller answered the slow buyer's opening: the buyer's next turn is a 10 s model call.
         countered = await mk.obs.wait_for(
             of_type("OfferMade", agent_id=f"{mk.pid('s1')}.agent"), "negotiation.events", timeout=60
+        )
+        # Meanwhile a settlement fact reaches the slow buyer's inbox: handling it reads the buyer's
+        # principal row, in the same inbox batch as the quick pair's first events.
+        slow_agent = f"{mk.pid('slow')}.agent"
+        failed = EscrowFailed(
+            deal_id="no-such-deal", listing_id="no-such-listing", reason="insufficient_funds"
+        )
+        await mk.pub.send(
+            AGENT_INBOX.name,
+            slow_agent,
+            wrap(failed, market_id=market_id, producer="settlement", agent_id=slow_agent),
         )
         await mk.assign(
             m.seller(mk.pid("s2"), [lamp], m.strategy("linear")),

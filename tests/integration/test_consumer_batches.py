@@ -18,7 +18,8 @@ from haggle.runtime import metrics
 from haggle.runtime.consumer import TopicConsumer
 from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.kafka import make_producer
-from haggle.runtime.outbox import UnitOfWork
+from haggle.runtime.outbox import UnitOfWork, unit_of_work
+from services.agents.ratelimit import RateLimiter, RefundedOnRollback
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -146,3 +147,16 @@ async def test_an_outage_mid_batch_rolls_back_and_retries_the_whole_batch(
     assert await effects(pool, tag) == [f"{tag}-a", f"{tag}-b", f"{tag}-c"]
     assert await outbox(pool, tag) == 3
     assert counter(metrics.BATCH_FALLBACKS, SERVICE, TOPIC) == fallbacks
+
+
+async def test_in_process_effects_are_undone_when_the_transaction_rolls_back(pool: asyncpg.Pool) -> None:
+    """An agent's rate-limit token taken inside a batch that rolls back is given back: the batch
+    redone record by record must not pay twice (and walk away as rate limited)."""
+    limiter = RateLimiter(per_second=0.001, burst=1)
+    with pytest.raises(ValueError):
+        async with unit_of_work(pool) as uow:
+            assert RefundedOnRollback(limiter, uow.on_rollback).allow("agent-1")
+            raise ValueError("a neighbour's record failed")
+    async with unit_of_work(pool) as uow:
+        assert RefundedOnRollback(limiter, uow.on_rollback).allow("agent-1"), "the token was not refunded"
+    assert not limiter.allow("agent-1"), "committed: the token stays spent"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from haggle.contracts import Envelope, Message
@@ -27,11 +28,12 @@ from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
 from services.agents.brains import BrainUnavailable
 from services.agents.brains.base import is_remote
-from services.agents.decide import next_move
+from services.agents.decide import Decision, next_move
 from services.agents.handlers import common
 from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from services.agents.ratelimit import RefundedOnRollback
 from services.agents.store import Negotiation, Principal
-from services.agents.view import NegotiationView
+from services.agents.view import MandateLimits, NegotiationView
 
 log = logging.getLogger(__name__)
 RETRYABLE_OPEN_REFUSALS = {"listing_unknown", "rate_limited"}
@@ -52,31 +54,91 @@ async def facts_for(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
 
 async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
     """Ask the brain for this negotiation's next move, send what the guard lets through, and
-    save the negotiation whatever came of it."""
-    await _turn(uow, principal, neg)
+    save the negotiation whatever came of it. For a brain that answers at once (a strategy): a
+    model's turn is taken in two steps instead, see `Asked`."""
+    prepared = await prepare(uow, principal, neg)
+    if prepared is not None:
+        view, limits = prepared
+        limiter = RefundedOnRollback(common.LIMITER, uow.on_rollback)
+        try:
+            decision = await next_move(common.brain_for(principal), view, limits, limiter=limiter)
+        except BrainUnavailable:
+            _brain_unavailable(neg)
+        else:
+            await _apply(uow, principal, neg, view, decision)
     await store.save_negotiation(uow.conn, neg)
 
 
-async def _turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
+async def prepare(
+    uow: UnitOfWork, principal: Principal, neg: Negotiation, counted: bool = True
+) -> tuple[NegotiationView, MandateLimits] | None:
+    """What the brain sees for this negotiation's next move, and the limits the guard applies;
+    None when there is no move to make (not its turn, the listing gone, no budget to open).
+    `counted=False`: a look that will be taken again, so its outcome is not counted."""
     facts = await facts_for(uow, principal, neg)
     if facts is None or not neg.live:
-        return
+        return None
     if (
         neg.role == "buyer"
         and neg.thread_id is None
-        and not await _hold_for_opening(uow, principal, neg, facts)
+        and not await _hold_for_opening(uow, principal, neg, facts, counted)
     ):
-        return
+        return None
     limits = await common.limits_of(uow, principal, neg)
     view = common.view_of(principal, neg, facts, limits)
-    if not view.my_turn:
-        return
+    return (view, limits) if view.my_turn else None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A model's answer, asked outside any transaction: a model takes seconds, and a transaction
+    open that long would hold the principal's rows (and every batch that touches them)."""
+
+    view: NegotiationView
+    limits: MandateLimits
+    decision: Decision | None
+    """None: the model's backend stayed down."""
+
+
+async def ask_outside(principal: Principal, view: NegotiationView, limits: MandateLimits) -> Asked:
     try:
         decision = await next_move(common.brain_for(principal), view, limits, limiter=common.LIMITER)
     except BrainUnavailable:
-        neg.retry_at, neg.attempts = common.now() + timedelta(seconds=5), neg.attempts + 1
-        common.AGENT_TURNS.labels("brain_unavailable").inc()
-        return
+        return Asked(view, limits, None)
+    return Asked(view, limits, decision)
+
+
+async def take_asked_turn(
+    uow: UnitOfWork, principal: Principal, neg: Negotiation, asked: Asked | None
+) -> None:
+    """Send a model's answer if the negotiation is still where the model saw it; if it moved on
+    in the meantime (an offer, a message, the deadline), the model is asked again."""
+    prepared = await prepare(uow, principal, neg)
+    if prepared is not None:
+        view, limits = prepared
+        if asked is None or not _same_turn(asked.view, view) or asked.limits != limits:
+            common.turn_now(uow, neg)
+            common.AGENT_TURNS.labels("asked_again").inc()
+        elif asked.decision is None:
+            _brain_unavailable(neg)
+        else:
+            await _apply(uow, principal, neg, view, asked.decision)
+    await store.save_negotiation(uow.conn, neg)
+
+
+def _same_turn(before: NegotiationView, now: NegotiationView) -> bool:
+    """The same position, however much of the clock the model used."""
+    return replace(now, time_fraction=before.time_fraction) == before
+
+
+def _brain_unavailable(neg: Negotiation) -> None:
+    neg.retry_at, neg.attempts = common.now() + timedelta(seconds=5), neg.attempts + 1
+    common.AGENT_TURNS.labels("brain_unavailable").inc()
+
+
+async def _apply(
+    uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, decision: Decision
+) -> None:
     await _send_move(uow, principal, neg, view, decision.move)
     reasons = [refusal.reason.value for refusal in decision.refusals]
     price = getattr(decision.move, "price_cents", None)
@@ -90,14 +152,15 @@ OPENING_FLOOR = 0.5
 
 
 async def _hold_for_opening(
-    uow: UnitOfWork, principal: Principal, neg: Negotiation, facts: ListingFacts
+    uow: UnitOfWork, principal: Principal, neg: Negotiation, facts: ListingFacts, counted: bool = True
 ) -> bool:
     """Hold the thread's whole cap before opening, or wait until money comes free."""
     free = await common.free_budget(uow, principal, neg)
     cap = common.thread_cap(principal, neg, facts, free)
     if cap < OPENING_FLOOR * facts.price_cents:
         neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", "declined_to_open", 0, None
-        common.AGENT_TURNS.labels("waiting_for_budget").inc()
+        if counted:
+            common.AGENT_TURNS.labels("waiting_for_budget").inc()
         return False
     neg.reserved_cents = cap
     return True
