@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 InvalidHandler = Callable[[UnitOfWork, InvalidPayload], Awaitable[None]]
+T = TypeVar("T")
 KeyFilter = Callable[[asyncpg.Pool, list[str]], Awaitable[Collection[str]]]
 Prefetch = Callable[[UnitOfWork, list[tuple[Envelope, Message]]], Awaitable[None]]
 """Reads (and locks) in a few statements what a batch's handlers will read one by one, into
@@ -105,12 +106,7 @@ class TopicConsumer:
             return records
         key_filter = self.keys
         asked = list({r.key.decode(errors="replace") for r in records if r.key})
-        accepted: set[str] = set()
-
-        async def ask() -> None:
-            accepted.update(await key_filter(self.pool, asked))
-
-        await self._with_infra_retries(ask, reraise=True)
+        accepted = set(await self._until_infra_ok(lambda: key_filter(self.pool, asked)))
         kept = tuple(r for r in records if r.key and r.key.decode(errors="replace") in accepted)
         if len(kept) < len(records):
             metrics.MESSAGES_IN.labels(self.service, self.topic, "not_ours").inc(len(records) - len(kept))
@@ -137,8 +133,11 @@ class TopicConsumer:
             for work in works:
                 await self._with_retries(work)
             return
-        if await self._with_infra_retries(lambda: self._batch_once(works)):
+        try:
+            await self._until_infra_ok(lambda: self._batch_once(works))
             return
+        except Exception:
+            log.warning("batch failed; handling its records one by one", exc_info=True)
         metrics.BATCH_FALLBACKS.labels(self.service, self.topic).inc()
         for work in works:
             await self._with_retries(work)
@@ -180,7 +179,7 @@ class TopicConsumer:
         failures up to `max_attempts`, then the record goes to the DLQ."""
         for failures in range(1, self.max_attempts + 1):
             try:
-                await self._with_infra_retries(lambda: self._once(work), reraise=True)
+                await self._until_infra_ok(lambda: self._once(work))
                 return
             except Exception as exc:
                 metrics.RETRIES.labels(self.service, self.topic, "handler").inc()
@@ -190,28 +189,20 @@ class TopicConsumer:
                     return
                 await asyncio.sleep(0.05 * 2**failures)
 
-    async def _with_infra_retries(
-        self, attempt: Callable[[], Awaitable[None]], reraise: bool = False
-    ) -> bool:
-        """Run `attempt` until no outage stops it. True if it succeeded; a handler failure
-        is raised (`reraise`) or reported as False."""
+    async def _until_infra_ok(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run `attempt` again for as long as an outage stops it; any other error is raised."""
         outage = 0
         while True:
             try:
-                await attempt()
+                result = await attempt()
                 self.health["infra_ok"] = True
-                return True
+                return result
             except TRANSIENT_ERRORS as exc:
                 outage += 1
                 self.health["infra_ok"] = False
                 metrics.RETRIES.labels(self.service, self.topic, "infrastructure").inc()
                 log.warning("infrastructure unavailable; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(outage, 6)))
-            except Exception:
-                if reraise:
-                    raise
-                log.warning("batch failed; handling its records one by one", exc_info=True)
-                return False
 
     async def _once(self, work: Work) -> None:
         async with unit_of_work(self.pool, self.notify_channel) as uow:

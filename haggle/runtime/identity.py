@@ -14,13 +14,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import asyncpg
 
 from haggle.contracts import Envelope, envelope_signature_valid
 from haggle.contracts.agents import AgentRegistered, Role
-from haggle.runtime.outbox import UnitOfWork
+from haggle.runtime.outbox import Memo, UnitOfWork, remembered
 
 IDENTITY_SQL = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -96,20 +95,12 @@ async def retire(conn: asyncpg.Connection, env: Envelope, agent_id: str) -> bool
     return True
 
 
-async def load(
-    conn: asyncpg.Connection, agent_id: str, memo: dict[object, Any] | None = None
-) -> Agent | None:
+async def load(conn: asyncpg.Connection, agent_id: str, memo: Memo | None = None) -> Agent | None:
     """A registered, not retired agent; with `memo`, read once per transaction."""
-    key = ("agent", agent_id)
-    if memo is not None and key in memo:
-        return memo[key]  # type: ignore[no-any-return]
-    agent = await _load(conn, agent_id)
-    if agent is not None and memo is not None:
-        memo[key] = agent
-    return agent
+    return await remembered(memo, ("agent", agent_id), lambda: _load(conn, agent_id))
 
 
-async def load_many(conn: asyncpg.Connection, agent_ids: list[str], memo: dict[object, Any]) -> None:
+async def load_many(conn: asyncpg.Connection, agent_ids: list[str], memo: Memo) -> None:
     """Registered agents among `agent_ids`, into `memo` for `load` (a batch's senders at once)."""
     rows = await conn.fetch(
         "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
@@ -184,7 +175,7 @@ async def _write_seqs(uow: UnitOfWork) -> None:
 
 
 async def authenticate(
-    conn: asyncpg.Connection, env: Envelope, scope: str, memo: dict[object, Any] | None = None
+    conn: asyncpg.Connection, env: Envelope, scope: str, memo: Memo | None = None
 ) -> Agent | AuthFailure:
     """Check a signed command and, if it passes, consume its seq in `scope`.
 
@@ -196,8 +187,8 @@ async def authenticate(
         return AuthFailure.UNKNOWN_AGENT
     if not envelope_signature_valid(env, agent.public_key):
         return AuthFailure.BAD_SIGNATURE
-    seen = memo.get(("seq", agent.agent_id, scope)) if memo is not None else None
-    if memo is not None and seen is not None:  # read by prefetch_seqs: checked here, written at commit
+    # A seq read by prefetch_seqs is checked and advanced here, and written at commit.
+    if memo is not None and (seen := memo.get(("seq", agent.agent_id, scope))) is not None:
         if env.seq <= seen:
             return AuthFailure.REPLAYED_SEQ
         memo[("seq", agent.agent_id, scope)] = env.seq

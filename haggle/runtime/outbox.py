@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -26,11 +26,26 @@ from haggle.runtime import metrics
 log = logging.getLogger(__name__)
 
 
+Memo = dict[object, Any]
+"""A unit of work's memo: rows this transaction has read (and locked), as last written."""
+T = TypeVar("T")
+
+
+async def remembered(memo: Memo | None, key: object, load: Callable[[], Awaitable[T]]) -> T:
+    """`memo[key]`, loaded once per transaction (without a memo, every time)."""
+    if memo is not None and key in memo:
+        return cast(T, memo[key])
+    value = await load()
+    if memo is not None:
+        memo[key] = value
+    return value
+
+
 @dataclass
 class UnitOfWork:
     conn: asyncpg.Connection
     pending: list[tuple[str, str, Envelope]] = field(default_factory=list)
-    memo: dict[object, Any] = field(default_factory=dict)
+    memo: Memo = field(default_factory=dict)
     """Rows read once per transaction (a batch may hold many commands of one agent)."""
     before_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Writes a handler deferred to the end of the transaction (one statement for a batch)."""

@@ -50,11 +50,11 @@ class Subscription:
     """Which of a batch's record keys this service acts on; the others are skipped before any
     decoding or transaction (say, `agent.inbox` messages for agents another service runs)."""
     batched: bool = False
-    prefetch: Prefetch | None = None
-    """With `batched`: one read for the whole batch of what its handlers will each read."""
     """Handle each Kafka batch in one transaction (see TopicConsumer.handle_batch). Only for
     handlers that do nothing slow outside the database: the transaction holds its row locks
     until the whole batch is done."""
+    prefetch: Prefetch | None = None
+    """With `batched`: one read for the whole batch of what its handlers will each read."""
 
 
 @dataclass

@@ -102,20 +102,28 @@ def subscriptions() -> list[Subscription]:
 
 
 async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> None:
-    """One scheduled turn (an opening, a retry, a model's turn) in its own transaction. A model
-    is asked before it, with no transaction open: its answer is sent only if the negotiation
-    is still where the model saw it (`turns.take_asked_turn`)."""
-    asked = await _ask_model(ctx, neg_id, principal_id)
+    """One scheduled turn (an opening, a retry, a model's turn). A strategy decides inside one
+    transaction. A model is asked between two: the first reads the turn, the model answers with
+    no transaction open, and the second sends the answer only if the negotiation is still where
+    the model saw it (`turns.take_asked_turn`)."""
+    async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
+        found = await _due(uow, neg_id, principal_id)
+        if found is None:
+            return
+        principal, neg = found
+        if not is_remote(common.brain_for(principal)):
+            neg.retry_at = None
+            await turns.take_turn(uow, principal, neg)
+            return
+        prepared = await turns.prepare(uow, principal, neg, counted=False)  # read only: not saved
+    asked = await turns.ask_outside(principal, *prepared) if prepared is not None else None
     async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
         found = await _due(uow, neg_id, principal_id)
         if found is None:
             return
         principal, neg = found
         neg.retry_at = None
-        if is_remote(common.brain_for(principal)):
-            await turns.take_asked_turn(uow, principal, neg, asked)
-        else:
-            await turns.take_turn(uow, principal, neg)
+        await turns.take_asked_turn(uow, principal, neg, asked)
 
 
 async def _due(
@@ -126,20 +134,6 @@ async def _due(
     if principal is None or neg is None or neg.retry_at is None or neg.retry_at > common.now():
         return None
     return principal, neg
-
-
-async def _ask_model(ctx: ServiceContext, neg_id: str, principal_id: str) -> turns.Asked | None:
-    """Read the turn in a short transaction that changes nothing, then ask the model outside it."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn)
-        found = await _due(uow, neg_id, principal_id)
-        if found is None or not is_remote(common.brain_for(found[0])):
-            return None
-        principal, neg = found
-        prepared = await turns.prepare(uow, principal, neg, counted=False)
-    if prepared is None:
-        return None
-    return await turns.ask_outside(principal, *prepared)
 
 
 def turn_scheduler(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import orjson
@@ -12,7 +11,7 @@ import orjson
 from haggle.contracts.goods import Item, ShippingMethod, ShippingOption
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import DealAgreed, EndReason, Party
-from haggle.runtime.outbox import UnitOfWork
+from haggle.runtime.outbox import Memo, UnitOfWork, remembered
 from services.negotiation.domain import Actor, ListingState, ListingView, Offer, Thread, ThreadStatus
 
 
@@ -44,21 +43,16 @@ def _listing(row: asyncpg.Record) -> ListingView:
     )
 
 
-Memo = dict[object, Any]
-"""A unit of work's memo: rows this transaction has locked, as last written (see `prefetch`)."""
-
-
 async def lock_listing(
     conn: asyncpg.Connection, listing_id: str, memo: Memo | None = None
 ) -> ListingView | None:
     """Load and lock: every move on a listing holds this row until commit."""
-    if memo is not None and ("listing", listing_id) in memo:
-        return memo[("listing", listing_id)]  # type: ignore[no-any-return]
-    row = await conn.fetchrow("SELECT * FROM listings_view WHERE listing_id = $1 FOR UPDATE", listing_id)
-    view = _listing(row) if row else None
-    if memo is not None:
-        memo[("listing", listing_id)] = view
-    return view
+
+    async def load() -> ListingView | None:
+        row = await conn.fetchrow("SELECT * FROM listings_view WHERE listing_id = $1 FOR UPDATE", listing_id)
+        return _listing(row) if row else None
+
+    return await remembered(memo, ("listing", listing_id), load)
 
 
 async def lock_listings(conn: asyncpg.Connection, listing_ids: list[str], memo: Memo) -> None:
@@ -133,13 +127,11 @@ def _thread(row: asyncpg.Record) -> Thread:
 
 
 async def thread(conn: asyncpg.Connection, thread_id: str, memo: Memo | None = None) -> Thread | None:
-    if memo is not None and ("thread", thread_id) in memo:
-        return memo[("thread", thread_id)]  # type: ignore[no-any-return]
-    row = await conn.fetchrow("SELECT * FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id)
-    found = _thread(row) if row else None
-    if memo is not None:
-        memo[("thread", thread_id)] = found
-    return found
+    async def load() -> Thread | None:
+        row = await conn.fetchrow("SELECT * FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id)
+        return _thread(row) if row else None
+
+    return await remembered(memo, ("thread", thread_id), load)
 
 
 async def lock_threads(

@@ -16,10 +16,10 @@ from haggle.contracts.agents import AgentRetired
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
 from haggle.runtime import metrics
 from haggle.runtime.consumer import TopicConsumer
-from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.kafka import make_producer
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from services.agents.ratelimit import RateLimiter, RefundedOnRollback
+from tests.integration.scratch import scratch_schema
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,13 +29,9 @@ SERVICE = "batch-test"
 
 @pytest.fixture(scope="module")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    schema = f"batch_{uuid.uuid4().hex[:12]}"
-    pool = await create_pool(database_url, schema, size=4)
-    await migrate(pool, schema, None)
-    await pool.execute("CREATE TABLE effects (agent_id text NOT NULL, event_id uuid NOT NULL)")
-    yield pool
-    await pool.execute(f"DROP SCHEMA {schema} CASCADE")
-    await pool.close()
+    async with scratch_schema(database_url, "batch") as pool:
+        await pool.execute("CREATE TABLE effects (agent_id text NOT NULL, event_id uuid NOT NULL)")
+        yield pool
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from haggle.contracts import AgentKey, Envelope, signed, wrap
 from haggle.contracts.agents import AgentRegistered, AgentRetired, Role
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.negotiation import OpenNegotiation
-from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.identity import Agent, AuthFailure, RegistrationOutcome, authenticate, register, retire
+from tests.integration.scratch import scratch_schema
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,12 +23,8 @@ MARKET = "m-identity"
 
 @pytest.fixture(scope="module")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    schema = f"ident_{uuid.uuid4().hex[:12]}"
-    pool = await create_pool(database_url, schema, size=4)
-    await migrate(pool, schema, None)
-    yield pool
-    await pool.execute(f"DROP SCHEMA {schema} CASCADE")
-    await pool.close()
+    async with scratch_schema(database_url, "ident") as pool:
+        yield pool
 
 
 @pytest.fixture

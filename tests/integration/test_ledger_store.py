@@ -8,18 +8,17 @@ so the running service's data is never touched.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from haggle.runtime.db import create_pool, migrate
 from services.settlement.app import MIGRATIONS
 from services.settlement.check import run_checks
 from services.settlement.domain.ledger import Account, AccountKind, Ledger, Phase, Transfer, TransferResult
 from services.settlement.ledger_store import accounts, open_accounts, transfer
+from tests.integration.scratch import scratch_schema
 from tests.unit.ledger_ops import ACCOUNTS, WORKLOADS, Op, concrete, totals_of
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,14 +27,8 @@ R = TransferResult
 
 @pytest.fixture(scope="module")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    schema = f"ledger_test_{uuid.uuid4().hex[:8]}"
-    pool = await create_pool(database_url, schema, size=6)
-    await migrate(pool, schema, MIGRATIONS)
-    try:
+    async with scratch_schema(database_url, "ledger_test", MIGRATIONS, size=6) as pool:
         yield pool
-    finally:
-        await pool.execute(f"DROP SCHEMA {schema} CASCADE")
-        await pool.close()
 
 
 async def reset(pool: asyncpg.Pool, opened: tuple[Account, ...] = ACCOUNTS) -> None:

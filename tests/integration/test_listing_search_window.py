@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 import pytest
 
+from bench.scale_search import COLUMNS  # the rows' columns, as the 1M-listing benchmark copies them
 from haggle.runtime.db import create_pool, migrate
 from services.listing import store
 from services.listing.store import SearchQuery
@@ -26,22 +27,6 @@ pytestmark = pytest.mark.timeout(120)
 LISTINGS = 600
 WINDOW = 300
 EPOCH = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-COLUMNS = (
-    "listing_id",
-    "seller_agent_id",
-    "seller_principal_id",
-    "market_id",
-    "title",
-    "description",
-    "category",
-    "condition",
-    "condition_rank",
-    "price_cents",
-    "currency",
-    "facts",
-    "status",
-    "created_at",
-)
 
 
 def row(market_id: str, i: int) -> tuple[object, ...]:

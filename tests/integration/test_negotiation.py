@@ -216,13 +216,16 @@ async def test_a_replay_in_the_same_batch_is_refused(market: Market) -> None:
     """The referee checks a batch's seqs in memory: a replay right behind its original (same
     partition, same poll) must still find the seq spent."""
     seller, buyer = market.agent("s", Role.SELLER), market.agent("b", Role.BUYER)
-    await market.admit(seller, buyer)
+    first = market.agent("b0", Role.BUYER)
+    await market.admit(seller, buyer, first)
     listing_id = f"{market.market_id}-batch-replay"
     await market.list_item(a_listing(listing_id, seller))
+    await market.open(first, opening(listing_id, 11_000))  # retried until the referee knows the listing
     original = buyer.sign(opening(listing_id, 12_000))
     replay = original.model_copy(update={"event_id": uuid.uuid4()})
     await market.pub.send_many(NEGOTIATION_COMMANDS.name, [(listing_id, original), (listing_id, replay)])
 
     assert (await market.outcome(buyer, original)).type == "ThreadOpened"
     assert await market.refusal(buyer, replay) == "replayed_seq"
-    assert len(market.obs.matching(of_type("ThreadOpened", listing_id=listing_id), "negotiation.events")) == 1
+    opened_by_buyer = of_type("ThreadOpened", listing_id=listing_id, buyer_agent_id=buyer.agent_id)
+    assert len(market.obs.matching(opened_by_buyer, "negotiation.events")) == 1
