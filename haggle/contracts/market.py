@@ -1,10 +1,20 @@
-"""market.events: the rules one market runs under, read by every service.
+"""market.events: the rules one market runs under and its lifecycle, read by every service.
 
 A market that never published its rules runs on `MarketRulesSet()` defaults.
+
+Lifecycle, every step operator-signed: open (rules set) → closing
+(`MarketClosing`, or the rules' `closes_at` passing) → closed (`MarketClosed`).
+While closing, the referee refuses new openings (`market_closing`), open
+negotiations run to their deadline, agents start nothing new and settlement
+finishes the deals in flight. `MarketClosed` is published only once no
+negotiation is open and every deal is final: after it nothing in the market
+can change, and a report taken then is final.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
@@ -34,6 +44,30 @@ class MarketRulesSet(Message):
     )
     carrier_loss_bps: int = Field(default=100, ge=0, le=10_000, description="simulated lost parcels")
     carrier_seed: int = Field(default=0, ge=0, description="seeds the simulated carrier's losses")
+    closes_at: datetime | None = Field(
+        default=None, description="no negotiation may open from this time on (the market is closing)"
+    )
 
 
-MARKET_EVENTS: tuple[type[Message], ...] = (MarketRulesSet,)
+class MarketPhase(StrEnum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class MarketClosing(Message):
+    """No new negotiation may open; what is open runs to its deadline, agreed deals settle."""
+
+    type: Literal["MarketClosing"] = "MarketClosing"
+    reason: str = Field(default="closed by the operator", max_length=200)
+
+
+class MarketClosed(Message):
+    """Nothing in the market can change any more: no negotiation open, every deal final."""
+
+    type: Literal["MarketClosed"] = "MarketClosed"
+    negotiations: int = Field(ge=0, description="negotiations the market saw, all ended")
+    deals: int = Field(ge=0, description="deals agreed, all final")
+
+
+MARKET_EVENTS: tuple[type[Message], ...] = (MarketRulesSet, MarketClosing, MarketClosed)
