@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install infra lint typecheck unit bench down clean
+.PHONY: demo test install infra lint typecheck unit bench down clean contracts
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing haggle with pinned dependencies"
@@ -28,6 +28,10 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# The contracts artifact (contracts/): AsyncAPI document, JSON Schemas, new sample messages.
+contracts: install
+	$(BIN)/haggle contracts export contracts
 
 unit: install
 	$(BIN)/pytest tests/unit -q

@@ -108,12 +108,24 @@ def topics_ensure(
 
 
 @contracts_app.command("export")
-def contracts_export(directory: Path) -> None:
-    """Write a JSON Schema file for the envelope and every message type."""
-    from haggle.contracts.schema import export
+def contracts_export(
+    directory: Path = typer.Argument(Path("contracts"), help="The contracts folder."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 on drift."),
+) -> None:
+    """Write the AsyncAPI document, a JSON Schema per message and any missing sample message."""
+    from haggle.contracts.schema import drift, export
 
+    if check:
+        problems = drift(directory)
+        for problem in problems:
+            typer.echo(f"drift: {directory}/{problem}")
+        if problems:
+            console.print("run `haggle contracts export` (or `make contracts`) and commit the result")
+            raise typer.Exit(1)
+        console.print(f"{directory}: the contracts match the code")
+        return
     written = export(directory)
-    console.print(f"wrote {len(written)} schemas to {directory}")
+    console.print(f"wrote {len(written)} files to {directory} (asyncapi.yaml, schemas/, samples/)")
 
 
 @app.command()

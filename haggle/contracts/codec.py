@@ -32,6 +32,20 @@ class InvalidPayload(Exception):
         super().__init__(_describe(error))
 
 
+class UnsupportedSchemaVersion(InvalidPayload):
+    """The envelope's `schema_version` is a major version of its type this code does not know.
+
+    Within a major version contracts only grow by optional fields (contracts/COMPATIBILITY.md),
+    so any message of a known major decodes; another major may mean anything and is refused."""
+
+    def __init__(self, envelope: Envelope, supported: int) -> None:
+        self.supported = supported
+        super().__init__(
+            envelope,
+            f"{envelope.type} schema_version {envelope.schema_version} not supported (reads {supported})",
+        )
+
+
 def _error_fields(error: ValidationError | str) -> tuple[str, ...]:
     if isinstance(error, str):
         return ()
@@ -87,6 +101,8 @@ def payload_of(envelope: Envelope, allowed: tuple[type[Message], ...] = ()) -> M
     model = MESSAGE_TYPES.get(envelope.type)
     if model is None or (allowed and model not in allowed):
         raise InvalidPayload(envelope, f"message type {envelope.type!r} not accepted here")
+    if envelope.schema_version != model.SCHEMA_VERSION:
+        raise UnsupportedSchemaVersion(envelope, model.SCHEMA_VERSION)
     try:
         return model.model_validate(envelope.payload)
     except ValidationError as exc:

@@ -23,7 +23,8 @@ def haggle(*args: str) -> subprocess.CompletedProcess[str]:
 def test_contracts_export_writes_a_json_schema_for_every_message(tmp_path: Path) -> None:
     done = haggle("contracts", "export", str(tmp_path))
     assert done.returncode == 0, done.stderr
-    written = {p.name.removesuffix(".schema.json"): json.loads(p.read_text()) for p in tmp_path.iterdir()}
+    schemas = tmp_path / "schemas"
+    written = {p.name.removesuffix(".schema.json"): json.loads(p.read_text()) for p in schemas.iterdir()}
     assert set(written) == {"Envelope", *MESSAGE_TYPES}
     assert written["DealAgreed"]["properties"]["price_cents"]["type"] == "integer"
     assert "price_cents" in written["DealAgreed"]["required"]
@@ -34,6 +35,17 @@ def test_contracts_export_writes_a_json_schema_for_every_message(tmp_path: Path)
         "item",
         "shipping",
     }
+    assert (tmp_path / "asyncapi.yaml").exists()
+    assert haggle("contracts", "export", str(tmp_path), "--check").returncode == 0
+
+
+def test_contracts_check_fails_on_a_drifted_document(tmp_path: Path) -> None:
+    assert haggle("contracts", "export", str(tmp_path)).returncode == 0
+    schema = tmp_path / "schemas" / "DealAgreed.schema.json"
+    schema.write_text(schema.read_text().replace("price_cents", "price_dollars"))
+    done = haggle("contracts", "export", str(tmp_path), "--check")
+    assert done.returncode == 1
+    assert "DealAgreed.schema.json" in done.stdout
 
 
 @pytest.mark.usefixtures("running_services")
