@@ -35,6 +35,7 @@ TOPIC_SUMMARIES = {
     "settlement.commands": "Ship, hand over, accept goods, dispute (agent-signed); fund, resolve (operator).",
     "settlement.events": "Escrow, shipping, inspection, disputes, releases and refunds.",
     "approval.events": "Purchases above the auto-approve limit: requested, granted, denied, expired.",
+    "agent.decisions": "How each signed move came about: brain, guard refusals, mandate digest.",
 }
 
 DEAD_LETTER_SCHEMA: Json = {

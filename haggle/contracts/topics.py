@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from haggle.contracts.agents import AGENT_EVENTS as AGENT_EVENT_TYPES
 from haggle.contracts.approval import APPROVAL_EVENTS as APPROVAL_EVENT_TYPES
 from haggle.contracts.approval import ApprovalRequested
+from haggle.contracts.decisions import AGENT_DECISIONS as AGENT_DECISION_TYPES
 from haggle.contracts.envelope import Message
 from haggle.contracts.listing import LISTING_COMMANDS, LISTING_EVENTS
 from haggle.contracts.mandate import MANDATE_COMMANDS as MANDATE_COMMAND_TYPES
@@ -57,6 +58,7 @@ AGENT_INBOX = Topic(
 SETTLEMENT_COMMANDS = Topic("settlement.commands", key="deal_id", messages=SETTLEMENT_COMMAND_TYPES)
 SETTLEMENT_EVENTS_TOPIC = Topic("settlement.events", key="deal_id", messages=SETTLEMENT_EVENTS)
 APPROVAL_EVENTS = Topic("approval.events", key="principal_id", messages=APPROVAL_EVENT_TYPES)
+AGENT_DECISIONS = Topic("agent.decisions", key="agent_id", messages=AGENT_DECISION_TYPES)
 
 TOPICS: tuple[Topic, ...] = (
     MARKET_EVENTS,
@@ -70,6 +72,7 @@ TOPICS: tuple[Topic, ...] = (
     SETTLEMENT_COMMANDS,
     SETTLEMENT_EVENTS_TOPIC,
     APPROVAL_EVENTS,
+    AGENT_DECISIONS,
 )
 
 

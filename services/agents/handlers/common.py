@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
-from haggle.contracts import Message, signed
+from haggle.contracts import Envelope, Message, signed
+from haggle.contracts.decisions import MAX_REFUSALS, MoveDecided, mandate_digest
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferMade, Party, ThreadOpened
+from haggle.contracts.topics import AGENT_DECISIONS
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
 from services.agents.brains import Brain, build_brain
@@ -63,7 +65,7 @@ def turn_now(uow: UnitOfWork, neg: Negotiation) -> None:
     uow.wake.add(TURNS_CHANNEL)
 
 
-async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> None:
+async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> Envelope:
     """Sign with the agent's key and next seq, and queue in the outbox (sent after commit)."""
     seq = await store.take_seq(uow.conn, principal.principal_id)
     env = signed(
@@ -75,6 +77,41 @@ async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: s
         producer=PRODUCER,
     )
     uow.emit(topic, key, env)
+    return env
+
+
+def record_decision(
+    uow: UnitOfWork, principal: Principal, command: Envelope, brain: str, refusals: list[str], fell_back: bool
+) -> None:
+    """The audit's record of how a signed command came about (agent.decisions), signed with the same key."""
+    payload = command.payload
+    decided = MoveDecided(
+        agent_id=principal.agent_id,
+        principal_id=principal.principal_id,
+        listing_id=payload["listing_id"],
+        thread_id=payload.get("thread_id"),
+        command_event_id=str(command.event_id),
+        command_type=command.type,
+        brain=brain,
+        guard_refusals=tuple(refusals[-MAX_REFUSALS:]),
+        fell_back=fell_back,
+        mandate_sha256=mandate_digest(principal.mandate),
+    )
+    env = signed(
+        decided,
+        key=principal.key,
+        agent_id=principal.agent_id,
+        seq=int(command.seq or 0),
+        market_id=principal.market_id,
+        producer=PRODUCER,
+    )
+    uow.emit(AGENT_DECISIONS.name, principal.agent_id, env)
+
+
+def brain_name(principal: Principal) -> str:
+    """What the audit names as the move's proposer: the brain's kind and its strategy or model."""
+    config = principal.mandate.brain
+    return f"{config.kind}:{brain_label(principal)}"
 
 
 def listing_id_for(principal_id: str, item_id: str) -> str:

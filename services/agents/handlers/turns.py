@@ -139,8 +139,12 @@ def _brain_unavailable(neg: Negotiation) -> None:
 async def _apply(
     uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, decision: Decision
 ) -> None:
-    await _send_move(uow, principal, neg, view, decision.move)
     reasons = [refusal.reason.value for refusal in decision.refusals]
+    sent = await _send_move(uow, principal, neg, view, decision.move)
+    if sent is not None:
+        common.record_decision(
+            uow, principal, sent, common.brain_name(principal), reasons, decision.fell_back
+        )
     price = getattr(decision.move, "price_cents", None)
     kind = type(decision.move).__name__
     await store.record_move(uow.conn, principal.principal_id, neg.listing_id, kind, price, reasons)
@@ -168,15 +172,15 @@ async def _hold_for_opening(
 
 async def _send_move(
     uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, move: Move
-) -> None:
+) -> Envelope | None:
     command = _command(neg, view, move)
     if command is None:
         if isinstance(move, Walk) and neg.thread_id is None:
             neg.status, neg.end_reason, neg.reserved_cents = "ended", "declined_to_open", 0
-        return
+        return None
     neg.retry_at = None
     common.AGENT_MOVES.labels(common.brain_label(principal), command.type).inc()
-    await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
+    return await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
 
 
 def _command(neg: Negotiation, view: NegotiationView, move: Move) -> Message | None:
@@ -312,13 +316,14 @@ async def _drop_other_threads_for(uow: UnitOfWork, principal: Principal, won: Ne
             continue
         other.reserved_cents = 0
         if other.thread_id is not None:
-            await common.send(
+            sent = await common.send(
                 uow,
                 principal,
                 WithdrawNegotiation(listing_id=other.listing_id, thread_id=other.thread_id),
                 NEGOTIATION_COMMANDS.name,
                 other.listing_id,
             )
+            common.record_decision(uow, principal, sent, "rule:want_fulfilled", [], False)
         else:
             other.status, other.end_reason, other.retry_at = "ended", "want_fulfilled", None
         await store.save_negotiation(uow.conn, other)
