@@ -10,13 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from haggle.cli import bench, chaos, events, listings, market, migrate, operator, redteam, settlement
+from haggle.cli import audit, bench, chaos, events, listings, market, migrate, operator, redteam, settlement
 from haggle.infra.cli import app as infra_app
 
 app = typer.Typer(help="haggle: a marketplace where AI agents buy and sell real goods.", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(listings.app, name="listings")
 app.add_typer(events.app, name="events")
+app.add_typer(audit.app, name="audit")
 app.add_typer(market.app, name="market")
 app.add_typer(operator.app, name="operator")
 app.add_typer(chaos.app, name="chaos")
