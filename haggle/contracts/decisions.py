@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from haggle.contracts.envelope import Message
+from haggle.contracts.envelope import Envelope, Message
 from haggle.contracts.mandate import Mandate
-from haggle.contracts.signing import canonical_json
+from haggle.contracts.signing import AgentKey, canonical_json, signed
 from haggle.contracts.types import Id
 
 MAX_REFUSALS = 20
@@ -57,3 +57,37 @@ def mandate_digest(mandate: Mandate) -> str:
     Anyone holding the mandate file recomputes it; the digest alone reveals nothing a guess of
     the whole mandate (ids, keywords, every limit at once) would not."""
     return hashlib.sha256(canonical_json(mandate.model_dump(mode="json"))).hexdigest()
+
+
+def decision_for(
+    command: Envelope,
+    *,
+    key: AgentKey,
+    principal_id: str,
+    brain: str,
+    mandate_sha256: str,
+    refusals: tuple[str, ...] = (),
+    fell_back: bool = False,
+    producer: str,
+) -> Envelope:
+    """The signed `MoveDecided` for a signed negotiation command: same key, same seq."""
+    decided = MoveDecided(
+        agent_id=str(command.agent_id),
+        principal_id=principal_id,
+        listing_id=command.payload["listing_id"],
+        thread_id=command.payload.get("thread_id"),
+        command_event_id=str(command.event_id),
+        command_type=command.type,
+        brain=brain,
+        guard_refusals=refusals[-MAX_REFUSALS:],
+        fell_back=fell_back,
+        mandate_sha256=mandate_sha256,
+    )
+    return signed(
+        decided,
+        key=key,
+        agent_id=str(command.agent_id),
+        seq=int(command.seq or 0),
+        market_id=command.market_id,
+        producer=producer,
+    )

@@ -79,8 +79,22 @@ class CompromisedBrainConfig(BaseModel):
     variety: bool = Field(default=False, description="also try malformed and hostile non-moves")
 
 
+class ExternalBrainConfig(BaseModel):
+    """The brain is an agent we do not run: it trades through the agent gateway (services/gateway).
+
+    The agents service leaves such a mandate alone; the gateway holds the agent's key and checks
+    every move it is sent with the same mandate guard. The external agent proves who it is with
+    an API key whose sha256 is given here (the key itself never travels on a topic)."""
+
+    model_config = _STRICT
+    kind: Literal["external"]
+    api_key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the agent's API key")
+    label: str = Field(default="external", max_length=64, description="names the agent in audits")
+
+
 BrainConfig = Annotated[
-    StrategyBrainConfig | ClaudeBrainConfig | CompromisedBrainConfig, Field(discriminator="kind")
+    StrategyBrainConfig | ClaudeBrainConfig | CompromisedBrainConfig | ExternalBrainConfig,
+    Field(discriminator="kind"),
 ]
 
 

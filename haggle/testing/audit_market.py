@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from haggle.contracts import AgentKey, Envelope, Message, signed, wrap
 from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.approval import ApprovalGranted, ApprovalRequested
-from haggle.contracts.decisions import MoveDecided, mandate_digest
+from haggle.contracts.decisions import decision_for, mandate_digest
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.mandate import AssignMandate, Mandate
 from haggle.contracts.negotiation import (
@@ -107,28 +107,16 @@ class SignedMarket:
 
     def move(self, who: Party_, message: Message, brain: str = "strategy:boulware") -> Envelope:
         command = self.emit("negotiation.commands", self.by(who, message))
-        decision = MoveDecided(
-            agent_id=who.agent_id,
+        decision = decision_for(
+            command,
+            key=who.key,
             principal_id=who.principal_id,
-            listing_id=str(command.payload["listing_id"]),
-            thread_id=command.payload.get("thread_id"),
-            command_event_id=str(command.event_id),
-            command_type=command.type,
             brain=brain,
-            guard_refusals=("above_max",),
             mandate_sha256=mandate_digest(who.mandate),
+            refusals=("above_max",),
+            producer="agents",
         )
-        self.emit(
-            "agent.decisions",
-            signed(
-                decision,
-                key=who.key,
-                agent_id=who.agent_id,
-                seq=who.seq,
-                market_id=self.market_id,
-                producer="agents",
-            ),
-        )
+        self.emit("agent.decisions", decision)
         return command
 
     def offer(self, who: Party_, role: Party, cause: Envelope, thread: str, n: int, price: int) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from haggle.contracts import Envelope, Message, signed
-from haggle.contracts.decisions import MAX_REFUSALS, MoveDecided, mandate_digest
+from haggle.contracts.decisions import decision_for, mandate_digest
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferMade, Party, ThreadOpened
 from haggle.contracts.topics import AGENT_DECISIONS
@@ -84,25 +84,14 @@ def record_decision(
     uow: UnitOfWork, principal: Principal, command: Envelope, brain: str, refusals: list[str], fell_back: bool
 ) -> None:
     """The audit's record of how a signed command came about (agent.decisions), signed with the same key."""
-    payload = command.payload
-    decided = MoveDecided(
-        agent_id=principal.agent_id,
-        principal_id=principal.principal_id,
-        listing_id=payload["listing_id"],
-        thread_id=payload.get("thread_id"),
-        command_event_id=str(command.event_id),
-        command_type=command.type,
-        brain=brain,
-        guard_refusals=tuple(refusals[-MAX_REFUSALS:]),
-        fell_back=fell_back,
-        mandate_sha256=mandate_digest(principal.mandate),
-    )
-    env = signed(
-        decided,
+    env = decision_for(
+        command,
         key=principal.key,
-        agent_id=principal.agent_id,
-        seq=int(command.seq or 0),
-        market_id=principal.market_id,
+        principal_id=principal.principal_id,
+        brain=brain,
+        mandate_sha256=mandate_digest(principal.mandate),
+        refusals=tuple(refusals),
+        fell_back=fell_back,
         producer=PRODUCER,
     )
     uow.emit(AGENT_DECISIONS.name, principal.agent_id, env)

@@ -47,6 +47,8 @@ async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) 
         log.warning("mandate not signed by an operator", extra={"principal_id": cmd.mandate.principal_id})
         return
     mandate = cmd.mandate
+    if mandate.brain.kind == "external":
+        return  # an agent we do not run: the agent gateway takes this mandate
     key = AgentKey.generate()
     created = await store.insert_principal(
         uow.conn, env.market_id, mandate, cmd.variant, agent_id_for(mandate.principal_id), key

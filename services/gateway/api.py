@@ -1,0 +1,204 @@
+"""What an external agent can do, once for both faces (HTTP and MCP): authenticate, then act.
+
+Every mutating call: authenticate (API key → principal), take a request token (per key), then
+in one transaction lock the principal, load what the guard needs, check the move with the
+same guard as our own agents, refuse a request id seen before, sign the command with the
+agent's key and queue it with its decision record. A refusal changes nothing: the transaction
+rolls back (no command, no seq, no request id used, the move token given back).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from haggle.contracts.decisions import decision_for
+from haggle.contracts.topics import AGENT_DECISIONS, NEGOTIATION_COMMANDS
+from haggle.guard.moves import Accept, Move, Reject, Say
+from haggle.guard.ratelimit import RateLimiter, RefundedOnRollback
+from haggle.guard.rules import check
+from haggle.runtime.outbox import UnitOfWork, unit_of_work
+from services.gateway import domain, store
+from services.gateway.domain import GatewayRefusal, Refused, Standing
+from services.gateway.handlers import PRODUCER, send
+
+log = logging.getLogger(__name__)
+REFUSALS = Counter("haggle_gateway_refusals_total", "Requests the agent gateway refused", ["reason"])
+MOVES = Counter("haggle_gateway_moves_total", "Moves external agents made through the gateway", ["type"])
+
+ANONYMOUS = "(no key)"
+
+
+def _limiter(prefix: str, rate: str, burst: str) -> RateLimiter:
+    return RateLimiter(
+        per_second=float(os.environ.get(f"HAGGLE_GATEWAY_{prefix}_PER_SECOND", rate)),
+        burst=int(os.environ.get(f"HAGGLE_GATEWAY_{prefix}_BURST", burst)),
+    )
+
+
+@dataclass
+class Gateway:
+    pool: asyncpg.Pool
+    notify_channel: str
+    requests: RateLimiter
+    moves: RateLimiter
+
+    @classmethod
+    def build(cls, pool: asyncpg.Pool, notify_channel: str) -> Gateway:
+        return cls(pool, notify_channel, _limiter("REQUESTS", "20", "40"), _limiter("MOVES", "5", "10"))
+
+    async def authenticate(self, api_key: str | None) -> store.Principal:
+        """The principal whose agent holds this key; every call, even a read, takes a token."""
+        digest = domain.key_digest(api_key) if api_key else ANONYMOUS
+        if not self.requests.allow(digest):
+            raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this key")
+        principal = await store.by_api_key(self.pool, digest) if api_key else None
+        if principal is None:
+            raise self._refused(GatewayRefusal.UNAUTHORIZED, "unknown API key")
+        return principal
+
+    def _refused(self, reason: GatewayRefusal, detail: str) -> Refused:
+        REFUSALS.labels(reason.value).inc()
+        return Refused(reason, detail)
+
+    # reads ------------------------------------------------------------------
+
+    async def search(self, who: store.Principal, text: str | None = None, limit: int = 20) -> dict[str, Any]:
+        listings = await store.search(self.pool, who.market_id, text, max(1, min(limit, 100)))
+        return {"count": len(listings), "listings": listings}
+
+    async def my_negotiations(self, who: store.Principal) -> dict[str, Any]:
+        found = []
+        async with self.pool.acquire() as conn:
+            for row in await store.negotiations(self.pool, who.agent_id):
+                standing = await _standing(conn, who, row["listing_id"], row["want_id"], row["events"])
+                summary = domain.summary(standing.view(), row["status"], row["listing_id"])
+                summary["last_refusal"] = row["last_refusal"] and _json(row["last_refusal"])
+                found.append(summary)
+        return {"negotiations": found}
+
+    async def my_deals(self, who: store.Principal) -> dict[str, Any]:
+        rows = await store.deals(self.pool, who.agent_id)
+        return {
+            "deals": [
+                {
+                    "deal_id": r["deal_id"],
+                    "listing_id": r["listing_id"],
+                    "total_cents": r["total_cents"],
+                    "status": r["status"],
+                }
+                for r in rows
+            ]
+        }
+
+    # moves ------------------------------------------------------------------
+
+    async def open(self, who: store.Principal, req: domain.OpenRequest) -> dict[str, Any]:
+        async def decide(uow: UnitOfWork, principal: store.Principal) -> tuple[Standing, Move, str | None]:
+            found = await store.listing(uow.conn, principal.market_id, req.listing_id)
+            if found is None or found[1] != "active":
+                raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"no active listing {req.listing_id}")
+            if await store.negotiation(uow.conn, principal.agent_id, req.listing_id) is not None:
+                raise Refused(GatewayRefusal.ALREADY_NEGOTIATING, f"already negotiating on {req.listing_id}")
+            fulfilled = await store.fulfilled_wants(uow.conn, principal.agent_id)
+            want = domain.want_for(principal.mandate, found[0], req.want_id, fulfilled)
+            standing = Standing(
+                principal.agent_id, principal.mandate, principal.committed_cents, found[0], want
+            )
+            move = self._guard(uow, domain.open_move(req), standing)
+            await store.start_negotiation(uow.conn, principal.agent_id, req.listing_id, want.id)
+            return standing, move, None
+
+        return await self._act(who, req.request_id, decide)
+
+    async def counter(self, who: store.Principal, req: domain.CounterRequest) -> dict[str, Any]:
+        return await self._on_thread(who, req.request_id, req.thread_id, lambda: domain.counter_move(req))
+
+    async def accept(self, who: store.Principal, req: domain.AnswerRequest) -> dict[str, Any]:
+        return await self._on_thread(who, req.request_id, req.thread_id, lambda: Accept(req.offer_id))
+
+    async def reject(self, who: store.Principal, req: domain.AnswerRequest) -> dict[str, Any]:
+        return await self._on_thread(
+            who, req.request_id, req.thread_id, lambda: Reject(req.offer_id, req.message)
+        )
+
+    async def say(self, who: store.Principal, req: domain.SayRequest) -> dict[str, Any]:
+        return await self._on_thread(who, req.request_id, req.thread_id, lambda: Say(req.text))
+
+    async def _on_thread(
+        self, who: store.Principal, request_id: str, thread_id: str, move: Callable[[], Move]
+    ) -> dict[str, Any]:
+        async def decide(uow: UnitOfWork, principal: store.Principal) -> tuple[Standing, Move, str | None]:
+            row = await store.negotiation_by_thread(uow.conn, principal.agent_id, thread_id)
+            if row is None:
+                raise Refused(GatewayRefusal.UNKNOWN_NEGOTIATION, f"no negotiation {thread_id} of yours")
+            standing = await _standing(uow.conn, principal, row["listing_id"], row["want_id"], row["events"])
+            return standing, self._guard(uow, move(), standing), thread_id
+
+        return await self._act(who, request_id, decide)
+
+    def _guard(self, uow: UnitOfWork, move: Move, standing: Standing) -> Move:
+        limiter = RefundedOnRollback(self.moves, uow.on_rollback)
+        return domain.guarded(move, standing, lambda m, v, lim: check(m, v, lim, limiter))
+
+    async def _act(
+        self,
+        who: store.Principal,
+        request_id: str,
+        decide: Callable[[UnitOfWork, store.Principal], Awaitable[tuple[Standing, Move, str | None]]],
+    ) -> dict[str, Any]:
+        try:
+            async with unit_of_work(self.pool, self.notify_channel) as uow:
+                principal = await store.by_agent(uow.conn, who.agent_id, lock=True)
+                assert principal is not None
+                if not principal.admitted:
+                    raise Refused(GatewayRefusal.NOT_ADMITTED, "the referee has not admitted this agent yet")
+                event_id = uuid.uuid4()
+                if not await store.remember_request(uow.conn, principal.agent_id, request_id, event_id):
+                    raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"request {request_id} was sent before")
+                standing, move, thread_id = await decide(uow, principal)
+                listing_id = standing.facts.listing_id
+                command = domain.command_for(move, listing_id, thread_id)
+                env = await send(uow, principal, command, NEGOTIATION_COMMANDS.name, listing_id, event_id)
+                uow.emit(AGENT_DECISIONS.name, principal.agent_id, _decision(env, principal))
+        except Refused as refused:
+            REFUSALS.labels(refused.code).inc()
+            log.info("gateway refused", extra={"agent_id": who.agent_id, "reason": refused.code})
+            raise
+        MOVES.labels(command.type).inc()
+        return {"accepted": True, "command": command.type, "event_id": str(env.event_id), "seq": env.seq}
+
+
+def _decision(env: Any, principal: store.Principal) -> Any:
+    return decision_for(
+        env,
+        key=principal.key,
+        principal_id=principal.principal_id,
+        brain=f"gateway:{principal.label}",
+        mandate_sha256=principal.mandate_sha256,
+        producer=PRODUCER,
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def _standing(
+    conn: asyncpg.Connection, who: store.Principal, listing_id: str, want_id: str, events: Any
+) -> Standing:
+    found = await store.listing(conn, who.market_id, listing_id)
+    if found is None:
+        raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"listing {listing_id} is not known")
+    entries = tuple(_json(events))
+    return Standing(
+        who.agent_id, who.mandate, who.committed_cents, found[0], who.mandate.want(want_id), entries
+    )

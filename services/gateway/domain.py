@@ -1,0 +1,214 @@
+"""The gateway's pure rules: what an external agent may ask, and how a request becomes a move.
+
+No I/O. A request is validated (pydantic, typed), turned into the same `Move` the agents
+service's brains return, and checked by the same mandate guard (`haggle.guard.rules.check`)
+against a view folded from the thread's events. Every refusal has a typed reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from haggle.contracts import Message
+from haggle.contracts.goods import ShippingMethod
+from haggle.contracts.listing import ListingFacts
+from haggle.contracts.mandate import Mandate, Want
+from haggle.contracts.negotiation import (
+    MAX_CHAT_CHARS,
+    AcceptOffer,
+    CounterOffer,
+    MessagePosted,
+    NegotiationEnded,
+    OfferMade,
+    OpenNegotiation,
+    Party,
+    RejectOffer,
+    SendMessage,
+    ThreadOpened,
+)
+from haggle.contracts.types import Id
+from haggle.guard.moves import Accept, MakeOffer, Move, Reject, Say
+from haggle.guard.rules import GuardRefusal
+from haggle.guard.view import ListingView, MandateLimits, NegotiationView
+
+
+class GatewayRefusal(StrEnum):
+    """Why the gateway refused a request (the guard's reasons travel as `guard:<reason>`). Each has a test."""
+
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    REPLAYED_REQUEST = "replayed_request"
+    INVALID_REQUEST = "invalid_request"
+    NOT_ADMITTED = "not_admitted"
+    UNKNOWN_LISTING = "unknown_listing"
+    NO_MATCHING_WANT = "no_matching_want"
+    ALREADY_NEGOTIATING = "already_negotiating"
+    UNKNOWN_NEGOTIATION = "unknown_negotiation"
+    GUARD = "guard"
+
+
+class Refused(Exception):
+    def __init__(self, reason: GatewayRefusal, detail: str, guard: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.guard = reason, detail, guard
+
+    @property
+    def code(self) -> str:
+        return f"guard:{self.guard}" if self.guard else self.reason.value
+
+    def as_json(self) -> dict[str, Any]:
+        return {"refused": self.code, "detail": self.detail}
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mutating(BaseModel):
+    model_config = _STRICT
+    request_id: str = Field(min_length=8, max_length=64, description="your id for this request: sent once")
+
+
+class OpenRequest(Mutating):
+    listing_id: Id
+    price_cents: int = Field(strict=True)
+    shipping_method: ShippingMethod
+    shipping_paid_by: Party = Party.BUYER
+    message: str = Field(default="", max_length=MAX_CHAT_CHARS)
+    want_id: Id | None = None
+
+
+class CounterRequest(Mutating):
+    thread_id: Id
+    price_cents: int = Field(strict=True)
+    shipping_method: ShippingMethod
+    shipping_paid_by: Party = Party.BUYER
+    message: str = Field(default="", max_length=MAX_CHAT_CHARS)
+
+
+class AnswerRequest(Mutating):
+    thread_id: Id
+    offer_id: Id
+    message: str = Field(default="", max_length=MAX_CHAT_CHARS)
+
+
+class SayRequest(Mutating):
+    thread_id: Id
+    text: str = Field(min_length=1, max_length=MAX_CHAT_CHARS)
+
+
+THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {
+    "ThreadOpened": ThreadOpened,
+    "OfferMade": OfferMade,
+    "MessagePosted": MessagePosted,
+    "NegotiationEnded": NegotiationEnded,
+}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the guard needs about one principal and one negotiation."""
+
+    agent_id: str
+    mandate: Mandate
+    committed_cents: int
+    facts: ListingFacts
+    want: Want
+    events: tuple[dict[str, Any], ...] = ()
+
+    def limits(self) -> MandateLimits:
+        remaining = max(0, self.mandate.budget_cents - self.committed_cents)
+        return MandateLimits.for_buyer(self.want.max_price_cents, remaining, self.want.min_condition)
+
+    def view(self) -> NegotiationView:
+        view = NegotiationView(
+            self.agent_id, Party.BUYER, ListingView.from_facts(self.facts), self.limits(), 20
+        )
+        for entry in self.events:
+            view = view.with_event(THREAD_EVENTS[entry["type"]].model_validate(entry["payload"]))
+        return view
+
+
+def want_for(mandate: Mandate, facts: ListingFacts, want_id: str | None, fulfilled: set[str]) -> Want:
+    """The want this listing serves: the one named, else the first open one it matches."""
+    for want in mandate.wants:
+        if want.id in fulfilled or (want_id is not None and want.id != want_id):
+            continue
+        if want_id is not None or want.matches(facts.title, facts.category):
+            return want
+    raise Refused(GatewayRefusal.NO_MATCHING_WANT, f"no open want of the mandate fits {facts.listing_id}")
+
+
+def guarded(move: Move | object, standing: Standing, check: Any) -> Move:
+    """The move if the guard lets it through, else a typed refusal."""
+    verdict = check(move, standing.view(), standing.limits())
+    if isinstance(verdict, GuardRefusal):
+        raise Refused(GatewayRefusal.GUARD, verdict.detail, verdict.reason.value)
+    return verdict  # type: ignore[no-any-return]
+
+
+def open_move(req: OpenRequest) -> MakeOffer:
+    return MakeOffer(req.price_cents, req.shipping_method, req.message, req.shipping_paid_by)
+
+
+def counter_move(req: CounterRequest) -> MakeOffer:
+    return MakeOffer(req.price_cents, req.shipping_method, req.message, req.shipping_paid_by)
+
+
+def command_for(move: Move, listing_id: str, thread_id: str | None) -> Message:
+    """The signed command a checked move becomes (the same mapping as the agents service's)."""
+    if isinstance(move, MakeOffer):
+        terms = {
+            "listing_id": listing_id,
+            "price_cents": move.price_cents,
+            "shipping_method": move.shipping_method,
+            "shipping_paid_by": move.shipping_paid_by,
+            "message": move.message,
+        }
+        if thread_id is None:
+            return OpenNegotiation(**terms)
+        return CounterOffer(thread_id=thread_id, **terms)
+    assert thread_id is not None
+    if isinstance(move, Accept):
+        return AcceptOffer(listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id)
+    if isinstance(move, Reject):
+        return RejectOffer(
+            listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id, message=move.message
+        )
+    assert isinstance(move, Say)
+    return SendMessage(listing_id=listing_id, thread_id=thread_id, text=move.text)
+
+
+def summary(standing_view: NegotiationView, status: str, listing_id: str) -> dict[str, Any]:
+    """A negotiation as its agent may see it (never the mandate's limits)."""
+    latest = standing_view.latest
+    return {
+        "listing_id": listing_id,
+        "thread_id": standing_view.thread_id,
+        "status": "ended" if standing_view.ended else status,
+        "my_turn": standing_view.my_turn,
+        "round": standing_view.round,
+        "max_rounds": standing_view.max_rounds,
+        "offers": [
+            {
+                "offer_id": o.offer_id,
+                "by": o.by.value,
+                "price_cents": o.price_cents,
+                "shipping_method": o.shipping_method.value,
+                "shipping_cost_cents": o.shipping_cost_cents,
+                "final": o.final,
+                "message": o.message,
+            }
+            for o in standing_view.offers
+        ],
+        "latest_offer_id": latest.offer_id if latest else None,
+        "chat": [{"by": line.by.value, "text": line.text} for line in standing_view.chat],
+    }

@@ -1,0 +1,123 @@
+"""The gateway's event handlers: mandates for external agents, their inboxes, the listings."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from haggle.contracts import AgentKey, Envelope, Message, signed
+from haggle.contracts.agents import AgentRegistered, Role
+from haggle.contracts.decisions import mandate_digest
+from haggle.contracts.listing import ListingPublished
+from haggle.contracts.mandate import AssignMandate
+from haggle.contracts.negotiation import ActionRefused, DealAgreed, Party
+from haggle.contracts.topics import AGENT_EVENTS
+from haggle.runtime import operators
+from haggle.runtime.outbox import UnitOfWork
+from services.gateway import store
+
+log = logging.getLogger(__name__)
+PRODUCER = "gateway"
+
+
+def agent_id_for(principal_id: str) -> str:
+    return f"{principal_id}.agent"
+
+
+async def send(
+    uow: UnitOfWork,
+    principal: store.Principal,
+    payload: Message,
+    topic: str,
+    key: str,
+    event_id: uuid.UUID | None = None,
+) -> Envelope:
+    """Sign for the external agent with the key the gateway keeps for it, and queue it."""
+    seq = await store.take_seq(uow.conn, principal.agent_id)
+    env = signed(
+        payload,
+        key=principal.key,
+        agent_id=principal.agent_id,
+        seq=seq,
+        market_id=principal.market_id,
+        producer=PRODUCER,
+    )
+    if event_id is not None:  # the event id is not signed: it names the request that made it
+        env = env.model_copy(update={"event_id": event_id})
+    uow.emit(topic, key, env)
+    return env
+
+
+async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) -> None:
+    """An operator-signed mandate whose brain is external: keep a key for its agent and register it."""
+    mandate = cmd.mandate
+    if mandate.brain.kind != "external":
+        return
+    if not operators.is_operator(env):
+        log.warning("mandate not signed by an operator", extra={"principal_id": mandate.principal_id})
+        return
+    key = AgentKey.generate()
+    agent_id = agent_id_for(mandate.principal_id)
+    digest = mandate_digest(mandate)
+    if not await store.insert_principal(uow.conn, env.market_id, mandate, digest, agent_id, key):
+        return
+    principal = await store.by_agent(uow.conn, agent_id)
+    assert principal is not None
+    registration = AgentRegistered(
+        agent_id=agent_id,
+        principal_id=mandate.principal_id,
+        owner_id=mandate.owner_id,
+        role=Role.BUYER,
+        public_key=key.public,
+    )
+    await send(uow, principal, registration, AGENT_EVENTS.name, agent_id)
+
+
+async def on_admitted(uow: UnitOfWork, env: Envelope, event: Message) -> None:
+    await store.set_admitted(uow.conn, str(env.agent_id))
+
+
+async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> None:
+    agent_id, listing_id = str(env.agent_id), str(event.listing_id)  # type: ignore[attr-defined]
+    entry = {"type": env.type, "payload": env.payload, "at": env.occurred_at.isoformat()}
+    await store.add_thread_event(uow.conn, agent_id, listing_id, entry, getattr(event, "thread_id", None))
+
+
+async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
+    agent_id = str(env.agent_id)
+    if event.buyer_agent_id != agent_id:
+        return
+    total = event.price_cents + (event.shipping_cost_cents if event.shipping_paid_by is Party.BUYER else 0)
+    if await store.add_deal(uow.conn, agent_id, event.deal_id, event.listing_id, total, env.payload):
+        await store.add_committed(uow.conn, agent_id, total)
+
+
+async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> None:
+    refusal = {"reason": event.reason.value, "detail": event.detail, "command": event.command_type}
+    await store.note_refusal(uow.conn, str(env.agent_id), event.listing_id, refusal)
+
+
+async def on_deal_step(uow: UnitOfWork, env: Envelope, event: Message) -> None:
+    """Settlement told the buyer: a failed or refunded deal gives its money back to the budget."""
+    status = {
+        "EscrowFunded": "funded",
+        "FundsReleased": "released",
+        "EscrowFailed": "failed",
+        "Refunded": "refunded",
+    }
+    row = await store.set_deal_status(uow.conn, str(event.deal_id), status[env.type])  # type: ignore[attr-defined]
+    if row is not None and env.type in ("EscrowFailed", "Refunded"):
+        await store.add_committed(uow.conn, row["agent_id"], -int(row["total_cents"]))
+
+
+async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPublished) -> None:
+    await store.save_listing(uow.conn, env.market_id, event)
+
+
+async def on_listing_status(uow: UnitOfWork, env: Envelope, event: Message) -> None:
+    status = {"ListingWithdrawn": "withdrawn", "ListingReserved": "reserved", "ListingSold": "sold"}
+    await store.set_listing_status(uow.conn, str(event.listing_id), status.get(env.type, "active"))  # type: ignore[attr-defined]
+
+
+async def ignore(*_: object) -> None:
+    """Seen and deliberately not acted on."""

@@ -1,0 +1,247 @@
+"""The gateway's SQL (schema `gateway`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from haggle.contracts import AgentKey
+from haggle.contracts.listing import ListingFacts
+from haggle.contracts.mandate import Mandate
+
+
+@dataclass(frozen=True)
+class Principal:
+    principal_id: str
+    market_id: str
+    agent_id: str
+    mandate: Mandate
+    mandate_sha256: str
+    key: AgentKey
+    admitted: bool
+    committed_cents: int
+    label: str
+
+
+def _principal(row: asyncpg.Record) -> Principal:
+    mandate = Mandate.model_validate_json(row["mandate"])
+    label = str(getattr(mandate.brain, "label", "external"))
+    return Principal(
+        row["principal_id"],
+        row["market_id"],
+        row["agent_id"],
+        mandate,
+        row["mandate_sha256"],
+        AgentKey.from_bytes(row["private_key"]),
+        row["admitted"],
+        row["committed_cents"],
+        label,
+    )
+
+
+async def insert_principal(
+    conn: asyncpg.Connection, market_id: str, mandate: Mandate, digest: str, agent_id: str, key: AgentKey
+) -> bool:
+    api_key_sha256 = str(getattr(mandate.brain, "api_key_sha256"))  # noqa: B009 - only external brains
+    created = await conn.fetchval(
+        "INSERT INTO principals (principal_id, market_id, agent_id, mandate, mandate_sha256, api_key_sha256,"
+        " private_key) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1",
+        mandate.principal_id,
+        market_id,
+        agent_id,
+        mandate.model_dump_json(),
+        digest,
+        api_key_sha256,
+        key.private_bytes(),
+    )
+    return created is not None
+
+
+async def by_api_key(pool: asyncpg.Pool | asyncpg.Connection, digest: str) -> Principal | None:
+    row = await pool.fetchrow("SELECT * FROM principals WHERE api_key_sha256 = $1", digest)
+    return _principal(row) if row is not None else None
+
+
+async def by_agent(conn: asyncpg.Connection, agent_id: str, lock: bool = False) -> Principal | None:
+    sql = "SELECT * FROM principals WHERE agent_id = $1" + (" FOR UPDATE" if lock else "")
+    row = await conn.fetchrow(sql, agent_id)
+    return _principal(row) if row is not None else None
+
+
+async def managed(pool: asyncpg.Pool, agent_ids: list[str]) -> list[str]:
+    rows = await pool.fetch("SELECT agent_id FROM principals WHERE agent_id = ANY($1::text[])", agent_ids)
+    return [r["agent_id"] for r in rows]
+
+
+async def take_seq(conn: asyncpg.Connection, agent_id: str) -> int:
+    seq: int = await conn.fetchval(
+        "UPDATE principals SET next_seq = next_seq + 1 WHERE agent_id = $1 RETURNING next_seq - 1", agent_id
+    )
+    return seq
+
+
+async def set_admitted(conn: asyncpg.Connection, agent_id: str) -> None:
+    await conn.execute("UPDATE principals SET admitted = true WHERE agent_id = $1", agent_id)
+
+
+async def add_committed(conn: asyncpg.Connection, agent_id: str, cents: int) -> None:
+    await conn.execute(
+        "UPDATE principals SET committed_cents = greatest(0, committed_cents + $2) WHERE agent_id = $1",
+        agent_id,
+        cents,
+    )
+
+
+async def save_listing(conn: asyncpg.Connection, market_id: str, facts: ListingFacts) -> None:
+    await conn.execute(
+        "INSERT INTO listings (listing_id, market_id, facts, status) VALUES ($1, $2, $3, 'active')"
+        " ON CONFLICT (listing_id) DO UPDATE SET facts = EXCLUDED.facts",
+        facts.listing_id,
+        market_id,
+        facts.model_dump_json(),
+    )
+
+
+async def set_listing_status(conn: asyncpg.Connection, listing_id: str, status: str) -> None:
+    await conn.execute("UPDATE listings SET status = $2 WHERE listing_id = $1", listing_id, status)
+
+
+async def listing(
+    conn: asyncpg.Connection, market_id: str, listing_id: str
+) -> tuple[ListingFacts, str] | None:
+    row = await conn.fetchrow(
+        "SELECT facts, status FROM listings WHERE listing_id = $1 AND market_id = $2", listing_id, market_id
+    )
+    if row is None:
+        return None
+    return ListingFacts.model_validate_json(row["facts"]), row["status"]
+
+
+async def search(pool: asyncpg.Pool, market_id: str, text: str | None, limit: int) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT facts FROM listings WHERE market_id = $1 AND status = 'active'"
+        " AND ($2::text IS NULL OR facts->>'title' ILIKE '%' || $2 || '%' OR facts->>'category' = $2)"
+        " ORDER BY listing_id LIMIT $3",
+        market_id,
+        text,
+        limit,
+    )
+    return [json.loads(r["facts"]) for r in rows]
+
+
+async def negotiation(conn: asyncpg.Connection, agent_id: str, listing_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM negotiations WHERE agent_id = $1 AND listing_id = $2 FOR UPDATE", agent_id, listing_id
+    )
+
+
+async def negotiation_by_thread(
+    conn: asyncpg.Connection, agent_id: str, thread_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM negotiations WHERE agent_id = $1 AND thread_id = $2 FOR UPDATE", agent_id, thread_id
+    )
+
+
+async def start_negotiation(conn: asyncpg.Connection, agent_id: str, listing_id: str, want_id: str) -> bool:
+    created = await conn.fetchval(
+        "INSERT INTO negotiations (agent_id, listing_id, want_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        agent_id,
+        listing_id,
+        want_id,
+    )
+    return created is not None
+
+
+async def add_thread_event(
+    conn: asyncpg.Connection, agent_id: str, listing_id: str, entry: dict[str, Any], thread_id: str | None
+) -> None:
+    """Append one event; a thread opened by us gets its id, an ended one its status."""
+    status = "ended" if entry["type"] == "NegotiationEnded" else None
+    await conn.execute(
+        "UPDATE negotiations SET events = events || $3::jsonb, thread_id = coalesce(thread_id, $4),"
+        " status = coalesce($5, CASE WHEN status = 'opening' THEN 'open' ELSE status END), updated_at = now()"
+        " WHERE agent_id = $1 AND listing_id = $2",
+        agent_id,
+        listing_id,
+        json.dumps([entry]),
+        thread_id,
+        status,
+    )
+
+
+async def note_refusal(
+    conn: asyncpg.Connection, agent_id: str, listing_id: str, refusal: dict[str, Any]
+) -> None:
+    await conn.execute(
+        "UPDATE negotiations SET last_refusal = $3::jsonb, updated_at = now()"
+        " WHERE agent_id = $1 AND listing_id = $2",
+        agent_id,
+        listing_id,
+        json.dumps(refusal),
+    )
+
+
+async def negotiations(pool: asyncpg.Pool, agent_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT * FROM negotiations WHERE agent_id = $1 ORDER BY updated_at DESC", agent_id
+    )
+    return rows
+
+
+async def fulfilled_wants(conn: asyncpg.Connection, agent_id: str) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT n.want_id FROM negotiations n JOIN deals d ON d.agent_id = n.agent_id"
+        " AND d.listing_id = n.listing_id WHERE n.agent_id = $1 AND d.status NOT IN ('failed', 'refunded')",
+        agent_id,
+    )
+    return {r["want_id"] for r in rows}
+
+
+async def add_deal(
+    conn: asyncpg.Connection, agent_id: str, deal_id: str, listing_id: str, total: int, agreed: Any
+) -> bool:
+    created = await conn.fetchval(
+        "INSERT INTO deals (deal_id, agent_id, listing_id, total_cents, status, agreed)"
+        " VALUES ($1, $2, $3, $4, 'agreed', $5) ON CONFLICT DO NOTHING RETURNING 1",
+        deal_id,
+        agent_id,
+        listing_id,
+        total,
+        json.dumps(agreed),
+    )
+    return created is not None
+
+
+async def set_deal_status(conn: asyncpg.Connection, deal_id: str, status: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "UPDATE deals SET status = $2 WHERE deal_id = $1 AND status NOT IN ('failed', 'refunded')"
+        " RETURNING agent_id, total_cents",
+        deal_id,
+        status,
+    )
+
+
+async def deals(pool: asyncpg.Pool, agent_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT * FROM deals WHERE agent_id = $1 ORDER BY deal_id", agent_id
+    )
+    return rows
+
+
+async def remember_request(
+    conn: asyncpg.Connection, agent_id: str, request_id: str, event_id: uuid.UUID
+) -> bool:
+    created = await conn.fetchval(
+        "INSERT INTO requests (agent_id, request_id, event_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        agent_id,
+        request_id,
+        event_id,
+    )
+    return created is not None

@@ -1,0 +1,211 @@
+"""Bring your own agent: an agent we do not run trades through the gateway, under its mandate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from haggle import procs
+from haggle.client import Publisher
+from haggle.contracts import AgentKey, signed
+from haggle.contracts.negotiation import CounterOffer
+from haggle.contracts.topics import NEGOTIATION_COMMANDS
+from haggle.testing import mandates as m
+from haggle.testing.observe import Observer, of_type
+from tests.integration.gateway_support import external_buyer, http_client, mcp_tools, request_id, until
+
+TOPICS = ("negotiation.commands", "negotiation.events", "agent.decisions", "settlement.events")
+BURST = 30
+
+
+@pytest.fixture(scope="module")
+def gateway(running_services: tuple[str, ...]) -> Iterator[str]:
+    procs.stop("gateway")  # one left over from an earlier run would run old code
+    procs.start(
+        "gateway", {"HAGGLE_GATEWAY_REQUESTS_BURST": str(BURST), "HAGGLE_GATEWAY_REQUESTS_PER_SECOND": "5"}
+    )
+    procs.wait_ready("gateway")
+    yield procs.url_for("gateway")
+    procs.stop("gateway")
+
+
+async def _market(
+    pub: Publisher, market_id: str, api_key: str, max_price: int = 26_000, budget: int = 50_000
+) -> str:
+    seller = m.seller(f"{market_id}-alice", [m.sell_item("bike", asking=30_000, floor=20_000)])
+    buyer = external_buyer(f"{market_id}-ext", api_key, max_price=max_price, budget=budget)
+    await m.assign(pub, market_id, seller)
+    await m.assign(pub, market_id, buyer)
+    return f"{market_id}-alice.bike"
+
+
+async def _listed(tools: Any, listing_id: str) -> None:
+    async def seen() -> bool:
+        found = await tools.call("search_listings", text="bike")
+        return not found.get("error") and any(x["listing_id"] == listing_id for x in found["listings"])
+
+    await until(seen, what="the listing in the gateway")
+
+
+async def _open(tools: Any, listing_id: str, price: int) -> dict[str, Any]:
+    async def opened() -> dict[str, Any] | None:
+        answer: dict[str, Any] = await tools.call(
+            "open_negotiation",
+            request_id=request_id(),
+            listing_id=listing_id,
+            price_cents=price,
+            shipping_method="local_pickup",
+        )
+        return None if answer.get("refused") == "not_admitted" else answer
+
+    result: dict[str, Any] = await until(opened, what="the agent's admission")
+    return result
+
+
+@pytest.mark.usefixtures("gateway")
+async def test_an_mcp_agent_negotiates_a_whole_deal_with_one_of_ours(bootstrap: str, market_id: str) -> None:
+    api_key = f"key-{market_id}"
+    async with Publisher(bootstrap) as pub, Observer(bootstrap, *TOPICS, market_id=market_id) as obs:
+        listing_id = await _market(pub, market_id, api_key)
+        async with mcp_tools(api_key) as tools:
+            await _listed(tools, listing_id)
+            started = time.perf_counter()
+            assert (await _open(tools, listing_id, 18_000))["accepted"] is True
+            deal = await _haggle(tools, obs, max_price=26_000)
+            took = time.perf_counter() - started
+            print(f"\nwhole negotiation through MCP: {took:.2f} s, {deal['rounds']} rounds")
+            assert 20_000 <= deal["price_cents"] <= 26_000
+            assert deal["buyer_agent_id"] == f"{market_id}-ext.agent"
+            deals = await until(lambda: _deals(tools), what="the deal in my_deals")
+            assert deals[0]["deal_id"] == deal["deal_id"]
+    decisions = obs.matching(of_type("MoveDecided"), "agent.decisions")
+    assert {d.payload["brain"] for d in decisions if d.agent_id == deal["buyer_agent_id"]} == {
+        "gateway:test-mcp"
+    }
+
+
+async def _deals(tools: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = (await tools.call("my_deals"))["deals"]
+    return found
+
+
+async def _haggle(tools: Any, obs: Observer, max_price: int) -> dict[str, Any]:
+    """Counter the seller's offers upwards until one is within our max, then accept it."""
+    bid = 18_000
+    for _ in range(40):
+        if deals := obs.matching(of_type("DealAgreed"), "negotiation.events"):
+            return deals[0].payload
+        mine = (await tools.call("my_negotiations"))["negotiations"]
+        neg = mine[0] if mine else None
+        if neg is None or not neg["my_turn"] or not neg["offers"]:
+            await asyncio.sleep(0.1)
+            continue
+        offer = neg["offers"][-1]
+        if offer["price_cents"] <= max_price:
+            await tools.call(
+                "accept", request_id=request_id(), thread_id=neg["thread_id"], offer_id=offer["offer_id"]
+            )
+        else:
+            bid = min(max_price, bid + 2_000)
+            await tools.call(
+                "counter",
+                request_id=request_id(),
+                thread_id=neg["thread_id"],
+                price_cents=bid,
+                shipping_method="local_pickup",
+            )
+    deal = await obs.wait_for(of_type("DealAgreed"), "negotiation.events", timeout=30)
+    return deal[0].payload
+
+
+def _commands_of(obs: Observer, agent_id: str) -> list[Any]:
+    return obs.matching(lambda e: e.agent_id == agent_id, "negotiation.commands")
+
+
+@pytest.mark.usefixtures("gateway")
+async def test_a_hostile_external_agent_is_refused_and_nothing_changes(
+    bootstrap: str, market_id: str
+) -> None:
+    api_key = f"key-{market_id}"
+    agent_id = f"{market_id}-ext.agent"
+    async with Publisher(bootstrap) as pub, Observer(bootstrap, *TOPICS, market_id=market_id) as obs:
+        listing_id = await _market(pub, market_id, api_key, max_price=22_000, budget=25_000)
+        async with mcp_tools(api_key) as tools:
+            await _listed(tools, listing_id)
+            over = await _open(tools, listing_id, 24_000)  # over the private max
+            assert over == {"error": True, "refused": "guard:above_max", "detail": over["detail"]}
+            assert "22000" not in over["detail"]  # the refusal does not tell the limit
+            opened = await _open(tools, listing_id, 15_000)
+            assert opened["accepted"] is True
+            neg = await until(lambda: _my_turn(tools), what="the seller's answer")
+            same = request_id()
+            first = await tools.call(
+                "counter",
+                request_id=same,
+                thread_id=neg["thread_id"],
+                price_cents=16_000,
+                shipping_method="local_pickup",
+            )
+            assert first["accepted"] is True
+            replay = await tools.call(
+                "counter",
+                request_id=same,
+                thread_id=neg["thread_id"],
+                price_cents=16_000,
+                shipping_method="local_pickup",
+            )
+            assert replay["refused"] == "replayed_request"
+        await asyncio.sleep(1.0)
+        sent = _commands_of(obs, agent_id)
+        assert [c.type for c in sent] == ["OpenNegotiation", "CounterOffer"]  # the refusals sent nothing
+
+        async with http_client("not-the-key") as forged:
+            answer = await forged.get("/v1/negotiations")
+            assert answer.status_code == 401 and answer.json()["refused"] == "unauthorized"
+        await _forged_command(pub, market_id, agent_id, neg, obs)
+        async with http_client(api_key) as flood:
+            answers = [await flood.get("/v1/deals") for _ in range(BURST + 10)]
+            codes = [a.status_code for a in answers]
+            assert codes[0] == 200 and codes.count(429) >= 5
+            assert next(a for a in answers if a.status_code == 429).json()["refused"] == "rate_limited"
+        await asyncio.sleep(0.5)
+        assert [c.type for c in _commands_of(obs, agent_id)] == [
+            "OpenNegotiation",
+            "CounterOffer",
+            "CounterOffer",
+        ]
+        assert not obs.matching(of_type("DealAgreed"), "negotiation.events")
+
+
+async def _my_turn(tools: Any) -> dict[str, Any] | None:
+    mine = (await tools.call("my_negotiations"))["negotiations"]
+    return mine[0] if mine and mine[0]["my_turn"] and mine[0]["thread_id"] else None
+
+
+async def _forged_command(
+    pub: Publisher, market_id: str, agent_id: str, neg: dict[str, Any], obs: Observer
+) -> None:
+    """A move in the external agent's name, signed by a key that is not its own: the referee refuses it."""
+    forged = signed(
+        CounterOffer(
+            listing_id=neg["listing_id"],
+            thread_id=neg["thread_id"],
+            price_cents=29_000,
+            shipping_method="local_pickup",
+        ),  # type: ignore[arg-type]
+        key=AgentKey.generate(),
+        agent_id=agent_id,
+        seq=10**9,
+        market_id=market_id,
+        producer="mallory",
+    )
+    await pub.send(NEGOTIATION_COMMANDS.name, neg["listing_id"], forged)
+    refused = await obs.wait_for(
+        lambda e: e.type == "ActionRefused" and e.payload["command_event_id"] == str(forged.event_id),
+        "negotiation.events",
+    )
+    assert refused[0].payload["reason"] == "bad_signature"
