@@ -82,14 +82,27 @@ class CompromisedBrainConfig(BaseModel):
 class ExternalBrainConfig(BaseModel):
     """The brain is an agent we do not run: it trades through the agent gateway (services/gateway).
 
-    The agents service leaves such a mandate alone; the gateway holds the agent's key and checks
-    every move it is sent with the same mandate guard. The external agent proves who it is with
-    an API key whose sha256 is given here (the key itself never travels on a topic)."""
+    The agents service leaves such a mandate alone; the gateway checks every move it is sent
+    with the same mandate guard. The external agent proves who it is in one of two ways: an API
+    key whose sha256 is given here (the gateway keeps the agent's signing key and signs for it;
+    the API key itself never travels on a topic), or its own Ed25519 `public_key` (it signs
+    its registration and every command itself, and the gateway forwards them unchanged)."""
 
     model_config = _STRICT
     kind: Literal["external"]
-    api_key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the agent's API key")
+    api_key_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the agent's API key"
+    )
+    public_key: str | None = Field(
+        default=None, min_length=40, max_length=64, description="the agent's own Ed25519 key, urlsafe base64"
+    )
     label: str = Field(default="external", max_length=64, description="names the agent in audits")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ExternalBrainConfig:
+        if (self.api_key_sha256 is None) == (self.public_key is None):
+            raise PydanticCustomError("external", "give exactly one of api_key_sha256 and public_key")
+        return self
 
 
 BrainConfig = Annotated[

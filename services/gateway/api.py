@@ -19,9 +19,12 @@ from typing import Any
 
 import asyncpg
 from prometheus_client import Counter
+from pydantic import ValidationError
 
+from haggle.contracts import Envelope, InvalidPayload, envelope_signature_valid, payload_of
+from haggle.contracts.agents import AgentRegistered
 from haggle.contracts.decisions import decision_for
-from haggle.contracts.topics import AGENT_DECISIONS, NEGOTIATION_COMMANDS
+from haggle.contracts.topics import AGENT_DECISIONS, AGENT_EVENTS, NEGOTIATION_COMMANDS
 from haggle.guard.moves import Accept, Move, Reject, Say
 from haggle.guard.ratelimit import RateLimiter, RefundedOnRollback
 from haggle.guard.rules import check
@@ -102,58 +105,78 @@ class Gateway:
     # moves ------------------------------------------------------------------
 
     async def open(self, who: store.Principal, req: domain.OpenRequest) -> dict[str, Any]:
-        async def decide(uow: UnitOfWork, principal: store.Principal) -> tuple[Standing, Move, str | None]:
-            found = await store.listing(uow.conn, principal.market_id, req.listing_id)
+        decide = self._opening(req.listing_id, req.want_id, domain.open_move(req))
+        return await self._act(who, self._once(req.request_id), decide, self._sign)
+
+    async def counter(self, who: store.Principal, req: domain.CounterRequest) -> dict[str, Any]:
+        return await self._on_thread(who, req.request_id, req.thread_id, domain.counter_move(req))
+
+    async def accept(self, who: store.Principal, req: domain.AnswerRequest) -> dict[str, Any]:
+        return await self._on_thread(who, req.request_id, req.thread_id, Accept(req.offer_id))
+
+    async def reject(self, who: store.Principal, req: domain.AnswerRequest) -> dict[str, Any]:
+        return await self._on_thread(who, req.request_id, req.thread_id, Reject(req.offer_id, req.message))
+
+    async def say(self, who: store.Principal, req: domain.SayRequest) -> dict[str, Any]:
+        return await self._on_thread(who, req.request_id, req.thread_id, Say(req.text))
+
+    async def _on_thread(
+        self, who: store.Principal, request_id: str, thread_id: str, move: Move
+    ) -> dict[str, Any]:
+        return await self._act(who, self._once(request_id), self._in_thread(thread_id, move), self._sign)
+
+    def _opening(self, listing_id: str, want_id: str | None, move: Move) -> Decide:
+        async def decide(uow: UnitOfWork, principal: store.Principal) -> tuple[Standing, Move]:
+            found = await store.listing(uow.conn, principal.market_id, listing_id)
             if found is None or found[1] != "active":
-                raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"no active listing {req.listing_id}")
-            if await store.negotiation(uow.conn, principal.agent_id, req.listing_id) is not None:
-                raise Refused(GatewayRefusal.ALREADY_NEGOTIATING, f"already negotiating on {req.listing_id}")
+                raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"no active listing {listing_id}")
+            if await store.negotiation(uow.conn, principal.agent_id, listing_id) is not None:
+                raise Refused(GatewayRefusal.ALREADY_NEGOTIATING, f"already negotiating on {listing_id}")
             fulfilled = await store.fulfilled_wants(uow.conn, principal.agent_id)
-            want = domain.want_for(principal.mandate, found[0], req.want_id, fulfilled)
+            want = domain.want_for(principal.mandate, found[0], want_id, fulfilled)
             standing = Standing(
                 principal.agent_id, principal.mandate, principal.committed_cents, found[0], want
             )
-            move = self._guard(uow, domain.open_move(req), standing)
-            await store.start_negotiation(uow.conn, principal.agent_id, req.listing_id, want.id)
-            return standing, move, None
+            checked = self._guard(uow, move, standing)
+            await store.start_negotiation(uow.conn, principal.agent_id, listing_id, want.id)
+            return standing, checked
 
-        return await self._act(who, req.request_id, decide)
+        return decide
 
-    async def counter(self, who: store.Principal, req: domain.CounterRequest) -> dict[str, Any]:
-        return await self._on_thread(who, req.request_id, req.thread_id, lambda: domain.counter_move(req))
-
-    async def accept(self, who: store.Principal, req: domain.AnswerRequest) -> dict[str, Any]:
-        return await self._on_thread(who, req.request_id, req.thread_id, lambda: Accept(req.offer_id))
-
-    async def reject(self, who: store.Principal, req: domain.AnswerRequest) -> dict[str, Any]:
-        return await self._on_thread(
-            who, req.request_id, req.thread_id, lambda: Reject(req.offer_id, req.message)
-        )
-
-    async def say(self, who: store.Principal, req: domain.SayRequest) -> dict[str, Any]:
-        return await self._on_thread(who, req.request_id, req.thread_id, lambda: Say(req.text))
-
-    async def _on_thread(
-        self, who: store.Principal, request_id: str, thread_id: str, move: Callable[[], Move]
-    ) -> dict[str, Any]:
-        async def decide(uow: UnitOfWork, principal: store.Principal) -> tuple[Standing, Move, str | None]:
+    def _in_thread(self, thread_id: str, move: Move) -> Decide:
+        async def decide(uow: UnitOfWork, principal: store.Principal) -> tuple[Standing, Move]:
             row = await store.negotiation_by_thread(uow.conn, principal.agent_id, thread_id)
             if row is None:
                 raise Refused(GatewayRefusal.UNKNOWN_NEGOTIATION, f"no negotiation {thread_id} of yours")
             standing = await _standing(uow.conn, principal, row["listing_id"], row["want_id"], row["events"])
-            return standing, self._guard(uow, move(), standing), thread_id
+            return standing, self._guard(uow, move, standing)
 
-        return await self._act(who, request_id, decide)
+        return decide
 
     def _guard(self, uow: UnitOfWork, move: Move, standing: Standing) -> Move:
         limiter = RefundedOnRollback(self.moves, uow.on_rollback)
         return domain.guarded(move, standing, lambda m, v, lim: check(m, v, lim, limiter))
 
+    @staticmethod
+    def _once(request_id: str) -> Claim:
+        async def claim(uow: UnitOfWork, principal: store.Principal) -> None:
+            if not await store.remember_request(uow.conn, principal.agent_id, request_id, uuid.uuid4()):
+                raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"request {request_id} was sent before")
+
+        return claim
+
+    @staticmethod
+    async def _sign(uow: UnitOfWork, principal: store.Principal, move: Move, standing: Standing) -> Envelope:
+        """An API-key agent's move: the gateway signs it with the agent's key, and records the decision."""
+        listing_id = standing.facts.listing_id
+        thread_id = standing.view().thread_id
+        command = domain.command_for(move, listing_id, thread_id)
+        env = await send(uow, principal, command, NEGOTIATION_COMMANDS.name, listing_id)
+        uow.emit(AGENT_DECISIONS.name, principal.agent_id, _decision(env, principal))
+        return env
+
     async def _act(
-        self,
-        who: store.Principal,
-        request_id: str,
-        decide: Callable[[UnitOfWork, store.Principal], Awaitable[tuple[Standing, Move, str | None]]],
+        self, who: store.Principal, claim: Claim, decide: Decide, publish: Publish
     ) -> dict[str, Any]:
         try:
             async with unit_of_work(self.pool, self.notify_channel) as uow:
@@ -161,23 +184,79 @@ class Gateway:
                 assert principal is not None
                 if not principal.admitted:
                     raise Refused(GatewayRefusal.NOT_ADMITTED, "the referee has not admitted this agent yet")
-                event_id = uuid.uuid4()
-                if not await store.remember_request(uow.conn, principal.agent_id, request_id, event_id):
-                    raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"request {request_id} was sent before")
-                standing, move, thread_id = await decide(uow, principal)
-                listing_id = standing.facts.listing_id
-                command = domain.command_for(move, listing_id, thread_id)
-                env = await send(uow, principal, command, NEGOTIATION_COMMANDS.name, listing_id, event_id)
-                uow.emit(AGENT_DECISIONS.name, principal.agent_id, _decision(env, principal))
+                await claim(uow, principal)
+                standing, move = await decide(uow, principal)
+                env = await publish(uow, principal, move, standing)
         except Refused as refused:
             REFUSALS.labels(refused.code).inc()
             log.info("gateway refused", extra={"agent_id": who.agent_id, "reason": refused.code})
             raise
-        MOVES.labels(command.type).inc()
-        return {"accepted": True, "command": command.type, "event_id": str(env.event_id), "seq": env.seq}
+        MOVES.labels(env.type).inc()
+        return {"accepted": True, "command": env.type, "event_id": str(env.event_id), "seq": env.seq}
+
+    # agents that sign for themselves ----------------------------------------
+
+    async def signed(self, raw: Any) -> dict[str, Any]:
+        """A command (or its registration) the external agent signed with its own key, forwarded unchanged."""
+        env = _envelope(raw)
+        if not self.requests.allow(f"agent:{env.agent_id}"):
+            raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this agent")
+        async with self.pool.acquire() as conn:
+            who = await store.by_agent(conn, str(env.agent_id)) if env.agent_id else None
+        if who is None or not who.signs_itself or env.market_id != who.market_id:
+            raise self._refused(GatewayRefusal.UNAUTHORIZED, "not an agent that signs for itself here")
+        if not envelope_signature_valid(env, who.public_key):
+            raise self._refused(GatewayRefusal.BAD_SIGNATURE, "the signature is not the agent's")
+        if env.type == "AgentRegistered":
+            return await self._register(who, env)
+        try:
+            command = payload_of(env, domain.SIGNED_COMMANDS)
+        except InvalidPayload as exc:
+            raise self._refused(GatewayRefusal.INVALID_REQUEST, str(exc)) from None
+        move, listing_id, thread_id = domain.move_of(command)
+        decide = (
+            self._opening(listing_id, None, move) if thread_id is None else self._in_thread(thread_id, move)
+        )
+
+        async def claim(uow: UnitOfWork, principal: store.Principal) -> None:
+            if not await store.claim_signed_seq(uow.conn, principal.agent_id, int(env.seq or 0)):
+                raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"seq {env.seq} was used before")
+
+        async def forward(
+            uow: UnitOfWork, principal: store.Principal, move: Move, standing: Standing
+        ) -> Envelope:
+            uow.emit(NEGOTIATION_COMMANDS.name, listing_id, env)
+            return env
+
+        return await self._act(who, claim, decide, forward)
+
+    async def _register(self, who: store.Principal, env: Envelope) -> dict[str, Any]:
+        registration = payload_of(env, (AgentRegistered,))
+        assert isinstance(registration, AgentRegistered)
+        ours = (who.agent_id, who.principal_id, who.public_key)
+        if (registration.agent_id, registration.principal_id, registration.public_key) != ours:
+            raise self._refused(GatewayRefusal.UNAUTHORIZED, "not this principal's agent or key")
+        async with unit_of_work(self.pool, self.notify_channel) as uow:
+            uow.emit(AGENT_EVENTS.name, who.agent_id, env)
+        return {"accepted": True, "command": env.type, "event_id": str(env.event_id), "seq": env.seq}
 
 
-def _decision(env: Any, principal: store.Principal) -> Any:
+Claim = Callable[[UnitOfWork, store.Principal], Awaitable[None]]
+Decide = Callable[[UnitOfWork, store.Principal], Awaitable[tuple[Standing, Move]]]
+Publish = Callable[[UnitOfWork, store.Principal, Move, Standing], Awaitable[Envelope]]
+
+
+def _envelope(raw: Any) -> Envelope:
+    try:
+        return Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise Refused(
+            GatewayRefusal.INVALID_REQUEST, f"not an envelope ({exc.error_count()} errors)"
+        ) from None
+
+
+def _decision(env: Envelope, principal: store.Principal) -> Envelope:
+    assert principal.key is not None
     return decision_for(
         env,
         key=principal.key,

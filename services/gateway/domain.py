@@ -30,9 +30,10 @@ from haggle.contracts.negotiation import (
     RejectOffer,
     SendMessage,
     ThreadOpened,
+    WithdrawNegotiation,
 )
 from haggle.contracts.types import Id
-from haggle.guard.moves import Accept, MakeOffer, Move, Reject, Say
+from haggle.guard.moves import Accept, MakeOffer, Move, Reject, Say, Walk
 from haggle.guard.rules import GuardRefusal
 from haggle.guard.view import ListingView, MandateLimits, NegotiationView
 
@@ -41,6 +42,7 @@ class GatewayRefusal(StrEnum):
     """Why the gateway refused a request (the guard's reasons travel as `guard:<reason>`). Each has a test."""
 
     UNAUTHORIZED = "unauthorized"
+    BAD_SIGNATURE = "bad_signature"
     RATE_LIMITED = "rate_limited"
     REPLAYED_REQUEST = "replayed_request"
     INVALID_REQUEST = "invalid_request"
@@ -161,6 +163,34 @@ def open_move(req: OpenRequest) -> MakeOffer:
 
 def counter_move(req: CounterRequest) -> MakeOffer:
     return MakeOffer(req.price_cents, req.shipping_method, req.message, req.shipping_paid_by)
+
+
+SIGNED_COMMANDS: tuple[type[Message], ...] = (
+    OpenNegotiation,
+    CounterOffer,
+    AcceptOffer,
+    RejectOffer,
+    SendMessage,
+    WithdrawNegotiation,
+)
+"""What a self-signing agent may send through the gateway (besides its own registration)."""
+
+
+def move_of(command: Message) -> tuple[Move, str, str | None]:
+    """The move a signed command makes, its listing and its thread (None: it opens one)."""
+    if isinstance(command, OpenNegotiation | CounterOffer):
+        offer = MakeOffer(
+            command.price_cents, command.shipping_method, command.message, command.shipping_paid_by
+        )
+        return offer, command.listing_id, getattr(command, "thread_id", None)
+    if isinstance(command, AcceptOffer):
+        return Accept(command.offer_id), command.listing_id, command.thread_id
+    if isinstance(command, RejectOffer):
+        return Reject(command.offer_id, command.message), command.listing_id, command.thread_id
+    if isinstance(command, SendMessage):
+        return Say(command.text), command.listing_id, command.thread_id
+    assert isinstance(command, WithdrawNegotiation)
+    return Walk(), command.listing_id, command.thread_id
 
 
 def command_for(move: Move, listing_id: str, thread_id: str | None) -> Message:

@@ -2,6 +2,8 @@
 
 HTTP: `Authorization: Bearer <api key>`; GET /v1/listings?q=, /v1/negotiations, /v1/deals;
 POST /v1/negotiations (open), /v1/negotiations/{thread_id}/counter|accept|reject|messages.
+An agent with its own Ed25519 key POSTs the envelopes it signed (its registration, then its
+negotiation commands, as contracts/ describes them) to /v1/signed, and reads its agent.inbox.
 A refusal is `{"refused": reason, "detail": ...}` with 401 (unauthorized), 429 (rate limited),
 409 (replayed request) or 422 (anything else, the guard's reasons as `guard:<reason>`).
 
@@ -31,6 +33,7 @@ from services.gateway.domain import GatewayRefusal, Refused
 
 STATUS = {
     GatewayRefusal.UNAUTHORIZED: 401,
+    GatewayRefusal.BAD_SIGNATURE: 401,
     GatewayRefusal.RATE_LIMITED: 429,
     GatewayRefusal.REPLAYED_REQUEST: 409,
 }
@@ -81,8 +84,21 @@ def http_routes(gateway: Gateway) -> list[BaseRoute]:
         limit = request.query_params.get("limit", "20")
         return await gateway.search(who, request.query_params.get("q"), int(limit) if limit.isdigit() else 20)
 
+    async def signed(request: Request) -> Response:
+        """An agent that signs for itself: the body is its signed envelope (no API key)."""
+        try:
+            raw = await request.json()
+            return JSONResponse(await gateway.signed(raw), 202)
+        except json.JSONDecodeError:
+            return JSONResponse(
+                Refused(GatewayRefusal.INVALID_REQUEST, "the body is not JSON").as_json(), 422
+            )
+        except Refused as refused:
+            return JSONResponse(refused.as_json(), STATUS.get(refused.reason, 422))
+
     thread = "/v1/negotiations/{thread_id}"
     return [
+        Route("/v1/signed", signed, methods=["POST"]),
         route("/v1/listings", search, "GET"),
         route("/v1/negotiations", lambda who, _: gateway.my_negotiations(who), "GET"),
         route("/v1/deals", lambda who, _: gateway.my_deals(who), "GET"),

@@ -33,6 +33,7 @@ async def send(
     event_id: uuid.UUID | None = None,
 ) -> Envelope:
     """Sign for the external agent with the key the gateway keeps for it, and queue it."""
+    assert principal.key is not None, "a self-signing agent's commands are forwarded, never signed here"
     seq = await store.take_seq(uow.conn, principal.agent_id)
     env = signed(
         payload,
@@ -56,19 +57,22 @@ async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) 
     if not operators.is_operator(env):
         log.warning("mandate not signed by an operator", extra={"principal_id": mandate.principal_id})
         return
-    key = AgentKey.generate()
+    signs_itself = getattr(mandate.brain, "public_key", None) is not None
+    key = None if signs_itself else AgentKey.generate()
     agent_id = agent_id_for(mandate.principal_id)
     digest = mandate_digest(mandate)
     if not await store.insert_principal(uow.conn, env.market_id, mandate, digest, agent_id, key):
         return
     principal = await store.by_agent(uow.conn, agent_id)
     assert principal is not None
+    if signs_itself:
+        return  # it registers itself: POST /v1/signed with its self-signed AgentRegistered
     registration = AgentRegistered(
         agent_id=agent_id,
         principal_id=mandate.principal_id,
         owner_id=mandate.owner_id,
         role=Role.BUYER,
-        public_key=key.public,
+        public_key=principal.public_key,
     )
     await send(uow, principal, registration, AGENT_EVENTS.name, agent_id)
 

@@ -21,22 +21,30 @@ class Principal:
     agent_id: str
     mandate: Mandate
     mandate_sha256: str
-    key: AgentKey
+    key: AgentKey | None
+    """The agent's signing key when the gateway signs for it (API-key agents); None if it signs itself."""
+    public_key: str
     admitted: bool
     committed_cents: int
     label: str
+
+    @property
+    def signs_itself(self) -> bool:
+        return self.key is None
 
 
 def _principal(row: asyncpg.Record) -> Principal:
     mandate = Mandate.model_validate_json(row["mandate"])
     label = str(getattr(mandate.brain, "label", "external"))
+    key = AgentKey.from_bytes(row["private_key"]) if row["private_key"] is not None else None
     return Principal(
         row["principal_id"],
         row["market_id"],
         row["agent_id"],
         mandate,
         row["mandate_sha256"],
-        AgentKey.from_bytes(row["private_key"]),
+        key,
+        key.public if key is not None else row["public_key"],
         row["admitted"],
         row["committed_cents"],
         label,
@@ -44,19 +52,27 @@ def _principal(row: asyncpg.Record) -> Principal:
 
 
 async def insert_principal(
-    conn: asyncpg.Connection, market_id: str, mandate: Mandate, digest: str, agent_id: str, key: AgentKey
+    conn: asyncpg.Connection,
+    market_id: str,
+    mandate: Mandate,
+    digest: str,
+    agent_id: str,
+    key: AgentKey | None,
 ) -> bool:
-    api_key_sha256 = str(getattr(mandate.brain, "api_key_sha256"))  # noqa: B009 - only external brains
+    """An external agent's principal; `key` is the one the gateway signs with (None: it signs itself)."""
+    brain = mandate.brain
     created = await conn.fetchval(
         "INSERT INTO principals (principal_id, market_id, agent_id, mandate, mandate_sha256, api_key_sha256,"
-        " private_key) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1",
+        " private_key, public_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
         mandate.principal_id,
         market_id,
         agent_id,
         mandate.model_dump_json(),
         digest,
-        api_key_sha256,
-        key.private_bytes(),
+        getattr(brain, "api_key_sha256", None),
+        key.private_bytes() if key is not None else None,
+        key.public if key is not None else getattr(brain, "public_key", None),
     )
     return created is not None
 
@@ -245,3 +261,13 @@ async def remember_request(
         event_id,
     )
     return created is not None
+
+
+async def claim_signed_seq(conn: asyncpg.Connection, agent_id: str, seq: int) -> bool:
+    """A self-signing agent's seq must rise: the same or a lower one is a replay."""
+    claimed = await conn.fetchval(
+        "UPDATE principals SET last_signed_seq = $2 WHERE agent_id = $1 AND last_signed_seq < $2 RETURNING 1",
+        agent_id,
+        seq,
+    )
+    return claimed is not None
