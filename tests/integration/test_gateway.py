@@ -174,6 +174,8 @@ async def test_a_hostile_external_agent_is_refused_and_nothing_changes(
             answer = await forged.get("/v1/negotiations")
             assert answer.status_code == 401 and answer.json()["refused"] == "unauthorized"
         await _forged_command(pub, market_id, agent_id, neg, obs)
+        async with http_client(api_key) as client:
+            await _typed_refusals(client, listing_id)
         async with http_client(api_key) as flood:
             answers = [await flood.get("/v1/deals") for _ in range(BURST + 30)]
             codes = [a.status_code for a in answers]
@@ -186,6 +188,34 @@ async def test_a_hostile_external_agent_is_refused_and_nothing_changes(
             "CounterOffer",
         ]
         assert not obs.matching(of_type("DealAgreed"), "negotiation.events")
+
+
+async def _typed_refusals(client: Any, listing_id: str) -> None:
+    def opening(**fields: Any) -> dict[str, Any]:
+        return {
+            "request_id": request_id(),
+            "listing_id": listing_id,
+            "price_cents": 15_000,
+            "shipping_method": "local_pickup",
+            **fields,
+        }
+
+    cases = [
+        ("/v1/negotiations", opening(price_cents=150.5), "invalid_request"),
+        ("/v1/negotiations", opening(listing_id="no-such-listing"), "unknown_listing"),
+        ("/v1/negotiations", opening(), "already_negotiating"),
+        (
+            "/v1/negotiations/no-such-thread/accept",
+            {"request_id": request_id(), "offer_id": "x.1"},
+            "unknown_negotiation",
+        ),
+    ]
+    for path, body, reason in cases:
+        answer = await client.post(path, json=body)
+        assert (answer.status_code, answer.json()["refused"]) == (422, reason), path
+    assert (await client.post("/v1/negotiations", content=b"{not json")).json()[
+        "refused"
+    ] == "invalid_request"
 
 
 async def _my_turn(tools: Any) -> dict[str, Any] | None:
