@@ -199,6 +199,11 @@ class DealAgreed(Message):
     accepted_offer_id: Id
     rounds: int = 0
 
+    @property
+    def buyer_total_cents(self) -> int:
+        """What the buyer pays: the price, plus shipping when the buyer pays it."""
+        return self.price_cents + (self.shipping_cost_cents if self.shipping_paid_by is Party.BUYER else 0)
+
 
 class ActionRefused(Message):
     type: Literal["ActionRefused"] = "ActionRefused"

@@ -10,7 +10,7 @@ from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.decisions import mandate_digest
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import AssignMandate
-from haggle.contracts.negotiation import ActionRefused, DealAgreed, Party
+from haggle.contracts.negotiation import ActionRefused, DealAgreed
 from haggle.contracts.topics import AGENT_EVENTS
 from haggle.runtime import operators
 from haggle.runtime.outbox import UnitOfWork
@@ -91,7 +91,7 @@ async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> N
     agent_id = str(env.agent_id)
     if event.buyer_agent_id != agent_id:
         return
-    total = event.price_cents + (event.shipping_cost_cents if event.shipping_paid_by is Party.BUYER else 0)
+    total = event.buyer_total_cents
     if await store.add_deal(uow.conn, agent_id, event.deal_id, event.listing_id, total, env.payload):
         await store.add_committed(uow.conn, agent_id, total)
 
