@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench import (
+    audit_verify,
     kafka_ceiling,
     listing_throughput,
     negmas_peer,
@@ -21,6 +22,7 @@ SHORT_RUNS = (
     (negmas_peer.main, ["--count", "20"]),
     (scale.main, ["search", "--listings", "100000", "--queries", "20"]),
     (scale.main, ["open", "--negotiations", "1000", "--buyers", "20"]),
+    (audit_verify.main, ["--deals", "1000"]),
 )
 
 

@@ -128,7 +128,7 @@ async def _assign(
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     for _ in range(50):
-        await consumer._client.force_metadata_update()
+        await consumer._client.force_metadata_update()  # aiokafka has no public call for this
         if found := consumer.partitions_for_topic(topic):
             return set(found)
         await asyncio.sleep(0.1)

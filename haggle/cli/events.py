@@ -40,7 +40,9 @@ async def _print(
     bootstrap: str, topic: str, wanted: Filter, follow: bool, as_json: bool, start: bool
 ) -> None:
     out = sys.stdout
-    async for item in read(bootstrap, [topic], wanted, follow=follow, from_start=start, malformed=True):
+    # A malformed record has no market or type: shown only when nothing is filtered.
+    unfiltered = wanted.market_id is None and not wanted.types
+    async for item in read(bootstrap, [topic], wanted, follow=follow, from_start=start, malformed=unfiltered):
         out.write(orjson.dumps(item.as_json()).decode() if as_json else describe(item))
         out.write("\n")
         out.flush()

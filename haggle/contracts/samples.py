@@ -30,7 +30,11 @@ SAMPLE_KEY = AgentKey.from_bytes(bytes(range(32)))
 
 
 class SampleError(Exception):
-    """No valid sample could be built for a model: give it one by hand in OVERRIDES."""
+    """No valid sample could be built for a model: give it fields by hand in OVERRIDES."""
+
+
+OVERRIDES: dict[str, Json] = {}
+"""Fields a type's sample needs that the schema alone cannot tell (cross-field rules), by type name."""
 
 
 def _resolve(schema: Json, defs: Json) -> Json:
@@ -94,6 +98,7 @@ def value_for(name: str, schema: Json, defs: Json) -> Any:
 def sample_payload(model: type[Message]) -> Json:
     schema = model.model_json_schema()
     payload = value_for(model.__name__, schema, schema.get("$defs", {}))
+    payload.update(OVERRIDES.get(model.model_fields["type"].default, {}))
     try:
         return model.model_validate(payload).model_dump(mode="json")
     except ValidationError as exc:
