@@ -48,7 +48,9 @@ async def test_the_audit_of_a_real_deal_verifies_and_a_tampered_one_does_not(
         )
     deal_id = ask["deal_id"]
     exported = tmp_path / "audit.json"
-    done = await asyncio.to_thread(haggle, "audit", "deal", deal_id, "--json", str(exported))
+    done = await asyncio.to_thread(
+        haggle, "audit", "deal", deal_id, "--market", market_id, "--json", str(exported)
+    )
     assert done.returncode == 0, done.stderr
     assert "ApprovalGranted by carol" in done.stdout and "proposed by strategy:" in done.stdout
 
