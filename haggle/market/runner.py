@@ -12,6 +12,7 @@ the invariant checks, and build the report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from haggle.contracts.approval import ApprovalDenied, ApprovalGranted, ApprovalR
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.settlement import FundWallet
 from haggle.contracts.topics import APPROVAL_EVENTS, MANDATE_COMMANDS, MARKET_EVENTS, SETTLEMENT_COMMANDS
-from haggle.market import checks, collect
+from haggle.market import checks, collect, lifecycle
 from haggle.market.collect import Scope
 from haggle.market.facts import MarketFacts
 from haggle.market.mandates import assign_mandate
@@ -34,7 +35,16 @@ from haggle.market.population import Population
 from haggle.market.report import MarketReport, build_report
 from haggle.runtime.operators import operator_envelope
 
-TOPICS = ("listing.events", "negotiation.events", "settlement.events", "approval.events", "agent.events")
+TOPICS = (
+    "listing.events",
+    "negotiation.events",
+    "settlement.events",
+    "approval.events",
+    "agent.events",
+    "market.events",
+)
+CLOSING_ALLOWANCE_SECONDS = 120.0
+"""How long settlement may take past the last negotiation's deadline (approvals, carrier, inspection)."""
 Progress = Callable[["MarketStatus"], None]
 
 
@@ -45,6 +55,7 @@ class RunConfig:
     negotiation_ttl_seconds: int = 60
     max_rounds: int = 12
     quiet_seconds: float = 3.0
+    """Trading ends once nothing has been in flight for this long."""
     fee_bps: int = 500
     carrier_loss_bps: int = 300
 
@@ -62,6 +73,8 @@ class MarketStatus:
     deals: int = 0
     settled: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    phase: str = "open"
     started: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     done: bool = False
@@ -192,25 +205,60 @@ class Watch:
                 envelope = operator_envelope(answer, self.status.market_id)
                 await self.pub.send(APPROVAL_EVENTS.name, answer.principal_id, envelope)
 
-    def finished(self, quiet_seconds: float) -> bool:
-        s = self.status
-        everyone_in = s.registered >= s.principals and s.listings >= s.listings_expected
-        calm = time.monotonic() - s.last_activity >= quiet_seconds
-        return everyone_in and calm and s.threads_open == 0 and s.settled >= s.deals
+    def accounts_for(self, view: lifecycle.MarketView) -> bool:
+        """Every negotiation and deal the services hold has been seen to its end."""
+        deals = self._deals
+        return (
+            len(self._threads) >= view.threads
+            and len(self._ended) >= view.threads
+            and len(deals) >= view.deals
+            and len(self._settled & deals) >= view.deals
+        )
 
 
-async def watch_until_done(watch: Watch, config: RunConfig, progress: Progress | None) -> None:
-    deadline = time.monotonic() + config.deadline_seconds
-    while time.monotonic() < deadline:
+async def keep_watching(watch: Watch, progress: Progress | None) -> None:
+    """Follow the market (and answer its approvals) for as long as the run lasts."""
+    while True:
         await watch.step()
         if progress:
             progress(watch.status)
-        if watch.finished(config.quiet_seconds):
+        await asyncio.sleep(0.25)
+
+
+async def trade_until_quiet(watch: Watch, config: RunConfig) -> None:
+    """Trading lasts until every principal and listing is in and nothing has been in flight for
+    `quiet_seconds` (as the services themselves say), or until the deadline."""
+    s = watch.status
+    deadline = time.monotonic() + config.deadline_seconds
+    quiet_since: float | None = None
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            view = await lifecycle.look(client, s.market_id)
+            everyone_in = s.registered >= s.principals and s.listings >= s.listings_expected
+            if everyone_in and view.quiet:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= config.quiet_seconds:
+                    return
+            else:
+                quiet_since = None
+            await asyncio.sleep(0.5)
+    s.problems.append(f"still trading after the {config.deadline_seconds:.0f} s deadline: closed then")
+
+
+async def close_and_catch_up(watch: Watch, pub: Publisher, config: RunConfig) -> lifecycle.MarketView:
+    """Close the market, then wait until the events seen account for everything the services hold."""
+    s = watch.status
+    s.phase = "closing"
+    timeout = config.negotiation_ttl_seconds + CLOSING_ALLOWANCE_SECONDS
+    view = await lifecycle.close_market(pub, s.market_id, timeout, s.notes.append)
+    s.phase = "closed"
+    for _ in range(120):  # 30 s
+        if watch.accounts_for(view):
             break
         await asyncio.sleep(0.25)
-    watch.status.done = True
-    if progress:
-        progress(watch.status)
+    else:
+        s.problems.append("the events seen do not account for every negotiation and deal after close")
+    return view
 
 
 async def facts_of(
@@ -219,6 +267,7 @@ async def facts_of(
     scope: Scope,
     database_url: str,
     problems: list[str] | None = None,
+    closed: dict[str, bool] | None = None,
 ) -> MarketFacts:
     deals = collect.deals(seen, scope)
     ledger_ok, ledger_problems = await checks.ledger_balanced(database_url, scope.market_id)
@@ -243,6 +292,7 @@ async def facts_of(
             "ledger_balanced": ledger_ok,
             "no_listing_sold_twice": sold_once,
             "no_mandate_broken": mandates_kept,
+            **(closed or {}),
         },
     )
 
@@ -262,9 +312,20 @@ async def run_market(
         Observer(bootstrap, *TOPICS, market_id=scope.market_id) as obs,
     ):
         await _start(pub, population, scope, rules_for(config, population.seed))
-        await watch_until_done(Watch(obs, pub, status, config.approval_policy), config, progress)
+        watch = Watch(obs, pub, status, config.approval_policy)
+        following = asyncio.create_task(keep_watching(watch, progress))
+        try:
+            await trade_until_quiet(watch, config)
+            view = await close_and_catch_up(watch, pub, config)
+        finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+        status.done = True
         seen = list(obs.seen)
-    report = build_report(await facts_of(seen, population, scope, database_url, status.problems))
+    closed = checks.market_closed(seen, view)
+    facts = await facts_of(seen, population, scope, database_url, status.problems, closed)
+    report = build_report(facts)
     if progress:
         progress(status)
     return report
