@@ -86,13 +86,22 @@ async def look(client: httpx.AsyncClient, market_id: str) -> MarketView:
     )
 
 
+async def look_patiently(client: httpx.AsyncClient, market_id: str, pause: float = 0.5) -> MarketView:
+    """`look`, asked again while a service is down or restarting (as in a chaos run)."""
+    while True:
+        try:
+            return await look(client, market_id)
+        except (httpx.HTTPError, CloseRefused):
+            await asyncio.sleep(pause)
+
+
 async def _until(
     client: httpx.AsyncClient, market_id: str, done: Callable[[MarketView], bool], timeout: float, say: Say
 ) -> MarketView:
     deadline = time.monotonic() + timeout
     last = ""
     while True:
-        view = await look(client, market_id)
+        view = await look_patiently(client, market_id)
         if done(view):
             return view
         line = (
@@ -112,7 +121,7 @@ async def close_market(
 ) -> MarketView:
     """Close a market and wait until it is closed; a market already closing is waited for."""
     async with httpx.AsyncClient(timeout=5) as client:
-        view = await look(client, market_id)
+        view = await look_patiently(client, market_id)
         if view.phases["negotiation"] is MarketPhase.CLOSED:
             raise CloseRefused(f"market {market_id} is closed already")
         if view.phases["negotiation"] is MarketPhase.OPEN:

@@ -15,19 +15,21 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 
 from haggle import procs
 from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
-from haggle.contracts.approval import ApprovalDenied, ApprovalGranted, ApprovalRequested
+from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.settlement import FundWallet
 from haggle.contracts.topics import APPROVAL_EVENTS, MANDATE_COMMANDS, MARKET_EVENTS, SETTLEMENT_COMMANDS
 from haggle.market import checks, collect, lifecycle
+from haggle.market.approvals import DEFAULT_POLICY, ApprovalPolicy
 from haggle.market.collect import Scope
 from haggle.market.facts import MarketFacts
 from haggle.market.mandates import assign_mandate
@@ -46,11 +48,12 @@ TOPICS = (
 CLOSING_ALLOWANCE_SECONDS = 120.0
 """How long settlement may take past the last negotiation's deadline (approvals, carrier, inspection)."""
 Progress = Callable[["MarketStatus"], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    approval_policy: str = "grant-all"
+    approval_policy: str = DEFAULT_POLICY
     deadline_seconds: float = 600
     negotiation_ttl_seconds: int = 60
     max_rounds: int = 12
@@ -138,36 +141,16 @@ async def _start(pub: Publisher, population: Population, scope: Scope, rules: Ma
         )
 
 
-def answer_for(policy: str, request: ApprovalRequested) -> ApprovalGranted | ApprovalDenied | None:
-    """`grant-all`, `deny-all`, `grant-up-to:<cents>`, or `human` (answer with `haggle approvals`)."""
-    if policy == "human":
-        return None
-    grant = policy == "grant-all" or (
-        policy.startswith("grant-up-to:") and request.amount_cents <= int(policy.split(":", 1)[1])
-    )
-    ids = {
-        "approval_id": request.approval_id,
-        "deal_id": request.deal_id,
-        "principal_id": request.principal_id,
-    }
-    if grant:
-        return ApprovalGranted(**ids, granted_by=f"policy:{policy}")
-    return ApprovalDenied(**ids, denied_by=f"policy:{policy}", reason="above the policy's limit")
-
-
 def check_policy(policy: str) -> str:
-    if policy in ("grant-all", "deny-all", "human"):
-        return policy
-    if policy.startswith("grant-up-to:") and policy.split(":", 1)[1].isdigit():
-        return policy
-    raise ValueError(f"approval policy {policy!r}: use grant-all, deny-all, human or grant-up-to:<cents>")
+    return str(ApprovalPolicy.parse(policy))
 
 
 class Watch:
     """Follows one market's events and answers its approvals; `status` says how far it got."""
 
-    def __init__(self, obs: Observer, pub: Publisher, status: MarketStatus, policy: str) -> None:
+    def __init__(self, obs: Observer, pub: Publisher, status: MarketStatus, policy: ApprovalPolicy) -> None:
         self.obs, self.pub, self.status, self.policy = obs, pub, status, policy
+        self.scope = Scope(status.market_id)
         self._cursor = 0
         self._threads: set[str] = set()
         self._ended: set[str] = set()
@@ -200,7 +183,8 @@ class Watch:
         elif kind in ("FundsReleased", "Refunded", "EscrowFailed"):
             self._settled.add(p["deal_id"])
         elif kind == "ApprovalRequested":
-            answer = answer_for(self.policy, ApprovalRequested.model_validate(p))
+            request = ApprovalRequested.model_validate(p)
+            answer = self.policy.answer(request, self.scope.unscope(request.principal_id))
             if answer is not None:
                 envelope = operator_envelope(answer, self.status.market_id)
                 await self.pub.send(APPROVAL_EVENTS.name, answer.principal_id, envelope)
@@ -233,7 +217,7 @@ async def trade_until_quiet(watch: Watch, config: RunConfig) -> None:
     quiet_since: float | None = None
     async with httpx.AsyncClient(timeout=5) as client:
         while time.monotonic() < deadline:
-            view = await lifecycle.look(client, s.market_id)
+            view = await lifecycle.look_patiently(client, s.market_id)
             everyone_in = s.registered >= s.principals and s.listings >= s.listings_expected
             if everyone_in and view.quiet:
                 quiet_since = quiet_since or time.monotonic()
@@ -261,6 +245,32 @@ async def close_and_catch_up(watch: Watch, pub: Publisher, config: RunConfig) ->
     return view
 
 
+async def drive(
+    watch: Watch,
+    pub: Publisher,
+    config: RunConfig,
+    progress: Progress | None,
+    alongside: Awaitable[T] | None = None,
+) -> tuple[lifecycle.MarketView, T | None]:
+    """A market's whole life once started: trade until quiet (with `alongside`, e.g. a chaos
+    monkey, running meanwhile), close, and catch up with its events."""
+    following = asyncio.create_task(keep_watching(watch, progress))
+    extra: T | None = None
+    try:
+        if alongside is not None:
+            extra, _ = await asyncio.gather(alongside, trade_until_quiet(watch, config))
+        await trade_until_quiet(watch, config)
+        view = await close_and_catch_up(watch, pub, config)
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+    watch.status.done = True
+    if progress:
+        progress(watch.status)
+    return view, extra
+
+
 async def facts_of(
     seen: list[tuple[str, Envelope]],
     population: Population,
@@ -268,6 +278,7 @@ async def facts_of(
     database_url: str,
     problems: list[str] | None = None,
     closed: dict[str, bool] | None = None,
+    policy: ApprovalPolicy | None = None,
 ) -> MarketFacts:
     deals = collect.deals(seen, scope)
     ledger_ok, ledger_problems = await checks.ledger_balanced(database_url, scope.market_id)
@@ -288,6 +299,7 @@ async def facts_of(
             "referee": collect.referee_refusals(seen),
             "guard": await checks.guard_refusals(database_url, scope),
         },
+        consent_limits_cents=consent_limits(population, policy),
         invariants={
             "ledger_balanced": ledger_ok,
             "no_listing_sold_twice": sold_once,
@@ -295,6 +307,14 @@ async def facts_of(
             **(closed or {}),
         },
     )
+
+
+def consent_limits(population: Population, policy: ApprovalPolicy | None) -> dict[str, int]:
+    """Each principal's consent limit under the policy, for the optimum (absent: none)."""
+    if policy is None:
+        return {}
+    found = {p.id: policy.consent_limit(p.id, p.auto_approve_limit_cents) for p in population.principals}
+    return {pid: limit for pid, limit in sorted(found.items()) if limit is not None}
 
 
 async def run_market(
@@ -312,19 +332,12 @@ async def run_market(
         Observer(bootstrap, *TOPICS, market_id=scope.market_id) as obs,
     ):
         await _start(pub, population, scope, rules_for(config, population.seed))
-        watch = Watch(obs, pub, status, config.approval_policy)
-        following = asyncio.create_task(keep_watching(watch, progress))
-        try:
-            await trade_until_quiet(watch, config)
-            view = await close_and_catch_up(watch, pub, config)
-        finally:
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
-        status.done = True
+        policy = ApprovalPolicy.parse(config.approval_policy, population.seed)
+        watch = Watch(obs, pub, status, policy)
+        view, _ = await drive(watch, pub, config, progress)
         seen = list(obs.seen)
     closed = checks.market_closed(seen, view)
-    facts = await facts_of(seen, population, scope, database_url, status.problems, closed)
+    facts = await facts_of(seen, population, scope, database_url, status.problems, closed, policy)
     report = build_report(facts)
     if progress:
         progress(status)
