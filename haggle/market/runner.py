@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 from haggle import procs
-from haggle.client import Observer, Publisher
+from haggle.client import Observer, Publisher, read_all
 from haggle.contracts import Envelope
 from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.market import MarketRulesSet
@@ -339,9 +341,46 @@ async def run_market(
     closed = checks.market_closed(seen, view)
     facts = await facts_of(seen, population, scope, database_url, status.problems, closed, policy)
     report = build_report(facts)
+    save_record(scope.market_id, population, config.approval_policy, report)
     if progress:
         progress(status)
     return report
+
+
+def record_path(market_id: str) -> Path:
+    from haggle.infra.state import Settings
+
+    return Settings.from_env().state_dir / "markets" / f"{market_id}.json"
+
+
+def save_record(market_id: str, population: Population, policy: str, report: MarketReport) -> None:
+    """What `haggle market report` needs to take the report again: the population and the policy."""
+    path = record_path(market_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "population": population.model_dump(mode="json"),
+        "approval_policy": policy,
+        "report": json.loads(report.to_json()),
+    }
+    path.write_text(json.dumps(record) + "\n")
+
+
+async def report_again(
+    market_id: str, bootstrap: str, database_url: str
+) -> tuple[MarketReport, dict[str, Any]]:
+    """The report of a closed market taken afresh from its events, and the one saved at its close."""
+    path = record_path(market_id)
+    if not path.exists():
+        raise FileNotFoundError(f"no record of market {market_id} at {path}")
+    record = json.loads(path.read_text())
+    population = Population.model_validate(record["population"])
+    policy = ApprovalPolicy.parse(record["approval_policy"], population.seed)
+    seen = await read_all(bootstrap, *TOPICS, market_id=market_id)
+    async with httpx.AsyncClient(timeout=5) as client:
+        view = await lifecycle.look(client, market_id)
+    closed = checks.market_closed(seen, view)
+    facts = await facts_of(seen, population, Scope(market_id), database_url, None, closed, policy)
+    return build_report(facts), record["report"]
 
 
 async def run_all(
