@@ -28,7 +28,6 @@ LIMITER = RateLimiter(
     per_second=float(os.environ.get("HAGGLE_AGENT_MOVES_PER_SECOND", "20")),
     burst=int(os.environ.get("HAGGLE_AGENT_MOVE_BURST", "40")),
 )
-PARALLEL_PER_WANT = int(os.environ.get("HAGGLE_AGENT_PARALLEL_PER_WANT", "3"))
 _brains: dict[str, Brain] = {}
 
 THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {

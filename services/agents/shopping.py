@@ -1,0 +1,48 @@
+"""How a buyer shops for one want: a shortlist of the listings that match it, cheapest tried first. Pure.
+
+Every listing that matches a want becomes a candidate negotiation (waiting, nothing held). At most
+`parallel` negotiations per want run at once (being opened, or open); the others wait on a
+shortlist of the `shortlist` cheapest (asking price plus the cheapest shipping), and the dearer
+ones are dropped. When a negotiation ends without a deal, the next candidate opens: a buyer
+tries the next listing instead of giving up on the want. A candidate that is due to open is
+ranked again first, so a cheaper listing published meanwhile goes ahead of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SHOP_SECONDS = 1.0
+"""A want's first openings wait this long, so listings published together are compared."""
+PARALLEL_PER_WANT = 1
+SHORTLIST = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    neg_id: str
+    total_cents: int
+    """What the listing asks, plus its cheapest shipping."""
+    started: bool
+    """Its opening was sent, or its thread is open: it holds one of the want's places."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShoppingPlan:
+    open: tuple[str, ...]
+    wait: tuple[str, ...]
+    drop: tuple[str, ...]
+
+
+def plan(
+    candidates: Sequence[Candidate], parallel: int = PARALLEL_PER_WANT, shortlist: int = SHORTLIST
+) -> ShoppingPlan:
+    waiting = sorted((c for c in candidates if not c.started), key=lambda c: (c.total_cents, c.neg_id))
+    free = max(0, parallel - sum(c.started for c in candidates))
+    chosen, rest = waiting[:free], waiting[free:]
+    return ShoppingPlan(
+        open=tuple(c.neg_id for c in chosen),
+        wait=tuple(c.neg_id for c in rest[:shortlist]),
+        drop=tuple(c.neg_id for c in rest[shortlist:]),
+    )
