@@ -19,6 +19,20 @@ PARALLEL_PER_WANT = 1
 SHORTLIST = 8
 
 
+OPENING_SHARE = 0.7
+"""Short of money, a buyer opens only holding 70% of the asking price plus shipping (sellers' floors
+sit around two thirds of their asking prices): less would haggle hopelessly and hold the listing."""
+
+
+def worth_opening(
+    held_cents: int, could_hold_cents: int, asking_cents: int, cheapest_shipping_cents: int
+) -> bool:
+    """Whether to open holding `held_cents`; with money to spare the want could hold `could_hold_cents`."""
+    return held_cents > 0 and (
+        held_cents >= could_hold_cents or held_cents >= OPENING_SHARE * asking_cents + cheapest_shipping_cents
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     neg_id: str

@@ -25,7 +25,7 @@ from haggle.contracts.negotiation import (
 )
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import store
+from services.agents import shopping, store
 from services.agents.brains import BrainUnavailable
 from services.agents.brains.base import is_remote
 from services.agents.decide import Decision, next_move
@@ -149,17 +149,15 @@ async def _apply(
     common.AGENT_TURNS.labels("fell_back" if decision.fell_back else "moved").inc()
 
 
-OPENING_FLOOR = 0.5
-"""A buyer opens only if it can hold at least half the asking price for the thread."""
-
-
 async def _hold_for_opening(
     uow: UnitOfWork, principal: Principal, neg: Negotiation, facts: ListingFacts, counted: bool = True
 ) -> bool:
     """Hold the thread's whole cap before opening, or wait until money comes free."""
     free = await common.free_budget(uow, principal, neg)
     cap = common.thread_cap(principal, neg, facts, free)
-    if cap < OPENING_FLOOR * facts.price_cents:
+    could = common.thread_cap(principal, neg, facts, principal.mandate.budget_cents)
+    cheapest = min((option.cost_cents for option in facts.shipping), default=0)
+    if not shopping.worth_opening(cap, could, facts.price_cents, cheapest):
         neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", "declined_to_open", 0, None
         if counted:
             common.AGENT_TURNS.labels("waiting_for_budget").inc()
