@@ -33,6 +33,43 @@ def worth_opening(
     )
 
 
+HOLD_SHARE = 0.9
+"""A thread holds (and may at most pay) 90% of the asking price plus shipping: sellers' floors sit
+below that, and the money left over lets the buyer shop for another want at the same time."""
+
+
+def hold_for(buying_cap_cents: int, asking_cents: int, cheapest_shipping_cents: int, free_cents: int) -> int:
+    """What a buyer thread holds of the budget from its opening to its end: the most it can commit."""
+    return min(buying_cap_cents, round(HOLD_SHARE * asking_cents) + cheapest_shipping_cents, free_cents)
+
+
+@dataclass(frozen=True, slots=True)
+class WantPlan:
+    want_id: str
+    value_cents: int
+    """What the want is worth to its buyer (its private max, or the consent cap)."""
+    cost_cents: int
+    """What its best candidate would take: the hold."""
+    holding: bool
+    """A thread for it holds money already."""
+
+
+def funded(wants: Sequence[WantPlan], budget_left_cents: int) -> set[str]:
+    """Which wants the budget goes to when it cannot cover them all: those already holding, then the
+    most surplus per dollar first (a greedy knapsack)."""
+    chosen: set[str] = set()
+    left = budget_left_cents
+    order = sorted(
+        wants,
+        key=lambda w: (not w.holding, -(w.value_cents - w.cost_cents) / max(1, w.cost_cents), w.want_id),
+    )
+    for want in order:
+        if want.holding or want.cost_cents <= left:
+            chosen.add(want.want_id)
+            left -= want.cost_cents
+    return chosen
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     neg_id: str

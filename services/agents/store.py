@@ -277,6 +277,23 @@ async def shortlist(conn: asyncpg.Connection, principal_id: str, want_id: str) -
     )
 
 
+async def best_candidates(conn: asyncpg.Connection, principal_id: str) -> list[asyncpg.Record]:
+    """Per want with live candidates: the cheapest candidate's asking price and shipping, and
+    whether a thread for it holds money already."""
+    return list(
+        await conn.fetch(
+            "SELECT DISTINCT ON (n.want_id) n.want_id, (l.facts->>'price_cents')::bigint AS asking,"
+            " coalesce((SELECT min((o->>'cost_cents')::bigint)"
+            " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest,"
+            " bool_or(n.reserved_cents > 0) OVER (PARTITION BY n.want_id) AS holding"
+            " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+            " WHERE n.principal_id = $1 AND n.role = 'buyer' AND n.status IN ('opening', 'open')"
+            " ORDER BY n.want_id, (l.facts->>'price_cents')::bigint",
+            principal_id,
+        )
+    )
+
+
 async def set_retry(conn: asyncpg.Connection, neg_ids: Collection[str], at: datetime | None) -> None:
     await conn.execute(
         "UPDATE negotiations SET retry_at = $2, updated_at = now() WHERE neg_id = ANY($1::text[])",

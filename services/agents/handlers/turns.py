@@ -157,13 +157,30 @@ async def _hold_for_opening(
     cap = common.thread_cap(principal, neg, facts, free)
     could = common.thread_cap(principal, neg, facts, principal.mandate.budget_cents)
     cheapest = min((option.cost_cents for option in facts.shipping), default=0)
-    if not shopping.worth_opening(cap, could, facts.price_cents, cheapest):
+    worth = shopping.worth_opening(cap, could, facts.price_cents, cheapest)
+    if not worth or str(neg.want_id) not in await _funded_wants(uow, principal):
         neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", "declined_to_open", 0, None
         if counted:
             common.AGENT_TURNS.labels("waiting_for_budget").inc()
         return False
     neg.reserved_cents = cap
     return True
+
+
+async def _funded_wants(uow: UnitOfWork, principal: Principal) -> set[str]:
+    """The wants this buyer's budget goes to first (`shopping.funded`)."""
+    plans = [
+        shopping.WantPlan(
+            r["want_id"],
+            principal.buying_cap(r["want_id"]),
+            shopping.hold_for(
+                principal.buying_cap(r["want_id"]), int(r["asking"]), int(r["cheapest"]), 10**12
+            ),
+            bool(r["holding"]),
+        )
+        for r in await store.best_candidates(uow.conn, principal.principal_id)
+    ]
+    return shopping.funded(plans, principal.mandate.budget_cents - principal.committed_cents)
 
 
 async def _send_move(
