@@ -139,7 +139,7 @@ async def test_an_unanswered_approval_expires_once_and_the_buyer_does_not_buy_ag
 ) -> None:
     """Before: the buyer's agent, its approval expired, went on to buy the same want elsewhere above
     its auto-approve limit and asked again. Now: that listing never again, the want only within the limit."""
-    async with agent_market(bootstrap, market_id) as mk:
+    async with agent_market(bootstrap, market_id, "approval.events") as mk:
         await mk.pub.send(
             MARKET_EVENTS.name,
             market_id,
@@ -154,8 +154,8 @@ async def test_an_unanswered_approval_expires_once_and_the_buyer_does_not_buy_ag
             ),
             m.buyer(mk.pid("b"), [m.want("ride", max_price=9_000)], budget=20_000, auto_approve=5_000),
         )
-        requested = await mk.obs.wait_for(of_type("ApprovalRequested"), "settlement.events", timeout=90)
-        expired = await mk.obs.wait_for(of_type("ApprovalExpired"), "settlement.events", timeout=30)
+        requested = await mk.obs.wait_for(of_type("ApprovalRequested"), "approval.events", timeout=90)
+        expired = await mk.obs.wait_for(of_type("ApprovalExpired"), "approval.events", timeout=30)
         await mk.obs.wait_for(of_type("ListingRelisted"), "listing.events", timeout=30)
         # A second bike for the same want, priced above the auto-approve limit: a buyer that ignored
         # the expiry would buy it and ask for approval again.
@@ -168,10 +168,10 @@ async def test_an_unanswered_approval_expires_once_and_the_buyer_does_not_buy_ag
             of_type("ListingPublished", listing_id=f"{mk.pid('s2')}.bike2"), "listing.events"
         )
         await asyncio.sleep(12)
-        approvals = mk.obs.matching(of_type("ApprovalRequested"), "settlement.events")
+        approvals = mk.obs.matching(of_type("ApprovalRequested"), "approval.events")
         assert len(requested) == 1 and len(expired) == 1
         assert len(approvals) == 1, [a.payload["listing_id"] for a in approvals]
-        assert len(mk.obs.matching(of_type("ApprovalExpired"), "settlement.events")) == 1
+        assert len(mk.obs.matching(of_type("ApprovalExpired"), "approval.events")) == 1
         first_listing = requested[0].payload["listing_id"]
         reopened = [
             e
