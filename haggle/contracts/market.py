@@ -55,6 +55,42 @@ class MarketPhase(StrEnum):
     CLOSED = "closed"
 
 
+class MarketEventRefusal(StrEnum):
+    """Why a service refused a market event; each has a test."""
+
+    NOT_OPERATOR = "not_operator"
+    ALREADY_CLOSING = "already_closing"
+    ALREADY_CLOSED = "already_closed"
+    NOT_CLOSING = "not_closing"
+    UNFINISHED = "unfinished"
+
+
+LIFECYCLE: dict[tuple[MarketPhase, str], MarketPhase] = {
+    (MarketPhase.OPEN, "MarketRulesSet"): MarketPhase.OPEN,
+    (MarketPhase.OPEN, "MarketClosing"): MarketPhase.CLOSING,
+    (MarketPhase.CLOSING, "MarketClosed"): MarketPhase.CLOSED,
+}
+"""Every allowed step of a market's life; anything else is refused and changes nothing."""
+
+
+def next_phase(phase: MarketPhase, event_type: str) -> MarketPhase | MarketEventRefusal:
+    """The phase after a market event, or why the event is refused."""
+    if (phase, event_type) in LIFECYCLE:
+        return LIFECYCLE[(phase, event_type)]
+    if phase is MarketPhase.CLOSED:
+        return MarketEventRefusal.ALREADY_CLOSED
+    if phase is MarketPhase.CLOSING:
+        return MarketEventRefusal.ALREADY_CLOSING
+    return MarketEventRefusal.NOT_CLOSING
+
+
+def phase_at(phase: MarketPhase, rules: MarketRulesSet, now: datetime) -> MarketPhase:
+    """An open market whose `closes_at` has passed is closing, even before anyone says so."""
+    if phase is MarketPhase.OPEN and rules.closes_at is not None and now >= rules.closes_at:
+        return MarketPhase.CLOSING
+    return phase
+
+
 class MarketClosing(Message):
     """No new negotiation may open; what is open runs to its deadline, agreed deals settle."""
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.listing import (
@@ -27,6 +30,7 @@ from haggle.contracts.listing import (
     ListingWithdrawn,
 )
 from haggle.contracts.mandate import AssignMandate
+from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import (
     ActionRefused,
     AgentAdmitted,
@@ -44,12 +48,13 @@ from haggle.contracts.settlement import (
     Refunded,
     ShipmentDelivered,
 )
-from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_COMMANDS
+from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_COMMANDS, MARKET_EVENTS
+from haggle.runtime import markets
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.agents import store
 from services.agents.brains.base import is_remote
-from services.agents.handlers import common, lifecycle, settle, turns
+from services.agents.handlers import common, lifecycle, settle, shop, turns
 
 NAME = "agents"
 SCHEMA = "agents"
@@ -88,6 +93,14 @@ def subscriptions() -> list[Subscription]:
             batched=True,
         ),
         Subscription(
+            MARKET_EVENTS.name,
+            {
+                MarketRulesSet: lifecycle.on_market_event,
+                MarketClosing: lifecycle.on_market_event,
+                MarketClosed: lifecycle.on_market_event,
+            },
+        ),
+        Subscription(
             LISTING_EVENTS_TOPIC.name,
             {
                 ListingPublished: lifecycle.on_listing_published,
@@ -111,6 +124,8 @@ async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> N
         if found is None:
             return
         principal, neg = found
+        if not await shop.still_chosen(uow, principal, neg):
+            return
         if not is_remote(common.brain_for(principal)):
             neg.retry_at = None
             await turns.take_turn(uow, principal, neg)
@@ -194,8 +209,22 @@ def turn_scheduler(
     return schedule_forever
 
 
+def market_route(ctx: ServiceContext) -> Route:
+    """A market's phase as the agents see it, and their negotiations there that could still move."""
+
+    async def market(request: Request) -> Response:
+        market_id = request.path_params["market_id"]
+        state = await markets.load(ctx.pool, market_id)
+        counts = await store.market_counts(ctx.pool, market_id)
+        return JSONResponse({**state.view(market_id, common.now()), **counts})
+
+    return Route("/markets/{market_id}", market)
+
+
 def build(ctx: ServiceContext) -> ServiceParts:
-    return ServiceParts(subscriptions=subscriptions(), background=[turn_scheduler(ctx)])
+    return ServiceParts(
+        subscriptions=subscriptions(), routes=[market_route(ctx)], background=[turn_scheduler(ctx)]
+    )
 
 
 MODULE = ServiceModule(NAME, SCHEMA, MIGRATIONS, build)

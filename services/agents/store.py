@@ -14,6 +14,7 @@ import orjson
 from haggle.contracts import AgentKey
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate
+from services.agents import purchases
 
 
 @dataclass
@@ -26,6 +27,13 @@ class Principal:
     key: AgentKey
     admitted: bool
     committed_cents: int
+    refused_listings: frozenset[str] = frozenset()
+    refused_wants: frozenset[str] = frozenset()
+
+    def buying_cap(self, want_id: str) -> int:
+        want = self.mandate.want(want_id)
+        refused = want_id in self.refused_wants
+        return purchases.buying_cap(want.max_price_cents, self.mandate.auto_approve_limit_cents, refused)
 
 
 @dataclass
@@ -75,6 +83,8 @@ def _principal(row: asyncpg.Record) -> Principal:
         key,
         row["admitted"],
         row["committed_cents"],
+        frozenset(row["refused_listings"]),
+        frozenset(row["refused_wants"]),
     )
 
 
@@ -138,6 +148,44 @@ async def set_admitted(conn: asyncpg.Connection, principal_id: str) -> bool:
         principal_id,
     )
     return changed is not None
+
+
+async def refuse_purchase(
+    conn: asyncpg.Connection, principal_id: str, listing_id: str, want_id: str | None
+) -> None:
+    """The principal did not consent to buying this listing for this want."""
+    await conn.execute(
+        "UPDATE principals SET"
+        " refused_listings = array(SELECT DISTINCT unnest(refused_listings || $2::text)),"
+        " refused_wants = array_remove(array(SELECT DISTINCT unnest(refused_wants || $3::text)), NULL)"
+        " WHERE principal_id = $1",
+        principal_id,
+        listing_id,
+        want_id,
+    )
+
+
+async def end_openings(conn: asyncpg.Connection, market_id: str, reason: str) -> int:
+    """End every negotiation of the market that has not opened yet (the market stopped taking new ones)."""
+    status = await conn.execute(
+        "UPDATE negotiations n SET status = 'ended', end_reason = $2, retry_at = NULL, reserved_cents = 0,"
+        " updated_at = now() FROM principals p"
+        " WHERE n.principal_id = p.principal_id AND p.market_id = $1 AND n.status = 'opening'",
+        market_id,
+        reason,
+    )
+    return int(status.split()[-1])
+
+
+async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str) -> dict[str, int]:
+    """The agents' negotiations in one market that could still move: waiting to open, and open."""
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE n.status = 'opening') AS opening,"
+        " count(*) FILTER (WHERE n.status = 'open') AS open"
+        " FROM negotiations n JOIN principals p USING (principal_id) WHERE p.market_id = $1",
+        market_id,
+    )
+    return {"opening": int(row["opening"]), "open": int(row["open"])}
 
 
 async def add_committed(conn: asyncpg.Connection, principal_id: str, delta: int) -> None:
@@ -209,6 +257,58 @@ async def negotiations_of(
         principal_id,
     )
     return [_negotiation(r) for r in rows]
+
+
+async def shortlist(conn: asyncpg.Connection, principal_id: str, want_id: str) -> list[asyncpg.Record]:
+    """A want's live buyer negotiations, each with its listing's asking price and cheapest shipping."""
+    return list(
+        await conn.fetch(
+            "SELECT n.neg_id, n.status, n.reserved_cents, n.retry_at,"
+            " (l.facts->>'price_cents')::bigint AS asking,"
+            " coalesce((SELECT min((o->>'cost_cents')::bigint)"
+            " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest"
+            " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+            " WHERE n.principal_id = $1 AND n.want_id = $2 AND n.role = 'buyer'"
+            " AND n.status IN ('opening', 'open')"
+            " ORDER BY n.neg_id FOR UPDATE OF n",
+            principal_id,
+            want_id,
+        )
+    )
+
+
+async def best_candidates(conn: asyncpg.Connection, principal_id: str) -> list[asyncpg.Record]:
+    """Per want with live candidates: the cheapest candidate's asking price and shipping, and
+    whether a thread for it holds money already."""
+    return list(
+        await conn.fetch(
+            "SELECT DISTINCT ON (n.want_id) n.want_id, (l.facts->>'price_cents')::bigint AS asking,"
+            " coalesce((SELECT min((o->>'cost_cents')::bigint)"
+            " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest,"
+            " bool_or(n.reserved_cents > 0) OVER (PARTITION BY n.want_id) AS holding"
+            " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+            " WHERE n.principal_id = $1 AND n.role = 'buyer' AND n.status IN ('opening', 'open')"
+            " ORDER BY n.want_id, (l.facts->>'price_cents')::bigint",
+            principal_id,
+        )
+    )
+
+
+async def set_retry(conn: asyncpg.Connection, neg_ids: Collection[str], at: datetime | None) -> None:
+    await conn.execute(
+        "UPDATE negotiations SET retry_at = $2, updated_at = now() WHERE neg_id = ANY($1::text[])",
+        list(neg_ids),
+        at,
+    )
+
+
+async def end_waiting(conn: asyncpg.Connection, neg_ids: Collection[str], reason: str) -> None:
+    await conn.execute(
+        "UPDATE negotiations SET status = 'ended', end_reason = $2, retry_at = NULL, reserved_cents = 0,"
+        " updated_at = now() WHERE neg_id = ANY($1::text[]) AND status = 'opening'",
+        list(neg_ids),
+        reason,
+    )
 
 
 async def held_by_other_threads(conn: asyncpg.Connection, principal_id: str, neg_id: str) -> int:
