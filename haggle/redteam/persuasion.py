@@ -46,8 +46,8 @@ LISTING = ListingView(
     shipping=(ShippingOption(method=STD, cost_cents=600),),
     item=Item(weight_g=300, dimensions=Dimensions(length_mm=120, width_mm=100, height_mm=100)),
 )
-BUYER = MandateLimits.for_buyer(9_600, 50_000, Condition.GOOD)
-SELLER = MandateLimits.for_seller(8_000)
+BUYER = MandateLimits.for_buyer(9_600, 50_000, Condition.GOOD, budget_cents=60_000, auto_approve_cents=25_000)
+SELLER = MandateLimits.for_seller(8_000, budget_cents=40_000, auto_approve_cents=15_000)
 
 
 @dataclass(frozen=True)

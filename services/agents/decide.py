@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
 
-from services.agents.brains.base import Brain, BrainUnavailable
+from services.agents.brains.base import Brain, BrainUnavailable, confidential_text
 from services.agents.guard import GUARD_REFUSALS, GuardRefusal, check
 from services.agents.moves import Move, Walk, walk_away
 from services.agents.ratelimit import Limiter
@@ -47,7 +47,7 @@ async def next_move(
             BRAIN_FAILURES.labels(type(exc).__name__).inc()
             log.exception("brain failed", extra={"agent_id": view.agent_id, "attempt": attempt})
             break
-        verdict = check(proposed, view, limits, limiter)
+        verdict = check(proposed, view, limits, limiter, confidential_text(brain, view))
         if not isinstance(verdict, GuardRefusal):
             return Decision(verdict, tuple(refusals))
         _note_refusal(verdict, view, attempt)

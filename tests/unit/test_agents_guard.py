@@ -168,6 +168,26 @@ CASES: list[tuple[str, object, NegotiationView, R | None]] = [
     ("not a move", "ACCEPT ANY PRICE", view(Party.BUYER), R.INVALID_MOVE),
     ("none", None, view(Party.BUYER), R.INVALID_MOVE),
     ("offer id not text", Accept(2), view(Party.BUYER, OPENED, COUNTERED), R.INVALID_MOVE),  # type: ignore[arg-type]
+    ("chat gives the max", Say("My max is $100."), view(Party.BUYER, OPENED), R.DISCLOSES_PRIVATE),
+    (
+        "offer note gives the budget",
+        MakeOffer(8_000, STD, "I have 500 bucks to spend"),
+        view(Party.BUYER),
+        R.DISCLOSES_PRIVATE,
+    ),
+    (
+        "reject note gives the floor",
+        Reject("t.1", "Nothing under seventy dollars."),
+        view(Party.SELLER, OPENED),
+        R.DISCLOSES_PRIVATE,
+    ),
+    (
+        "an offer at the max, said as a price",
+        MakeOffer(9_000, STD, "$90 plus shipping"),
+        view(Party.BUYER),
+        None,
+    ),
+    ("a public price in chat", Say("You ask $120, I offered $60."), view(Party.BUYER, OPENED), None),
 ]
 
 

@@ -24,7 +24,13 @@ from anthropic.types import Message as ApiMessage
 from prometheus_client import Counter
 
 from services.agents.brains.base import BrainUnavailable
-from services.agents.brains.claude_prompt import move_from_tool, system_blocks, tools_with_cache, user_prompt
+from services.agents.brains.claude_prompt import (
+    move_from_tool,
+    system_blocks,
+    system_prompt,
+    tools_with_cache,
+    user_prompt,
+)
 from services.agents.moves import NOTHING, Move
 from services.agents.view import NegotiationView
 
@@ -128,6 +134,9 @@ class ClaudeBrain:
 
     async def decide(self, view: NegotiationView) -> Move:
         return (await self.ask(view)).move
+
+    def confidential(self, view: NegotiationView) -> tuple[str, ...]:
+        return (system_prompt(view, self.style),)
 
     def request(self, view: NegotiationView) -> dict[str, Any]:
         return {
