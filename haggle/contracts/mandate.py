@@ -67,6 +67,31 @@ class ClaudeBrainConfig(BaseModel):
     max_tokens: int = Field(default=1_024, ge=64, le=8_192)
 
 
+class OpenAIBrainConfig(BaseModel):
+    """Any OpenAI-compatible Chat Completions endpoint; the key comes from `OPENAI_API_KEY`, never here."""
+
+    model_config = _STRICT
+    kind: Literal["openai"]
+    model: str = Field(min_length=1, max_length=100)
+    base_url: str | None = Field(default=None, max_length=300, pattern=r"^https?://")
+    style: str = Field(default="polite, concise and firm", max_length=500)
+    max_tokens: int = Field(default=1_024, ge=64, le=8_192)
+
+
+class NarratorBrainConfig(BaseModel):
+    """A strategy makes the move; a model only writes the words, and never sees a private number."""
+
+    model_config = _STRICT
+    kind: Literal["narrator"]
+    model: str = Field(min_length=1, max_length=100)
+    provider: Literal["anthropic", "openai"] = "anthropic"
+    base_url: str | None = Field(default=None, max_length=300, pattern=r"^https?://")
+    strategy: StrategyName = StrategyName.BOULWARE
+    params: StrategyParams = StrategyParams()
+    style: str = Field(default="polite, concise and firm", max_length=500)
+    max_tokens: int = Field(default=256, ge=32, le=2_048)
+
+
 class CompromisedBrainConfig(BaseModel):
     """A red-team fixture: a brain that always proposes the worst move for its principal.
 
@@ -80,7 +105,12 @@ class CompromisedBrainConfig(BaseModel):
 
 
 BrainConfig = Annotated[
-    StrategyBrainConfig | ClaudeBrainConfig | CompromisedBrainConfig, Field(discriminator="kind")
+    StrategyBrainConfig
+    | ClaudeBrainConfig
+    | OpenAIBrainConfig
+    | NarratorBrainConfig
+    | CompromisedBrainConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -272,7 +302,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("strategy", "claude") and path.endswith("brain"):
+        elif part in ("strategy", "claude", "openai", "narrator", "compromised") and path.endswith("brain"):
             continue  # the union's tag adds nothing for a reader
         else:
             path += f".{part}" if path else str(part)

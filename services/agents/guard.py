@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from haggle.contracts.goods import Condition, ShippingMethod, shipping_refusal
 from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from haggle.contracts.types import MAX_PRICE_CENTS
-from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from services.agents.moves import Accept, MakeOffer, Malformed, Move, Reject, Say, Walk
 from services.agents.ratelimit import Limiter
 from services.agents.secrecy import Secrets, disclosure, public_amounts
 from services.agents.view import MandateLimits, NegotiationView, OfferSeen
@@ -51,6 +51,7 @@ class GuardRefusalReason(StrEnum):
     MESSAGE_TOO_LONG = "message_too_long"
     RATE_LIMITED = "rate_limited"
     DISCLOSES_PRIVATE = "discloses_private"
+    MALFORMED_REPLY = "malformed_reply"
 
 
 R = GuardRefusalReason
@@ -132,6 +133,8 @@ def _text_refusal(text: object) -> GuardRefusal | None:
 
 def _shape_refusal(move: object) -> GuardRefusal | None:
     """Types first: a compromised brain may hand back anything at all."""
+    if type(move) is Malformed:
+        return GuardRefusal(R.MALFORMED_REPLY, f"{move.problem}: {move.detail[:200]}".rstrip(": "))
     if type(move) not in MOVE_TYPES:
         return GuardRefusal(R.INVALID_MOVE, f"not a move: {type(move).__name__[:40]}")
     if isinstance(move, MakeOffer):
@@ -173,8 +176,8 @@ def _public(move: Move, view: NegotiationView) -> frozenset[int]:
     for offer in view.offers:
         values += [offer.price_cents, offer.buyer_total_cents, offer.seller_net_cents]
     if isinstance(move, MakeOffer):
-        option = listing.shipping_option(move.shipping_method)
-        cost = option.cost_cents if option is not None else 0
+        chosen = listing.shipping_option(move.shipping_method)
+        cost = chosen.cost_cents if chosen is not None else 0
         terms = _Terms(move.price_cents, move.shipping_method, cost, move.shipping_paid_by)
         values += [move.price_cents, terms.buyer_total, terms.seller_net]
     return public_amounts(values)

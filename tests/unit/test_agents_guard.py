@@ -16,7 +16,7 @@ from haggle.contracts.goods import (
 from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from services.agents.brains.compromised import hostile_moves, worst_move
 from services.agents.guard import GuardRefusal, GuardRefusalReason, check
-from services.agents.moves import Accept, MakeOffer, Reject, Say, Walk
+from services.agents.moves import Accept, MakeOffer, Malformed, Reject, Say, Walk
 from services.agents.ratelimit import RateLimiter
 from services.agents.view import ListingView, MandateLimits, NegotiationView, OfferSeen
 
@@ -188,6 +188,12 @@ CASES: list[tuple[str, object, NegotiationView, R | None]] = [
         None,
     ),
     ("a public price in chat", Say("You ask $120, I offered $60."), view(Party.BUYER, OPENED), None),
+    (
+        "a model's answer that broke the schema",
+        Malformed("invalid_json"),
+        view(Party.BUYER),
+        R.MALFORMED_REPLY,
+    ),
 ]
 
 
