@@ -65,6 +65,9 @@ class ClaudeBrainConfig(BaseModel):
     model: str = Field(min_length=1, max_length=100)
     style: str = Field(default="polite, concise and firm", max_length=500)
     max_tokens: int = Field(default=1_024, ge=64, le=8_192)
+    token_budget: int | None = Field(
+        default=None, ge=1, description="tokens this principal's model may use in all; None: no cap"
+    )
 
 
 class OpenAIBrainConfig(BaseModel):
@@ -76,6 +79,9 @@ class OpenAIBrainConfig(BaseModel):
     base_url: str | None = Field(default=None, max_length=300, pattern=r"^https?://")
     style: str = Field(default="polite, concise and firm", max_length=500)
     max_tokens: int = Field(default=1_024, ge=64, le=8_192)
+    token_budget: int | None = Field(
+        default=None, ge=1, description="tokens this principal's model may use in all; None: no cap"
+    )
 
 
 class NarratorBrainConfig(BaseModel):
@@ -90,6 +96,9 @@ class NarratorBrainConfig(BaseModel):
     params: StrategyParams = StrategyParams()
     style: str = Field(default="polite, concise and firm", max_length=500)
     max_tokens: int = Field(default=256, ge=32, le=2_048)
+    token_budget: int | None = Field(
+        default=None, ge=1, description="tokens this principal's model may use in all; None: no cap"
+    )
 
 
 class CompromisedBrainConfig(BaseModel):

@@ -52,6 +52,7 @@ class GuardRefusalReason(StrEnum):
     RATE_LIMITED = "rate_limited"
     DISCLOSES_PRIVATE = "discloses_private"
     MALFORMED_REPLY = "malformed_reply"
+    TOKEN_BUDGET_SPENT = "token_budget_spent"
 
 
 R = GuardRefusalReason
@@ -108,6 +109,13 @@ def check(
         refusal = GuardRefusal(R.RATE_LIMITED, f"agent {view.agent_id} is moving too fast")
     # A copy, so the brain cannot change the move it holds after the check.
     return refusal if refusal is not None else replace(move)  # type: ignore[type-var, return-value]
+
+
+def token_refusal(used_tokens: int, token_budget: int | None) -> GuardRefusal | None:
+    """A model brain is not asked once its principal's token budget is spent; the agent walks instead."""
+    if token_budget is not None and used_tokens >= token_budget:
+        return GuardRefusal(R.TOKEN_BUDGET_SPENT, f"{used_tokens} of {token_budget} tokens used")
+    return None
 
 
 def _costs_a_token(move: object) -> bool:

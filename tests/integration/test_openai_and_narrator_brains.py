@@ -241,3 +241,17 @@ async def test_the_narrator_drops_refused_words_and_survives_a_dead_model(
     )
     assert isinstance(silent.move, MakeOffer) and silent.move.message == "" and not silent.refusals
     await sdk.close()
+
+
+async def test_the_token_budget_stops_asking_and_each_decision_knows_its_tokens(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.policy = haggling_buyer
+    brain = build_brain(OpenAIBrainConfig(kind="openai", model=MODEL, token_budget=1))
+    view = NegotiationView("b-1", Party.BUYER, LISTING, BUYER, 20)
+    first = await next_move(brain, view, BUYER)
+    assert isinstance(first.move, MakeOffer) and first.usage.output_tokens == fake_openai.output_tokens
+    assert first.usage.total > 1 and len(fake_openai.requests) == 1
+    second = await next_move(brain, view, BUYER)
+    assert [r.reason for r in second.refusals] == [R.TOKEN_BUDGET_SPENT] and second.fell_back
+    assert len(fake_openai.requests) == 1 and second.usage.total == 0  # the model was not asked again
