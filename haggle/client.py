@@ -94,6 +94,30 @@ def _envelopes(records: list[ConsumerRecord], types: set[str] | None) -> list[En
     return result
 
 
+async def read_all(
+    bootstrap: str, *topics: str, market_id: str | None = None, timeout: float = 120
+) -> list[tuple[str, Envelope]]:
+    """Every envelope on `topics` (of one market), from the start to the end as it was when asked."""
+    found: list[tuple[str, Envelope]] = []
+    async with tail(bootstrap, *topics, from_start=True) as consumer:
+        for _ in range(200):
+            if {tp.topic for tp in consumer.assignment()} >= set(topics):
+                break
+            await asyncio.sleep(0.05)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read {topics} to their end in {timeout:.0f} s")
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                found += [
+                    (tp.topic, e) for e in _envelopes(records, None) if market_id in (None, e.market_id)
+                ]
+    return found
+
+
 Match = Callable[[Envelope], bool]
 
 

@@ -32,7 +32,7 @@ def run_demo(participants: int = 69, listings: int = 300, budget_dollars: int = 
     )
     try:
         bootstrap, database_url = ensure_running()
-        config = RunConfig(approval_policy=f"grant-up-to:{budget_dollars * 75}", deadline_seconds=900)
+        config = RunConfig(deadline_seconds=900)
         last = [0.0]
 
         def progress(status: object) -> None:

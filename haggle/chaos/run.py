@@ -21,7 +21,8 @@ from haggle.chaos import invariants, monkey
 from haggle.chaos.monkey import Fault, FaultResult
 from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
-from haggle.market import runner
+from haggle.market import checks, runner
+from haggle.market.approvals import ApprovalPolicy
 from haggle.market.collect import Scope
 from haggle.market.population import Population
 from haggle.market.runner import MarketStatus, RunConfig, Watch
@@ -75,7 +76,7 @@ class PatientPublisher(Publisher):
 
 async def _market_and_monkey(
     population: Population, config: ChaosConfig, faults: list[Fault], bootstrap: str, scope: Scope, say: Say
-) -> tuple[list[tuple[str, Envelope]], list[FaultResult], MarketStatus]:
+) -> tuple[list[tuple[str, Envelope]], list[FaultResult], MarketStatus, dict[str, bool]]:
     status = MarketStatus(scope.market_id, "chaos", len(population.principals), len(population.listings()))
     topics = (*runner.TOPICS, *invariants.COMMAND_TOPICS)
     async with (
@@ -83,15 +84,14 @@ async def _market_and_monkey(
         Observer(bootstrap, *topics, market_id=scope.market_id) as obs,
     ):
         await runner._start(pub, population, scope, runner.rules_for(config.market, population.seed))
-        watch = Watch(obs, pub, status, config.market.approval_policy)
+        policy = ApprovalPolicy.parse(config.market.approval_policy, population.seed)
+        watch = Watch(obs, pub, status, policy)
         say(f"market {scope.market_id} started; monkey on ({len(faults)} faults)")
-        results, _ = await asyncio.gather(
-            monkey.run(faults, say), runner.watch_until_done(watch, config.market, _ticker(say))
+        view, results = await runner.drive(
+            watch, pub, config.market, _ticker(say), alongside=monkey.run(faults, say)
         )
-        status.done = False
-        say("monkey done; waiting for the market to finish")
-        await runner.watch_until_done(watch, config.market, _ticker(say))
-        return list(obs.seen), results, status
+        seen = list(obs.seen)
+        return seen, results or [], status, checks.market_closed(seen, view)
 
 
 def _ticker(say: Say, every: float = 5.0) -> runner.Progress:
@@ -117,9 +117,11 @@ async def chaos_run(
     faults = monkey.schedule(
         config.seed, config.window_seconds, config.kills_per_service, infrastructure=config.infrastructure
     )
-    seen, results, status = await _market_and_monkey(population, config, faults, bootstrap, scope, say)
-    problems: list[str] = []
-    facts = await runner.facts_of(seen, population, scope, database_url, problems)
+    seen, results, status, closed = await _market_and_monkey(
+        population, config, faults, bootstrap, scope, say
+    )
+    problems: list[str] = list(status.problems)
+    facts = await runner.facts_of(seen, population, scope, database_url, problems, closed)
     found = invariants.check_all(seen)
     escrow_twice = [p for p in problems if p.startswith(ESCROW_ONCE)]
     found["no_deal_funded_twice"] += escrow_twice

@@ -50,7 +50,14 @@ def run(
     variants: str = typer.Option("boulware,conceder", help="comma-separated brains or models"),
     parallel: bool = typer.Option(False, help="one market per variant over the same population"),
     misdescribed_rate: float = typer.Option(0.1, help="share of listings whose condition is overstated"),
-    approval_policy: str = typer.Option("", help="grant-all, deny-all, human, grant-up-to:<cents>"),
+    approval_policy: str = typer.Option(
+        "consistent:0.1",
+        help="consistent:<share> (a seeded share of principals declines), grant-all, deny-all, human,"
+        " grant-up-to:<cents>",
+    ),
+    seeds: str = typer.Option(
+        "", help="several populations, e.g. 1-20 or 1,4,9: per-variant means with 95% CIs"
+    ),
     deadline: float = typer.Option(600, help="stop watching after this many seconds"),
     negotiation_ttl: int = typer.Option(60, help="seconds a negotiation may last"),
     max_rounds: int = typer.Option(12, help="offers per negotiation at most"),
@@ -62,7 +69,22 @@ def run(
     from haggle.market.runner import RunConfig, check_policy, run_all
 
     budget_cents = budget * 100
-    policy = check_policy(approval_policy or f"grant-up-to:{budget_cents * 3 // 4}")
+    policy = check_policy(approval_policy)
+    if seeds:
+        _run_seeds(
+            parse_seeds(seeds),
+            participants,
+            listings,
+            budget_cents,
+            misdescribed_rate,
+            variants,
+            policy,
+            deadline,
+            negotiation_ttl,
+            max_rounds,
+            json_path,
+        )
+        return
     population = build_population(
         seed,
         participants,
@@ -112,3 +134,109 @@ def _print_scrape_targets() -> None:
 
     targets = ", ".join(f"{procs.url_for(name)}/metrics" for name in procs.SERVICES)
     console.print(f"[dim]metrics: {targets} — stop with `haggle services down && haggle infra down`[/]")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`1-20`, `1,4,9` or a mix."""
+    found: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise typer.BadParameter(f"seeds {text!r}: use e.g. 1-20 or 1,4,9")
+        found += list(range(int(low), int(high or low) + 1))
+    return sorted(set(found))
+
+
+def _run_seeds(
+    seeds: list[int],
+    participants: int,
+    listings: int,
+    budget_cents: int,
+    misdescribed_rate: float,
+    variants: str,
+    policy: str,
+    deadline: float,
+    negotiation_ttl: int,
+    max_rounds: int,
+    json_path: Path | None,
+) -> None:
+    """One market per seed, one after the other, then per-variant figures with 95% intervals."""
+    from haggle.market.population import build_population
+    from haggle.market.runner import RunConfig, run_all
+    from haggle.market.seeds import render_seeds, summarise
+
+    bootstrap, database_url = ensure_running()
+    config = RunConfig(
+        approval_policy=policy,
+        deadline_seconds=deadline,
+        negotiation_ttl_seconds=negotiation_ttl,
+        max_rounds=max_rounds,
+    )
+    reports = []
+    for n, seed in enumerate(seeds, start=1):
+        population = build_population(
+            seed,
+            participants,
+            listings,
+            budget_cents,
+            misdescribed_rate,
+            [v.strip() for v in variants.split(",") if v.strip()],
+            False,
+        )
+        (report,) = asyncio.run(run_all(population, config, bootstrap, database_url))
+        reports.append(report)
+        console.print(
+            f"seed {seed} ({n}/{len(seeds)}): efficiency {report.surplus.efficiency or 0:.3f},"
+            f" listings sold {report.completion.listings_sold_share or 0:.3f}, ok={report.ok}"
+        )
+    summary = summarise(reports)
+    render_seeds(summary, console)
+    if json_path:
+        json_path.write_text(json.dumps(summary, indent=2) + "\n")
+        console.print(f"summary written to {json_path}")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+def close(
+    market_id: str = typer.Argument(..., help="the market to close"),
+    timeout: float = typer.Option(900, help="seconds to wait for what is in flight"),
+) -> None:
+    """Close a market: no new negotiations; wait until nothing is in flight; then MarketClosed."""
+    from haggle.client import Publisher
+    from haggle.market.lifecycle import CloseRefused, close_market
+    from haggle.runtime.settings import Settings
+
+    async def go() -> None:
+        async with Publisher(Settings().kafka_bootstrap_servers, "haggle-market-close") as pub:
+            await close_market(pub, market_id, timeout, lambda line: console.print(line))
+
+    try:
+        asyncio.run(go())
+    except CloseRefused as refused:
+        console.print(f"[red]refused[/]: {refused}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def report(
+    market_id: str = typer.Argument(..., help="a market `market run` has closed"),
+    json_path: Path | None = typer.Option(None, "--json", help="also write the report as JSON"),
+) -> None:
+    """The report of a closed market, taken again from its events; says if it differs from the saved one."""
+    from haggle.market.render import render
+    from haggle.market.runner import report_again
+    from haggle.runtime.settings import Settings
+
+    settings = Settings()
+    fresh, saved = asyncio.run(
+        report_again(market_id, settings.kafka_bootstrap_servers, settings.database_url)
+    )
+    render(fresh, console)
+    if json_path:
+        json_path.write_text(fresh.to_json())
+    if json.loads(fresh.to_json()) != saved:
+        console.print("[red]differs from the report saved when the market closed[/]")
+        raise typer.Exit(1)
+    console.print("[green]the same as the report saved when the market closed[/]")

@@ -55,6 +55,8 @@ class NegotiationRefusal(StrEnum):
     MAX_ROUNDS = "max_rounds"
     TOO_MANY_THREADS = "too_many_threads"
     RATE_LIMITED = "rate_limited"
+    MARKET_CLOSING = "market_closing"
+    MARKET_CLOSED = "market_closed"
 
 
 class EndReason(StrEnum):

@@ -7,19 +7,27 @@
 - `no_mandate_broken`: from the events against the population's private
   limits: no seller offer or deal under its floor, no buyer offer or deal over
   its max, and no buyer's agreed deals over its budget.
+- `market_closed`: an operator-signed `MarketClosed` for the market was seen, and
+  the services all say closed.
+- `no_negotiation_after_close`: no `ThreadOpened` stamped after the moment the
+  referee saw the market start closing.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from haggle.contracts import Envelope
+from haggle.contracts.market import MarketPhase
 from haggle.market.collect import Scope
+from haggle.market.lifecycle import MarketView
 from haggle.market.population import Population
+from haggle.runtime import operators
 
 
 async def ledger_balanced(database_url: str, market_id: str) -> tuple[bool, list[str]]:
@@ -34,6 +42,18 @@ async def ledger_balanced(database_url: str, market_id: str) -> tuple[bool, list
     return all(r.ok for r in results), [
         f"{r.name}: {', '.join(r.offenders[:5])}" for r in results if not r.ok
     ]
+
+
+def market_closed(seen: list[tuple[str, Envelope]], view: MarketView) -> dict[str, bool]:
+    closed = any(e.type == "MarketClosed" and operators.is_operator(e) for _, e in seen)
+    closing_at = datetime.fromisoformat(view.closing_at) if view.closing_at else None
+    late = [
+        e for _, e in seen if e.type == "ThreadOpened" and (closing_at is None or e.occurred_at > closing_at)
+    ]
+    return {
+        "market_closed": closed and view.all_in(MarketPhase.CLOSED),
+        "no_negotiation_after_close": not late,
+    }
 
 
 def no_listing_sold_twice(seen: list[tuple[str, Envelope]]) -> tuple[bool, list[str]]:

@@ -63,6 +63,7 @@ def negotiations(seen: list[tuple[str, Envelope]], scope: Scope) -> tuple[Negoti
                 buyer_principal_id=scope.unscope(start["buyer_agent_id"]),
                 seller_principal_id=scope.unscope(sellers.get(start["listing_id"], start["seller_agent_id"])),
                 rounds=end["rounds"] if end else 0,
+                max_rounds=start.get("max_rounds", 0),
                 end_reason=end["reason"] if end else None,
             )
         )
@@ -116,12 +117,13 @@ def approvals(seen: list[tuple[str, Envelope]], scope: Scope) -> tuple[ApprovalF
         "ApprovalDenied": ApprovalAnswer.DENIED,
         "ApprovalExpired": ApprovalAnswer.EXPIRED,
     }
-    answered = {}
+    answered: dict[str, Envelope] = {}
     for env in _of(seen, *answers):
-        answered.setdefault(env.payload["approval_id"], answers[env.type])
+        answered.setdefault(env.payload["approval_id"], env)
     found: dict[str, ApprovalFact] = {}
     for env in _of(seen, "ApprovalRequested"):
         p = env.payload
+        answer = answered.get(p["approval_id"])
         found.setdefault(
             p["approval_id"],
             ApprovalFact(
@@ -129,10 +131,15 @@ def approvals(seen: list[tuple[str, Envelope]], scope: Scope) -> tuple[ApprovalF
                 deal_id=p["deal_id"],
                 principal_id=scope.unscope(p["principal_id"]),
                 amount_cents=p["amount_cents"],
-                answer=answered.get(p["approval_id"], ApprovalAnswer.PENDING),
+                answer=answers[answer.type] if answer else ApprovalAnswer.PENDING,
+                answer_seconds=_seconds_between(env, answer) if answer else None,
             ),
         )
     return tuple(found.values())
+
+
+def _seconds_between(first: Envelope, then: Envelope) -> float:
+    return max(0.0, (then.occurred_at - first.occurred_at).total_seconds())
 
 
 def disputes(seen: list[tuple[str, Envelope]]) -> tuple[DisputeFact, ...]:

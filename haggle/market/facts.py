@@ -51,6 +51,7 @@ class NegotiationFact(BaseModel):
     buyer_principal_id: str
     seller_principal_id: str
     rounds: int = Field(ge=0)
+    max_rounds: int = Field(default=0, ge=0, description="the thread's round cap (0: unknown)")
     end_reason: EndReason | None = Field(description="None: still open when the market stopped")
 
 
@@ -91,6 +92,7 @@ class ApprovalFact(BaseModel):
     principal_id: str
     amount_cents: int = Field(strict=True, ge=0)
     answer: ApprovalAnswer
+    answer_seconds: float | None = Field(default=None, ge=0, description="request to answer or expiry")
 
 
 class DisputeFact(BaseModel):
@@ -114,6 +116,10 @@ class MarketFacts(BaseModel):
     approvals: tuple[ApprovalFact, ...] = ()
     disputes: tuple[DisputeFact, ...] = ()
     refusals: dict[str, dict[str, NonNegativeInt]] = Field(default_factory=dict)
+    consent_limits_cents: dict[str, NonNegativeInt] = Field(
+        default_factory=dict,
+        description="the most a principal would approve paying (absent: no limit beyond the mandate)",
+    )
     invariants: dict[str, bool]
 
     @model_validator(mode="after")

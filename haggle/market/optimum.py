@@ -24,7 +24,7 @@ conservative (never flattering).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +100,21 @@ def max_weight_matching(edges: Sequence[Edge]) -> tuple[Edge, ...]:
     )
 
 
-def optimum(wants: Sequence[WantSpec], listings: Sequence[SaleItem]) -> Optimum:
+def consented(want: WantSpec, item: SaleItem, consent_limits: Mapping[str, int]) -> bool:
+    """Whether the buyer would approve the trade at its cheapest: the floor plus the cheapest shipping."""
+    limit = consent_limits.get(want.buyer_id)
+    return limit is None or item.floor_cents + item.cheapest_shipping_cents <= limit
+
+
+def optimum(
+    wants: Sequence[WantSpec], listings: Sequence[SaleItem], consent_limits: Mapping[str, int] | None = None
+) -> Optimum:
+    """The best matching; with `consent_limits`, only trades each buyer would approve (see
+    `haggle.market.approvals`)."""
     edges = feasible_edges(wants, listings)
+    if consent_limits:
+        items = {item.id: item for item in listings}
+        by_id = {want.id: want for want in wants}
+        edges = [e for e in edges if consented(by_id[e.want_id], items[e.listing_id], consent_limits)]
     matches = max_weight_matching(edges)
     return Optimum(sum(m.surplus_cents for m in matches), matches, len(edges))

@@ -58,6 +58,10 @@ def _outcomes(report: MarketReport) -> Table:
     rows = [
         ("approvals requested", str(a.requested)),
         ("  granted / denied / expired / pending", f"{a.granted} / {a.denied} / {a.expired} / {a.pending}"),
+        (
+            "  answered in (median / p90)",
+            f"{number(a.answer_seconds_median)} s / {number(a.answer_seconds_p90)} s",
+        ),
         ("released / refunded / open", f"{s.released} / {s.refunded} / {s.open}"),
         ("escrow failed", str(s.escrow_failed)),
         *[(f"  {reason}", str(n)) for reason, n in s.escrow_failures_by_reason.items()],
@@ -82,6 +86,11 @@ def _surplus(report: MarketReport) -> Table:
             ("realised", dollars(s.realised_cents)),
             ("optimum", f"{dollars(s.optimum_cents)} over {s.optimum_trades} trades"),
             ("welfare efficiency", percent(s.efficiency)),
+            ("lost, by cause", dollars(s.optimum_cents - s.realised_cents)),
+            *[
+                (f"  {cause}", f"{dollars(cents)} ({percent(_part(cents, s.optimum_cents))})")
+                for cause, cents in sorted(s.lost_cents.items(), key=lambda kv: -kv[1])
+            ],
         ],
     )
 

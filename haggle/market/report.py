@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from haggle.market.facts import ApprovalAnswer, DealFact, MarketFacts, SettlementOutcome
 from haggle.market.goods import SaleItem, WantSpec
 from haggle.market.optimum import optimum
+from haggle.market.waterfall import lost_cents
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -68,6 +69,9 @@ class Approvals(BaseModel):
     denied: int
     expired: int
     pending: int
+    answer_seconds_median: float | None
+    answer_seconds_p90: float | None
+    """Request to answer (or to expiry), over the answered requests."""
 
 
 class Disputes(BaseModel):
@@ -96,6 +100,22 @@ class Surplus(BaseModel):
     efficiency: float | None
     optimum_trades: int
     wants_filled: int
+    lost_cents: dict[str, int]
+    """Cause → cents between the optimum and the realised surplus; sums to exactly their difference."""
+
+
+class PrincipalStats(BaseModel):
+    """One person's market: what a report card shows."""
+
+    model_config = _FROZEN
+    principal_id: str
+    variant: str
+    deals_as_buyer: int
+    deals_as_seller: int
+    bought_price_index: float | None
+    """Mean price paid / the catalogue's reference value at the listed condition."""
+    sold_price_index: float | None
+    surplus_cents: int
 
 
 class VariantStats(BaseModel):
@@ -132,6 +152,7 @@ class MarketReport(BaseModel):
     refusals: dict[str, dict[str, int]]
     surplus: Surplus
     variants: tuple[VariantStats, ...]
+    principals: tuple[PrincipalStats, ...]
     invariants: dict[str, bool]
     ok: bool
 
@@ -205,7 +226,8 @@ def realised_surplus(facts: MarketFacts) -> list[DealSurplus]:
 
 
 def _surplus(facts: MarketFacts, gains: list[DealSurplus]) -> Surplus:
-    best = optimum(facts.population.wants(), facts.population.listings())
+    """Split, efficiency and the waterfall (`haggle.market.waterfall`)."""
+    best = optimum(facts.population.wants(), facts.population.listings(), facts.consent_limits_cents)
     buyers = sum(g.buyer_cents for g in gains)
     sellers = sum(g.seller_cents for g in gains)
     realised = buyers + sellers
@@ -219,6 +241,9 @@ def _surplus(facts: MarketFacts, gains: list[DealSurplus]) -> Surplus:
         efficiency=realised / best.surplus_cents if best.surplus_cents > 0 else None,
         optimum_trades=len(best.matches),
         wants_filled=sum(g.want_id is not None for g in gains),
+        lost_cents=lost_cents(
+            facts, [(g.deal, g.buyer_cents + g.seller_cents, g.want_id) for g in gains], best
+        ),
     )
 
 
@@ -255,6 +280,32 @@ def _variant_stats(
     return tuple(rows)
 
 
+def _principal_stats(facts: MarketFacts, gains: list[DealSurplus]) -> tuple[PrincipalStats, ...]:
+    items = {item.id: item for item in facts.population.listings()}
+
+    def index(deals: list[DealFact]) -> float | None:
+        return _mean([d.price_cents / items[d.listing_id].reference_cents for d in deals])
+
+    rows = []
+    for principal in facts.population.principals:
+        bought = [d for d in facts.deals if d.buyer_principal_id == principal.id]
+        sold = [d for d in facts.deals if d.seller_principal_id == principal.id]
+        surplus = sum(g.buyer_cents for g in gains if g.deal.buyer_principal_id == principal.id)
+        surplus += sum(g.seller_cents for g in gains if g.deal.seller_principal_id == principal.id)
+        rows.append(
+            PrincipalStats(
+                principal_id=principal.id,
+                variant=principal.variant,
+                deals_as_buyer=len(bought),
+                deals_as_seller=len(sold),
+                bought_price_index=index(bought),
+                sold_price_index=index(sold),
+                surplus_cents=surplus,
+            )
+        )
+    return tuple(rows)
+
+
 def _settlements(facts: MarketFacts) -> Settlements:
     by_outcome = Counter(s.outcome for s in facts.settlements)
     settled = {s.deal_id for s in facts.settlements}
@@ -275,7 +326,10 @@ def _settlements(facts: MarketFacts) -> Settlements:
 
 def _approvals(facts: MarketFacts) -> Approvals:
     answers = Counter(a.answer for a in facts.approvals)
+    waited = sorted(a.answer_seconds for a in facts.approvals if a.answer_seconds is not None)
     return Approvals(
+        answer_seconds_median=round(statistics.median(waited), 3) if waited else None,
+        answer_seconds_p90=round(waited[math.ceil(0.9 * len(waited)) - 1], 3) if waited else None,
         requested=len(facts.approvals),
         granted=answers[ApprovalAnswer.GRANTED],
         denied=answers[ApprovalAnswer.DENIED],
@@ -328,6 +382,7 @@ def build_report(facts: MarketFacts) -> MarketReport:
         refusals=refusals,
         surplus=surplus,
         variants=_variant_stats(facts, gains, surplus.realised_cents),
+        principals=_principal_stats(facts, gains),
         invariants=dict(sorted(facts.invariants.items())),
         ok=all(facts.invariants.values()),
     )

@@ -12,21 +12,26 @@ the invariant checks, and build the report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 from haggle import procs
-from haggle.client import Observer, Publisher
+from haggle.client import Observer, Publisher, read_all
 from haggle.contracts import Envelope
-from haggle.contracts.approval import ApprovalDenied, ApprovalGranted, ApprovalRequested
+from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.settlement import FundWallet
 from haggle.contracts.topics import APPROVAL_EVENTS, MANDATE_COMMANDS, MARKET_EVENTS, SETTLEMENT_COMMANDS
-from haggle.market import checks, collect
+from haggle.market import checks, collect, lifecycle
+from haggle.market.approvals import DEFAULT_POLICY, ApprovalPolicy
 from haggle.market.collect import Scope
 from haggle.market.facts import MarketFacts
 from haggle.market.mandates import assign_mandate
@@ -34,17 +39,28 @@ from haggle.market.population import Population
 from haggle.market.report import MarketReport, build_report
 from haggle.runtime.operators import operator_envelope
 
-TOPICS = ("listing.events", "negotiation.events", "settlement.events", "approval.events", "agent.events")
+TOPICS = (
+    "listing.events",
+    "negotiation.events",
+    "settlement.events",
+    "approval.events",
+    "agent.events",
+    "market.events",
+)
+CLOSING_ALLOWANCE_SECONDS = 120.0
+"""How long settlement may take past the last negotiation's deadline (approvals, carrier, inspection)."""
 Progress = Callable[["MarketStatus"], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    approval_policy: str = "grant-all"
+    approval_policy: str = DEFAULT_POLICY
     deadline_seconds: float = 600
     negotiation_ttl_seconds: int = 60
     max_rounds: int = 12
     quiet_seconds: float = 3.0
+    """Trading ends once nothing has been in flight for this long."""
     fee_bps: int = 500
     carrier_loss_bps: int = 300
 
@@ -62,6 +78,8 @@ class MarketStatus:
     deals: int = 0
     settled: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    phase: str = "open"
     started: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     done: bool = False
@@ -125,36 +143,16 @@ async def _start(pub: Publisher, population: Population, scope: Scope, rules: Ma
         )
 
 
-def answer_for(policy: str, request: ApprovalRequested) -> ApprovalGranted | ApprovalDenied | None:
-    """`grant-all`, `deny-all`, `grant-up-to:<cents>`, or `human` (answer with `haggle approvals`)."""
-    if policy == "human":
-        return None
-    grant = policy == "grant-all" or (
-        policy.startswith("grant-up-to:") and request.amount_cents <= int(policy.split(":", 1)[1])
-    )
-    ids = {
-        "approval_id": request.approval_id,
-        "deal_id": request.deal_id,
-        "principal_id": request.principal_id,
-    }
-    if grant:
-        return ApprovalGranted(**ids, granted_by=f"policy:{policy}")
-    return ApprovalDenied(**ids, denied_by=f"policy:{policy}", reason="above the policy's limit")
-
-
 def check_policy(policy: str) -> str:
-    if policy in ("grant-all", "deny-all", "human"):
-        return policy
-    if policy.startswith("grant-up-to:") and policy.split(":", 1)[1].isdigit():
-        return policy
-    raise ValueError(f"approval policy {policy!r}: use grant-all, deny-all, human or grant-up-to:<cents>")
+    return str(ApprovalPolicy.parse(policy))
 
 
 class Watch:
     """Follows one market's events and answers its approvals; `status` says how far it got."""
 
-    def __init__(self, obs: Observer, pub: Publisher, status: MarketStatus, policy: str) -> None:
+    def __init__(self, obs: Observer, pub: Publisher, status: MarketStatus, policy: ApprovalPolicy) -> None:
         self.obs, self.pub, self.status, self.policy = obs, pub, status, policy
+        self.scope = Scope(status.market_id)
         self._cursor = 0
         self._threads: set[str] = set()
         self._ended: set[str] = set()
@@ -187,30 +185,92 @@ class Watch:
         elif kind in ("FundsReleased", "Refunded", "EscrowFailed"):
             self._settled.add(p["deal_id"])
         elif kind == "ApprovalRequested":
-            answer = answer_for(self.policy, ApprovalRequested.model_validate(p))
+            request = ApprovalRequested.model_validate(p)
+            answer = self.policy.answer(request, self.scope.unscope(request.principal_id))
             if answer is not None:
                 envelope = operator_envelope(answer, self.status.market_id)
                 await self.pub.send(APPROVAL_EVENTS.name, answer.principal_id, envelope)
 
-    def finished(self, quiet_seconds: float) -> bool:
-        s = self.status
-        everyone_in = s.registered >= s.principals and s.listings >= s.listings_expected
-        calm = time.monotonic() - s.last_activity >= quiet_seconds
-        return everyone_in and calm and s.threads_open == 0 and s.settled >= s.deals
+    def accounts_for(self, view: lifecycle.MarketView) -> bool:
+        """Every negotiation and deal the services hold has been seen to its end."""
+        deals = self._deals
+        return (
+            len(self._threads) >= view.threads
+            and len(self._ended) >= view.threads
+            and len(deals) >= view.deals
+            and len(self._settled & deals) >= view.deals
+        )
 
 
-async def watch_until_done(watch: Watch, config: RunConfig, progress: Progress | None) -> None:
-    deadline = time.monotonic() + config.deadline_seconds
-    while time.monotonic() < deadline:
+async def keep_watching(watch: Watch, progress: Progress | None) -> None:
+    """Follow the market (and answer its approvals) for as long as the run lasts."""
+    while True:
         await watch.step()
         if progress:
             progress(watch.status)
-        if watch.finished(config.quiet_seconds):
+        await asyncio.sleep(0.25)
+
+
+async def trade_until_quiet(watch: Watch, config: RunConfig) -> None:
+    """Trading lasts until every principal and listing is in and nothing has been in flight for
+    `quiet_seconds` (as the services themselves say), or until the deadline."""
+    s = watch.status
+    deadline = time.monotonic() + config.deadline_seconds
+    quiet_since: float | None = None
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            view = await lifecycle.look_patiently(client, s.market_id)
+            everyone_in = s.registered >= s.principals and s.listings >= s.listings_expected
+            if everyone_in and view.quiet:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= config.quiet_seconds:
+                    return
+            else:
+                quiet_since = None
+            await asyncio.sleep(0.5)
+    s.problems.append(f"still trading after the {config.deadline_seconds:.0f} s deadline: closed then")
+
+
+async def close_and_catch_up(watch: Watch, pub: Publisher, config: RunConfig) -> lifecycle.MarketView:
+    """Close the market, then wait until the events seen account for everything the services hold."""
+    s = watch.status
+    s.phase = "closing"
+    timeout = config.negotiation_ttl_seconds + CLOSING_ALLOWANCE_SECONDS
+    view = await lifecycle.close_market(pub, s.market_id, timeout, s.notes.append)
+    s.phase = "closed"
+    for _ in range(120):  # 30 s
+        if watch.accounts_for(view):
             break
         await asyncio.sleep(0.25)
+    else:
+        s.problems.append("the events seen do not account for every negotiation and deal after close")
+    return view
+
+
+async def drive(
+    watch: Watch,
+    pub: Publisher,
+    config: RunConfig,
+    progress: Progress | None,
+    alongside: Awaitable[T] | None = None,
+) -> tuple[lifecycle.MarketView, T | None]:
+    """A market's whole life once started: trade until quiet (with `alongside`, e.g. a chaos
+    monkey, running meanwhile), close, and catch up with its events."""
+    following = asyncio.create_task(keep_watching(watch, progress))
+    extra: T | None = None
+    try:
+        if alongside is not None:
+            extra, _ = await asyncio.gather(alongside, trade_until_quiet(watch, config))
+        await trade_until_quiet(watch, config)
+        view = await close_and_catch_up(watch, pub, config)
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
     watch.status.done = True
     if progress:
         progress(watch.status)
+    return view, extra
 
 
 async def facts_of(
@@ -219,6 +279,8 @@ async def facts_of(
     scope: Scope,
     database_url: str,
     problems: list[str] | None = None,
+    closed: dict[str, bool] | None = None,
+    policy: ApprovalPolicy | None = None,
 ) -> MarketFacts:
     deals = collect.deals(seen, scope)
     ledger_ok, ledger_problems = await checks.ledger_balanced(database_url, scope.market_id)
@@ -239,12 +301,22 @@ async def facts_of(
             "referee": collect.referee_refusals(seen),
             "guard": await checks.guard_refusals(database_url, scope),
         },
+        consent_limits_cents=consent_limits(population, policy),
         invariants={
             "ledger_balanced": ledger_ok,
             "no_listing_sold_twice": sold_once,
             "no_mandate_broken": mandates_kept,
+            **(closed or {}),
         },
     )
+
+
+def consent_limits(population: Population, policy: ApprovalPolicy | None) -> dict[str, int]:
+    """Each principal's consent limit under the policy, for the optimum (absent: none)."""
+    if policy is None:
+        return {}
+    found = {p.id: policy.consent_limit(p.id, p.auto_approve_limit_cents) for p in population.principals}
+    return {pid: limit for pid, limit in sorted(found.items()) if limit is not None}
 
 
 async def run_market(
@@ -262,12 +334,53 @@ async def run_market(
         Observer(bootstrap, *TOPICS, market_id=scope.market_id) as obs,
     ):
         await _start(pub, population, scope, rules_for(config, population.seed))
-        await watch_until_done(Watch(obs, pub, status, config.approval_policy), config, progress)
+        policy = ApprovalPolicy.parse(config.approval_policy, population.seed)
+        watch = Watch(obs, pub, status, policy)
+        view, _ = await drive(watch, pub, config, progress)
         seen = list(obs.seen)
-    report = build_report(await facts_of(seen, population, scope, database_url, status.problems))
+    closed = checks.market_closed(seen, view)
+    facts = await facts_of(seen, population, scope, database_url, status.problems, closed, policy)
+    report = build_report(facts)
+    save_record(scope.market_id, population, config.approval_policy, report)
     if progress:
         progress(status)
     return report
+
+
+def record_path(market_id: str) -> Path:
+    from haggle.infra.state import Settings
+
+    return Settings.from_env().state_dir / "markets" / f"{market_id}.json"
+
+
+def save_record(market_id: str, population: Population, policy: str, report: MarketReport) -> None:
+    """What `haggle market report` needs to take the report again: the population and the policy."""
+    path = record_path(market_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "population": population.model_dump(mode="json"),
+        "approval_policy": policy,
+        "report": json.loads(report.to_json()),
+    }
+    path.write_text(json.dumps(record) + "\n")
+
+
+async def report_again(
+    market_id: str, bootstrap: str, database_url: str
+) -> tuple[MarketReport, dict[str, Any]]:
+    """The report of a closed market taken afresh from its events, and the one saved at its close."""
+    path = record_path(market_id)
+    if not path.exists():
+        raise FileNotFoundError(f"no record of market {market_id} at {path}")
+    record = json.loads(path.read_text())
+    population = Population.model_validate(record["population"])
+    policy = ApprovalPolicy.parse(record["approval_policy"], population.seed)
+    seen = await read_all(bootstrap, *TOPICS, market_id=market_id)
+    async with httpx.AsyncClient(timeout=5) as client:
+        view = await lifecycle.look(client, market_id)
+    closed = checks.market_closed(seen, view)
+    facts = await facts_of(seen, population, Scope(market_id), database_url, None, closed, policy)
+    return build_report(facts), record["report"]
 
 
 async def run_all(

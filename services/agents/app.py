@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.listing import (
@@ -27,6 +30,7 @@ from haggle.contracts.listing import (
     ListingWithdrawn,
 )
 from haggle.contracts.mandate import AssignMandate
+from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import (
     ActionRefused,
     AgentAdmitted,
@@ -44,7 +48,8 @@ from haggle.contracts.settlement import (
     Refunded,
     ShipmentDelivered,
 )
-from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_COMMANDS
+from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_COMMANDS, MARKET_EVENTS
+from haggle.runtime import markets
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.agents import store
@@ -86,6 +91,14 @@ def subscriptions() -> list[Subscription]:
             },
             keys=store.managed,
             batched=True,
+        ),
+        Subscription(
+            MARKET_EVENTS.name,
+            {
+                MarketRulesSet: lifecycle.on_market_event,
+                MarketClosing: lifecycle.on_market_event,
+                MarketClosed: lifecycle.on_market_event,
+            },
         ),
         Subscription(
             LISTING_EVENTS_TOPIC.name,
@@ -194,8 +207,22 @@ def turn_scheduler(
     return schedule_forever
 
 
+def market_route(ctx: ServiceContext) -> Route:
+    """A market's phase as the agents see it, and their negotiations there that could still move."""
+
+    async def market(request: Request) -> Response:
+        market_id = request.path_params["market_id"]
+        state = await markets.load(ctx.pool, market_id)
+        counts = await store.market_counts(ctx.pool, market_id)
+        return JSONResponse({**state.view(market_id, common.now()), **counts})
+
+    return Route("/markets/{market_id}", market)
+
+
 def build(ctx: ServiceContext) -> ServiceParts:
-    return ServiceParts(subscriptions=subscriptions(), background=[turn_scheduler(ctx)])
+    return ServiceParts(
+        subscriptions=subscriptions(), routes=[market_route(ctx)], background=[turn_scheduler(ctx)]
+    )
 
 
 MODULE = ServiceModule(NAME, SCHEMA, MIGRATIONS, build)

@@ -14,6 +14,7 @@ import orjson
 from haggle.contracts import AgentKey
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate
+from services.agents import purchases
 
 
 @dataclass
@@ -26,6 +27,13 @@ class Principal:
     key: AgentKey
     admitted: bool
     committed_cents: int
+    refused_listings: frozenset[str] = frozenset()
+    refused_wants: frozenset[str] = frozenset()
+
+    def buying_cap(self, want_id: str) -> int:
+        want = self.mandate.want(want_id)
+        refused = want_id in self.refused_wants
+        return purchases.buying_cap(want.max_price_cents, self.mandate.auto_approve_limit_cents, refused)
 
 
 @dataclass
@@ -75,6 +83,8 @@ def _principal(row: asyncpg.Record) -> Principal:
         key,
         row["admitted"],
         row["committed_cents"],
+        frozenset(row["refused_listings"]),
+        frozenset(row["refused_wants"]),
     )
 
 
@@ -138,6 +148,44 @@ async def set_admitted(conn: asyncpg.Connection, principal_id: str) -> bool:
         principal_id,
     )
     return changed is not None
+
+
+async def refuse_purchase(
+    conn: asyncpg.Connection, principal_id: str, listing_id: str, want_id: str | None
+) -> None:
+    """The principal did not consent to buying this listing for this want."""
+    await conn.execute(
+        "UPDATE principals SET"
+        " refused_listings = array(SELECT DISTINCT unnest(refused_listings || $2::text)),"
+        " refused_wants = array_remove(array(SELECT DISTINCT unnest(refused_wants || $3::text)), NULL)"
+        " WHERE principal_id = $1",
+        principal_id,
+        listing_id,
+        want_id,
+    )
+
+
+async def end_openings(conn: asyncpg.Connection, market_id: str, reason: str) -> int:
+    """End every negotiation of the market that has not opened yet (the market stopped taking new ones)."""
+    status = await conn.execute(
+        "UPDATE negotiations n SET status = 'ended', end_reason = $2, retry_at = NULL, reserved_cents = 0,"
+        " updated_at = now() FROM principals p"
+        " WHERE n.principal_id = p.principal_id AND p.market_id = $1 AND n.status = 'opening'",
+        market_id,
+        reason,
+    )
+    return int(status.split()[-1])
+
+
+async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str) -> dict[str, int]:
+    """The agents' negotiations in one market that could still move: waiting to open, and open."""
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE n.status = 'opening') AS opening,"
+        " count(*) FILTER (WHERE n.status = 'open') AS open"
+        " FROM negotiations n JOIN principals p USING (principal_id) WHERE p.market_id = $1",
+        market_id,
+    )
+    return {"opening": int(row["opening"]), "open": int(row["open"])}
 
 
 async def add_committed(conn: asyncpg.Connection, principal_id: str, delta: int) -> None:

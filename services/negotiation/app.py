@@ -20,7 +20,7 @@ from haggle.contracts.listing import (
     ListingSold,
     ListingWithdrawn,
 )
-from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import (
     AcceptOffer,
     CounterOffer,
@@ -30,6 +30,7 @@ from haggle.contracts.negotiation import (
     WithdrawNegotiation,
 )
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_EVENTS_TOPIC, MARKET_EVENTS, NEGOTIATION_COMMANDS
+from haggle.runtime import markets
 from haggle.runtime.outbox import unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.negotiation import handlers, store
@@ -63,7 +64,14 @@ def subscriptions() -> list[Subscription]:
             {AgentRegistered: handlers.on_agent_registered, AgentRetired: handlers.on_agent_retired},
             batched=True,
         ),
-        Subscription(MARKET_EVENTS.name, {MarketRulesSet: handlers.on_market_rules}, batched=True),
+        Subscription(
+            MARKET_EVENTS.name,
+            {
+                MarketRulesSet: handlers.on_market_event,
+                MarketClosing: handlers.on_market_event,
+                MarketClosed: handlers.on_market_event,
+            },
+        ),
         Subscription(
             LISTING_EVENTS_TOPIC.name,
             {
@@ -101,24 +109,29 @@ def expiry_job(ctx: ServiceContext, interval: float = 0.5) -> Callable[[], Corou
     return expire_forever
 
 
-def rules_route(ctx: ServiceContext) -> Route:
-    """The rules the referee applies to a market: clients wait for theirs before trading."""
+def market_routes(ctx: ServiceContext) -> list[Route]:
+    """The rules the referee applies to a market (clients wait for theirs before trading), and the
+    market's phase with what is still open in it (the operator waits for that before closing)."""
 
     async def market_rules(request: Request) -> Response:
         market_id = request.path_params["market_id"]
-        async with ctx.pool.acquire() as conn:
-            rules = await store.rules(conn, market_id)
-            known = await conn.fetchval("SELECT 1 FROM market_rules WHERE market_id = $1", market_id)
+        market = await markets.load(ctx.pool, market_id)
         return JSONResponse(
-            {"market_id": market_id, "configured": known is not None, "rules": rules.model_dump()}
+            {"market_id": market_id, "configured": market.configured, "rules": market.rules.model_dump()}
         )
 
-    return Route("/markets/{market_id}/rules", market_rules)
+    async def market(request: Request) -> Response:
+        market_id = request.path_params["market_id"]
+        state = await markets.load(ctx.pool, market_id)
+        counts = await store.market_counts(ctx.pool, market_id)
+        return JSONResponse({**state.view(market_id, handlers.now()), **counts})
+
+    return [Route("/markets/{market_id}/rules", market_rules), Route("/markets/{market_id}", market)]
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
     return ServiceParts(
-        subscriptions=subscriptions(), routes=[rules_route(ctx)], background=[expiry_job(ctx)]
+        subscriptions=subscriptions(), routes=market_routes(ctx), background=[expiry_job(ctx)]
     )
 
 

@@ -18,7 +18,7 @@ from haggle.contracts.listing import (
     ListingSold,
     ListingWithdrawn,
 )
-from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import (
     AcceptOffer,
     ActionRefused,
@@ -29,7 +29,7 @@ from haggle.contracts.negotiation import (
     ThreadOpened,
 )
 from haggle.contracts.topics import AGENT_INBOX, NEGOTIATION_EVENTS_TOPIC
-from haggle.runtime import identity, operators
+from haggle.runtime import identity, markets
 from haggle.runtime.outbox import UnitOfWork
 from services.negotiation import store
 from services.negotiation.domain import (
@@ -54,7 +54,6 @@ ROUNDS = Histogram(
     "haggle_rounds_to_agreement", "Offers made before a deal", buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30)
 )
 THREADS_ENDED = Counter("haggle_threads_ended_total", "Negotiation threads ended", ["reason"])
-UNSIGNED_RULES = Counter("haggle_unsigned_rules_total", "Market rules ignored: not signed by an operator")
 REGISTRATIONS = Counter("haggle_agent_registrations_total", "Agent registrations seen", ["outcome"])
 
 
@@ -171,9 +170,11 @@ async def _opening_context(
     listing = base.listing
     seller = await identity.load(conn, listing.seller_agent_id, uow.memo) if listing else None
     epoch = listing.epoch if listing else 0
+    market = await markets.load(conn, env.market_id)
     return replace(
         base,
-        rules=await store.rules(conn, env.market_id),
+        rules=market.rules,
+        phase=market.phase_at(base.now),
         seller_owner_id=seller.owner_id if seller else None,
         seen_thread_before=await store.thread_exists(conn, listing_id, agent.agent_id, epoch, uow.memo),
         open_threads_of_actor=await store.open_count(conn, agent.agent_id, uow.memo),
@@ -301,13 +302,12 @@ async def on_agent_retired(uow: UnitOfWork, env: Envelope, event: AgentRetired) 
     await identity.retire(uow.conn, env, event.agent_id)
 
 
-async def on_market_rules(uow: UnitOfWork, env: Envelope, event: MarketRulesSet) -> None:
-    """Only the operator sets a market's rules: a forged rule could stretch deadlines or rounds."""
-    if not operators.is_operator(env):
-        UNSIGNED_RULES.inc()
-        log.warning("market rules not signed by an operator", extra={"market_id": env.market_id})
-        return
-    await store.save_rules(uow.conn, env.market_id, event)
+async def on_market_event(
+    uow: UnitOfWork, env: Envelope, event: MarketRulesSet | MarketClosing | MarketClosed
+) -> None:
+    """Only the operator sets rules or closes a market (a forged rule could stretch deadlines);
+    the referee calls a market closed only when none of its negotiations is open."""
+    await markets.apply(uow, env, event, PRODUCER, unfinished=store.unfinished)
 
 
 # listing.events: the referee's own view of each listing ----------------------

@@ -9,24 +9,26 @@ import asyncpg
 import orjson
 
 from haggle.contracts.goods import Item, ShippingMethod, ShippingOption
-from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import DealAgreed, EndReason, Party
 from haggle.runtime.outbox import Memo, UnitOfWork, remembered
 from services.negotiation.domain import Actor, ListingState, ListingView, Offer, Thread, ThreadStatus
 
 
-async def rules(conn: asyncpg.Connection, market_id: str) -> MarketRulesSet:
-    raw = await conn.fetchval("SELECT rules FROM market_rules WHERE market_id = $1", market_id)
-    return MarketRulesSet.model_validate_json(raw) if raw else MarketRulesSet()
-
-
-async def save_rules(conn: asyncpg.Connection, market_id: str, value: MarketRulesSet) -> None:
-    await conn.execute(
-        "INSERT INTO market_rules (market_id, rules) VALUES ($1, $2)"
-        " ON CONFLICT (market_id) DO UPDATE SET rules = EXCLUDED.rules",
+async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str) -> dict[str, int]:
+    """Threads (all, open) and deals (all, live) the referee holds for one market."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM threads WHERE market_id = $1) AS threads,"
+        " (SELECT count(*) FROM threads WHERE market_id = $1 AND status = 'open') AS threads_open,"
+        " (SELECT count(*) FROM deals d JOIN threads t USING (thread_id) WHERE t.market_id = $1) AS deals",
         market_id,
-        value.model_dump_json(),
     )
+    return {key: int(row[key]) for key in ("threads", "threads_open", "deals")}
+
+
+async def unfinished(conn: asyncpg.Connection, market_id: str) -> str | None:
+    """What stops the referee from calling a market closed: a negotiation still open."""
+    left = (await market_counts(conn, market_id))["threads_open"]
+    return f"{left} negotiations still open" if left else None
 
 
 def _listing(row: asyncpg.Record) -> ListingView:

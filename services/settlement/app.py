@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from starlette.routing import Route
 from haggle.contracts.agents import AgentRegistered, AgentRetired
 from haggle.contracts.approval import ApprovalDenied, ApprovalGranted
 from haggle.contracts.listing import ListingPublished
-from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import DealAgreed
 from haggle.contracts.settlement import (
     AcceptGoods,
@@ -30,6 +31,7 @@ from haggle.contracts.topics import (
     NEGOTIATION_EVENTS_TOPIC,
     SETTLEMENT_COMMANDS,
 )
+from haggle.runtime import markets
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.settlement import store
 from services.settlement.domain.deal import Deal, DealState
@@ -67,7 +69,14 @@ def subscriptions() -> list[Subscription]:
             {AgentRegistered: reference.on_agent_registered, AgentRetired: reference.on_agent_retired},
             batched=True,
         ),
-        Subscription(MARKET_EVENTS.name, {MarketRulesSet: reference.on_market_rules}, batched=True),
+        Subscription(
+            MARKET_EVENTS.name,
+            {
+                MarketRulesSet: reference.on_market_event,
+                MarketClosing: reference.on_market_event,
+                MarketClosed: reference.on_market_event,
+            },
+        ),
         # Reference data only: batched. Deals, approvals and commands move money: one transaction
         # each, so a batch never holds many wallets' locks at once.
         Subscription(
@@ -112,7 +121,14 @@ def routes(ctx: ServiceContext) -> list[Route]:
             return JSONResponse({"error": "no_rules_published"}, 404)
         return JSONResponse(found)
 
+    async def market(request: Request) -> Response:
+        market_id = request.path_params["market_id"]
+        state = await markets.load(ctx.pool, market_id)
+        counts = await store.market_counts(ctx.pool, market_id)
+        return JSONResponse({**state.view(market_id, datetime.now(UTC)), **counts})
+
     return [
+        Route("/markets/{market_id}", market),
         Route("/approvals", approvals),
         Route("/disputes", disputes),
         Route("/deals/{deal_id}", deal),

@@ -10,7 +10,7 @@ import orjson
 
 from haggle.contracts.goods import Condition
 from haggle.contracts.market import MarketRulesSet
-from services.settlement.domain.deal import Deal, DealState
+from services.settlement.domain.deal import FINAL_STATES, Deal, DealState
 
 
 async def load_deal(conn: asyncpg.Connection, deal_id: str) -> Deal | None:
@@ -99,13 +99,21 @@ async def stored_rules(pool: asyncpg.Pool, market_id: str) -> dict[str, object] 
     return None if raw is None else dict(orjson.loads(raw))
 
 
-async def save_rules(conn: asyncpg.Connection, market_id: str, market_rules: MarketRulesSet) -> None:
-    await conn.execute(
-        "INSERT INTO market_rules (market_id, rules) VALUES ($1, $2)"
-        " ON CONFLICT (market_id) DO UPDATE SET rules = EXCLUDED.rules, updated_at = now()",
+async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str) -> dict[str, int]:
+    """Deals settlement holds for one market: all of them, and those not final yet."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS deals, count(*) FILTER (WHERE NOT (state = ANY($2::text[]))) AS deals_open"
+        " FROM deals WHERE market_id = $1",
         market_id,
-        market_rules.model_dump_json(),
+        [state.value for state in FINAL_STATES],
     )
+    return {"deals": int(row["deals"]), "deals_open": int(row["deals_open"])}
+
+
+async def unfinished(conn: asyncpg.Connection, market_id: str) -> str | None:
+    """What stops settlement from calling a market closed: a deal that is not final."""
+    left = (await market_counts(conn, market_id))["deals_open"]
+    return f"{left} deals not final" if left else None
 
 
 async def save_listing_condition(

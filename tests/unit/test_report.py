@@ -398,3 +398,68 @@ def test_trading_exactly_the_optimum_at_the_cheapest_shipping_is_fully_efficient
     surplus = build_report(facts).surplus
     assert surplus.realised_cents == best.surplus_cents and surplus.efficiency == 1.0
     assert surplus.sellers_cents == 0 and surplus.buyers_cents == best.surplus_cents
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10_000), st.lists(_PICK, max_size=30), st.lists(st.integers(0, 3), max_size=30))
+def test_the_waterfall_accounts_for_every_lost_cent(
+    seed: int, picks: list[tuple[bool, int, int, int, int, bool]], fates: list[int]
+) -> None:
+    facts = _random_facts(seed, picks)
+    fate = [
+        (SettlementOutcome.RELEASED, ""),
+        (SettlementOutcome.REFUNDED, "condition_worse"),
+        (SettlementOutcome.ESCROW_FAILED, "approval_denied"),
+        (SettlementOutcome.OPEN, ""),
+    ]
+    settlements = tuple(
+        SettlementFact(deal_id=s.deal_id, outcome=fate[f][0], reason=fate[f][1])
+        for s, f in zip(facts.settlements, [*fates, *[0] * len(facts.settlements)], strict=False)
+    )
+    surplus = build_report(facts.model_copy(update={"settlements": settlements})).surplus
+    assert sum(surplus.lost_cents.values()) == surplus.optimum_cents - surplus.realised_cents
+    assert all(cents > 0 for cents in surplus.lost_cents.values()), surplus.lost_cents
+
+
+def test_the_waterfall_names_what_became_of_each_optimal_trade() -> None:
+    built = build_population(5, 20, 60, 100_000, 0.0, ["boulware", "conceder"], False)
+    by_id, wants = {i.id: i for i in built.listings()}, {w.id: w for w in built.wants()}
+    best = optimum(built.wants(), built.listings())
+    assert len(best.matches) >= 3
+    refunded, denied, untried = best.matches[:3]
+    deals, settled = [], []
+    for n, (match, outcome, reason) in enumerate(
+        [
+            (refunded, SettlementOutcome.REFUNDED, "condition_worse"),
+            (denied, SettlementOutcome.ESCROW_FAILED, "approval_denied"),
+        ]
+    ):
+        item = by_id[match.listing_id]
+        deals.append(_deal(f"D{n}", item, wants[match.want_id].buyer_id, item.floor_cents, Party.BUYER, 0))
+        settled.append(SettlementFact(deal_id=f"D{n}", outcome=outcome, reason=reason))
+    negotiations = tuple(
+        NegotiationFact(
+            thread_id=d.thread_id,
+            listing_id=d.listing_id,
+            buyer_principal_id=d.buyer_principal_id,
+            seller_principal_id=d.seller_principal_id,
+            rounds=3,
+            end_reason=EndReason.DEAL,
+        )
+        for d in deals
+    )
+    facts = MarketFacts(
+        market_id="m-fates",
+        population=built,
+        listing_ids=tuple(by_id),
+        negotiations=negotiations,
+        deals=tuple(deals),
+        settlements=tuple(settled),
+        invariants=ALL_HELD,
+    )
+    lost = build_report(facts).surplus.lost_cents
+    assert lost["refund_condition_worse"] == refunded.surplus_cents
+    assert lost["approval_denied"] == denied.surplus_cents
+    untouched = sum(m.surplus_cents for m in best.matches[2:])
+    assert lost["no_negotiation"] == untouched
+    assert untried.surplus_cents <= untouched

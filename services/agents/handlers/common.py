@@ -117,7 +117,7 @@ async def limits_of(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
     want = mandate.want(str(neg.want_id))
     free = await free_budget(uow, principal, neg)
     usable = min(free, neg.reserved_cents) if neg.reserved_cents else free
-    return MandateLimits.for_buyer(want.max_price_cents, usable, want.min_condition, **secrets)
+    return MandateLimits.for_buyer(principal.buying_cap(want.id), usable, want.min_condition, **secrets)
 
 
 async def free_budget(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> int:
@@ -129,9 +129,8 @@ async def free_budget(uow: UnitOfWork, principal: Principal, neg: Negotiation) -
 def thread_cap(principal: Principal, neg: Negotiation, facts: ListingFacts, free: int) -> int:
     """The most one buyer thread could ever commit: held in full from its opening to its end, so
     several threads at once can never promise more than the budget, nor starve each other mid-haggle."""
-    want = principal.mandate.want(str(neg.want_id))
     cheapest = min((option.cost_cents for option in facts.shipping), default=0)
-    return min(want.max_price_cents, facts.price_cents + cheapest, free)
+    return min(principal.buying_cap(str(neg.want_id)), facts.price_cents + cheapest, free)
 
 
 def shipping_total(price: int, cost: int, buyer_pays: bool) -> int:

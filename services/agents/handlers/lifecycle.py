@@ -19,11 +19,12 @@ from haggle.contracts.listing import (
     ListingWithdrawn,
 )
 from haggle.contracts.mandate import AssignMandate, Want
+from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import AgentAdmitted
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
-from haggle.runtime import operators
+from haggle.runtime import markets, operators
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import store
+from services.agents import purchases, store
 from services.agents.handlers import common
 from services.agents.store import Negotiation, Principal
 
@@ -75,6 +76,8 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
     await market_lock(uow, principal.market_id)
     if not await store.set_admitted(uow.conn, principal.principal_id):
         return
+    if not await market_open(uow, principal.market_id):
+        return
     for item in principal.mandate.items:
         listing_id = common.listing_id_for(principal.principal_id, item.id)
         cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
@@ -85,15 +88,18 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
 
 
 def matching_want(principal: Principal, listing: ListingPublished, fulfilled: set[str]) -> Want | None:
-    """The first unfilled want this listing could satisfy, judged on structured facts only."""
+    """The first unfilled want this listing could satisfy, judged on structured facts only; never a
+    listing whose purchase the principal denied or let expire."""
     if listing.seller_principal_id == principal.principal_id:
+        return None
+    if listing.listing_id in principal.refused_listings:
         return None
     for want in principal.mandate.wants:
         if want.id in fulfilled or not want.matches(listing.title, listing.category):
             continue
         if not listing.condition.at_least(want.min_condition):
             continue
-        if want.max_price_cents < HOPELESS_BELOW * listing.price_cents:
+        if principal.buying_cap(want.id) < HOPELESS_BELOW * listing.price_cents:
             continue
         return want
     return None
@@ -122,9 +128,26 @@ async def market_lock(uow: UnitOfWork, market_id: str) -> None:
     await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"agents-market:{market_id}")
 
 
+async def market_open(uow: UnitOfWork, market_id: str) -> bool:
+    state = await markets.load(uow.conn, market_id)
+    return purchases.may_start(state.phase_at(common.now()))
+
+
+async def on_market_event(
+    uow: UnitOfWork, env: Envelope, event: MarketRulesSet | MarketClosing | MarketClosed
+) -> None:
+    """A closing market gets no new negotiation or listing: what waits to open ends now."""
+    phase = await markets.apply(uow, env, event, common.PRODUCER)
+    if phase is not None and not purchases.may_start(phase):
+        ended = await store.end_openings(uow.conn, env.market_id, "market_closing")
+        log.info("market closing: openings ended", extra={"market_id": env.market_id, "ended": ended})
+
+
 async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPublished) -> None:
     await market_lock(uow, env.market_id)
     await store.save_listing(uow.conn, env.market_id, event)
+    if not await market_open(uow, env.market_id):
+        return
     for principal in await store.admitted_buyers(uow.conn, env.market_id):
         await consider(uow, principal, event)
 
@@ -142,7 +165,7 @@ async def on_listing_relisted(uow: UnitOfWork, env: Envelope, event: ListingReli
     await market_lock(uow, env.market_id)
     await store.set_listing_status(uow.conn, event.listing_id, "active")
     known = await store.listing(uow.conn, event.listing_id)
-    if known is None:
+    if known is None or not await market_open(uow, env.market_id):
         return
     for principal in await store.admitted_buyers(uow.conn, env.market_id):
         await consider(uow, principal, known[0])

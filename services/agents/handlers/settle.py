@@ -21,7 +21,7 @@ from haggle.contracts.settlement import (
 )
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import store
+from services.agents import purchases, store
 from services.agents.handlers import common, turns
 from services.agents.store import Principal
 
@@ -104,6 +104,11 @@ async def _close_deal(uow: UnitOfWork, env: Envelope, deal_id: str, status: str)
 
 
 async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) -> None:
+    """A purchase the principal denied or never answered is not tried again (`purchases`)."""
+    principal = await _party(uow, env)
+    deal = await store.deal(uow.conn, event.deal_id, principal.principal_id) if principal else None
+    if principal and deal and deal["role"] == "buyer" and purchases.consent_refused(event.reason):
+        await store.refuse_purchase(uow.conn, principal.principal_id, deal["listing_id"], deal["want_id"])
     await _close_deal(uow, env, event.deal_id, "failed")
 
 

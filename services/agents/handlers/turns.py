@@ -24,8 +24,9 @@ from haggle.contracts.negotiation import (
     WithdrawNegotiation,
 )
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
+from haggle.runtime import markets
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import store
+from services.agents import purchases, store
 from services.agents.brains import BrainUnavailable
 from services.agents.brains.base import is_remote
 from services.agents.decide import Decision, next_move
@@ -269,7 +270,11 @@ MAX_REOPENS = 5
 
 
 async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
-    """Money came free: listings this buyer declined to open for lack of budget get another look."""
+    """Money came free: listings this buyer declined to open for lack of budget get another look
+    (while the market is open)."""
+    state = await markets.load(uow.conn, principal.market_id)
+    if not purchases.may_start(state.phase_at(common.now())):
+        return
     fulfilled = await store.fulfilled_wants(uow.conn, principal.principal_id)
     for neg in await store.negotiations_of(uow.conn, principal.principal_id, live_only=False):
         declined = neg.status == "ended" and neg.end_reason == "declined_to_open"

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from haggle.contracts.envelope import Message
 from haggle.contracts.goods import Item, ShippingMethod, ShippingOption
-from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.market import MarketPhase, MarketRulesSet
 from haggle.contracts.negotiation import (
     DealAgreed,
     EndReason,
@@ -129,6 +129,8 @@ class Context:
     open_threads_of_actor: int = 0
     others_open: tuple[Thread, ...] = ()
     seen_thread_before: bool = False
+    phase: MarketPhase = MarketPhase.OPEN
+    """The market's phase at `now` (read for openings only)."""
 
 
 @dataclass(frozen=True)

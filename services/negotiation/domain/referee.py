@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from haggle.contracts.envelope import Message
 from haggle.contracts.goods import ShippingMethod, shipping_refusal
+from haggle.contracts.market import MarketPhase
 from haggle.contracts.negotiation import (
     AcceptOffer,
     CounterOffer,
@@ -146,8 +147,16 @@ def _new_offer(
 # Decisions, one per command ------------------------------------------------
 
 
+CLOSED_PHASES = {
+    MarketPhase.CLOSING: Refusal(R.MARKET_CLOSING, "the market is closing: no new negotiations"),
+    MarketPhase.CLOSED: Refusal(R.MARKET_CLOSED, "the market is closed"),
+}
+
+
 def open_thread(cmd: OpenNegotiation, ctx: Context) -> Decision:
     listing, actor = ctx.listing, ctx.actor
+    if refusal := CLOSED_PHASES.get(ctx.phase):
+        return Decision(refusal=refusal)
     if refusal := _listing_refusal(listing, ctx.market_id):
         return Decision(refusal=refusal)
     assert listing is not None

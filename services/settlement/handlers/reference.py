@@ -7,20 +7,20 @@ import logging
 from haggle.contracts import Envelope
 from haggle.contracts.agents import AgentRegistered, AgentRetired
 from haggle.contracts.listing import ListingPublished
-from haggle.contracts.market import MarketRulesSet
-from haggle.runtime import identity, operators
+from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
+from haggle.runtime import identity, markets
 from haggle.runtime.outbox import UnitOfWork
 from services.settlement import store
 
 log = logging.getLogger(__name__)
 
 
-async def on_market_rules(uow: UnitOfWork, env: Envelope, event: MarketRulesSet) -> None:
-    """Only the operator sets a market's rules: a forged rule could set the fee or the carrier."""
-    if not operators.is_operator(env):
-        log.warning("market rules not signed by an operator", extra={"market_id": env.market_id})
-        return
-    await store.save_rules(uow.conn, env.market_id, event)
+async def on_market_event(
+    uow: UnitOfWork, env: Envelope, event: MarketRulesSet | MarketClosing | MarketClosed
+) -> None:
+    """Only the operator sets a market's rules (a forged rule could set the fee or the carrier)
+    or closes it; settlement calls a market closed only when every deal in it is final."""
+    await markets.apply(uow, env, event, "settlement", unfinished=store.unfinished)
 
 
 async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPublished) -> None:
