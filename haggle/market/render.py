@@ -73,6 +73,18 @@ def _outcomes(report: MarketReport) -> Table:
     ]
     for source, counts in report.refusals.items():
         rows += [(f"  {source}: {reason}", str(n)) for reason, n in counts.items()]
+    t = report.tokens
+    if t.input_tokens + t.output_tokens + t.cache_read_tokens + t.cache_write_tokens:
+        rows += [
+            ("model tokens in / out", f"{t.input_tokens} / {t.output_tokens}"),
+            ("  cache read / written", f"{t.cache_read_tokens} / {t.cache_write_tokens}"),
+            ("  cache hit ratio", number(t.cache_hit_ratio)),
+            (
+                "  per negotiation / per deal",
+                f"{number(t.tokens_per_negotiation)} / {number(t.tokens_per_deal)}",
+            ),
+            ("  estimated cost", f"${t.dollars_estimate:.4f}"),
+        ]
     return _pairs("Approvals, settlement, disputes, refusals", rows)
 
 

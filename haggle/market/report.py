@@ -62,6 +62,36 @@ class Money(BaseModel):
     median_price_cents: int | None
 
 
+class TokenUse(BaseModel):
+    """What the model brains cost: tokens, the share of prompt tokens read from cache, a dollar estimate."""
+
+    model_config = _FROZEN
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_hit_ratio: float | None = None
+    dollars_estimate: float = 0.0
+    tokens_per_negotiation: float | None = None
+    tokens_per_deal: float | None = None
+
+
+def _token_use(facts: MarketFacts) -> TokenUse:
+    u = facts.model_usage
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens
+    total = prompt + u.output_tokens
+    return TokenUse(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+        cache_hit_ratio=_share(u.cache_read_tokens, prompt),
+        dollars_estimate=round(u.micro_dollars / 1_000_000, 6),
+        tokens_per_negotiation=round(total / u.negotiations, 1) if u.negotiations else None,
+        tokens_per_deal=round(total / len(facts.deals), 1) if facts.deals and total else None,
+    )
+
+
 class Approvals(BaseModel):
     model_config = _FROZEN
     requested: int
@@ -155,6 +185,8 @@ class MarketReport(BaseModel):
     principals: tuple[PrincipalStats, ...]
     invariants: dict[str, bool]
     ok: bool
+    tokens: TokenUse = TokenUse()
+    """What the model brains used and cost (zero for a market of strategies)."""
 
     def to_json(self) -> str:
         """Stable JSON: fields in declaration order, every mapping sorted by key."""
@@ -379,6 +411,7 @@ def build_report(facts: MarketFacts) -> MarketReport:
         ),
         settlements=_settlements(facts),
         refused_moves=sum(sum(counts.values()) for counts in refusals.values()),
+        tokens=_token_use(facts),
         refusals=refusals,
         surplus=surplus,
         variants=_variant_stats(facts, gains, surplus.realised_cents),
