@@ -51,7 +51,7 @@ async def next_move(
     refusals: list[GuardRefusal] = []
     before = _usage(brain)
     for attempt in range(retries + 1):
-        spent = token_refusal(_usage(brain).total, getattr(brain, "token_budget", None))
+        spent = token_refusal((_usage(brain) - before).total, limits.tokens_left)
         if spent is not None:
             _note_refusal(spent, view, attempt)
             refusals.append(spent)

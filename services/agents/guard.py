@@ -111,10 +111,11 @@ def check(
     return refusal if refusal is not None else replace(move)  # type: ignore[type-var, return-value]
 
 
-def token_refusal(used_tokens: int, token_budget: int | None) -> GuardRefusal | None:
-    """A model brain is not asked once its principal's token budget is spent; the agent walks instead."""
-    if token_budget is not None and used_tokens >= token_budget:
-        return GuardRefusal(R.TOKEN_BUDGET_SPENT, f"{used_tokens} of {token_budget} tokens used")
+def token_refusal(used_tokens: int, tokens_left: int | None) -> GuardRefusal | None:
+    """A model brain is not asked once its principal's token budget is spent (`tokens_left` when the
+    turn began, `used_tokens` since); the agent walks instead."""
+    if tokens_left is not None and used_tokens >= tokens_left:
+        return GuardRefusal(R.TOKEN_BUDGET_SPENT, "the principal's model token budget is spent")
     return None
 
 

@@ -388,3 +388,13 @@ async def record_model_usage(
         usage.cache_creation_input_tokens,
         round(dollars(model, usage) * 1_000_000),
     )
+
+
+async def tokens_used(conn: asyncpg.Connection, principal_id: str) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens), 0)"
+            " FROM model_usage WHERE principal_id = $1",
+            principal_id,
+        )
+    )

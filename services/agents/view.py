@@ -29,6 +29,8 @@ class MandateLimits:
     min_condition: Condition | None = None
     budget_cents: int | None = None
     auto_approve_cents: int | None = None
+    tokens_left: int | None = None
+    """What is left of the principal's model token budget; None: no budget."""
 
     def __post_init__(self) -> None:
         if self.role is Party.SELLER and (self.floor_cents is None or self.floor_cents <= 0):
@@ -38,13 +40,18 @@ class MandateLimits:
 
     @classmethod
     def for_seller(
-        cls, floor_cents: int, budget_cents: int | None = None, auto_approve_cents: int | None = None
+        cls,
+        floor_cents: int,
+        budget_cents: int | None = None,
+        auto_approve_cents: int | None = None,
+        tokens_left: int | None = None,
     ) -> MandateLimits:
         return cls(
             Party.SELLER,
             floor_cents=floor_cents,
             budget_cents=budget_cents,
             auto_approve_cents=auto_approve_cents,
+            tokens_left=tokens_left,
         )
 
     @classmethod
@@ -55,6 +62,7 @@ class MandateLimits:
         min_condition: Condition = Condition.ACCEPTABLE,
         budget_cents: int | None = None,
         auto_approve_cents: int | None = None,
+        tokens_left: int | None = None,
     ) -> MandateLimits:
         return cls(
             Party.BUYER,
@@ -63,6 +71,7 @@ class MandateLimits:
             min_condition=min_condition,
             budget_cents=budget_cents,
             auto_approve_cents=auto_approve_cents,
+            tokens_left=tokens_left,
         )
 
     def private_numbers(self) -> dict[str, int]:

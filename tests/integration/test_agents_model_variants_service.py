@@ -69,7 +69,11 @@ async def test_openai_and_narrator_buyers_trade_keep_secrets_and_are_costed(
         "kettle", 9_000, 7_500, title="Electric kettle steel", category="kitchen", weight_g=1_500
     )
     lamp = m.sell_item("lamp", 9_000, 7_000, title="Desk lamp brass", category="lighting", weight_g=1_000)
+    toaster = m.sell_item(
+        "toaster", 9_000, 7_000, title="Retro toaster chrome", category="kitchen", weight_g=1_500
+    )
     narrator = {"kind": "narrator", "model": "claude-haiku-4-5", "strategy": "conceder"}
+    thrifty = {"kind": "openai", "model": "local-model", "token_budget": 1}
     async with agent_market(bootstrap, market_id) as mk:
         await mk.assign(
             m.seller(mk.pid("s1"), [kettle], m.strategy("linear")),
@@ -87,6 +91,10 @@ async def test_openai_and_narrator_buyers_trade_keep_secrets_and_are_costed(
                 51_300,
                 narrator,
                 auto_approve=43_100,
+            ),
+            m.seller(mk.pid("s3"), [toaster], m.strategy("linear")),
+            m.buyer(
+                mk.pid("b3"), [m.want("w", MAX, keywords=("toaster",), category="kitchen")], 51_300, thrifty
             ),
         )
         await mk.obs.wait_for(of_type("DealAgreed"), "negotiation.events", timeout=120)
@@ -107,11 +115,15 @@ async def test_openai_and_narrator_buyers_trade_keep_secrets_and_are_costed(
             " sum(input_tokens + cache_read_tokens + cache_write_tokens) AS prompt,"
             " sum(output_tokens) AS output FROM agents.model_usage WHERE principal_id = ANY($1::text[])"
             " GROUP BY principal_id, model",
-            [mk.pid("b1"), mk.pid("b2")],
+            [mk.pid("b1"), mk.pid("b2"), mk.pid("b3")],
         )
         reasons = await conn.fetchval(
             "SELECT array_agg(r) FROM agents.moves, unnest(refusal_reasons) r WHERE principal_id = $1",
             mk.pid("b1"),
+        )
+        b3_reasons = await conn.fetchval(
+            "SELECT array_agg(r) FROM agents.moves, unnest(refusal_reasons) r WHERE principal_id = $1",
+            mk.pid("b3"),
         )
     finally:
         await conn.close()
@@ -119,3 +131,6 @@ async def test_openai_and_narrator_buyers_trade_keep_secrets_and_are_costed(
     assert used[mk.pid("b1")][0] == "local-model" and used[mk.pid("b1")][2] > 0
     assert used[mk.pid("b2")][0] == "claude-haiku-4-5" and used[mk.pid("b2")][1] > 0
     assert reasons and "discloses_private" in reasons, reasons
+    # b3's model wrote its max once; the re-ask would pass its 1-token budget: it walks, never opens.
+    assert not mk.offers_by(mk.pid("b3")) and used[mk.pid("b3")][2] == openai_fake.output_tokens
+    assert "token_budget_spent" in b3_reasons, b3_reasons

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -246,12 +247,18 @@ async def test_the_narrator_drops_refused_words_and_survives_a_dead_model(
 async def test_the_token_budget_stops_asking_and_each_decision_knows_its_tokens(
     fake_openai: FakeOpenAI,
 ) -> None:
-    fake_openai.policy = haggling_buyer
-    brain = build_brain(OpenAIBrainConfig(kind="openai", model=MODEL, token_budget=1))
-    view = NegotiationView("b-1", Party.BUYER, LISTING, BUYER, 20)
-    first = await next_move(brain, view, BUYER)
-    assert isinstance(first.move, MakeOffer) and first.usage.output_tokens == fake_openai.output_tokens
-    assert first.usage.total > 1 and len(fake_openai.requests) == 1
-    second = await next_move(brain, view, BUYER)
-    assert [r.reason for r in second.refusals] == [R.TOKEN_BUDGET_SPENT] and second.fell_back
-    assert len(fake_openai.requests) == 1 and second.usage.total == 0  # the model was not asked again
+    fake_openai.policy = lambda body: tool_reply("send_message", {"text": "Hmm."})
+    brain = build_brain(OpenAIBrainConfig(kind="openai", model=MODEL))
+    view = NegotiationView(
+        "b-1", Party.BUYER, LISTING, BUYER, 20, "t", (OfferSeen("t.1", Party.BUYER, 1, 6_000, STD, 600),)
+    )
+    free = await next_move(brain, view, BUYER)
+    assert free.usage.output_tokens == fake_openai.output_tokens and free.usage.total > 1
+    tight = replace(BUYER, tokens_left=1)  # one call's worth may start, and nothing after it
+    fake_openai.policy = lambda body: tool_reply("send_message", {"text": "Still there?"})
+    fake_openai.requests.clear()
+    one = await next_move(brain, view, tight)
+    assert len(fake_openai.requests) == 1 and one.move.text == "Still there?"  # type: ignore[union-attr]
+    spent = await next_move(brain, view, replace(BUYER, tokens_left=0))
+    assert [r.reason for r in spent.refusals] == [R.TOKEN_BUDGET_SPENT] and spent.fell_back
+    assert len(fake_openai.requests) == 1 and spent.usage.total == 0  # the model was not asked again

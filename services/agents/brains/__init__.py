@@ -30,19 +30,15 @@ def build_brain(
     """The brain a mandate asks for. Without a client, a model brain reads its key from the environment
     (ANTHROPIC_API_KEY, OPENAI_API_KEY)."""
     if isinstance(config, ClaudeBrainConfig):
-        claude_brain = ClaudeBrain(config.model, config.style, client=client, max_tokens=config.max_tokens)
-        claude_brain.token_budget = config.token_budget
-        return claude_brain
+        return ClaudeBrain(config.model, config.style, client=client, max_tokens=config.max_tokens)
     if isinstance(config, OpenAIBrainConfig):
-        chat = OpenAIChatBrain(
+        return OpenAIChatBrain(
             config.model,
             config.style,
             client=openai_client,
             base_url=config.base_url,
             max_tokens=config.max_tokens,
         )
-        chat.token_budget = config.token_budget
-        return chat
     if isinstance(config, NarratorBrainConfig):
         words: Words
         if config.provider == "openai":
@@ -51,7 +47,6 @@ def build_brain(
             words = AnthropicWords(client or claude.client_from_env(), config.model)
         narrator = NarratorBrain(strategy(config.strategy, config.params), words, config.style)
         narrator.max_tokens = config.max_tokens
-        narrator.token_budget = config.token_budget
         return narrator
     if isinstance(config, CompromisedBrainConfig):
         return CompromisedBrain(config.seed, config.variety)

@@ -110,8 +110,6 @@ class ClaudeBrain:
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
         self.usage = LlmUsage()
-        self.token_budget: int | None = None
-        """The principal's token budget; `decide.next_move` stops asking once `usage` reaches it."""
         self.last: ClaudeReply | None = None
 
     async def decide(self, view: NegotiationView) -> Move:

@@ -135,8 +135,6 @@ class NarratorBrain:
         self.strategy, self.words, self.style = strategy, words, style
         self.max_tokens = 256
         self.usage = LlmUsage()
-        self.token_budget: int | None = None
-        """The principal's token budget; `decide.next_move` stops asking once `usage` reaches it."""
 
     @property
     def model(self) -> str:

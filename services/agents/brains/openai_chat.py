@@ -113,8 +113,6 @@ class OpenAIChatBrain:
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
         self.usage = LlmUsage()
-        self.token_budget: int | None = None
-        """The principal's token budget; `decide.next_move` stops asking once `usage` reaches it."""
 
     def confidential(self, view: NegotiationView) -> tuple[str, ...]:
         return (system_prompt(view, self.style),)
