@@ -22,6 +22,7 @@ stops what a model can copy, the narrator brain keeps the numbers out of reach.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -76,7 +77,9 @@ def disclosure(text: str, secrets: Secrets) -> str | None:
     for name, cents in secrets.private.items():
         if cents in readings and (cents not in secrets.public or names_a_limit):
             return f"your {name}"
-    if secrets.confidential and _shingles(text) & _shingles(" ".join(secrets.confidential)):
+    if secrets.confidential and not _shingles(text).isdisjoint(
+        _known_shingles(" ".join(secrets.confidential))
+    ):
         return "your instructions (system prompt or mandate)"
     return None
 
@@ -205,6 +208,12 @@ def _words_value(words: list[str]) -> int | None:
             current = 0
     value = total + current
     return value if value > 0 else None
+
+
+@functools.lru_cache(maxsize=256)
+def _known_shingles(text: str) -> frozenset[tuple[str, ...]]:
+    """A prompt is the same for every turn of a negotiation: read it once."""
+    return frozenset(_shingles(text))
 
 
 def _shingles(text: str, size: int = ECHO_WORDS) -> set[tuple[str, ...]]:
