@@ -161,6 +161,13 @@ async def model_usage(database_url: str, scope: Scope) -> ModelUsageFact:
     """Tokens and estimated dollars of this market's model brains (from the agents' usage table)."""
     conn = await asyncpg.connect(database_url)
     try:
+        per_principal = await conn.fetch(
+            "SELECT principal_id,"
+            " sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) AS tokens,"
+            " sum(micro_dollars) AS micro FROM agents.model_usage"
+            " WHERE principal_id LIKE $1 || '%' GROUP BY principal_id",
+            scope.prefix,
+        )
         row = await conn.fetchrow(
             "SELECT coalesce(sum(input_tokens), 0) AS i, coalesce(sum(output_tokens), 0) AS o,"
             " coalesce(sum(cache_read_tokens), 0) AS r, coalesce(sum(cache_write_tokens), 0) AS w,"
@@ -178,4 +185,6 @@ async def model_usage(database_url: str, scope: Scope) -> ModelUsageFact:
         cache_write_tokens=row["w"],
         micro_dollars=row["d"],
         negotiations=row["n"],
+        tokens_by_principal={scope.unscope(r["principal_id"]): int(r["tokens"]) for r in per_principal},
+        micro_dollars_by_principal={scope.unscope(r["principal_id"]): int(r["micro"]) for r in per_principal},
     )

@@ -113,6 +113,8 @@ class ModelUsageFact(BaseModel):
     cache_write_tokens: NonNegativeInt = 0
     micro_dollars: NonNegativeInt = 0
     negotiations: NonNegativeInt = Field(default=0, description="agent negotiations that asked a model")
+    tokens_by_principal: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    micro_dollars_by_principal: dict[str, NonNegativeInt] = Field(default_factory=dict)
 
 
 class MarketFacts(BaseModel):

@@ -113,9 +113,12 @@ def _part(part: int, whole: int) -> float | None:
 
 def _variants(report: MarketReport) -> Table:
     table = Table(title="Variants", title_justify="left")
-    for column in ("variant", "principals", "deals/principal", "price idx sell", "price idx buy", "surplus"):
+    costed = any(v.model_tokens for v in report.variants)
+    columns = ["variant", "principals", "deals/principal", "price idx sell", "price idx buy", "surplus"]
+    for column in [*columns, *(["model tokens", "model $"] if costed else [])]:
         table.add_column(column, justify="left" if column == "variant" else "right")
     for v in report.variants:
+        cost = [str(v.model_tokens), f"{v.dollars_estimate:.4f}"] if costed else []
         table.add_row(
             v.variant,
             str(v.principals),
@@ -123,6 +126,7 @@ def _variants(report: MarketReport) -> Table:
             number(v.seller_price_index, 3),
             number(v.buyer_price_index, 3),
             f"{dollars(v.surplus_cents)} ({percent(v.surplus_share)})",
+            *cost,
         )
     return table
 

@@ -158,6 +158,8 @@ class VariantStats(BaseModel):
     buyer_price_index: float | None
     surplus_cents: int
     surplus_share: float | None
+    model_tokens: int = 0
+    dollars_estimate: float = 0.0
 
 
 class MarketReport(BaseModel):
@@ -293,6 +295,8 @@ def _variant_stats(
         members = sum(v == variant for v in variant_of.values())
         sold = [d for d in facts.deals if variant_of[d.seller_principal_id] == variant]
         bought = [d for d in facts.deals if variant_of[d.buyer_principal_id] == variant]
+        usage = facts.model_usage
+        principals = [pid for pid, v in variant_of.items() if v == variant]
         surplus = sum(g.seller_cents for g in gains if variant_of[g.deal.seller_principal_id] == variant)
         surplus += sum(g.buyer_cents for g in gains if variant_of[g.deal.buyer_principal_id] == variant)
         rows.append(
@@ -307,6 +311,10 @@ def _variant_stats(
                 ),
                 surplus_cents=surplus,
                 surplus_share=_share(surplus, total_surplus),
+                model_tokens=sum(usage.tokens_by_principal.get(pid, 0) for pid in principals),
+                dollars_estimate=round(
+                    sum(usage.micro_dollars_by_principal.get(pid, 0) for pid in principals) / 1_000_000, 6
+                ),
             )
         )
     return tuple(rows)

@@ -314,8 +314,15 @@ def test_model_tokens_cache_hits_and_dollars_per_negotiation_and_deal() -> None:
         cache_write_tokens=1_000,
         micro_dollars=12_345,
         negotiations=2,
+        tokens_by_principal={"alice": 5_000, "bob": 200},
+        micro_dollars_by_principal={"alice": 12_000, "bob": 345},
     )
     report = build_report(_facts(model_usage=usage))
+    variant_of = {p.id: p.variant for p in POPULATION.principals}
+    for stats in report.variants:
+        members = [pid for pid, v in variant_of.items() if v == stats.variant]
+        assert stats.model_tokens == sum(usage.tokens_by_principal.get(pid, 0) for pid in members)
+    assert sum(v.model_tokens for v in report.variants) == 5_200
     tokens = report.tokens
     assert tokens.cache_hit_ratio == pytest.approx(3_000 / 5_000)
     assert tokens.dollars_estimate == pytest.approx(0.012345)
@@ -323,7 +330,11 @@ def test_model_tokens_cache_hits_and_dollars_per_negotiation_and_deal() -> None:
     assert json.loads(report.to_json())["tokens"]["output_tokens"] == 200
     out = io.StringIO()
     render(report, Console(file=out, width=120, color_system=None))
-    assert "cache hit ratio" in out.getvalue() and "$0.0123" in out.getvalue()
+    assert (
+        "cache hit ratio" in out.getvalue()
+        and "$0.0123" in out.getvalue()
+        and "model tokens" in out.getvalue()
+    )
     quiet = build_report(_facts()).tokens
     assert quiet.cache_hit_ratio is None and quiet.dollars_estimate == 0 and quiet.tokens_per_deal is None
 
