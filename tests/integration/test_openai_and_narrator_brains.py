@@ -137,6 +137,7 @@ async def test_schema_breaking_answers_are_refused_retried_then_the_agent_walks(
     assert decision.fell_back and decision.move == Reject("t.2")
     assert len(fake_openai.requests) == 3  # bounded: never an endless loop
     assert "malformed_reply" in messages_text(fake_openai.requests[-1])  # the model was told why
+    assert "buy_now" not in str(decision.refusals[-1])  # and the reason repeats none of its own text
     assert count("haggle_llm_bad_replies_total", model=MODEL, problem=problem) == bad + 3
     assert count("haggle_agent_fallbacks_total") == fallbacks + 1
 

@@ -42,6 +42,7 @@ from services.agents.view import NegotiationView
 log = logging.getLogger(__name__)
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+TOOL_NAMES = frozenset(t["name"] for t in TOOLS)
 FUNCTIONS: list[dict[str, Any]] = [
     {
         "type": "function",
@@ -81,13 +82,17 @@ def read_completion(completion: ChatCompletion) -> Move | Malformed:
     function = getattr(call, "function", None)
     if function is None:
         return Malformed("invalid_tool_call", "not a function call")
+    # The detail is fed back to the model and logged: it names only our own tools, never the model's text.
+    name = function.name if function.name in TOOL_NAMES else "an unknown tool"
     try:
         arguments = json.loads(function.arguments or "{}")
     except ValueError:
-        return Malformed("invalid_json", f"the arguments of {function.name[:40]} are not JSON")
+        return Malformed("invalid_json", f"the arguments of {name} are not JSON")
     move = move_from_tool(function.name, arguments)
     if move is None:
-        return Malformed("invalid_tool_call", f"{function.name[:40]} with arguments outside its schema")
+        return Malformed(
+            "invalid_tool_call", f"{name} with arguments outside its schema; call one of the tools"
+        )
     return move
 
 
