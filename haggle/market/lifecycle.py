@@ -61,6 +61,11 @@ class MarketView:
     def all_in(self, phase: MarketPhase) -> bool:
         return all(p is phase for p in self.phases.values())
 
+    def none_open(self) -> bool:
+        """Every service has seen the market close (a service may be closed already: only the
+        referee and settlement check that nothing is unfinished before they call it closed)."""
+        return all(p is not MarketPhase.OPEN for p in self.phases.values())
+
 
 async def look(client: httpx.AsyncClient, market_id: str) -> MarketView:
     found: dict[str, dict[str, object]] = {}
@@ -131,7 +136,7 @@ async def close_market(
             say(f"{market_id}: closing — no new negotiations")
         else:
             say(f"{market_id}: closing already — waiting for what is in flight")
-        await _until(client, market_id, lambda v: v.all_in(MarketPhase.CLOSING), 30, say)
+        await _until(client, market_id, lambda v: v.none_open(), 30, say)
         view = await _until(client, market_id, lambda v: v.quiet, timeout, say)
         closed = MarketClosed(negotiations=view.threads, deals=view.deals)
         await pub.send(MARKET_EVENTS.name, market_id, operator_envelope(closed, market_id))

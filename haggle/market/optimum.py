@@ -24,11 +24,12 @@ conservative (never flattering).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 
 from haggle.market.goods import SaleItem, WantSpec
 
@@ -118,3 +119,99 @@ def optimum(
         edges = [e for e in edges if consented(by_id[e.want_id], items[e.listing_id], consent_limits)]
     matches = max_weight_matching(edges)
     return Optimum(sum(m.surplus_cents for m in matches), matches, len(edges))
+
+
+BUDGET_SOLVE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetOptimum:
+    best: Optimum
+    gap: float
+    """How far the solver's proven bound is above `best` (0: proven optimal), relative to it."""
+
+
+def within_budgets(
+    wants: Sequence[WantSpec],
+    listings: Sequence[SaleItem],
+    budgets: Mapping[str, int],
+    consent_limits: Mapping[str, int] | None = None,
+    seconds: float = BUDGET_SOLVE_SECONDS,
+) -> BudgetOptimum:
+    """The best matching every buyer could pay for even at the sellers' floors: each buyer's trades
+    cost at most its budget (floor plus cheapest shipping each). An integer program (scipy's
+    `milp`, HiGHS) given `seconds`; the best matching found, and how far from proven optimal. An
+    upper bound on what a market can realise (no price is below a floor), and at most `optimum`."""
+    items = {item.id: item for item in listings}
+    by_id = {want.id: want for want in wants}
+    edges = [
+        e
+        for e in feasible_edges(wants, listings)
+        if consented(by_id[e.want_id], items[e.listing_id], consent_limits or {})
+    ]
+    if not edges:
+        return BudgetOptimum(Optimum(0, (), 0), 0.0)
+    entries: list[tuple[int, int, float]] = []
+    bounds: list[float] = []
+    groups = [
+        *_groups(edges, lambda e: e.want_id).values(),
+        *_groups(edges, lambda e: e.listing_id).values(),
+    ]
+    for members in groups:
+        entries += [(len(bounds), i, 1.0) for i in members]
+        bounds.append(1.0)
+    for buyer, members in _groups(edges, lambda e: by_id[e.want_id].buyer_id).items():
+        entries += [(len(bounds), i, float(_cost(items[edges[i].listing_id]))) for i in members]
+        bounds.append(float(budgets.get(buyer, 0)))
+    r, c, v = zip(*entries, strict=True)
+    matrix = sparse.csr_array((v, (r, c)), shape=(len(bounds), len(edges)))
+    weights = -np.array([e.surplus_cents for e in edges], dtype=float)
+    constraint = LinearConstraint(matrix, -np.inf, np.array(bounds))
+    result = milp(
+        c=weights,
+        constraints=constraint,
+        integrality=np.ones(len(edges)),
+        bounds=Bounds(0, 1),
+        options={"time_limit": seconds},
+    )
+    if result.x is not None:
+        chosen = tuple(sorted(e for e, x in zip(edges, result.x, strict=True) if x > 0.5))
+        bound = -float(getattr(result, "mip_dual_bound", None) or result.fun)
+    else:  # too large to solve in time: a greedy matching, and the linear relaxation as its bound
+        chosen = _greedy(edges, items, by_id, budgets)
+        relaxed = milp(
+            c=weights, constraints=constraint, bounds=Bounds(0, 1), options={"time_limit": seconds}
+        )
+        bound = -float(relaxed.fun) if relaxed.fun is not None else float(sum(e.surplus_cents for e in edges))
+    total = sum(e.surplus_cents for e in chosen)
+    return BudgetOptimum(Optimum(total, chosen, len(edges)), max(0.0, bound / total - 1) if total else 0.0)
+
+
+def _greedy(
+    edges: Sequence[Edge],
+    items: Mapping[str, SaleItem],
+    wants: Mapping[str, WantSpec],
+    budgets: Mapping[str, int],
+) -> tuple[Edge, ...]:
+    left = dict(budgets)
+    used: set[str] = set()
+    chosen = []
+    for edge in sorted(edges, key=lambda e: (-e.surplus_cents, e.want_id, e.listing_id)):
+        buyer, cost = wants[edge.want_id].buyer_id, _cost(items[edge.listing_id])
+        if edge.want_id in used or edge.listing_id in used or left.get(buyer, 0) < cost:
+            continue
+        used |= {edge.want_id, edge.listing_id}
+        left[buyer] -= cost
+        chosen.append(edge)
+    return tuple(sorted(chosen))
+
+
+def _cost(item: SaleItem) -> int:
+    return item.floor_cents + item.cheapest_shipping_cents
+
+
+def _groups(edges: Sequence[Edge], key: Callable[[Edge], str]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for index, edge in enumerate(edges):
+        found.setdefault(key(edge), []).append(index)
+    return found

@@ -98,6 +98,12 @@ def _surplus(report: MarketReport) -> Table:
             ("realised", dollars(s.realised_cents)),
             ("optimum", f"{dollars(s.optimum_cents)} over {s.optimum_trades} trades"),
             ("welfare efficiency", percent(s.efficiency)),
+            (
+                "optimum within budgets",
+                f"{dollars(s.budget_optimum_cents)} (efficiency {percent(s.budget_efficiency)})"
+                if s.budget_optimum_cents is not None
+                else "not computed (too large)",
+            ),
             ("lost, by cause", dollars(s.optimum_cents - s.realised_cents)),
             *[
                 (f"  {cause}", f"{dollars(cents)} ({percent(_part(cents, s.optimum_cents))})")

@@ -37,10 +37,12 @@ from pydantic import BaseModel, ConfigDict
 
 from haggle.market.facts import ApprovalAnswer, DealFact, MarketFacts, SettlementOutcome
 from haggle.market.goods import SaleItem, WantSpec
-from haggle.market.optimum import optimum
+from haggle.market.optimum import optimum, within_budgets
 from haggle.market.waterfall import lost_cents
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+BUDGET_OPTIMUM_MAX_EDGES = 20_000
+"""Above this many feasible trades the budget-bound optimum is not computed (seconds to minutes)."""
 
 
 class Completion(BaseModel):
@@ -130,6 +132,11 @@ class Surplus(BaseModel):
     efficiency: float | None
     optimum_trades: int
     wants_filled: int
+    budget_optimum_cents: int | None
+    """The optimum if every buyer must pay for its trades within its budget at the sellers' floors
+    (None: the market is too large to solve); what a market of these budgets could at most realise."""
+    budget_optimum_gap: float | None
+    budget_efficiency: float | None
     lost_cents: dict[str, int]
     """Cause → cents between the optimum and the realised surplus; sums to exactly their difference."""
 
@@ -261,12 +268,26 @@ def realised_surplus(facts: MarketFacts) -> list[DealSurplus]:
 
 def _surplus(facts: MarketFacts, gains: list[DealSurplus]) -> Surplus:
     """Split, efficiency and the waterfall (`haggle.market.waterfall`)."""
-    best = optimum(facts.population.wants(), facts.population.listings(), facts.consent_limits_cents)
+    wants, listings = facts.population.wants(), facts.population.listings()
+    best = optimum(wants, listings, facts.consent_limits_cents)
     buyers = sum(g.buyer_cents for g in gains)
     sellers = sum(g.seller_cents for g in gains)
     realised = buyers + sellers
     if realised > best.surplus_cents:
         raise AssertionError(f"realised surplus {realised} above the optimum {best.surplus_cents}: a bug")
+    budgets = {p.id: p.budget_cents for p in facts.population.principals}
+    bounded = (
+        within_budgets(wants, listings, budgets, facts.consent_limits_cents)
+        if best.feasible_edges <= BUDGET_OPTIMUM_MAX_EDGES
+        else None
+    )
+    realised_gains = [(g.deal, g.buyer_cents + g.seller_cents, g.want_id) for g in gains]
+    lost = lost_cents(facts, realised_gains, bounded.best if bounded else best)
+    if bounded is not None and best.surplus_cents > bounded.best.surplus_cents:
+        lost = dict(
+            sorted({**lost, "beyond_budget": best.surplus_cents - bounded.best.surplus_cents}.items())
+        )
+    bounded_cents = bounded.best.surplus_cents if bounded else None
     return Surplus(
         buyers_cents=buyers,
         sellers_cents=sellers,
@@ -275,9 +296,10 @@ def _surplus(facts: MarketFacts, gains: list[DealSurplus]) -> Surplus:
         efficiency=realised / best.surplus_cents if best.surplus_cents > 0 else None,
         optimum_trades=len(best.matches),
         wants_filled=sum(g.want_id is not None for g in gains),
-        lost_cents=lost_cents(
-            facts, [(g.deal, g.buyer_cents + g.seller_cents, g.want_id) for g in gains], best
-        ),
+        budget_optimum_cents=bounded_cents,
+        budget_optimum_gap=round(bounded.gap, 4) if bounded else None,
+        budget_efficiency=realised / bounded_cents if bounded_cents else None,
+        lost_cents=lost,
     )
 
 

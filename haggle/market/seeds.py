@@ -47,6 +47,9 @@ def summarise(reports: Sequence[MarketReport]) -> dict[str, Any]:
         "welfare_efficiency": interval(
             [r.surplus.efficiency for r in reports if r.surplus.efficiency is not None]
         ),
+        "budget_efficiency": interval(
+            [r.surplus.budget_efficiency for r in reports if r.surplus.budget_efficiency is not None]
+        ),
         "listings_sold_share": interval(
             [
                 r.completion.listings_sold_share
@@ -79,6 +82,7 @@ def render_seeds(summary: dict[str, Any], console: Console) -> None:
     for column in ("figure", "value"):
         table.add_column(column)
     table.add_row("welfare efficiency", _cell(summary["welfare_efficiency"]))
+    table.add_row("efficiency within budgets", _cell(summary["budget_efficiency"]))
     table.add_row("listings sold", _cell(summary["listings_sold_share"]))
     for variant, figures in summary["variants"].items():
         table.add_row(f"{variant}: seller price index", _cell(figures["seller_price_index"]))

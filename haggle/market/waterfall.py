@@ -13,6 +13,11 @@ For each trade of the optimal matching (want w, listing l, surplus s*):
   `escrow_<reason>`), that was refunded (`refund_<reason>`) or never settled
   (`unsettled`).
 The causes add up exactly to `optimum − realised` (a property test checks it).
+
+The report runs this against the optimum within budgets (each buyer's trades paid at the
+sellers' floors within its budget) and adds `beyond_budget`, the part of the unbounded
+optimum no market of these budgets could realise. Against that matching `allocation` is a net
+figure and may be negative (a set of trades outside it can do better than its share of it).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.agents import store
 from services.agents.brains.base import is_remote
-from services.agents.handlers import common, lifecycle, settle, turns
+from services.agents.handlers import common, lifecycle, settle, shop, turns
 
 NAME = "agents"
 SCHEMA = "agents"
@@ -124,6 +124,8 @@ async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> N
         if found is None:
             return
         principal, neg = found
+        if not await shop.still_chosen(uow, principal, neg):
+            return
         if not is_remote(common.brain_for(principal)):
             neg.retry_at = None
             await turns.take_turn(uow, principal, neg)

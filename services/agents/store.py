@@ -260,6 +260,58 @@ async def negotiations_of(
     return [_negotiation(r) for r in rows]
 
 
+async def shortlist(conn: asyncpg.Connection, principal_id: str, want_id: str) -> list[asyncpg.Record]:
+    """A want's live buyer negotiations, each with its listing's asking price and cheapest shipping."""
+    return list(
+        await conn.fetch(
+            "SELECT n.neg_id, n.status, n.reserved_cents, n.retry_at,"
+            " (l.facts->>'price_cents')::bigint AS asking,"
+            " coalesce((SELECT min((o->>'cost_cents')::bigint)"
+            " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest"
+            " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+            " WHERE n.principal_id = $1 AND n.want_id = $2 AND n.role = 'buyer'"
+            " AND n.status IN ('opening', 'open')"
+            " ORDER BY n.neg_id FOR UPDATE OF n",
+            principal_id,
+            want_id,
+        )
+    )
+
+
+async def best_candidates(conn: asyncpg.Connection, principal_id: str) -> list[asyncpg.Record]:
+    """Per want with live candidates: the cheapest candidate's asking price and shipping, and
+    whether a thread for it holds money already."""
+    return list(
+        await conn.fetch(
+            "SELECT DISTINCT ON (n.want_id) n.want_id, (l.facts->>'price_cents')::bigint AS asking,"
+            " coalesce((SELECT min((o->>'cost_cents')::bigint)"
+            " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest,"
+            " bool_or(n.reserved_cents > 0) OVER (PARTITION BY n.want_id) AS holding"
+            " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+            " WHERE n.principal_id = $1 AND n.role = 'buyer' AND n.status IN ('opening', 'open')"
+            " ORDER BY n.want_id, (l.facts->>'price_cents')::bigint",
+            principal_id,
+        )
+    )
+
+
+async def set_retry(conn: asyncpg.Connection, neg_ids: Collection[str], at: datetime | None) -> None:
+    await conn.execute(
+        "UPDATE negotiations SET retry_at = $2, updated_at = now() WHERE neg_id = ANY($1::text[])",
+        list(neg_ids),
+        at,
+    )
+
+
+async def end_waiting(conn: asyncpg.Connection, neg_ids: Collection[str], reason: str) -> None:
+    await conn.execute(
+        "UPDATE negotiations SET status = 'ended', end_reason = $2, retry_at = NULL, reserved_cents = 0,"
+        " updated_at = now() WHERE neg_id = ANY($1::text[]) AND status = 'opening'",
+        list(neg_ids),
+        reason,
+    )
+
+
 async def held_by_other_threads(conn: asyncpg.Connection, principal_id: str, neg_id: str) -> int:
     """What a buyer's live negotiations other than `neg_id` hold of its budget."""
     return int(

@@ -54,6 +54,8 @@ async def test_a_market_survives_every_fault_and_keeps_every_invariant(endpoints
         "every_negotiation_ended",
         "every_deal_settled_or_refunded",
         "no_event_lost",
+        "market_closed",
+        "no_negotiation_after_close",
     }
     # The market really traded through the faults: commands flowed and deals were struck.
     assert report.status.deals > 0 and report.status.listings == 30

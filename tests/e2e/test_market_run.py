@@ -63,18 +63,55 @@ async def test_market_run_reports_a_consistent_market(bootstrap: str, tmp_path: 
     assert report["deals_agreed"] > 0
     assert all(report["invariants"].values()) and set(report["invariants"]) == {
         "ledger_balanced",
+        "market_closed",
         "no_listing_sold_twice",
         "no_mandate_broken",
+        "no_negotiation_after_close",
     }
+    surplus = report["surplus"]
+    assert sum(surplus["lost_cents"].values()) == surplus["optimum_cents"] - surplus["realised_cents"]
+    assert len(report["principals"]) == report["participants"]
     assert 0 < report["surplus"]["efficiency"] <= 1
     assert report["deals_agreed"] <= report["listings_published"]
     assert report["deals_agreed"] == len({d.payload["deal_id"] for d in mine})
     assert report["money"]["gmv_agreed_cents"] == sum(d.payload["price_cents"] for d in mine)
     assert "Invariants" in first.stdout and "welfare efficiency" in first.stdout
     assert infrastructure_retries() == retries_before, "a fault-free market run met deadlocks or outages"
+    await _closed_and_final(bootstrap, report, tmp_path)
 
     second = await asyncio.to_thread(run_market, tmp_path / "r2.json")
     assert second.returncode == 0, second.stdout[-3000:]
     again = json.loads((tmp_path / "r2.json").read_text())
     assert again["population_digest"] == report["population_digest"]
     assert again["market_id"] != report["market_id"]
+
+
+async def _closed_and_final(bootstrap: str, report: dict[str, object], tmp_path: Path) -> None:
+    """After the report the market is closed, nothing more happens in it, and its report taken
+    again from the events is the same."""
+    market_id = str(report["market_id"])
+    async with httpx.AsyncClient(timeout=5) as client:
+        for service in ("negotiation", "settlement", "agents"):
+            view = (await client.get(f"{procs.url_for(service)}/markets/{market_id}")).json()
+            assert view["phase"] == "closed", (service, view)
+        agents = (await client.get(f"{procs.url_for('agents')}/markets/{market_id}")).json()
+    assert agents["opening"] == 0 and agents["open"] == 0
+    topics = ("negotiation.events", "settlement.events", "listing.events", "approval.events", "agent.inbox")
+    async with Observer(bootstrap, *topics) as later:
+        await asyncio.sleep(4)
+    assert not [env for _, env in later.seen if env.market_id == market_id], "the closed market still moved"
+    argv = [
+        sys.executable,
+        "-m",
+        "haggle",
+        "market",
+        "report",
+        market_id,
+        "--json",
+        str(tmp_path / "again.json"),
+    ]
+    again = await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert json.loads((tmp_path / "again.json").read_text()) == report

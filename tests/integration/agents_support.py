@@ -44,6 +44,9 @@ class AgentMarket:
 
 
 @asynccontextmanager
-async def agent_market(bootstrap: str, market_id: str) -> AsyncIterator[AgentMarket]:
-    async with Publisher(bootstrap) as pub, Observer(bootstrap, *TOPICS, market_id=market_id) as obs:
+async def agent_market(bootstrap: str, market_id: str, *more_topics: str) -> AsyncIterator[AgentMarket]:
+    async with (
+        Publisher(bootstrap) as pub,
+        Observer(bootstrap, *TOPICS, *more_topics, market_id=market_id) as obs,
+    ):
         yield AgentMarket(market_id, pub, obs)

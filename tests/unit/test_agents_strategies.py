@@ -83,9 +83,9 @@ def test_linear_sides_without_overlap_reach_their_limits_and_part() -> None:
     )
     assert outcome.deal is None and outcome.ended_by == "reject"
     assert prices(outcome, Party.SELLER)[-1] == 7_000  # the floor, in the last round
-    # The buyer's ceiling is 6 000 (7 000 total less 1 000 shipping); it opens at 60% of it and its
-    # last offer is the 19th of 20: 3 600 + 2 400 * 18/19.
-    assert prices(outcome, Party.BUYER)[-1] == 5_874
+    # The buyer's ceiling is 6 000 (7 000 total less 1 000 shipping): its last offer (the 19th round
+    # of 20; the seller has the 20th) reaches it, as the seller's last reaches its floor.
+    assert prices(outcome, Party.BUYER)[-1] == 6_000
     assert outcome.refusals == ()
 
 

@@ -49,8 +49,12 @@ class Plan:
 
 
 def concession_time(view: NegotiationView) -> float:
-    """Share of the negotiation used by my next offer: 0 for the opening, 1 for the last allowed round."""
-    by_rounds = view.round / max(1, view.max_rounds - 1)
+    """Share of the negotiation used by my next offer: 0 for the opening, 1 for the last offer I can
+    make (rounds alternate, so that is the last round or the one before it). Each side reaches its
+    limit with its own last offer, so two limits that overlap always meet within the round cap."""
+    upcoming = view.round + 1
+    my_last = view.max_rounds if (view.max_rounds - upcoming) % 2 == 0 else view.max_rounds - 1
+    by_rounds = (upcoming - 1) / max(1, my_last - 1)
     return min(1.0, max(by_rounds, view.time_fraction, 0.0))
 
 

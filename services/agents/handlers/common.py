@@ -12,7 +12,7 @@ from haggle.contracts import Message, signed
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferMade, Party, ThreadOpened
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import store
+from services.agents import shopping, store
 from services.agents.brains import Brain, build_brain
 from services.agents.ratelimit import RateLimiter
 from services.agents.store import Negotiation, Principal
@@ -28,7 +28,6 @@ LIMITER = RateLimiter(
     per_second=float(os.environ.get("HAGGLE_AGENT_MOVES_PER_SECOND", "20")),
     burst=int(os.environ.get("HAGGLE_AGENT_MOVE_BURST", "40")),
 )
-PARALLEL_PER_WANT = int(os.environ.get("HAGGLE_AGENT_PARALLEL_PER_WANT", "3"))
 _brains: dict[str, Brain] = {}
 
 THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {
@@ -142,7 +141,7 @@ def thread_cap(principal: Principal, neg: Negotiation, facts: ListingFacts, free
     """The most one buyer thread could ever commit: held in full from its opening to its end, so
     several threads at once can never promise more than the budget, nor starve each other mid-haggle."""
     cheapest = min((option.cost_cents for option in facts.shipping), default=0)
-    return min(principal.buying_cap(str(neg.want_id)), facts.price_cents + cheapest, free)
+    return shopping.hold_for(principal.buying_cap(str(neg.want_id)), facts.price_cents, cheapest, free)
 
 
 def shipping_total(price: int, cost: int, buyer_pays: bool) -> int:

@@ -25,8 +25,8 @@ from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
 from haggle.runtime import markets, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import purchases, store
-from services.agents.handlers import common
-from services.agents.store import Negotiation, Principal
+from services.agents.handlers import common, shop
+from services.agents.store import Principal
 
 log = logging.getLogger(__name__)
 MANDATES_REFUSED = Counter("haggle_mandates_refused_total", "Mandates refused: not signed by an operator")
@@ -106,20 +106,10 @@ def matching_want(principal: Principal, listing: ListingPublished, fulfilled: se
 
 
 async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublished) -> None:
-    """Queue an opening move on a matching listing; the turn scheduler takes it in its own transaction."""
+    """A matching listing joins the shortlist of the want it matches (`shop`)."""
     want = matching_want(principal, listing, await store.fulfilled_wants(uow.conn, principal.principal_id))
-    if want is None:
-        return
-    neg_id = store.buyer_neg_id(principal.principal_id, listing.listing_id)
-    existing = await store.negotiation(uow.conn, neg_id)
-    if existing is not None and (existing.live or existing.status == "deal"):
-        return
-    live = [n for n in await store.negotiations_of(uow.conn, principal.principal_id) if n.want_id == want.id]
-    if len(live) >= common.PARALLEL_PER_WANT:
-        return
-    fresh = Negotiation(neg_id, principal.principal_id, listing.listing_id, "buyer", want_id=want.id)
-    common.turn_now(uow, fresh)
-    await store.save_negotiation(uow.conn, fresh)
+    if want is not None:
+        await shop.consider(uow, principal, listing, want)
 
 
 async def market_lock(uow: UnitOfWork, market_id: str) -> None:

@@ -22,7 +22,7 @@ from haggle.contracts.settlement import (
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import purchases, store
-from services.agents.handlers import common, turns
+from services.agents.handlers import common, shop
 from services.agents.store import Principal
 
 
@@ -100,7 +100,7 @@ async def _close_deal(uow: UnitOfWork, env: Envelope, deal_id: str, status: str)
     await store.set_deal_status(uow.conn, deal_id, principal.principal_id, status)
     if deal["role"] == "buyer" and status in ("failed", "refunded"):
         await store.add_committed(uow.conn, principal.principal_id, -int(deal["amount_cents"]))
-        await turns.wake_declined(uow, principal)
+        await shop.wake_declined(uow, principal)
 
 
 async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) -> None:

@@ -24,13 +24,12 @@ from haggle.contracts.negotiation import (
     WithdrawNegotiation,
 )
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
-from haggle.runtime import markets
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import purchases, store
+from services.agents import shopping, store
 from services.agents.brains import BrainUnavailable
 from services.agents.brains.base import is_remote
 from services.agents.decide import Decision, next_move
-from services.agents.handlers import common
+from services.agents.handlers import common, shop
 from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
 from services.agents.ratelimit import RefundedOnRollback
 from services.agents.store import Negotiation, Principal
@@ -68,6 +67,7 @@ async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> 
         else:
             await _apply(uow, principal, neg, view, decision)
     await store.save_negotiation(uow.conn, neg)
+    await shop.after_turn(uow, principal, neg)
 
 
 async def prepare(
@@ -134,6 +134,7 @@ async def take_asked_turn(
             common.brain_label(principal),
             asked.decision.usage,
         )
+    await shop.after_turn(uow, principal, neg)
 
 
 def _same_turn(before: NegotiationView, now: NegotiationView) -> bool:
@@ -157,23 +158,38 @@ async def _apply(
     common.AGENT_TURNS.labels("fell_back" if decision.fell_back else "moved").inc()
 
 
-OPENING_FLOOR = 0.5
-"""A buyer opens only if it can hold at least half the asking price for the thread."""
-
-
 async def _hold_for_opening(
     uow: UnitOfWork, principal: Principal, neg: Negotiation, facts: ListingFacts, counted: bool = True
 ) -> bool:
     """Hold the thread's whole cap before opening, or wait until money comes free."""
     free = await common.free_budget(uow, principal, neg)
     cap = common.thread_cap(principal, neg, facts, free)
-    if cap < OPENING_FLOOR * facts.price_cents:
+    could = common.thread_cap(principal, neg, facts, principal.mandate.budget_cents)
+    cheapest = min((option.cost_cents for option in facts.shipping), default=0)
+    worth = shopping.worth_opening(cap, could, facts.price_cents, cheapest)
+    if not worth or str(neg.want_id) not in await _funded_wants(uow, principal):
         neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", "declined_to_open", 0, None
         if counted:
             common.AGENT_TURNS.labels("waiting_for_budget").inc()
         return False
     neg.reserved_cents = cap
     return True
+
+
+async def _funded_wants(uow: UnitOfWork, principal: Principal) -> set[str]:
+    """The wants this buyer's budget goes to first (`shopping.funded`)."""
+    plans = [
+        shopping.WantPlan(
+            r["want_id"],
+            principal.buying_cap(r["want_id"]),
+            shopping.hold_for(
+                principal.buying_cap(r["want_id"]), int(r["asking"]), int(r["cheapest"]), 10**12
+            ),
+            bool(r["holding"]),
+        )
+        for r in await store.best_candidates(uow.conn, principal.principal_id)
+    ]
+    return shopping.funded(plans, principal.mandate.budget_cents - principal.committed_cents)
 
 
 async def _send_move(
@@ -272,26 +288,9 @@ async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> Non
             common.turn_now(uow, neg)  # a model is asked by the turn scheduler, outside this batch
         await store.save_negotiation(uow.conn, neg)
     if isinstance(event, NegotiationEnded) and neg.role == "buyer" and neg.status == "ended":
-        await wake_declined(uow, principal)
-
-
-MAX_REOPENS = 5
-
-
-async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
-    """Money came free: listings this buyer declined to open for lack of budget get another look
-    (while the market is open)."""
-    state = await markets.load(uow.conn, principal.market_id)
-    if not purchases.may_start(state.phase_at(common.now())):
-        return
-    fulfilled = await store.fulfilled_wants(uow.conn, principal.principal_id)
-    for neg in await store.negotiations_of(uow.conn, principal.principal_id, live_only=False):
-        declined = neg.status == "ended" and neg.end_reason == "declined_to_open"
-        if declined and neg.want_id not in fulfilled and neg.attempts < MAX_REOPENS:
-            neg.status, neg.end_reason = "opening", None
-            common.turn_now(uow, neg)
-            neg.attempts += 1
-            await store.save_negotiation(uow.conn, neg)
+        await shop.wake_declined(uow, principal)
+        if neg.want_id:
+            await shop.reshop(uow, principal, neg.want_id)  # the next candidate for this want
 
 
 async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
@@ -317,6 +316,7 @@ async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> N
         await store.add_committed(uow.conn, principal.principal_id, amount)
         principal.committed_cents += amount
         await _drop_other_threads_for(uow, principal, neg)
+        await shop.wake_declined(uow, principal)  # the thread held more than the deal took
 
 
 async def _drop_other_threads_for(uow: UnitOfWork, principal: Principal, won: Negotiation) -> None:
@@ -357,3 +357,4 @@ async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> No
     else:
         neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", event.reason.value, 0, None
     await store.save_negotiation(uow.conn, neg)
+    await shop.after_turn(uow, principal, neg)
