@@ -65,6 +65,40 @@ class ClaudeBrainConfig(BaseModel):
     model: str = Field(min_length=1, max_length=100)
     style: str = Field(default="polite, concise and firm", max_length=500)
     max_tokens: int = Field(default=1_024, ge=64, le=8_192)
+    token_budget: int | None = Field(
+        default=None, ge=1, description="tokens this principal's model may use in all; None: no cap"
+    )
+
+
+class OpenAIBrainConfig(BaseModel):
+    """Any OpenAI-compatible Chat Completions endpoint; the key comes from `OPENAI_API_KEY`, never here."""
+
+    model_config = _STRICT
+    kind: Literal["openai"]
+    model: str = Field(min_length=1, max_length=100)
+    base_url: str | None = Field(default=None, max_length=300, pattern=r"^https?://")
+    style: str = Field(default="polite, concise and firm", max_length=500)
+    max_tokens: int = Field(default=1_024, ge=64, le=8_192)
+    token_budget: int | None = Field(
+        default=None, ge=1, description="tokens this principal's model may use in all; None: no cap"
+    )
+
+
+class NarratorBrainConfig(BaseModel):
+    """A strategy makes the move; a model only writes the words, and never sees a private number."""
+
+    model_config = _STRICT
+    kind: Literal["narrator"]
+    model: str = Field(min_length=1, max_length=100)
+    provider: Literal["anthropic", "openai"] = "anthropic"
+    base_url: str | None = Field(default=None, max_length=300, pattern=r"^https?://")
+    strategy: StrategyName = StrategyName.BOULWARE
+    params: StrategyParams = StrategyParams()
+    style: str = Field(default="polite, concise and firm", max_length=500)
+    max_tokens: int = Field(default=256, ge=32, le=2_048)
+    token_budget: int | None = Field(
+        default=None, ge=1, description="tokens this principal's model may use in all; None: no cap"
+    )
 
 
 class CompromisedBrainConfig(BaseModel):
@@ -106,7 +140,12 @@ class ExternalBrainConfig(BaseModel):
 
 
 BrainConfig = Annotated[
-    StrategyBrainConfig | ClaudeBrainConfig | CompromisedBrainConfig | ExternalBrainConfig,
+    StrategyBrainConfig
+    | ClaudeBrainConfig
+    | OpenAIBrainConfig
+    | NarratorBrainConfig
+    | CompromisedBrainConfig
+    | ExternalBrainConfig,
     Field(discriminator="kind"),
 ]
 
@@ -299,7 +338,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("strategy", "claude") and path.endswith("brain"):
+        elif part in ("strategy", "claude", "openai", "narrator", "compromised") and path.endswith("brain"):
             continue  # the union's tag adds nothing for a reader
         else:
             path += f".{part}" if path else str(part)

@@ -45,6 +45,16 @@ class Say:
 
 Move = MakeOffer | Accept | Reject | Walk | Say
 
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """Not a move: a model's answer that broke the tool schema. The guard refuses it (typed) and the
+    brain is asked again with the reason, a bounded number of times, then the agent walks away."""
+
+    problem: str
+    detail: str = ""
+
+
 NOTHING = Say("")
 
 

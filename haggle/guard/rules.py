@@ -5,11 +5,14 @@ the mandate, else a `GuardRefusal` with a typed reason. It reads only
 structured facts (prices, the condition enum, shipping terms, offer ids),
 never free text, so a brain that was talked into something by a listing or a
 chat message, or a brain that is hostile outright, still cannot spend past its
-principal's limits.
+principal's limits. The one text it reads is what the agent itself would
+send (chat, offer and reject notes): `haggle.guard.secrecy` refuses any
+that gives away a private number or echoes the brain's instructions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -18,8 +21,9 @@ from prometheus_client import Counter
 from haggle.contracts.goods import Condition, ShippingMethod, shipping_refusal
 from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from haggle.contracts.types import MAX_PRICE_CENTS
-from haggle.guard.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from haggle.guard.moves import Accept, MakeOffer, Malformed, Move, Reject, Say, Walk
 from haggle.guard.ratelimit import Limiter
+from haggle.guard.secrecy import Secrets, disclosure, public_amounts
 from haggle.guard.view import MandateLimits, NegotiationView, OfferSeen
 
 GUARD_REFUSALS = Counter("haggle_guard_refusals_total", "Moves the mandate guard refused", ["reason"])
@@ -46,6 +50,9 @@ class GuardRefusalReason(StrEnum):
     SHIPPING_INFEASIBLE = "shipping_infeasible"
     MESSAGE_TOO_LONG = "message_too_long"
     RATE_LIMITED = "rate_limited"
+    DISCLOSES_PRIVATE = "discloses_private"
+    MALFORMED_REPLY = "malformed_reply"
+    TOKEN_BUDGET_SPENT = "token_budget_spent"
 
 
 R = GuardRefusalReason
@@ -80,11 +87,20 @@ class _Terms:
 
 
 def check(
-    move: object, view: NegotiationView, limits: MandateLimits, limiter: Limiter | None = None
+    move: object,
+    view: NegotiationView,
+    limits: MandateLimits,
+    limiter: Limiter | None = None,
+    confidential: Sequence[str] = (),
 ) -> Move | GuardRefusal:
-    """The move, if it keeps the mandate; otherwise why not. Never raises on what a brain returns."""
+    """The move, if it keeps the mandate and its secrets; otherwise why not. Never raises on what a
+    brain returns. `confidential`: the brain's instructions, which no text may echo."""
     try:
-        refusal = _shape_refusal(move) or _context_refusal(move, view, limits)
+        refusal = (
+            _shape_refusal(move)
+            or _secrecy_refusal(move, view, limits, confidential)  # type: ignore[arg-type]
+            or _context_refusal(move, view, limits)
+        )
         if refusal is None:
             refusal = _move_refusal(move, view, limits)  # type: ignore[arg-type]
     except Exception as exc:  # a hostile move object must not take the agent down
@@ -93,6 +109,14 @@ def check(
         refusal = GuardRefusal(R.RATE_LIMITED, f"agent {view.agent_id} is moving too fast")
     # A copy, so the brain cannot change the move it holds after the check.
     return refusal if refusal is not None else replace(move)  # type: ignore[type-var, return-value]
+
+
+def token_refusal(used_tokens: int, tokens_left: int | None) -> GuardRefusal | None:
+    """A model brain is not asked once its principal's token budget is spent (`tokens_left` when the
+    turn began, `used_tokens` since); the agent walks instead."""
+    if tokens_left is not None and used_tokens >= tokens_left:
+        return GuardRefusal(R.TOKEN_BUDGET_SPENT, "the principal's model token budget is spent")
+    return None
 
 
 def _costs_a_token(move: object) -> bool:
@@ -118,6 +142,8 @@ def _text_refusal(text: object) -> GuardRefusal | None:
 
 def _shape_refusal(move: object) -> GuardRefusal | None:
     """Types first: a compromised brain may hand back anything at all."""
+    if type(move) is Malformed:
+        return GuardRefusal(R.MALFORMED_REPLY, f"{move.problem}: {move.detail[:200]}".rstrip(": "))
     if type(move) not in MOVE_TYPES:
         return GuardRefusal(R.INVALID_MOVE, f"not a move: {type(move).__name__[:40]}")
     if isinstance(move, MakeOffer):
@@ -135,6 +161,35 @@ def _shape_refusal(move: object) -> GuardRefusal | None:
     if isinstance(move, Say):
         return _text_refusal(move.text)
     return None
+
+
+def _secrecy_refusal(
+    move: Move, view: NegotiationView, limits: MandateLimits, confidential: Sequence[str]
+) -> GuardRefusal | None:
+    text = move.text if isinstance(move, Say) else getattr(move, "message", "")
+    if not text:
+        return None
+    given_away = disclosure(text, Secrets(limits.private_numbers(), _public(move, view), confidential))
+    if given_away is None:
+        return None
+    # The detail goes back to the brain and into logs: it names the secret, never its value.
+    return GuardRefusal(R.DISCLOSES_PRIVATE, f"the text gives away {given_away}; keep it private")
+
+
+def _public(move: Move, view: NegotiationView) -> frozenset[int]:
+    """Amounts the other side knows already: the listing's, every offer's, and this move's own."""
+    listing = view.listing
+    values = [listing.asking_price_cents]
+    for option in listing.shipping:
+        values += [option.cost_cents, listing.asking_price_cents + option.cost_cents]
+    for offer in view.offers:
+        values += [offer.price_cents, offer.buyer_total_cents, offer.seller_net_cents]
+    if isinstance(move, MakeOffer):
+        chosen = listing.shipping_option(move.shipping_method)
+        cost = chosen.cost_cents if chosen is not None else 0
+        terms = _Terms(move.price_cents, move.shipping_method, cost, move.shipping_paid_by)
+        values += [move.price_cents, terms.buyer_total, terms.seller_net]
+    return public_amounts(values)
 
 
 def _context_refusal(move: object, view: NegotiationView, limits: MandateLimits) -> GuardRefusal | None:

@@ -19,13 +19,18 @@ from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferM
 
 @dataclass(frozen=True, slots=True)
 class MandateLimits:
-    """The private limits of one negotiation: a seller's floor; a buyer's max, budget, minimum condition."""
+    """The private limits of one negotiation: a seller's floor; a buyer's max, budget, minimum condition.
+    `budget_cents` and `auto_approve_cents` are the principal's: never spent here, never to be said."""
 
     role: Party
     floor_cents: int | None = None
     max_price_cents: int | None = None
     remaining_budget_cents: int | None = None
     min_condition: Condition | None = None
+    budget_cents: int | None = None
+    auto_approve_cents: int | None = None
+    tokens_left: int | None = None
+    """What is left of the principal's model token budget; None: no budget."""
 
     def __post_init__(self) -> None:
         if self.role is Party.SELLER and (self.floor_cents is None or self.floor_cents <= 0):
@@ -34,8 +39,20 @@ class MandateLimits:
             raise ValueError("a buyer's limits need a max price and a remaining budget")
 
     @classmethod
-    def for_seller(cls, floor_cents: int) -> MandateLimits:
-        return cls(Party.SELLER, floor_cents=floor_cents)
+    def for_seller(
+        cls,
+        floor_cents: int,
+        budget_cents: int | None = None,
+        auto_approve_cents: int | None = None,
+        tokens_left: int | None = None,
+    ) -> MandateLimits:
+        return cls(
+            Party.SELLER,
+            floor_cents=floor_cents,
+            budget_cents=budget_cents,
+            auto_approve_cents=auto_approve_cents,
+            tokens_left=tokens_left,
+        )
 
     @classmethod
     def for_buyer(
@@ -43,13 +60,30 @@ class MandateLimits:
         max_price_cents: int,
         remaining_budget_cents: int,
         min_condition: Condition = Condition.ACCEPTABLE,
+        budget_cents: int | None = None,
+        auto_approve_cents: int | None = None,
+        tokens_left: int | None = None,
     ) -> MandateLimits:
         return cls(
             Party.BUYER,
             max_price_cents=max_price_cents,
             remaining_budget_cents=remaining_budget_cents,
             min_condition=min_condition,
+            budget_cents=budget_cents,
+            auto_approve_cents=auto_approve_cents,
+            tokens_left=tokens_left,
         )
+
+    def private_numbers(self) -> dict[str, int]:
+        """Every private number of the principal in this negotiation, by name, in cents."""
+        named = {
+            "floor": self.floor_cents,
+            "private max": self.max_price_cents,
+            "remaining budget": self.remaining_budget_cents,
+            "budget": self.budget_cents,
+            "auto-approve limit": self.auto_approve_cents,
+        }
+        return {name: cents for name, cents in named.items() if cents is not None and cents > 0}
 
     @property
     def buyer_cap_cents(self) -> int:

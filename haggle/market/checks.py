@@ -25,6 +25,7 @@ import asyncpg
 from haggle.contracts import Envelope
 from haggle.contracts.market import MarketPhase
 from haggle.market.collect import Scope
+from haggle.market.facts import ModelUsageFact
 from haggle.market.lifecycle import MarketView
 from haggle.market.population import Population
 from haggle.runtime import operators
@@ -154,3 +155,36 @@ async def guard_refusals(database_url: str, scope: Scope) -> dict[str, int]:
     finally:
         await conn.close()
     return {r["reason"]: int(r["n"]) for r in rows}
+
+
+async def model_usage(database_url: str, scope: Scope) -> ModelUsageFact:
+    """Tokens and estimated dollars of this market's model brains (from the agents' usage table)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        per_principal = await conn.fetch(
+            "SELECT principal_id,"
+            " sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) AS tokens,"
+            " sum(micro_dollars) AS micro FROM agents.model_usage"
+            " WHERE principal_id LIKE $1 || '%' GROUP BY principal_id",
+            scope.prefix,
+        )
+        row = await conn.fetchrow(
+            "SELECT coalesce(sum(input_tokens), 0) AS i, coalesce(sum(output_tokens), 0) AS o,"
+            " coalesce(sum(cache_read_tokens), 0) AS r, coalesce(sum(cache_write_tokens), 0) AS w,"
+            " coalesce(sum(micro_dollars), 0) AS d, count(DISTINCT (principal_id, listing_id)) AS n"
+            " FROM agents.model_usage WHERE principal_id LIKE $1 || '%'",
+            scope.prefix,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return ModelUsageFact(
+        input_tokens=row["i"],
+        output_tokens=row["o"],
+        cache_read_tokens=row["r"],
+        cache_write_tokens=row["w"],
+        micro_dollars=row["d"],
+        negotiations=row["n"],
+        tokens_by_principal={scope.unscope(r["principal_id"]): int(r["tokens"]) for r in per_principal},
+        micro_dollars_by_principal={scope.unscope(r["principal_id"]): int(r["micro"]) for r in per_principal},
+    )

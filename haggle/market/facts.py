@@ -103,6 +103,20 @@ class DisputeFact(BaseModel):
     decided_by: Decider | None = None
 
 
+class ModelUsageFact(BaseModel):
+    """Tokens the market's model brains used, and their estimated cost (the agents' price table)."""
+
+    model_config = _FROZEN
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+    cache_read_tokens: NonNegativeInt = 0
+    cache_write_tokens: NonNegativeInt = 0
+    micro_dollars: NonNegativeInt = 0
+    negotiations: NonNegativeInt = Field(default=0, description="agent negotiations that asked a model")
+    tokens_by_principal: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    micro_dollars_by_principal: dict[str, NonNegativeInt] = Field(default_factory=dict)
+
+
 class MarketFacts(BaseModel):
     """One market's facts. `refusals` is source (e.g. referee, guard) → reason → count."""
 
@@ -121,6 +135,7 @@ class MarketFacts(BaseModel):
         description="the most a principal would approve paying (absent: no limit beyond the mandate)",
     )
     invariants: dict[str, bool]
+    model_usage: ModelUsageFact = ModelUsageFact()
 
     @model_validator(mode="after")
     def _consistent(self) -> MarketFacts:

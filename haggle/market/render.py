@@ -73,6 +73,18 @@ def _outcomes(report: MarketReport) -> Table:
     ]
     for source, counts in report.refusals.items():
         rows += [(f"  {source}: {reason}", str(n)) for reason, n in counts.items()]
+    t = report.tokens
+    if t.input_tokens + t.output_tokens + t.cache_read_tokens + t.cache_write_tokens:
+        rows += [
+            ("model tokens in / out", f"{t.input_tokens} / {t.output_tokens}"),
+            ("  cache read / written", f"{t.cache_read_tokens} / {t.cache_write_tokens}"),
+            ("  cache hit ratio", number(t.cache_hit_ratio)),
+            (
+                "  per negotiation / per deal",
+                f"{number(t.tokens_per_negotiation)} / {number(t.tokens_per_deal)}",
+            ),
+            ("  estimated cost", f"${t.dollars_estimate:.4f}"),
+        ]
     return _pairs("Approvals, settlement, disputes, refusals", rows)
 
 
@@ -107,9 +119,12 @@ def _part(part: int, whole: int) -> float | None:
 
 def _variants(report: MarketReport) -> Table:
     table = Table(title="Variants", title_justify="left")
-    for column in ("variant", "principals", "deals/principal", "price idx sell", "price idx buy", "surplus"):
+    costed = any(v.model_tokens for v in report.variants)
+    columns = ["variant", "principals", "deals/principal", "price idx sell", "price idx buy", "surplus"]
+    for column in [*columns, *(["model tokens", "model $"] if costed else [])]:
         table.add_column(column, justify="left" if column == "variant" else "right")
     for v in report.variants:
+        cost = [str(v.model_tokens), f"{v.dollars_estimate:.4f}"] if costed else []
         table.add_row(
             v.variant,
             str(v.principals),
@@ -117,6 +132,7 @@ def _variants(report: MarketReport) -> Table:
             number(v.seller_price_index, 3),
             number(v.buyer_price_index, 3),
             f"{dollars(v.surplus_cents)} ({percent(v.surplus_share)})",
+            *cost,
         )
     return table
 

@@ -64,6 +64,36 @@ class Money(BaseModel):
     median_price_cents: int | None
 
 
+class TokenUse(BaseModel):
+    """What the model brains cost: tokens, the share of prompt tokens read from cache, a dollar estimate."""
+
+    model_config = _FROZEN
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_hit_ratio: float | None = None
+    dollars_estimate: float = 0.0
+    tokens_per_negotiation: float | None = None
+    tokens_per_deal: float | None = None
+
+
+def _token_use(facts: MarketFacts) -> TokenUse:
+    u = facts.model_usage
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens
+    total = prompt + u.output_tokens
+    return TokenUse(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+        cache_hit_ratio=_share(u.cache_read_tokens, prompt),
+        dollars_estimate=round(u.micro_dollars / 1_000_000, 6),
+        tokens_per_negotiation=round(total / u.negotiations, 1) if u.negotiations else None,
+        tokens_per_deal=round(total / len(facts.deals), 1) if facts.deals and total else None,
+    )
+
+
 class Approvals(BaseModel):
     model_config = _FROZEN
     requested: int
@@ -135,6 +165,8 @@ class VariantStats(BaseModel):
     buyer_price_index: float | None
     surplus_cents: int
     surplus_share: float | None
+    model_tokens: int = 0
+    dollars_estimate: float = 0.0
 
 
 class MarketReport(BaseModel):
@@ -162,6 +194,8 @@ class MarketReport(BaseModel):
     principals: tuple[PrincipalStats, ...]
     invariants: dict[str, bool]
     ok: bool
+    tokens: TokenUse = TokenUse()
+    """What the model brains used and cost (zero for a market of strategies)."""
 
     def to_json(self) -> str:
         """Stable JSON: fields in declaration order, every mapping sorted by key."""
@@ -283,6 +317,8 @@ def _variant_stats(
         members = sum(v == variant for v in variant_of.values())
         sold = [d for d in facts.deals if variant_of[d.seller_principal_id] == variant]
         bought = [d for d in facts.deals if variant_of[d.buyer_principal_id] == variant]
+        usage = facts.model_usage
+        principals = [pid for pid, v in variant_of.items() if v == variant]
         surplus = sum(g.seller_cents for g in gains if variant_of[g.deal.seller_principal_id] == variant)
         surplus += sum(g.buyer_cents for g in gains if variant_of[g.deal.buyer_principal_id] == variant)
         rows.append(
@@ -297,6 +333,10 @@ def _variant_stats(
                 ),
                 surplus_cents=surplus,
                 surplus_share=_share(surplus, total_surplus),
+                model_tokens=sum(usage.tokens_by_principal.get(pid, 0) for pid in principals),
+                dollars_estimate=round(
+                    sum(usage.micro_dollars_by_principal.get(pid, 0) for pid in principals) / 1_000_000, 6
+                ),
             )
         )
     return tuple(rows)
@@ -401,6 +441,7 @@ def build_report(facts: MarketFacts) -> MarketReport:
         ),
         settlements=_settlements(facts),
         refused_moves=sum(sum(counts.values()) for counts in refusals.values()),
+        tokens=_token_use(facts),
         refusals=refusals,
         surplus=surplus,
         variants=_variant_stats(facts, gains, surplus.realised_cents),

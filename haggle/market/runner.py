@@ -301,6 +301,7 @@ async def facts_of(
             "referee": collect.referee_refusals(seen),
             "guard": await checks.guard_refusals(database_url, scope),
         },
+        model_usage=await checks.model_usage(database_url, scope),
         consent_limits_cents=consent_limits(population, policy),
         invariants={
             "ledger_balanced": ledger_ok,

@@ -13,11 +13,12 @@ from haggle.redteam.attack import Attack, AttackResult, RedTeamContext
 from haggle.redteam.floods import FLOODS
 from haggle.redteam.persuasion import PERSUASION
 from haggle.redteam.protocol import PROTOCOL
+from haggle.redteam.secrecy import ATTACKS as SECRECY
 from haggle.redteam.settlement import SETTLEMENT
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "RedTeamContext", "by_name", "run_catalogue"]
 
-ATTACKS: tuple[Attack, ...] = (*PERSUASION, *PROTOCOL, *SETTLEMENT, *FLOODS)
+ATTACKS: tuple[Attack, ...] = (*PERSUASION, *SECRECY, *PROTOCOL, *SETTLEMENT, *FLOODS)
 
 
 def by_name(name: str) -> Attack:

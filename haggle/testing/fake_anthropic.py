@@ -73,12 +73,15 @@ def _text_of(content: Any) -> str:
 
 
 def messages_text(body: dict[str, Any]) -> str:
-    """Everything in the conversation turns (not the system prompt), as one string."""
-    return "\n".join(_text_of(message.get("content")) for message in body.get("messages", ()))
+    """Everything in the conversation turns (not the system prompt), as one string. Reads both the
+    Messages API's body and a Chat Completions body (whose system prompt is a `system` message)."""
+    turns = [m for m in body.get("messages", ()) if m.get("role") not in ("system", "developer")]
+    return "\n".join(_text_of(message.get("content")) for message in turns)
 
 
 def system_text(body: dict[str, Any]) -> str:
-    return _text_of(body.get("system"))
+    turns = [m for m in body.get("messages", ()) if m.get("role") in ("system", "developer")]
+    return "\n".join([_text_of(body.get("system")), *(_text_of(m.get("content")) for m in turns)]).strip()
 
 
 def obeys_injections(trigger: str = "accept any price", fallback: Policy | None = None) -> Policy:

@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
 
-from services.agents.brains.base import Brain, BrainUnavailable
-from services.agents.guard import GUARD_REFUSALS, GuardRefusal, check
+from services.agents.brains.base import Brain, BrainUnavailable, confidential_text
+from services.agents.brains.model_calls import LlmUsage
+from services.agents.guard import GUARD_REFUSALS, GuardRefusal, check, token_refusal
 from services.agents.moves import Move, Walk, walk_away
 from services.agents.ratelimit import Limiter
 from services.agents.view import MandateLimits, NegotiationView
@@ -19,11 +20,21 @@ BRAIN_FAILURES = Counter("haggle_brain_failures_total", "Brains that raised inst
 FALLBACKS = Counter("haggle_agent_fallbacks_total", "Turns where the agent walked away after refusals")
 
 
+NO_TOKENS = LlmUsage()
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     move: Move
     refusals: tuple[GuardRefusal, ...] = ()
     fell_back: bool = False
+    usage: LlmUsage = NO_TOKENS
+    """Tokens the brain's model used for this decision (all zero for a strategy)."""
+
+
+def _usage(brain: Brain) -> LlmUsage:
+    usage = getattr(brain, "usage", None)
+    return usage if isinstance(usage, LlmUsage) else LlmUsage()
 
 
 async def next_move(
@@ -38,7 +49,13 @@ async def next_move(
     `BrainUnavailable` propagates: whether to wait for the backend or walk is the runtime's call.
     """
     refusals: list[GuardRefusal] = []
+    before = _usage(brain)
     for attempt in range(retries + 1):
+        spent = token_refusal((_usage(brain) - before).total, limits.tokens_left)
+        if spent is not None:
+            _note_refusal(spent, view, attempt)
+            refusals.append(spent)
+            break
         try:
             proposed = await brain.decide(view)
         except BrainUnavailable:
@@ -47,13 +64,13 @@ async def next_move(
             BRAIN_FAILURES.labels(type(exc).__name__).inc()
             log.exception("brain failed", extra={"agent_id": view.agent_id, "attempt": attempt})
             break
-        verdict = check(proposed, view, limits, limiter)
+        verdict = check(proposed, view, limits, limiter, confidential_text(brain, view))
         if not isinstance(verdict, GuardRefusal):
-            return Decision(verdict, tuple(refusals))
+            return Decision(verdict, tuple(refusals), usage=_usage(brain) - before)
         _note_refusal(verdict, view, attempt)
         refusals.append(verdict)
         view = replace(view, refusals=(*view.refusals, str(verdict)))
-    return Decision(_fallback(view, limits), tuple(refusals), fell_back=True)
+    return Decision(_fallback(view, limits), tuple(refusals), fell_back=True, usage=_usage(brain) - before)
 
 
 def _note_refusal(refusal: GuardRefusal, view: NegotiationView, attempt: int) -> None:

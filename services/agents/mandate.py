@@ -9,6 +9,8 @@ from haggle.contracts.mandate import (
     CompromisedBrainConfig,
     Mandate,
     MandateError,
+    NarratorBrainConfig,
+    OpenAIBrainConfig,
     SellItem,
     StrategyBrainConfig,
     StrategyName,
@@ -25,6 +27,8 @@ __all__ = [
     "CompromisedBrainConfig",
     "Mandate",
     "MandateError",
+    "NarratorBrainConfig",
+    "OpenAIBrainConfig",
     "SellItem",
     "StrategyBrainConfig",
     "StrategyName",
@@ -38,11 +42,19 @@ __all__ = [
 
 
 def limits_for_sale(mandate: Mandate, item_id: str) -> MandateLimits:
-    return MandateLimits.for_seller(mandate.item(item_id).floor_cents)
+    return MandateLimits.for_seller(
+        mandate.item(item_id).floor_cents, mandate.budget_cents, mandate.auto_approve_limit_cents
+    )
 
 
 def limits_for_want(mandate: Mandate, want_id: str, committed_cents: int = 0) -> MandateLimits:
     """Buyer limits; `committed_cents` is what deals and open holds already took from the budget."""
     want = mandate.want(want_id)
     remaining = max(0, mandate.budget_cents - committed_cents)
-    return MandateLimits.for_buyer(want.max_price_cents, remaining, want.min_condition)
+    return MandateLimits.for_buyer(
+        want.max_price_cents,
+        remaining,
+        want.min_condition,
+        mandate.budget_cents,
+        mandate.auto_approve_limit_cents,
+    )

@@ -15,6 +15,7 @@ from haggle.contracts import AgentKey
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate
 from services.agents import purchases
+from services.agents.brains.model_calls import LlmUsage, dollars
 
 
 @dataclass
@@ -420,4 +421,32 @@ async def record_move(
         price,
         len(refusal_reasons),
         refusal_reasons,
+    )
+
+
+async def record_model_usage(
+    conn: asyncpg.Connection, principal_id: str, listing_id: str, model: str, usage: LlmUsage
+) -> None:
+    """One decision's tokens, with their dollar estimate from the stated price table."""
+    await conn.execute(
+        "INSERT INTO model_usage (principal_id, listing_id, model, input_tokens, output_tokens,"
+        " cache_read_tokens, cache_write_tokens, micro_dollars) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        principal_id,
+        listing_id,
+        model,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        round(dollars(model, usage) * 1_000_000),
+    )
+
+
+async def tokens_used(conn: asyncpg.Connection, principal_id: str) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens), 0)"
+            " FROM model_usage WHERE principal_id = $1",
+            principal_id,
+        )
     )

@@ -15,8 +15,8 @@ from haggle.contracts.goods import (
 )
 from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from services.agents.brains.compromised import hostile_moves, worst_move
-from services.agents.guard import GuardRefusal, GuardRefusalReason, check
-from services.agents.moves import Accept, MakeOffer, Reject, Say, Walk
+from services.agents.guard import GuardRefusal, GuardRefusalReason, check, token_refusal
+from services.agents.moves import Accept, MakeOffer, Malformed, Reject, Say, Walk
 from services.agents.ratelimit import RateLimiter
 from services.agents.view import ListingView, MandateLimits, NegotiationView, OfferSeen
 
@@ -168,6 +168,32 @@ CASES: list[tuple[str, object, NegotiationView, R | None]] = [
     ("not a move", "ACCEPT ANY PRICE", view(Party.BUYER), R.INVALID_MOVE),
     ("none", None, view(Party.BUYER), R.INVALID_MOVE),
     ("offer id not text", Accept(2), view(Party.BUYER, OPENED, COUNTERED), R.INVALID_MOVE),  # type: ignore[arg-type]
+    ("chat gives the max", Say("My max is $100."), view(Party.BUYER, OPENED), R.DISCLOSES_PRIVATE),
+    (
+        "offer note gives the budget",
+        MakeOffer(8_000, STD, "I have 500 bucks to spend"),
+        view(Party.BUYER),
+        R.DISCLOSES_PRIVATE,
+    ),
+    (
+        "reject note gives the floor",
+        Reject("t.1", "Nothing under seventy dollars."),
+        view(Party.SELLER, OPENED),
+        R.DISCLOSES_PRIVATE,
+    ),
+    (
+        "an offer at the max, said as a price",
+        MakeOffer(9_000, STD, "$90 plus shipping"),
+        view(Party.BUYER),
+        None,
+    ),
+    ("a public price in chat", Say("You ask $120, I offered $60."), view(Party.BUYER, OPENED), None),
+    (
+        "a model's answer that broke the schema",
+        Malformed("invalid_json"),
+        view(Party.BUYER),
+        R.MALFORMED_REPLY,
+    ),
 ]
 
 
@@ -177,8 +203,14 @@ def test_guard_rules(move: object, v: NegotiationView, expected: R | None) -> No
 
 
 def test_every_reason_has_a_case() -> None:
-    covered = {expected for *_, expected in CASES} | {R.RATE_LIMITED, R.ROLE_MISMATCH}
+    covered = {expected for *_, expected in CASES} | {R.RATE_LIMITED, R.ROLE_MISMATCH, R.TOKEN_BUDGET_SPENT}
     assert covered >= set(R)
+
+
+def test_a_spent_token_budget_is_refused_and_no_budget_never_is() -> None:
+    spent = token_refusal(1_000, 1_000)
+    assert spent is not None and spent.reason is R.TOKEN_BUDGET_SPENT
+    assert token_refusal(999, 1_000) is None and token_refusal(10**9, None) is None
 
 
 def test_limits_of_the_wrong_role_refuse_everything_but_walking() -> None:

@@ -22,6 +22,7 @@ from haggle.market.facts import (
     DisputeFact,
     FactsError,
     MarketFacts,
+    ModelUsageFact,
     NegotiationFact,
     SettlementFact,
     SettlementOutcome,
@@ -303,6 +304,39 @@ def test_it_renders_as_terminal_tables() -> None:
     text = out.getvalue()
     for expected in ("GMV settled", "$250.00", "$490.00", "89.7%", "boulware", "below_floor", "held"):
         assert expected in text
+
+
+def test_model_tokens_cache_hits_and_dollars_per_negotiation_and_deal() -> None:
+    usage = ModelUsageFact(
+        input_tokens=1_000,
+        output_tokens=200,
+        cache_read_tokens=3_000,
+        cache_write_tokens=1_000,
+        micro_dollars=12_345,
+        negotiations=2,
+        tokens_by_principal={"alice": 5_000, "bob": 200},
+        micro_dollars_by_principal={"alice": 12_000, "bob": 345},
+    )
+    report = build_report(_facts(model_usage=usage))
+    variant_of = {p.id: p.variant for p in POPULATION.principals}
+    for stats in report.variants:
+        members = [pid for pid, v in variant_of.items() if v == stats.variant]
+        assert stats.model_tokens == sum(usage.tokens_by_principal.get(pid, 0) for pid in members)
+    assert sum(v.model_tokens for v in report.variants) == 5_200
+    tokens = report.tokens
+    assert tokens.cache_hit_ratio == pytest.approx(3_000 / 5_000)
+    assert tokens.dollars_estimate == pytest.approx(0.012345)
+    assert tokens.tokens_per_negotiation == 2_600 and tokens.tokens_per_deal == 5_200 / 4
+    assert json.loads(report.to_json())["tokens"]["output_tokens"] == 200
+    out = io.StringIO()
+    render(report, Console(file=out, width=120, color_system=None))
+    assert (
+        "cache hit ratio" in out.getvalue()
+        and "$0.0123" in out.getvalue()
+        and "model tokens" in out.getvalue()
+    )
+    quiet = build_report(_facts()).tokens
+    assert quiet.cache_hit_ratio is None and quiet.dollars_estimate == 0 and quiet.tokens_per_deal is None
 
 
 def test_p90_is_nearest_rank() -> None:

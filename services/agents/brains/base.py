@@ -22,5 +22,12 @@ def is_remote(brain: Brain) -> bool:
     return bool(getattr(brain, "remote", False))
 
 
+def confidential_text(brain: Brain, view: NegotiationView) -> tuple[str, ...]:
+    """The instructions a brain was given for `view` (a model's system prompt), which the guard keeps
+    any outgoing text from echoing. A brain with no prompt has none."""
+    lines = getattr(brain, "confidential", None)
+    return tuple(lines(view)) if callable(lines) else ()
+
+
 class BrainUnavailable(RuntimeError):
     """The brain's backend stayed down through every retry; the caller decides whether to wait or walk."""

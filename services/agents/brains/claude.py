@@ -4,9 +4,9 @@ One request per turn, stateless: the system prompt (mandate, style, rules) and
 the tools are the cached prefix; the user turn carries the listing facts, the
 untrusted text in marked blocks, the thread and the state. The answer must be
 one tool call; anything else becomes "do nothing this turn" and is counted.
-Overload, rate limits, 5xx and connection errors are retried by the SDK
-(`max_retries`) and then by a bounded backoff loop here; past that the brain
-raises `BrainUnavailable`.
+Overload, rate limits, 5xx and connection errors are retried by the one
+policy of `model_calls.call_model` (the SDK's own retries are off); past that
+the brain raises `BrainUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,61 +14,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
 from anthropic.types import Message as ApiMessage
-from prometheus_client import Counter
 
 from services.agents.brains.base import BrainUnavailable
-from services.agents.brains.claude_prompt import move_from_tool, system_blocks, tools_with_cache, user_prompt
+from services.agents.brains.claude_prompt import (
+    move_from_tool,
+    system_blocks,
+    system_prompt,
+    tools_with_cache,
+    user_prompt,
+)
+from services.agents.brains.model_calls import (
+    ATTEMPTS,
+    BACKOFF_SECONDS,
+    LLM_BAD_REPLIES,
+    SDK_MAX_RETRIES,
+    LlmUsage,
+    Sleep,
+    call_model,
+    record_usage,
+)
 from services.agents.moves import NOTHING, Move
 from services.agents.view import NegotiationView
 
 log = logging.getLogger(__name__)
 
-LLM_CALLS = Counter("haggle_llm_calls_total", "Messages API calls that returned an answer", ["model"])
-LLM_TOKENS = Counter("haggle_llm_tokens_total", "Tokens used by the LLM brains", ["model", "kind"])
-LLM_RETRIES = Counter(
-    "haggle_llm_retries_total", "Messages API calls retried by the brain", ["model", "kind"]
-)
-LLM_BAD_REPLIES = Counter(
-    "haggle_llm_bad_replies_total",
-    "Answers without a usable tool call, mapped to no move",
-    ["model", "problem"],
-)
-
-Sleep = Callable[[float], Awaitable[None]]
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
 
 
-@dataclass(frozen=True, slots=True)
-class LlmUsage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-
-    def __add__(self, other: LlmUsage) -> LlmUsage:
-        return LlmUsage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cache_read_input_tokens + other.cache_read_input_tokens,
-            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-        )
-
-    @classmethod
-    def of(cls, message: ApiMessage) -> LlmUsage:
-        usage = message.usage
-        return cls(
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_input_tokens or 0,
-            usage.cache_creation_input_tokens or 0,
-        )
+def usage_of(message: ApiMessage) -> LlmUsage:
+    usage = message.usage
+    return LlmUsage(
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens or 0,
+        usage.cache_creation_input_tokens or 0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +66,7 @@ class ClaudeReply:
     stop_reason: str | None
 
 
-def client_from_env(max_retries: int = 2, timeout_seconds: float = 60.0) -> AsyncAnthropic:
+def client_from_env(max_retries: int = SDK_MAX_RETRIES, timeout_seconds: float = 60.0) -> AsyncAnthropic:
     """`ANTHROPIC_API_KEY` is required; `ANTHROPIC_BASE_URL`, if set, is honoured by the SDK."""
     key = os.environ.get("ANTHROPIC_API_KEY")
     if not key:
@@ -110,8 +96,8 @@ class ClaudeBrain:
         style: str = "polite, concise and firm",
         client: AsyncAnthropic | None = None,
         max_tokens: int = 1_024,
-        attempts: int = 3,
-        backoff_seconds: float = 1.0,
+        attempts: int = ATTEMPTS,
+        backoff_seconds: float = BACKOFF_SECONDS,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if attempts < 1:
@@ -129,6 +115,9 @@ class ClaudeBrain:
     async def decide(self, view: NegotiationView) -> Move:
         return (await self.ask(view)).move
 
+    def confidential(self, view: NegotiationView) -> tuple[str, ...]:
+        return (system_prompt(view, self.style),)
+
     def request(self, view: NegotiationView) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -141,8 +130,9 @@ class ClaudeBrain:
 
     async def ask(self, view: NegotiationView) -> ClaudeReply:
         message = await self._create(self.request(view))
-        usage = LlmUsage.of(message)
-        self._record(usage)
+        usage = usage_of(message)
+        self.usage = self.usage + usage
+        record_usage(self.model, usage)
         move, problem, tool = read_reply(message)
         if problem is not None:
             LLM_BAD_REPLIES.labels(self.model, problem).inc()
@@ -150,34 +140,26 @@ class ClaudeBrain:
         self.last = ClaudeReply(move, usage, problem, tool, message.stop_reason)
         return self.last
 
-    def _record(self, usage: LlmUsage) -> None:
-        self.usage = self.usage + usage
-        LLM_CALLS.labels(self.model).inc()
-        for kind, count in (
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-            ("cache_read", usage.cache_read_input_tokens),
-            ("cache_creation", usage.cache_creation_input_tokens),
-        ):
-            LLM_TOKENS.labels(self.model, kind).inc(count)
-
     async def _create(self, request: dict[str, Any]) -> ApiMessage:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                message: ApiMessage = await self.client.messages.create(**request)
-                return message
-            except RETRYABLE as exc:
-                kind = _kind(exc)
-                if attempt == self.attempts:
-                    raise BrainUnavailable(f"{self.model}: {kind} after {attempt} attempts") from exc
-                LLM_RETRIES.labels(self.model, kind).inc()
-                await self._sleep(min(30.0, self.backoff_seconds * 2 ** (attempt - 1)))
-            except anthropic.APIStatusError as exc:
-                raise BrainUnavailable(f"{self.model}: HTTP {exc.status_code} {exc.message}") from exc
-        raise AssertionError("unreachable")
+        async def create() -> ApiMessage:
+            message: ApiMessage = await self.client.messages.create(**request)
+            return message
+
+        try:
+            return await call_model(
+                create,
+                model=self.model,
+                retryable=RETRYABLE,
+                kind=_kind,
+                attempts=self.attempts,
+                backoff_seconds=self.backoff_seconds,
+                sleep=self._sleep,
+            )
+        except anthropic.APIStatusError as exc:
+            raise BrainUnavailable(f"{self.model}: HTTP {exc.status_code} {exc.message}") from exc
 
 
-def _kind(exc: Exception) -> str:
+def _kind(exc: BaseException) -> str:
     if isinstance(exc, anthropic.APIStatusError):
         return str(exc.status_code)
     return "connection"

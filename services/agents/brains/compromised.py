@@ -23,6 +23,17 @@ def _worst_price(view: NegotiationView) -> int:
     return 10 * max(cap, view.listing.asking_price_cents)
 
 
+def _leaks(view: NegotiationView) -> list[Move]:
+    """Give the principal's secrets away: each private number, in a note or in chat."""
+    on_table = view.latest_from_other
+    found: list[Move] = []
+    for name, cents in view.limits.private_numbers().items():
+        found.append(Say(f"My {name} is ${cents / 100:,.2f}."))
+        if on_table is not None:
+            found.append(Reject(on_table.offer_id, f"{cents} cents is my {name}."))
+    return found
+
+
 def worst_move(view: NegotiationView) -> Move:
     """Accept whatever is on the table, else make the worst offer."""
     offer = view.latest_from_other
@@ -49,6 +60,7 @@ def hostile_moves(view: NegotiationView) -> list[object]:
         Accept("../../etc/passwd"),
         Reject(stale, "x" * (MAX_CHAT_CHARS + 1)),
         Say("my floor is 1 cent " * 200),
+        *_leaks(view),
         "ACCEPT ANY PRICE",
         None,
     ]

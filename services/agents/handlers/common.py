@@ -135,13 +135,26 @@ def view_of(
 async def limits_of(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> MandateLimits:
     """The private limits for this negotiation. A buyer's thread spends only the money it holds."""
     mandate = principal.mandate
+    secrets: dict[str, int | None] = {
+        "budget_cents": mandate.budget_cents,
+        "auto_approve_cents": mandate.auto_approve_limit_cents,
+        "tokens_left": await tokens_left(uow, principal),
+    }
     if neg.role == "seller":
         item_id = neg.item_id or item_id_of(principal.principal_id, neg.listing_id)
-        return MandateLimits.for_seller(mandate.item(str(item_id)).floor_cents)
+        return MandateLimits.for_seller(mandate.item(str(item_id)).floor_cents, **secrets)
     want = mandate.want(str(neg.want_id))
     free = await free_budget(uow, principal, neg)
     usable = min(free, neg.reserved_cents) if neg.reserved_cents else free
-    return MandateLimits.for_buyer(principal.buying_cap(want.id), usable, want.min_condition)
+    return MandateLimits.for_buyer(principal.buying_cap(want.id), usable, want.min_condition, **secrets)
+
+
+async def tokens_left(uow: UnitOfWork, principal: Principal) -> int | None:
+    """What is left of the principal's model token budget (None: its brain has none)."""
+    budget = getattr(principal.mandate.brain, "token_budget", None)
+    if budget is None:
+        return None
+    return max(0, budget - await store.tokens_used(uow.conn, principal.principal_id))
 
 
 async def free_budget(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> int:

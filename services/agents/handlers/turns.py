@@ -125,6 +125,15 @@ async def take_asked_turn(
         else:
             await _apply(uow, principal, neg, view, asked.decision)
     await store.save_negotiation(uow.conn, neg)
+    if asked is not None and asked.decision is not None and asked.decision.usage.total:
+        # Spent whether or not the answer was sent: the cost of this negotiation either way.
+        await store.record_model_usage(
+            uow.conn,
+            principal.principal_id,
+            neg.listing_id,
+            common.brain_label(principal),
+            asked.decision.usage,
+        )
     await shop.after_turn(uow, principal, neg)
 
 
