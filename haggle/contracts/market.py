@@ -5,11 +5,21 @@ A market that never published its rules runs on `MarketRulesSet()` defaults.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
 
 from haggle.contracts.envelope import Message
+
+
+class PaymentProvider(StrEnum):
+    """Where a market's money really moves; settlement's ledger is the book of record either way."""
+
+    INTERNAL = "internal"
+    """Operator-funded wallets inside the ledger (the local default)."""
+    STRIPE = "stripe"
+    """Cards held and captured through Stripe, sellers paid through Stripe Connect."""
 
 
 class MarketRulesSet(Message):
@@ -34,6 +44,9 @@ class MarketRulesSet(Message):
     )
     carrier_loss_bps: int = Field(default=100, ge=0, le=10_000, description="simulated lost parcels")
     carrier_seed: int = Field(default=0, ge=0, description="seeds the simulated carrier's losses")
+    payment_provider: PaymentProvider = Field(
+        default=PaymentProvider.INTERNAL, description="internal wallets, or cards and payouts through Stripe"
+    )
 
 
 MARKET_EVENTS: tuple[type[Message], ...] = (MarketRulesSet,)

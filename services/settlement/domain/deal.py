@@ -37,6 +37,8 @@ from services.settlement.domain.ledger import Account, AccountKind, Phase, Trans
 
 class DealState(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
+    AUTHORIZING = "authorizing"
+    """A card market's hold is being authorized by the payment provider (see payments/)."""
     FUNDED = "funded"
     SHIPPING = "shipping"
     INSPECTING = "inspecting"
@@ -56,6 +58,7 @@ class RefundReason(StrEnum):
     NOT_SHIPPED = "not_shipped"
     DISPUTE_REFUND = "dispute_refund"
     RETURNED = "returned"
+    AUTHORIZATION_LAPSED = "authorization_lapsed"
 
 
 class Deal(BaseModel):
