@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -85,6 +86,7 @@ class FakeStripe:
         self.on_call: Callable[[str, Obj], None] | None = None
         self._idempotent: dict[str, tuple[str, str, int, Obj]] = {}
         self._ids = itertools.count(1)
+        self._tag = secrets.token_hex(4)
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -148,7 +150,11 @@ class FakeStripe:
         return acted
 
     def _new(self, prefix: str, kind: str, **fields: Any) -> Obj:
-        obj: Obj = {"id": f"{prefix}_fake{next(self._ids):06d}", "object": kind, "created": int(time.time())}
+        obj: Obj = {
+            "id": f"{prefix}_{self._tag}{next(self._ids):06d}",
+            "object": kind,
+            "created": int(time.time()),
+        }
         obj.update(fields)
         with self._lock:
             self.objects[obj["id"]] = obj
@@ -312,7 +318,7 @@ class FakeStripe:
     def event(self, type_: str, obj: Obj) -> str:
         """A webhook body for `obj` (what `_emit` sends)."""
         event = {
-            "id": f"evt_fake{next(self._ids):06d}",
+            "id": f"evt_{self._tag}{next(self._ids):06d}",
             "object": "event",
             "type": type_,
             "created": int(time.time()),

@@ -64,16 +64,22 @@ class PaymentJob:
             return ProviderResult(answer, code=str(code))
 
     async def run_op(self, stored: StoredOp) -> None:
+        """One operation; whatever goes wrong, it is tried again later with the same key."""
+        backoff = min(60.0, 2.0 ** min(stored.attempts, 6))
         try:
             result = await self.call(stored)
+            if await results.commit(self.pool, self.notify_channel, stored, result, self.settings):
+                metrics.PAYMENT_OPS.labels(stored.op.kind.value, result.answer.value).inc()
+        except asyncio.CancelledError:
+            raise
         except ProviderUnavailable as exc:
             metrics.PAYMENT_RETRIES.inc()
-            backoff = min(60.0, 2.0 ** min(stored.attempts, 6))
             log.warning("payment provider unavailable; retrying later", extra={"op": stored.op.key})
             await store.retry_later(self.pool, stored.id, backoff, str(exc))
-            return
-        if await results.commit(self.pool, self.notify_channel, stored, result, self.settings):
-            metrics.PAYMENT_OPS.labels(stored.op.kind.value, result.answer.value).inc()
+        except Exception as exc:
+            metrics.PAYMENT_RETRIES.inc()
+            log.exception("payment operation failed; retrying later", extra={"op": stored.op.key})
+            await store.retry_later(self.pool, stored.id, backoff, type(exc).__name__)
 
     async def capture_early(self) -> None:
         """Record a capture for each held authorization its deal would outlast."""

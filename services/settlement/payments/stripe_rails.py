@@ -199,12 +199,23 @@ class StripeRails:
             after = views[-1].intent_id
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, sending the encoded form as `content` (httpx 0.28 deprecates `data=`)."""
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        body = kwargs.pop("data", None)
+        if body:
+            kwargs["content"] = body
+        return [args, kwargs]
+
+
 def stripe_client(settings: PaymentsSettings) -> stripe.StripeClient:
     base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
     return stripe.StripeClient(
         settings.stripe_api_key.get_secret_value(),
         base_addresses=base,  # type: ignore[arg-type]
-        http_client=stripe.HTTPXClient(timeout=settings.payments_timeout_seconds, allow_sync_methods=True),
+        http_client=_HTTPXClient(timeout=settings.payments_timeout_seconds, allow_sync_methods=True),
         max_network_retries=0,
     )
 
