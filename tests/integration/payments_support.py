@@ -66,9 +66,15 @@ def stripe_mock_binary() -> Path:
 
 @contextlib.contextmanager
 def stripe_mock() -> Iterator[str]:
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     process = subprocess.Popen(
-        [str(stripe_mock_binary()), "-http-addr", f"127.0.0.1:{port}"],
+        [
+            str(stripe_mock_binary()),
+            "-http-addr",
+            f"127.0.0.1:{port}",
+            "-https-addr",
+            f"127.0.0.1:{tls_port}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -8,6 +8,7 @@ shipping 15.00; the seller is paid the price less the 5% fee.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -241,3 +242,56 @@ async def test_a_replayed_provider_call_moves_money_once(market: SettlementMarke
             assert again.headers.get("idempotent-replayed") == "true", (path, again.text)
     assert len(intent_of(card.fake, deal_id)) == 1 and len(transfers_of(card.fake, deal_id)) == 1
     await reconciled(market, card)
+
+
+@pytest.mark.slow
+async def test_kill_9_between_provider_call_and_commit_charges_and_pays_once(
+    market: SettlementMarket, card: CardRails
+) -> None:
+    """Settlement dies after Stripe took the authorization (then the payout) and before our commit."""
+    await card_market(market, card)
+    deal_id = f"{market.market_id}-d1"
+    killed: list[str] = []
+
+    def kill_after(path: str, answer: dict[str, object]) -> None:
+        metadata = answer.get("metadata")
+        kind = path.rsplit("/", 1)[1]
+        ours = isinstance(metadata, dict) and metadata.get("deal_id") == deal_id
+        if ours and kind in ("payment_intents", "transfers") and kind not in killed:
+            killed.append(kind)
+            procs.crash_and_restart("settlement", down_for=0.2)
+
+    card.fake.on_call = kill_after
+    try:
+        await agreed(market, deal_id)
+        await market.event("EscrowFunded", deal_id, timeout=60)
+        await eventually(_ready, "settlement back", timeout=60)
+        await released(market, deal_id)
+        await ops_settled(market, deal_id)
+    finally:
+        card.fake.on_call = None
+    assert killed == ["payment_intents", "transfers"]
+    assert len(intent_of(card.fake, deal_id)) == 1 and len(transfers_of(card.fake, deal_id)) == 1
+    assert card.fake.keys_sent("/v1/payment_intents").count(f"authorize:hold:{deal_id}") == 2
+    assert card.fake.keys_sent("/v1/transfers").count(f"payout:release:{deal_id}") == 2
+    assert "0 drifted" in await reconciled(market, card)
+
+
+async def _ready() -> bool:
+    return procs.ready("settlement")[0]
+
+
+async def test_no_card_number_or_secret_in_the_logs(card: CardRails) -> None:
+    """Runs after the flows above: everything settlement logged while it moved card money."""
+    text = procs.log_path("settlement").read_text(errors="replace")
+    assert "payment operation" in text or "stripe" in text  # the flows were logged here
+    for secret in (card.fake.api_key, card.fake.webhook_secret):
+        assert secret not in text
+    assert not re.search(r"\b(sk|rk)_(test|live)_[A-Za-z0-9]{8,}|whsec_[A-Za-z0-9]{8,}", text)
+    assert [n for n in re.findall(r"(?<!\d)\d{13,19}(?!\d)", text) if luhn(n)] == []
+
+
+def luhn(number: str) -> bool:
+    digits = [int(d) for d in reversed(number)]
+    total = sum(digits[0::2]) + sum(sum(divmod(2 * d, 10)) for d in digits[1::2])
+    return total % 10 == 0
