@@ -15,8 +15,9 @@ import typer
 from rich.console import Console
 
 from haggle.cli.settlement import _envelope, _publish
+from haggle.contracts.market import MarketRulesSet, PaymentProvider
 from haggle.contracts.settlement import LinkPaymentAccount, PaymentRole
-from haggle.contracts.topics import SETTLEMENT_COMMANDS
+from haggle.contracts.topics import MARKET_EVENTS, SETTLEMENT_COMMANDS
 
 app = typer.Typer(help="Card payments and seller payouts through Stripe.", no_args_is_help=True)
 onboard_app = typer.Typer(help="Link a principal to its Stripe accounts.", no_args_is_help=True)
@@ -76,6 +77,24 @@ def onboard_seller(
     )
     _publish(SETTLEMENT_COMMANDS.name, principal, _envelope(command, market, None))
     console.print(f"{principal}: connected account {account} linked in {market}; onboarding: {url}")
+
+
+@app.command("use")
+def use_provider(
+    provider: PaymentProvider,
+    market: str = typer.Option(..., help="the market whose money moves through this provider"),
+) -> None:
+    """Republish the market's rules (as settlement has them) with this payment provider."""
+    from haggle.cli.settlement import _service_get
+
+    try:
+        current = _service_get(f"/markets/{market}/rules", None)
+    except typer.Exit:
+        console.print("no rules published yet: starting from the defaults")
+        current = {}
+    rules = MarketRulesSet.model_validate({**current, "payment_provider": provider.value})
+    _publish(MARKET_EVENTS.name, market, _envelope(rules, market, None))
+    console.print(f"{market}: rules republished with payment_provider={provider.value}")
 
 
 @app.command("reconcile")
