@@ -28,11 +28,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from haggle.testing.served import Served
 
 Obj = dict[str, Any]
 DECLINES = {
@@ -75,7 +76,7 @@ def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-class FakeStripe:
+class FakeStripe(Served):
     def __init__(self, api_key: str, webhook_secret: str, webhook_url: str | None = None) -> None:
         self.api_key, self.webhook_secret, self.webhook_url = api_key, webhook_secret, webhook_url
         self.objects: dict[str, Obj] = {}
@@ -84,12 +85,11 @@ class FakeStripe:
         self.events: list[Obj] = []
         self.deliveries: list[tuple[str, int]] = []
         self.on_call: Callable[[str, Obj], None] | None = None
+        self._faults: list[int] = []
         self._idempotent: dict[str, tuple[str, str, int, Obj]] = {}
         self._ids = itertools.count(1)
         self._tag = secrets.token_hex(4)
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.app = Starlette(routes=[Route("/v1/{path:path}", self._api, methods=["GET", "POST", "DELETE"])])
 
@@ -102,6 +102,11 @@ class FakeStripe:
     def keys_sent(self, path_prefix: str) -> list[str | None]:
         with self._lock:
             return [k for _, path, _, k in self.requests if path.startswith(path_prefix)]
+
+    def fail_next(self, status: int = 500, times: int = 1) -> None:
+        """The next `times` POSTs take effect, then answer `status`: the answer is lost on the way."""
+        with self._lock:
+            self._faults += [status] * times
 
     # the API -------------------------------------------------------------------------
 
@@ -129,6 +134,10 @@ class FakeStripe:
                 self._idempotent[key] = (path, body, status, answer)
         if self.on_call is not None and method == "POST":
             await asyncio.to_thread(self.on_call, path, answer)
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults and method == "POST" else None
+        if fault is not None:
+            return JSONResponse({"error": {"type": "api_error", "message": "injected"}}, fault)
         return JSONResponse(answer, status)
 
     def _route(self, method: str, path: str, p: Obj) -> Obj:
@@ -351,32 +360,3 @@ class FakeStripe:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.5)
-
-    # serving -------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None and self._server.servers, "start() the fake first"
-        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def start(self, timeout: float = 10.0) -> FakeStripe:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", loop="asyncio"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-stripe", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Stripe server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None

@@ -244,6 +244,26 @@ async def test_a_replayed_provider_call_moves_money_once(market: SettlementMarke
     await reconciled(market, card)
 
 
+async def test_reconcile_exits_1_on_money_moved_behind_the_ledgers_back(
+    market: SettlementMarket, card: CardRails
+) -> None:
+    await card_market(market, card)
+    deal_id = f"{market.market_id}-d1"
+    await agreed(market, deal_id)
+    await market.event("EscrowFunded", deal_id)
+    await released(market, deal_id)
+    await ops_settled(market, deal_id)
+    await reconciled(market, card)
+    intent_id = intent_of(card.fake, deal_id)[0]["id"]
+    async with httpx.AsyncClient(base_url=card.fake.base_url) as client:  # a refund from the dashboard
+        headers = {"authorization": f"Bearer {card.fake.api_key}"}
+        done = await client.post("/v1/refunds", data={"payment_intent": intent_id}, headers=headers)
+        assert done.status_code == 200, done.text
+    code, out = await haggle_cli("payments", "reconcile", "--market", market.market_id)
+    assert code == 1, out
+    assert f"{deal_id}: released but the provider's payment is succeeded, refunded {ESCROW}" in out
+
+
 @pytest.mark.slow
 async def test_kill_9_between_provider_call_and_commit_charges_and_pays_once(
     market: SettlementMarket, card: CardRails

@@ -30,10 +30,11 @@ class ProviderUnavailable(Exception):
 
 
 def _transient(exc: Exception) -> bool:
+    """Worth sending again with the same key: no answer, a conflict with our own request in flight
+    (409), a rate limit or a server error. A 400 (including a key reused with other parameters),
+    401, 402, 403 or 404 is an answer."""
     if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
         return True
-    if isinstance(exc, stripe.IdempotencyError):
-        return False
     status = getattr(exc, "http_status", None)
     return isinstance(exc, stripe.StripeError) and (status is None or status == 409 or status >= 500)
 
