@@ -51,6 +51,7 @@ class EscrowFailure(StrEnum):
     APPROVAL_EXPIRED = "approval_expired"
     INVALID_DEAL = "invalid_deal"
     NO_PAYMENT_METHOD = "no_payment_method"
+    NO_PAYOUT_ACCOUNT = "no_payout_account"
     PAYMENT_DECLINED = "payment_declined"
 
 

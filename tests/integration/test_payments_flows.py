@@ -32,11 +32,13 @@ from haggle.runtime.operators import operator_envelope
 from haggle.testing.fake_stripe import sign
 from services.settlement.payments.webhooks import PATH
 from tests.integration.payments_support import (
+    CARD_RULES,
     CardRails,
     agreed,
     card_market,
     card_rails,
     intent_of,
+    link,
     ops_settled,
     refunds_of,
     transfers_of,
@@ -165,6 +167,19 @@ async def test_a_declined_card_fails_the_escrow_with_the_reason(
     assert await market.state(deal_id) == "failed"
     await ops_settled(market, deal_id)
     await reconciled(market, card)
+
+
+async def test_a_card_market_never_holds_from_a_wallet(market: SettlementMarket, card: CardRails) -> None:
+    """A buyer with a funded wallet but no saved card: the escrow fails, the wallet is untouched."""
+    await market.open(**CARD_RULES)
+    await market.fund(market.buyer, 50_000)
+    await link(market, card.rails, market.seller)
+    deal_id = f"{market.market_id}-d1"
+    await agreed(market, deal_id)
+    failed = await market.event("EscrowFailed", deal_id)
+    assert failed.payload["reason"] == "no_payment_method"
+    assert await market.balance(market.wallet(market.buyer)) == (50_000, 50_000)
+    assert intent_of(card.fake, deal_id) == []
 
 
 def _post(payload: str, signature: str) -> httpx.Response:

@@ -46,11 +46,12 @@ def test_a_card_market_authorizes_the_buyers_total_instead_of_a_wallet_hold() ->
         "authorize:hold:d1",
     )
     assert domain.routed_hold(d, domain.card_hold(d), CARD) is None  # after authorization: the ledger's
-    waiting = domain.authorizing(d, has_payment_method=True)
+    waiting = domain.authorizing(d, has_payment_method=True, has_payout_account=True)
     assert waiting.deal is not None and waiting.deal.state is DealState.AUTHORIZING
-    none = domain.authorizing(d, has_payment_method=False)
-    assert none.deal is not None and none.deal.state is DealState.FAILED
-    assert isinstance(none.events[-1], EscrowFailed) and none.events[-1].reason == "no_payment_method"
+    for card, account, reason in ((False, True, "no_payment_method"), (True, False, "no_payout_account")):
+        none = domain.authorizing(d, has_payment_method=card, has_payout_account=account)
+        assert none.deal is not None and none.deal.state is DealState.FAILED
+        assert isinstance(none.events[-1], EscrowFailed) and none.events[-1].reason == reason
 
 
 def test_release_captures_then_pays_the_seller_and_refund_voids() -> None:

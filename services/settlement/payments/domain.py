@@ -136,9 +136,12 @@ def routed_hold(deal: Deal, hold: Transfer, rules: MarketRulesSet) -> PaymentOp 
     return authorize_op(deal)
 
 
-def authorizing(deal: Deal, has_payment_method: bool) -> Outcome:
+def authorizing(deal: Deal, has_payment_method: bool, has_payout_account: bool) -> Outcome:
+    """Authorize only what can be paid out: the buyer's saved card and the seller's connected account."""
     if not has_payment_method:
         return failed(deal, EscrowFailure.NO_PAYMENT_METHOD)
+    if not has_payout_account:
+        return failed(deal, EscrowFailure.NO_PAYOUT_ACCOUNT)
     return Outcome(deal.after(state=DealState.AUTHORIZING, due_at=None))
 
 

@@ -24,7 +24,10 @@ async def routed_hold(
     if op is None:
         return None
     buyer = await store.party(conn, deal.market_id, deal.buyer_principal_id)
-    outcome = domain.authorizing(deal, bool(buyer.customer_id and buyer.payment_method_id))
+    seller = await store.party(conn, deal.market_id, deal.seller_principal_id)
+    outcome = domain.authorizing(
+        deal, bool(buyer.customer_id and buyer.payment_method_id), bool(seller.connected_account_id)
+    )
     if outcome.deal is not None and outcome.deal.state is DealState.AUTHORIZING:
         await store.record_ops(conn, (op,))
     return outcome

@@ -1,8 +1,9 @@
 """The payment-provider port: what settlement asks of a provider, and the settings to reach one.
 
-`rails_for(rules, settings)` chooses per market: an `internal` market moves money only in the
-ledger (no rails at all), a `stripe` market through `StripeRails`. Every method takes our
-idempotency key and may be called again with it after an error, a timeout or a crash.
+The market's rules choose (`domain.uses_provider`): an `internal` market moves money only in
+the ledger and never reaches this port; a `stripe` market's operations go through
+`StripeRails`, the one adapter. Every operation carries our idempotency key and may be sent
+again with it after an error, a timeout or a crash.
 """
 
 from __future__ import annotations
