@@ -6,6 +6,9 @@
          failed                  failed          refunded ◀─lost─ shipping        disputed / returning
                                                                                     ─▶ released | refunded
 
+In a card market (payments/) the hold waits in `authorizing` while the card is
+authorized: authorized → funded, declined → failed.
+
 A decision returns an `Outcome`: the new record, the events, the transfers
 that must succeed, and at most one request for the handler to carry out and
 feed back (`hold` → `held`, `book` → `booked`), since the ledger's answer and
