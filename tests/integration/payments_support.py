@@ -113,7 +113,8 @@ def _settings_env(fake: FakeStripe) -> dict[str, str]:
         "HAGGLE_STRIPE_WEBHOOK_SECRET": fake.webhook_secret,
         "HAGGLE_PAYMENTS_LEASE_SECONDS": "2",
         "HAGGLE_PAYMENTS_TICK_SECONDS": "0.1",
-        "HAGGLE_PAYMENTS_RETRY_SECONDS": "3",
+        "HAGGLE_PAYMENTS_SWEEP_SECONDS": "0.5",
+        "HAGGLE_PAYMENTS_RETRY_SECONDS": "10",
     }
 
 
@@ -217,4 +218,4 @@ async def ops_settled(market: SettlementMarket, deal_id: str) -> None:
         )
         return pending == 0
 
-    await eventually(settled, f"{deal_id}'s provider operations answered")
+    await eventually(settled, f"{deal_id}'s provider operations answered", timeout=60)

@@ -128,7 +128,7 @@ async def test_long_inspection_captures_at_shipment_and_a_refund_follows(
     async def captured() -> bool:
         return intent_of(card.fake, deal_id)[0]["status"] == "succeeded"
 
-    await eventually(captured, "the capture at shipment")
+    await eventually(captured, "the capture at shipment", timeout=60)
     assert await market.state(deal_id) in ("shipping", "inspecting")
     await market.event("ShipmentDelivered", deal_id)
     dispute = OpenDispute(deal_id=deal_id, reason=DisputeReason.WRONG_ITEM, detail="a grinder, not this")

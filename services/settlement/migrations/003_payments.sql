@@ -52,7 +52,7 @@ CREATE TABLE payment_intents (
     capture_before    timestamptz NOT NULL,
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX payment_intents_uncaptured ON payment_intents (capture_before) WHERE NOT captured;
+CREATE INDEX payment_intents_uncaptured ON payment_intents (deal_id) WHERE NOT captured;
 
 -- Webhook events already taken (a replay under the same id changes nothing).
 CREATE TABLE provider_events (

@@ -30,6 +30,7 @@ from services.settlement.payments.stripe_rails import ProviderUnavailable
 
 log = logging.getLogger(__name__)
 BATCH = 20
+SWEEP_PAGE = 500
 
 
 class PaymentJob:
@@ -37,6 +38,7 @@ class PaymentJob:
         self, pool: asyncpg.Pool, notify_channel: str | None, settings: PaymentsSettings, rails: PaymentRails
     ) -> None:
         self.pool, self.notify_channel, self.settings, self.rails = pool, notify_channel, settings, rails
+        self._sweep_at = 0.0
 
     async def call(self, stored: StoredOp) -> ProviderResult:
         """The provider call for one operation; a refusal that is not a card decline is an answer too."""
@@ -82,20 +84,26 @@ class PaymentJob:
             await store.retry_later(self.pool, stored.id, backoff, type(exc).__name__)
 
     async def capture_early(self) -> None:
-        """Record a capture for each held authorization its deal would outlast."""
-        now = utcnow()
-        due = []
-        for intent, data in await store.uncaptured(self.pool):
-            deal = Deal.model_validate_json(data)
-            rules = await deals.rules(self.pool, deal.market_id)
-            if domain.capture_now(deal, intent.capture_before, rules, now):
-                due.append(domain.capture_op(deal))
-        if due:
-            async with self.pool.acquire() as conn:
-                await store.record_ops(conn, due)
+        """Record a capture for each held authorization its deal would outlast (every candidate,
+        page by page: a crowd of deals the rule leaves alone never hides one it would pick)."""
+        now, after = utcnow(), ""
+        while page := await store.capture_candidates(self.pool, now, after, SWEEP_PAGE):
+            due = []
+            for intent, data in page:
+                deal = Deal.model_validate_json(data)
+                rules = await deals.rules(self.pool, deal.market_id)
+                if domain.capture_now(deal, intent.capture_before, rules, now):
+                    due.append(domain.capture_op(deal))
+            if due:
+                async with self.pool.acquire() as conn:
+                    await store.record_ops(conn, due)
+            after = page[-1][0].deal_id
 
     async def run_once(self) -> int:
-        await self.capture_early()
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._sweep_at:
+            await self.capture_early()
+            self._sweep_at = loop.time() + self.settings.payments_sweep_seconds
         claimed = await store.claim(self.pool, self.settings.payments_lease_seconds, BATCH)
         await asyncio.gather(*(self.run_op(s) for s in claimed))
         return len(claimed)

@@ -33,8 +33,11 @@ class PaymentsSettings(BaseSettings):
         default=24 * 3600, ge=0, description="capture this long before the authorization lapses"
     )
     payments_tick_seconds: float = Field(default=0.25, gt=0, le=60)
+    payments_sweep_seconds: float = Field(
+        default=5.0, gt=0, le=3_600, description="how often held authorizations are checked for capture"
+    )
     payments_lease_seconds: float = Field(
-        default=30.0, gt=0, description="an operation claimed but not answered is tried again after this"
+        default=60.0, gt=0, description="an operation claimed but not answered is tried again after this"
     )
     payments_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
     payments_retry_seconds: float = Field(

@@ -98,8 +98,8 @@ def _payout_drift(ledger: LedgerSide, transfer: TransferView | None) -> list[str
 
 
 _DEALS = """
-SELECT d.deal_id, h.amount AS hold, r.phase AS resolution, rel.amount AS payout,
-       a.connected_account_id AS seller_account, i.intent_id,
+SELECT d.deal_id, h.amount AS hold, h.debit_account_id AS hold_from, r.phase AS resolution,
+       rel.amount AS payout, a.connected_account_id AS seller_account, i.intent_id,
        (SELECT provider_id FROM payment_ops o WHERE o.deal_id = d.deal_id AND o.kind = 'payout'
         AND o.status = 'done') AS transfer_id,
        (SELECT min(created_at) FROM payment_ops o WHERE o.deal_id = d.deal_id AND o.status = 'pending')
@@ -132,6 +132,8 @@ async def reconcile(
     for market in [market_id] if market_id else await card_markets(conn):
         known: set[str] = set()
         for row in await conn.fetch(_DEALS, market):
+            if row["hold_from"] and not row["hold_from"].startswith("card:"):
+                continue  # held from a wallet while the market was internal: the ledger alone
             report.checked += 1
             if row["intent_id"]:
                 known.add(row["intent_id"])

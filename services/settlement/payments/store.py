@@ -193,18 +193,24 @@ async def set_intent_status(
     )
 
 
-async def uncaptured(pool: asyncpg.Pool, limit: int = 200) -> list[tuple[StoredIntent, str]]:
-    """Held authorizations not yet captured, with their deal's record (JSON), for the capture rule."""
+async def capture_candidates(
+    pool: asyncpg.Pool, now: datetime, after: str, limit: int
+) -> list[tuple[StoredIntent, str]]:
+    """Held authorizations not yet captured that the capture rule may pick, with their deal (JSON),
+    one page in deal order after `after`. An unshipped deal can only be due at its last moment."""
     rows = await pool.fetch(
         """
         SELECT i.deal_id, i.market_id, i.intent_id, i.charge_id, i.status, i.amount_cents, i.captured,
                i.capture_before, d.data
         FROM payment_intents i JOIN deals d USING (deal_id)
-        WHERE NOT i.captured AND i.status = 'requires_capture'
+        WHERE NOT i.captured AND i.status = 'requires_capture' AND i.deal_id > $2
           AND d.state IN ('funded', 'shipping', 'inspecting', 'disputed', 'returning')
+          AND (d.state <> 'funded' OR i.capture_before <= $1)
           AND NOT EXISTS (SELECT 1 FROM payment_ops o WHERE o.deal_id = i.deal_id AND o.kind = 'capture')
-        ORDER BY i.capture_before LIMIT $1
+        ORDER BY i.deal_id LIMIT $3
         """,
+        now,
+        after,
         limit,
     )
     return [(StoredIntent(**{k: v for k, v in r.items() if k != "data"}), r["data"]) for r in rows]
