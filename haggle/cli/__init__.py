@@ -10,7 +10,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from haggle.cli import audit, bench, chaos, events, listings, market, migrate, operator, redteam, settlement
+from haggle.cli import (
+    audit,
+    bench,
+    chaos,
+    events,
+    listings,
+    market,
+    migrate,
+    operator,
+    payments,
+    redteam,
+    settlement,
+)
 from haggle.infra.cli import app as infra_app
 
 app = typer.Typer(help="haggle: a marketplace where AI agents buy and sell real goods.", no_args_is_help=True)
@@ -25,6 +37,7 @@ app.add_typer(redteam.app, name="redteam")
 app.add_typer(settlement.ledger_app, name="ledger")
 app.add_typer(settlement.approvals_app, name="approvals")
 app.add_typer(settlement.disputes_app, name="disputes")
+app.add_typer(payments.app, name="payments")
 app.command("migrate")(migrate.migrate)
 app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(bench.bench)
 services_app = typer.Typer(help="Run every service as a local background process.", no_args_is_help=True)

@@ -22,6 +22,15 @@ from pydantic import Field
 from haggle.contracts.envelope import Message
 
 
+class PaymentProvider(StrEnum):
+    """Where a market's money really moves; settlement's ledger is the book of record either way."""
+
+    INTERNAL = "internal"
+    """Operator-funded wallets inside the ledger (the local default)."""
+    STRIPE = "stripe"
+    """Cards held and captured through Stripe, sellers paid through Stripe Connect."""
+
+
 class MarketRulesSet(Message):
     type: Literal["MarketRulesSet"] = "MarketRulesSet"
     max_rounds: int = Field(default=20, ge=1, le=200)
@@ -46,6 +55,9 @@ class MarketRulesSet(Message):
     carrier_seed: int = Field(default=0, ge=0, description="seeds the simulated carrier's losses")
     closes_at: datetime | None = Field(
         default=None, description="no negotiation may open from this time on (the market is closing)"
+    )
+    payment_provider: PaymentProvider = Field(
+        default=PaymentProvider.INTERNAL, description="internal wallets, or cards and payouts through Stripe"
     )
 
 

@@ -50,12 +50,17 @@ class EscrowFailure(StrEnum):
     APPROVAL_DENIED = "approval_denied"
     APPROVAL_EXPIRED = "approval_expired"
     INVALID_DEAL = "invalid_deal"
+    NO_PAYMENT_METHOD = "no_payment_method"
+    NO_PAYOUT_ACCOUNT = "no_payout_account"
+    PAYMENT_DECLINED = "payment_declined"
 
 
 class DisputeReason(StrEnum):
     CONDITION_WORSE = "condition_worse"
     NOT_DELIVERED = "not_delivered"
     WRONG_ITEM = "wrong_item"
+    CHARGEBACK = "chargeback"
+    """The buyer disputed the card payment with their bank (opened by the payment provider)."""
 
 
 class DisputeOutcome(StrEnum):
@@ -137,6 +142,43 @@ class ResolveDispute(Message):
     note: str = Field(default="", max_length=2_000)
 
 
+class PaymentRole(StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+
+
+class LinkPaymentAccount(Message):
+    """Operator: a principal's account at the market's payment provider (key = principal_id).
+
+    A buyer brings a Customer with a saved payment method (from a SetupIntent);
+    a seller a connected account that receives payouts. `haggle payments
+    onboard` creates them and sends this.
+    """
+
+    type: Literal["LinkPaymentAccount"] = "LinkPaymentAccount"
+    principal_id: Id
+    role: PaymentRole
+    customer_id: str | None = Field(default=None, max_length=255, pattern=r"^cus_[A-Za-z0-9]+$")
+    payment_method_id: str | None = Field(default=None, max_length=255, pattern=r"^pm_[A-Za-z0-9_]+$")
+    connected_account_id: str | None = Field(default=None, max_length=255, pattern=r"^acct_[A-Za-z0-9]+$")
+    auto_approve_limit_cents: Cents = Field(
+        default=0, description="a buyer's escrow above this needs a human"
+    )
+
+
+class ProviderEvent(Message):
+    """A payment provider's webhook, exactly as received (key = deal_id from its metadata).
+
+    Anyone may write settlement.commands, so this is trusted by the provider's
+    own signature over `payload`, checked again by the handler, never by topic.
+    """
+
+    type: Literal["ProviderEvent"] = "ProviderEvent"
+    provider: str = Field(max_length=32)
+    payload: str = Field(max_length=64_000)
+    signature: str = Field(max_length=2_000)
+
+
 SETTLEMENT_COMMANDS: tuple[type[Message], ...] = (
     FundWallet,
     ShipItem,
@@ -144,6 +186,8 @@ SETTLEMENT_COMMANDS: tuple[type[Message], ...] = (
     AcceptGoods,
     OpenDispute,
     ResolveDispute,
+    LinkPaymentAccount,
+    ProviderEvent,
 )
 
 
@@ -178,6 +222,7 @@ class EscrowFailed(Message):
     deal_id: Id
     listing_id: Id
     reason: str = Field(max_length=200, description="an EscrowFailure value")
+    detail: str = Field(default="", max_length=200, description="the payment provider's decline code")
 
 
 class ShipmentBooked(Message):

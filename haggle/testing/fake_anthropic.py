@@ -17,17 +17,17 @@ import itertools
 import json
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from haggle.testing.served import Served
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -111,7 +111,7 @@ def _cached_prefix(body: dict[str, Any]) -> str | None:
     return json.dumps([tools, system], sort_keys=True)
 
 
-class FakeAnthropic:
+class FakeAnthropic(Served):
     def __init__(self, policy: Policy | None = None, output_tokens: int = 25, latency: float = 0.0) -> None:
         self.policy = policy
         self.output_tokens = output_tokens
@@ -125,8 +125,6 @@ class FakeAnthropic:
         self._cache: set[str] = set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
 
     # scripting ---------------------------------------------------------------
@@ -211,38 +209,3 @@ class FakeAnthropic:
         with self._lock:
             self.responses.append(200)
         return JSONResponse(message)
-
-    # serving -----------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None and self._server.servers, "start() the fake first"
-        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def start(self, timeout: float = 10.0) -> FakeAnthropic:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", loop="asyncio"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Messages API server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeAnthropic:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -19,7 +19,9 @@ from haggle.contracts.settlement import (
     AcceptGoods,
     ConfirmHandover,
     FundWallet,
+    LinkPaymentAccount,
     OpenDispute,
+    ProviderEvent,
     ResolveDispute,
     ShipItem,
 )
@@ -36,6 +38,8 @@ from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, 
 from services.settlement import store
 from services.settlement.domain.deal import Deal, DealState
 from services.settlement.handlers import commands, deals, reference
+from services.settlement.payments import rails as payments
+from services.settlement.payments.handlers import link_payment_account, provider_event
 from services.settlement.timers import timer_job
 
 NAME = "settlement"
@@ -55,6 +59,8 @@ def subscriptions() -> list[Subscription]:
                 AcceptGoods: commands.accept_goods,
                 OpenDispute: commands.open_dispute,
                 ResolveDispute: commands.resolve_dispute,
+                LinkPaymentAccount: link_payment_account,
+                ProviderEvent: provider_event,
             },
             commands=True,
             on_invalid=commands.refuse_invalid,
@@ -137,10 +143,11 @@ def routes(ctx: ServiceContext) -> list[Route]:
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
+    rails = payments.wiring(ctx.pool, ctx.notify_channel)
     return ServiceParts(
         subscriptions=subscriptions(),
-        routes=routes(ctx),
-        background=[timer_job(ctx.pool, ctx.notify_channel, TICK_SECONDS)],
+        routes=[*routes(ctx), *rails.routes],
+        background=[timer_job(ctx.pool, ctx.notify_channel, TICK_SECONDS), *rails.background],
     )
 
 

@@ -90,6 +90,7 @@ SELECT deal_id || ' is ' || state || ' with hold ' || hold FROM status WHERE NOT
         WHEN 'refunded' THEN hold = 'void' AND NOT paid
         WHEN 'failed' THEN hold = 'none'
         WHEN 'awaiting_approval' THEN hold = 'none'
+        WHEN 'authorizing' THEN hold = 'none'
         ELSE hold = 'held' AND held = escrow_cents
     END
     AND (state NOT IN ('released', 'refunded', 'failed')

@@ -30,6 +30,7 @@ FULL = {
     "database.existingSecret": "market-db-app",
     "database.existingSecretKey": "uri",
     "anthropic.existingSecret": "anthropic",
+    "stripe.existingSecret": "stripe",
     "metrics.serviceMonitor.enabled": "true",
     "metrics.prometheusRule.enabled": "true",
     "grafanaDashboard.enabled": "true",
@@ -168,6 +169,11 @@ def test_config_and_secrets_are_wired(rendered: dict[str, list[Doc]]) -> None:
             assert env["ANTHROPIC_API_KEY"] == {"name": "anthropic", "key": "ANTHROPIC_API_KEY"}
         else:
             assert "ANTHROPIC_API_KEY" not in env
+        if name.endswith("settlement"):
+            assert env["HAGGLE_STRIPE_API_KEY"] == {"name": "stripe", "key": "HAGGLE_STRIPE_API_KEY"}
+            assert env["HAGGLE_STRIPE_WEBHOOK_SECRET"]["name"] == "stripe"
+        else:
+            assert "HAGGLE_STRIPE_API_KEY" not in env, "only settlement holds the Stripe keys"
     minimal = rendered["minimal"]
     secret = by_kind(minimal, "Secret")["market-haggle-database"]
     assert secret["stringData"]["DATABASE_URL"] == MINIMAL["database.url"]

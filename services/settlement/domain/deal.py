@@ -6,6 +6,9 @@
          failed                  failed          refunded ◀─lost─ shipping        disputed / returning
                                                                                     ─▶ released | refunded
 
+In a card market (payments/) the hold waits in `authorizing` while the card is
+authorized: authorized → funded, declined → failed.
+
 A decision returns an `Outcome`: the new record, the events, the transfers
 that must succeed, and at most one request for the handler to carry out and
 feed back (`hold` → `held`, `book` → `booked`), since the ledger's answer and
@@ -37,6 +40,8 @@ from services.settlement.domain.ledger import Account, AccountKind, Phase, Trans
 
 class DealState(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
+    AUTHORIZING = "authorizing"
+    """A card market's hold is being authorized by the payment provider (see payments/)."""
     FUNDED = "funded"
     SHIPPING = "shipping"
     INSPECTING = "inspecting"
@@ -56,6 +61,7 @@ class RefundReason(StrEnum):
     NOT_SHIPPED = "not_shipped"
     DISPUTE_REFUND = "dispute_refund"
     RETURNED = "returned"
+    AUTHORIZATION_LAPSED = "authorization_lapsed"
 
 
 class Deal(BaseModel):

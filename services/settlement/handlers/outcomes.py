@@ -21,6 +21,7 @@ from services.settlement.domain import escrow, fulfilment
 from services.settlement.domain.carrier import ShipmentRequest
 from services.settlement.domain.deal import Deal, LedgerRefused, Outcome, Refusal, deal_accounts
 from services.settlement.domain.ledger import SUCCESS
+from services.settlement.payments import hooks as payments
 
 PRODUCER = "settlement"
 
@@ -47,7 +48,12 @@ async def carry_out(
             result = await ledger_store.transfer(uow.conn, deal.market_id, transfer)
             if result not in SUCCESS:
                 raise LedgerRefused(f"{transfer.id}: {result}")
-        if outcome.hold is not None:
+        await payments.record_moves(uow.conn, deal, outcome.transfers, rules)
+        if outcome.hold is not None and (
+            routed := await payments.routed_hold(uow.conn, deal, outcome.hold, rules)
+        ):
+            outcome = routed
+        elif outcome.hold is not None:
             result = await ledger_store.transfer(uow.conn, deal.market_id, outcome.hold)
             outcome = escrow.held(deal, result, rules, now)
         elif outcome.book is not None:

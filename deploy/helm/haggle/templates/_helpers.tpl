@@ -73,6 +73,14 @@ HAGGLE_OPERATOR_PUBLIC_KEYS: {{ join "," .Values.operator.publicKeys | quote }}
 {{ ternary .Values.anthropic.existingSecretKey "ANTHROPIC_API_KEY" (ne .Values.anthropic.existingSecret "") }}
 {{- end -}}
 
+{{- define "haggle.stripeSecretName" -}}
+{{- if .Values.stripe.existingSecret -}}
+{{ .Values.stripe.existingSecret }}
+{{- else if .Values.stripe.apiKey -}}
+{{ include "haggle.fullname" . }}-stripe
+{{- end -}}
+{{- end -}}
+
 {{- define "haggle.databaseEnv" -}}
 - name: DATABASE_URL
   valueFrom:
