@@ -14,8 +14,9 @@
 # prometheus  Prometheus from Debian's prometheus package (deploy/images/prometheus)
 #
 # Later runs reuse podman's layer cache: a code change rebuilds the haggle image's last layers
-# only. Safe to run concurrently (flock). CONTAINERS_CONF defaults to deploy/podman/containers.conf;
-# HAGGLE_IMAGE_BASE overrides the base (e.g. python:3.11.13-slim-bookworm where Docker Hub works).
+# only. Safe to run concurrently, from any checkout (flock). CONTAINERS_CONF defaults to
+# deploy/podman/containers.conf; HAGGLE_IMAGE_BASE overrides the base (e.g.
+# python:3.11.13-slim-bookworm where Docker Hub works).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -126,8 +127,8 @@ if [ "$1" = names ]; then
     names
     exit 0
 fi
-mkdir -p "$state"
-exec 9>"$state/.images.lock"
+# One lock per machine, not per checkout: podman's image store is shared by every checkout.
+exec 9>"${TMPDIR:-/tmp}/haggle-images.lock"
 flock 9
 for target in "$@"; do
     case "$target" in

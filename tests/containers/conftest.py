@@ -2,7 +2,8 @@
 (testcontainers), every service started from the image as the Helm chart runs it, a market
 through them, and Debian's Prometheus scraping them.
 
-These tests carry the `containers` marker (`make test-containers` runs them alone).
+These tests carry the `containers` marker (`make test-containers` runs them alone). All but the
+images are module-scoped, so nothing they start outlives the module that uses it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def image_refs() -> dict[str, str]:
     return engine.images("all")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def container_endpoints(
     image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InfraEndpoints]:
@@ -46,7 +47,7 @@ def container_endpoints(
         yield found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fake_model() -> Iterator[FakeAnthropic]:
     """The Messages API the agents container's Claude brains talk to (no model API from here)."""
     server = FakeAnthropic().start()
@@ -76,7 +77,7 @@ def run_to_completion(image: str, run: Run, timeout: float = 120) -> None:
         job.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image_services(
     image_refs: dict[str, str],
     container_endpoints: InfraEndpoints,
@@ -165,7 +166,7 @@ class Prometheus:
         return list(body["data"]["result"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prometheus(
     image_services: ImageServices, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:

@@ -3,6 +3,13 @@ locally built images standing in for Docker Hub's (Kafka, PostgreSQL, Prometheus
 service answers /readyz on its published port, a small market runs through the stack, and
 the stack's own Prometheus scrapes every service.
 
+Debian's podman 4.3 has no `podman wait --condition=healthy` and, without systemd, runs no
+healthcheck timers, so podman-compose cannot honour `condition: service_healthy`, and it waits
+forever for an exited one-shot to be "stopped" (`service_completed_successfully`). The stack
+comes up the way one brings it up by hand there, in the order the conditions ask for: Kafka and
+PostgreSQL, their compose healthchecks run with `podman healthcheck run` until they pass; then
+`topics` and `migrate`, until both exit 0; then the services and Prometheus (`--no-deps`).
+
 Grafana is left out of what this test starts: its image comes only from Docker Hub, which
 this machine cannot reach, and Debian has no Grafana package to build a stand-in from. It
 stays in the file for everyone else; tests/deploy checks its provisioning offline.
@@ -57,6 +64,26 @@ def _ready(url: str) -> str | None:
     return None if response.status_code == 200 else response.text[:200]
 
 
+def container_of(project: str, service: str) -> str:
+    labels = ["--filter", f"label=io.podman.compose.project={project}"]
+    labels += ["--filter", f"label=com.docker.compose.service={service}"]
+    [name] = engine.podman("ps", "--all", *labels, "--format", "{{.Names}}").split()
+    return name
+
+
+def healthcheck(container: str) -> str | None:
+    """The compose file's healthcheck, run now (what systemd's timer would do)."""
+    done = subprocess.run(
+        ["podman", "healthcheck", "run", container], capture_output=True, text=True, timeout=60, check=False
+    )
+    return None if done.returncode == 0 else (done.stdout + done.stderr).strip()[-300:] or "unhealthy"
+
+
+def exited(container: str) -> str | None:
+    status = engine.podman("inspect", container, "--format", "{{.State.Status}}").strip()
+    return None if status == "exited" else status
+
+
 @pytest.fixture(scope="module")
 def stack(image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     services = yaml.safe_load(COMPOSE.read_text())["services"]
@@ -73,17 +100,22 @@ def stack(image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     }
     project = f"haggle-test-{uuid.uuid4().hex[:8]}"
     compose = [PODMAN_COMPOSE, "--project-name", project, "--file", str(COMPOSE)]
-    started = sorted(set(services) - LEFT_OUT)
+    backends, one_shots = ["kafka", "postgres"], ["topics", "migrate"]
+    rest = sorted(set(services) - LEFT_OUT - set(backends) - set(one_shots))
     log = tmp_path_factory.mktemp("compose") / "up.log"
-    with log.open("w") as out:
-        up = subprocess.run(
-            [*compose, "up", "--detach", "--no-build", *started],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=600,
-            check=False,
-        )
+
+    def up(names: list[str]) -> None:
+        with log.open("a") as out:
+            done = subprocess.run(
+                [*compose, "up", "--detach", "--no-build", *names],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=600,
+                check=False,
+            )
+        assert done.returncode == 0, log.read_text()[-4000:]
+
     found = Stack(
         endpoints=InfraEndpoints(
             kafka_bootstrap=f"localhost:{ports['kafka']}",
@@ -94,7 +126,18 @@ def stack(image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
         compose=compose,
     )
     try:
-        assert up.returncode == 0, log.read_text()[-4000:]
+        up(backends)
+        for name in backends:
+            box = container_of(project, name)
+            engine.wait_until(f"{name}'s compose healthcheck", lambda box=box: healthcheck(box), 120)
+        up(one_shots)
+        for name in one_shots:
+            box = container_of(project, name)
+            engine.wait_until(f"{name} to finish", lambda box=box: exited(box), 120)
+            assert engine.podman("inspect", box, "--format", "{{.State.ExitCode}}").strip() == "0", (
+                found.logs(name)[-3000:]
+            )
+        up(["--no-deps", *rest])
         for name, url in found.urls.items():
             engine.wait_until(f"{name} in the compose stack", lambda url=url: _ready(url), 120)
         with pytest.MonkeyPatch.context() as patch:
