@@ -25,7 +25,9 @@ state="${HAGGLE_STATE_DIR:-$root/.haggle}"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$deploy/podman/containers.conf}"
 
 BASE_IMAGE="${HAGGLE_IMAGE_BASE:-localhost/haggle-base:bookworm}"
-HAGGLE_IMAGE=localhost/haggle:local
+HAGGLE_REPO=localhost/haggle
+HAGGLE_IMAGE=$HAGGLE_REPO:local  # and $HAGGLE_REPO:<inputs digest>, what `names` prints
+KEEP_HAGGLE_IMAGES=3
 KAFKA_IMAGE=localhost/haggle-kafka:3.9.1
 POSTGRES_IMAGE=localhost/haggle-postgres:15
 PROMETHEUS_IMAGE=localhost/haggle-prometheus:2.42
@@ -34,9 +36,18 @@ BASE_PACKAGES=python3,python3-venv,python3-pip,ca-certificates
 
 say() { echo "images.sh: $*" >&2; }
 
+haggle_digest() {
+    (cd "$root" && inputs_digest deploy/Dockerfile deploy/Dockerfile.dockerignore \
+        deploy/requirements.txt pyproject.toml haggle services)
+}
+
 names() {
+    # The haggle image by the digest of its inputs: a test uses the code of its own checkout
+    # even while another checkout on this machine builds :local from other code.
+    local haggle=$HAGGLE_IMAGE
+    podman image exists "$BASE_IMAGE" && haggle="$HAGGLE_REPO:$(haggle_digest)"
     printf 'BASE=%s\nHAGGLE=%s\nKAFKA=%s\nPOSTGRES=%s\nPROMETHEUS=%s\n' \
-        "$BASE_IMAGE" "$HAGGLE_IMAGE" "$KAFKA_IMAGE" "$POSTGRES_IMAGE" "$PROMETHEUS_IMAGE"
+        "$BASE_IMAGE" "$haggle" "$KAFKA_IMAGE" "$POSTGRES_IMAGE" "$PROMETHEUS_IMAGE"
 }
 
 # The first Debian mirror apt is configured with (deb822 .sources or one-line .list files).
@@ -48,12 +59,27 @@ debian_mirror() {
     echo "${found:-http://deb.debian.org/debian}"
 }
 
-build() {  # build IMAGE CONTEXT [podman build args...]
-    local image=$1 context=$2
-    shift 2
+# A digest of everything an image is built from (the files given, the base image's id and the
+# podman settings), kept as a label: an image whose label matches is not rebuilt at all, which
+# skips even podman's cache checks (tens of seconds for the haggle image on loaded machines).
+inputs_digest() {  # inputs_digest PATH...
+    {
+        podman image inspect --format '{{.Id}}' "$BASE_IMAGE"
+        find "$@" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z \
+            | xargs -0 sha256sum
+    } | sha256sum | cut -c1-32
+}
+
+build() {  # build IMAGE CONTEXT DIGEST [podman build args...]
+    local image=$1 context=$2 digest=$3
+    shift 3
     local start=$SECONDS
+    if [ "$(podman image inspect --format '{{index .Labels "org.haggle.inputs"}}' "$image" 2>/dev/null)" = "$digest" ]; then
+        say "$image is up to date"
+        return
+    fi
     podman build --quiet --network host --format docker --layers --build-arg "BASE=$BASE_IMAGE" \
-        -t "$image" "$@" "$context" >/dev/null
+        --label "org.haggle.inputs=$digest" -t "$image" "$@" "$context" >/dev/null
     say "$image ready in $((SECONDS - start)) s"
 }
 
@@ -83,8 +109,19 @@ haggle() {
     # Behind a TLS-inspecting proxy, pip inside the build needs the host's CA bundle.
     local cert="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
     [ -s "$cert" ] && secret=(--secret "id=pip_cert,src=$cert")
-    build "$HAGGLE_IMAGE" "$root" -f "$deploy/Dockerfile" --ignorefile "$deploy/Dockerfile.dockerignore" \
-        "${secret[@]}"
+    local digest
+    digest=$(haggle_digest)
+    if ! podman image exists "$HAGGLE_REPO:$digest"; then
+        build "$HAGGLE_IMAGE" "$root" "$digest" -f "$deploy/Dockerfile" \
+            --ignorefile "$deploy/Dockerfile.dockerignore" "${secret[@]}"
+        podman tag "$HAGGLE_IMAGE" "$HAGGLE_REPO:$digest"
+    fi
+    # Older digests (other code) beyond the newest few go, so the store does not fill up; an
+    # image a container still uses stays. (No `image prune`: the untagged images are the layer
+    # cache that makes the next build take seconds.)
+    podman images --sort created --format '{{.Repository}}:{{.Tag}}' "$HAGGLE_REPO" \
+        | grep -vE ':(local|'"$digest"')$' | tail -n +"$KEEP_HAGGLE_IMAGES" \
+        | xargs -r podman rmi >/dev/null 2>&1 || true
 }
 
 kafka_libs() {
@@ -108,17 +145,17 @@ kafka() {
     mkdir -p "$context"
     cp "$deploy"/images/kafka/* "$context"/
     cp -rl "$libs" "$context/libs" 2>/dev/null || cp -r "$libs" "$context/libs"
-    build "$KAFKA_IMAGE" "$context"
+    build "$KAFKA_IMAGE" "$context" "$(inputs_digest "$context")"
 }
 
 postgres() {
     base
-    build "$POSTGRES_IMAGE" "$deploy/images/postgres"
+    build "$POSTGRES_IMAGE" "$deploy/images/postgres" "$(inputs_digest "$deploy/images/postgres")"
 }
 
 prometheus() {
     base
-    build "$PROMETHEUS_IMAGE" "$deploy/images/prometheus"
+    build "$PROMETHEUS_IMAGE" "$deploy/images/prometheus" "$(inputs_digest "$deploy/images/prometheus")"
 }
 
 command -v podman >/dev/null || { say "needs podman (apt-get install podman runc)"; exit 1; }
