@@ -113,19 +113,13 @@ def image_services(
             started[name] = box.start()
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name, url in urls.items():
-            engine.wait_until(f"{name} from the image", lambda url=url: _ready(url), 90, started[name])
+            engine.wait_until(
+                f"{name} from the image", lambda url=url: engine.not_ready(url), 90, started[name]
+            )
         yield ImageServices(urls, runs, time.monotonic() - begin, started)
     finally:
         for box in started.values():
             box.stop()
-
-
-def _ready(url: str) -> str | None:
-    try:
-        response = httpx.get(f"{url}/readyz", timeout=2)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
-    return None if response.status_code == 200 else response.text[:200]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from haggle.infra import InfraEndpoints, InfraError, kafka
 from haggle.infra.state import REPO_ROOT, Settings
 
@@ -106,6 +108,15 @@ def container(image: str, **run: Any) -> Any:
 
     labels = {LABEL: "1", **run.pop("labels", {})}
     return DockerContainer(image, **run).with_kwargs(network_mode="host", labels=labels)
+
+
+def not_ready(url: str) -> str | None:
+    """None once a service's /readyz answers 200, else what it says."""
+    try:
+        response = httpx.get(f"{url}/readyz", timeout=2)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if response.status_code == 200 else response.text[:200]
 
 
 def wait_until(what: str, check: Any, timeout: float, logs: Any = None) -> None:

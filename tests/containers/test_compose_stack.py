@@ -56,14 +56,6 @@ class Stack:
         return done.stdout + done.stderr
 
 
-def _ready(url: str) -> str | None:
-    try:
-        response = httpx.get(f"{url}/readyz", timeout=2)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
-    return None if response.status_code == 200 else response.text[:200]
-
-
 def container_of(project: str, service: str) -> str:
     labels = ["--filter", f"label=io.podman.compose.project={project}"]
     labels += ["--filter", f"label=com.docker.compose.service={service}"]
@@ -139,7 +131,7 @@ def stack(image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
             )
         up(["--no-deps", *rest])
         for name, url in found.urls.items():
-            engine.wait_until(f"{name} in the compose stack", lambda url=url: _ready(url), 120)
+            engine.wait_until(f"{name} in the compose stack", lambda url=url: engine.not_ready(url), 120)
         with pytest.MonkeyPatch.context() as patch:
             for name, port in ports.items():
                 patch.setenv(f"HAGGLE_{name.upper()}_PORT", str(port))
