@@ -31,7 +31,9 @@ os.environ.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
 # Ryuk, testcontainers' reaper, is an image from Docker Hub; our fixtures stop what they start.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-LABEL = "org.haggle.test"  # on every container started here, so a leftover can be found
+# On every container started here: after a killed run, `podman rm -f $(podman ps -aq --filter
+# label=org.haggle.test)` removes what is left.
+LABEL = "org.haggle.test"
 USE_CONTAINERS = "HAGGLE_TEST_INFRA"  # =containers: the tests' Kafka and PostgreSQL as containers
 
 
@@ -208,8 +210,3 @@ def container_infra(state: Path | None = None) -> Iterator[ContainerInfra]:
         bootstrap, broker = start_kafka(stack, refs["KAFKA"])
         postgres = start_postgres(stack, refs["POSTGRES"])
         yield ContainerInfra(bootstrap, postgres.database_url, broker, postgres.postgres_container)
-
-
-def leftovers() -> list[str]:
-    """Containers we labelled that still exist (none should, after a session)."""
-    return podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}").split()
