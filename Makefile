@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install infra lint typecheck unit bench down clean contracts
+.PHONY: demo test install infra lint typecheck unit bench down clean contracts images test-containers
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing haggle with pinned dependencies"
@@ -39,6 +39,14 @@ unit: install
 test: infra lint typecheck
 	$(BIN)/pytest -q --durations=15 tests; status=$$?; \
 	$(BIN)/haggle services down >/dev/null 2>&1; exit $$status
+
+# The container images with podman (deploy/images.sh: cached layers, the Debian base made once).
+images: install
+	bash deploy/images.sh all
+
+# Only the container tests (tests/containers, marker `containers`); `make test` runs them too.
+test-containers: install
+	$(BIN)/pytest -q --durations=10 -m containers tests/containers
 
 bench: infra
 	$(BIN)/python -m bench

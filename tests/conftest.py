@@ -6,8 +6,10 @@ and the running services without seeing each other's data.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,11 +19,38 @@ from haggle.infra import InfraEndpoints
 
 
 @pytest.fixture(scope="session")
-def endpoints() -> InfraEndpoints:
-    """Kafka and PostgreSQL, started if needed (idempotent), with every topic created."""
+def endpoints() -> Iterator[InfraEndpoints]:
+    """Kafka and PostgreSQL, started if needed (idempotent), with every topic created.
+
+    HAGGLE_TEST_INFRA=containers starts both as containers through testcontainers instead
+    (tests/containers/engine.py, podman) and points everything the session starts at them.
+    """
+    if os.environ.get("HAGGLE_TEST_INFRA") == "containers":
+        from tests.containers import engine
+
+        with engine.container_infra() as found, _pointed_at(found):
+            infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions(), topic_configs())
+            yield found
+        return
     found = infra.up()
     infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions(), topic_configs())
-    return found
+    yield found
+
+
+@contextmanager
+def _pointed_at(found: InfraEndpoints) -> Iterator[None]:
+    """External endpoints for this process and the services it spawns (haggle.infra's env vars)."""
+    wanted = {"KAFKA_BOOTSTRAP_SERVERS": found.kafka_bootstrap, "DATABASE_URL": found.database_url}
+    before = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

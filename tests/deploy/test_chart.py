@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from haggle import procs
 from tests.deploy.conftest import CHART, DEPLOY
 from tests.deploy.policies import workload_problems
 from tests.deploy.promql import metric_names, rule_exprs
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.timeout(900)
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas.
 KUBE_VERSIONS = ("1.29.0", "1.37.0")
-SERVICES = ("listing", "negotiation", "settlement", "agents")
+SERVICES = procs.SERVICES
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 Doc = dict[str, Any]
 

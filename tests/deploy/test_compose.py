@@ -14,10 +14,11 @@ import jsonschema
 import pytest
 import yaml
 
+from haggle import procs
 from tests.deploy.conftest import DEPLOY
 
 COMPOSE = DEPLOY / "compose.yaml"
-HAGGLE_SERVICES = ("listing", "negotiation", "settlement", "agents")
+HAGGLE_SERVICES = procs.SERVICES
 ONE_SHOTS = ("topics", "migrate")
 REQUIRED = (*HAGGLE_SERVICES, *ONE_SHOTS, "kafka", "postgres", "prometheus", "grafana")
 Doc = dict[str, Any]

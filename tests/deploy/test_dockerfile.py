@@ -46,13 +46,13 @@ def steps() -> list[tuple[str, str]]:
 
 
 def test_multi_stage_from_a_pinned_slim_python_matching_the_project(steps: list[tuple[str, str]]) -> None:
-    base = next(args for op, args in steps if op == "ARG" and args.startswith("PYTHON_IMAGE="))
+    base = next(args for op, args in steps if op == "ARG" and args.startswith("BASE="))
     image = base.split("=", 1)[1]
     match = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-[a-z]+(@sha256:[0-9a-f]{64})?", image)
     assert match, f"base image {image!r} is not pinned to a full python x.y.z-slim tag"
     assert (int(match[1]), int(match[2])) == sys.version_info[:2], "image Python differs from the tested one"
     assert len(stages(steps)) >= 2
-    assert all(args.startswith("${PYTHON_IMAGE}") for op, args in steps if op == "FROM")
+    assert all(args.startswith("${BASE}") for op, args in steps if op == "FROM")
 
 
 def test_final_stage_runs_haggle_as_a_non_root_user_with_a_healthcheck(steps: list[tuple[str, str]]) -> None:
@@ -78,7 +78,7 @@ def copied_sources(steps: list[tuple[str, str]]) -> list[str]:
 
 def test_copied_files_exist_and_are_not_docker_ignored(steps: list[tuple[str, str]]) -> None:
     sources = copied_sources(steps)
-    assert {"pyproject.toml", "haggle", "services"} <= set(sources)
+    assert {"pyproject.toml", "haggle", "services", "deploy/requirements.txt"} <= set(sources)
     missing = [s for s in sources if not (REPO / s).exists()]
     assert not missing, (
         f"the Dockerfile copies {missing}, absent from the repository: docker build would fail"
@@ -100,6 +100,7 @@ def test_the_copied_files_build_a_wheel_with_every_migration_and_the_entrypoint(
         if path.is_dir():
             shutil.copytree(path, context / source, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (context / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, context / source)
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "out"), str(context)],
@@ -117,3 +118,15 @@ def test_the_copied_files_build_a_wheel_with_every_migration_and_the_entrypoint(
     assert wanted - names == set()
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "haggle = haggle.cli:main" in wheel.read(entry_points).decode()
+
+
+def test_the_image_lock_is_the_tested_venv() -> None:
+    """deploy/requirements.txt, what the image installs, holds the versions this venv runs."""
+    done = subprocess.run(
+        [sys.executable, str(DEPLOY / "lock.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
