@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from haggle.cli import bench, chaos, listings, market, migrate, operator, redteam, settlement
+from haggle.cli import bench, chaos, listings, market, migrate, operator, principals, redteam, settlement
 from haggle.infra.cli import app as infra_app
 
 app = typer.Typer(help="haggle: a marketplace where AI agents buy and sell real goods.", no_args_is_help=True)
@@ -18,6 +18,7 @@ app.add_typer(infra_app, name="infra")
 app.add_typer(listings.app, name="listings")
 app.add_typer(market.app, name="market")
 app.add_typer(operator.app, name="operator")
+app.add_typer(principals.app, name="principals")
 app.add_typer(chaos.app, name="chaos")
 app.add_typer(redteam.app, name="redteam")
 app.add_typer(settlement.ledger_app, name="ledger")
