@@ -73,6 +73,9 @@ def can_open_dispute(phase: DealPhase) -> bool:
 EVENT_WORDS: dict[str, str] = {
     "DealAgreed": "Deal agreed",
     "ApprovalRequested": "Waiting for the buyer's approval",
+    "ApprovalGranted": "Approved",
+    "ApprovalDenied": "Denied",
+    "ApprovalExpired": "Approval expired unanswered",
     "EscrowFunded": "Escrow held",
     "EscrowFailed": "Escrow failed",
     "ShipmentBooked": "Shipment booked",
@@ -147,6 +150,12 @@ def dollars(cents: int | None) -> str:
     sign = "-" if cents < 0 else ""
     whole, part = divmod(abs(cents), 100)
     return f"{sign}${whole:,}.{part:02d}"
+
+
+def plain_dollars(cents: int) -> str:
+    """Cents as a form shows them back: 123456 → 1234.56."""
+    whole, part = divmod(cents, 100)
+    return f"{whole}.{part:02d}"
 
 
 def parse_dollars(text: str) -> int | str:

@@ -14,7 +14,7 @@ from typing import Any
 from haggle.contracts.goods import Condition, ShippingMethod
 from haggle.contracts.mandate import Mandate, MandateError, StrategyName, parse_mandate
 from haggle.market.goods import shipping_cost_cents
-from services.web.domain import parse_dollars
+from services.web.domain import parse_dollars, plain_dollars
 
 ITEM_ID = "item-1"
 WANT_ID = "want-1"
@@ -127,6 +127,18 @@ def field_of(problem: str) -> tuple[str, str]:
     return "_form", problem
 
 
+MONEY_FIELDS = ("budget", "auto_approve", "sell_asking", "sell_floor", "want_max")
+
+
+def _money_format(form: Mapping[str, Any]) -> dict[str, str]:
+    """Amounts that are not dollars and cents at all (the contract would only say 'not an integer')."""
+    return {
+        name: "enter dollars, such as 120 or 120.50"
+        for name in MONEY_FIELDS
+        if str(form.get(name, "")).strip() and isinstance(parse_dollars(str(form[name])), str)
+    }
+
+
 def validate(principal_id: str, form: Mapping[str, Any]) -> Mandate | dict[str, str]:
     """The mandate, or each problem beside its field (the first per field)."""
     data = mandate_data(principal_id, form)
@@ -135,7 +147,7 @@ def validate(principal_id: str, form: Mapping[str, Any]) -> Mandate | dict[str, 
     try:
         return parse_mandate(data, "intake")
     except MandateError as exc:
-        errors: dict[str, str] = {}
+        errors = _money_format(form)
         for problem in exc.problems:
             name, message = field_of(problem)
             errors.setdefault(name, message)
@@ -145,8 +157,8 @@ def validate(principal_id: str, form: Mapping[str, Any]) -> Mandate | dict[str, 
 def form_of(mandate: Mandate) -> dict[str, Any]:
     """A mandate back as form fields (the interview's review shows its draft this way)."""
     form: dict[str, Any] = {
-        "budget": f"{mandate.budget_cents / 100:.2f}",
-        "auto_approve": f"{mandate.auto_approve_limit_cents / 100:.2f}",
+        "budget": plain_dollars(mandate.budget_cents),
+        "auto_approve": plain_dollars(mandate.auto_approve_limit_cents),
         "style": getattr(mandate.brain, "name", StrategyName.LINEAR.value),
     }
     if mandate.items:
@@ -162,15 +174,15 @@ def form_of(mandate: Mandate) -> dict[str, Any]:
             "sell_width_mm": str(dims.width_mm),
             "sell_height_mm": str(dims.height_mm),
             "sell_shipping": [o.method.value for o in item.shipping],
-            "sell_asking": f"{item.asking_price_cents / 100:.2f}",
-            "sell_floor": f"{item.floor_cents / 100:.2f}",
+            "sell_asking": plain_dollars(item.asking_price_cents),
+            "sell_floor": plain_dollars(item.floor_cents),
         }
     if mandate.wants:
         want = mandate.wants[0]
         form |= {
             "want_keywords": " ".join(want.keywords),
             "want_category": want.category or "",
-            "want_max": f"{want.max_price_cents / 100:.2f}",
+            "want_max": plain_dollars(want.max_price_cents),
             "want_condition": want.min_condition.value,
         }
     return form

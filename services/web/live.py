@@ -54,7 +54,7 @@ class FeedRow:
     audience: tuple[str, ...]
 
 
-@dataclass
+@dataclass(eq=False)
 class Stream:
     audience: Audience
     queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=256))

@@ -266,6 +266,11 @@ async def on_settlement_event(uow: UnitOfWork, env: Envelope, event: Message) ->
     deal_id = getattr(event, "deal_id", None)
     if deal_id is None:
         return  # WalletFunded: a principal's wallet, no deal to show it on
+    await _deal_event(uow, env, deal_id, event)
+
+
+async def _deal_event(uow: UnitOfWork, env: Envelope, deal_id: str, event: Message) -> None:
+    """One step on a deal's timeline (settlement's events and the approval's)."""
     await uow.conn.execute(
         "INSERT INTO deal_events (deal_id, event_id, type, payload, at) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (event_id) DO NOTHING",
@@ -299,15 +304,22 @@ async def on_approval_requested(uow: UnitOfWork, env: Envelope, event: ApprovalR
         event.expires_at,
         env.occurred_at,
     )
+    await _deal_event(uow, env, event.deal_id, event)
     await feed(uow, env, "approval", event.approval_id, event.principal_id)
 
 
 async def _answered(
-    uow: UnitOfWork, env: Envelope, approval_id: str, principal_id: str, status: str, by: str | None
+    uow: UnitOfWork,
+    env: Envelope,
+    event: ApprovalGranted | ApprovalDenied | ApprovalExpired,
+    status: str,
+    by: str | None,
 ) -> None:
     """The first operator-signed answer counts, as for settlement; a late or forged one changes nothing."""
     if by is not None and not operators.is_operator(env):
         return
+    approval_id, principal_id = event.approval_id, event.principal_id
+    await _deal_event(uow, env, event.deal_id, event)
     await uow.conn.execute(
         "UPDATE approvals SET status = $2, answered_by = $3, answered_at = $4"
         " WHERE approval_id = $1 AND principal_id = $5 AND status = 'waiting'",
@@ -321,15 +333,15 @@ async def _answered(
 
 
 async def on_approval_granted(uow: UnitOfWork, env: Envelope, event: ApprovalGranted) -> None:
-    await _answered(uow, env, event.approval_id, event.principal_id, "granted", event.granted_by)
+    await _answered(uow, env, event, "granted", event.granted_by)
 
 
 async def on_approval_denied(uow: UnitOfWork, env: Envelope, event: ApprovalDenied) -> None:
-    await _answered(uow, env, event.approval_id, event.principal_id, "denied", event.denied_by)
+    await _answered(uow, env, event, "denied", event.denied_by)
 
 
 async def on_approval_expired(uow: UnitOfWork, env: Envelope, event: ApprovalExpired) -> None:
-    await _answered(uow, env, event.approval_id, event.principal_id, "expired", None)
+    await _answered(uow, env, event, "expired", None)
 
 
 AGENT_HANDLERS: dict[type[Message], Handler] = {AgentRegistered: on_agent_registered}
