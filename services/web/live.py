@@ -120,7 +120,8 @@ class Hub:
         if not unknown:
             return
         found = await conn.fetch(
-            "SELECT agent_id, principal_id FROM agent_principals WHERE agent_id = ANY($1::text[])", list(unknown)
+            "SELECT agent_id, principal_id FROM agent_principals WHERE agent_id = ANY($1::text[])",
+            list(unknown),
         )
         self._principal_of.update({r["agent_id"]: r["principal_id"] for r in found})
 
