@@ -21,7 +21,7 @@ PRESESSION_COOKIE = "haggle_presession"
 SESSION_TTL = timedelta(hours=12)
 INVITE_TTL = timedelta(hours=24)
 SIGNIN_LIMIT = 10
-"""Sign-in attempts one client may make per window; more get 429."""
+"""Failed sign-ins one client may make per window; then even a good link gets 429 until it passes."""
 SIGNIN_WINDOW = timedelta(minutes=5)
 
 
@@ -91,14 +91,17 @@ async def create_invite(
 
 
 async def attempt_allowed(conn: asyncpg.Connection, client: str) -> bool:
-    """Count this attempt; False once the client made SIGNIN_LIMIT in the window."""
+    """False once the client failed SIGNIN_LIMIT times in the window (guessing links)."""
     recent = await conn.fetchval(
-        "WITH added AS (INSERT INTO signin_attempts (client) VALUES ($1))"
-        " SELECT count(*) FROM signin_attempts WHERE client = $1 AND at > now() - $2::interval",
+        "SELECT count(*) FROM signin_attempts WHERE client = $1 AND at > now() - $2::interval",
         client,
         SIGNIN_WINDOW,
     )
     return int(recent) < SIGNIN_LIMIT
+
+
+async def record_failure(conn: asyncpg.Connection, client: str) -> None:
+    await conn.execute("INSERT INTO signin_attempts (client) VALUES ($1)", client)
 
 
 async def redeem(conn: asyncpg.Connection, token: str) -> tuple[str, Session] | SignInRefusal:

@@ -62,14 +62,17 @@ async def signin(page: Page) -> Response:
     form = await page.request.form()
     token, pre = str(form.get("token", ""))[:200], str(form.get("pre", ""))
     cookie = page.request.cookies.get(auth.PRESESSION_COOKIE, "")
+    client = _client(page.request)
     async with page.web.pool.acquire() as conn:
-        if not await auth.attempt_allowed(conn, _client(page.request)):
+        if not await auth.attempt_allowed(conn, client):
             return _refuse(page, auth.SignInRefusal.RATE_LIMITED)
         if not pre or not hmac.compare_digest(pre, cookie):
-            return _refuse(page, auth.SignInRefusal.BAD_CSRF)
-        result = await auth.redeem(conn, token)
-    if isinstance(result, auth.SignInRefusal):
-        return _refuse(page, result)
+            result: tuple[str, auth.Session] | auth.SignInRefusal = auth.SignInRefusal.BAD_CSRF
+        else:
+            result = await auth.redeem(conn, token)
+        if isinstance(result, auth.SignInRefusal):
+            await auth.record_failure(conn, client)
+            return _refuse(page, result)
     session_token, session = result
     response = RedirectResponse("/ops" if session.is_operator else "/me", 303)
     _cookie(page, response, auth.SESSION_COOKIE, session_token, int(auth.SESSION_TTL.total_seconds()))

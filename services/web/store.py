@@ -240,7 +240,7 @@ SELECT m.market_id, m.phase,
   (SELECT count(*) FROM listings l WHERE l.market_id = m.market_id AND l.status = 'active') AS listings,
   (SELECT count(*) FROM threads t WHERE t.market_id = m.market_id AND t.status = 'open') AS open_negotiations,
   (SELECT count(*) FROM deals d WHERE d.market_id = m.market_id) AS deals,
-  (SELECT coalesce(sum(d.price_cents), 0) FROM deals d WHERE d.market_id = m.market_id AND EXISTS
+  (SELECT coalesce(sum(d.price_cents), 0)::bigint FROM deals d WHERE d.market_id = m.market_id AND EXISTS
      (SELECT 1 FROM deal_events e WHERE e.deal_id = d.deal_id AND e.type = 'FundsReleased')) AS gmv_cents,
   (SELECT count(*) FROM approvals a WHERE a.market_id = m.market_id AND a.status = 'waiting'
      AND a.expires_at > now()) AS approvals_waiting,

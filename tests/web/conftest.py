@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
+expect.set_options(timeout=15_000)
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",

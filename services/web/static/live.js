@@ -21,7 +21,12 @@
       });
   }
   var source = new EventSource(url);
-  source.onopen = function () { if (state) state.textContent = "live"; document.body.dataset.live = "open"; };
+  // A change between this page's rendering and the stream's opening would be missed: look once more.
+  source.onopen = function () {
+    if (state) state.textContent = "live";
+    document.body.dataset.live = "open";
+    if (!pending) pending = setTimeout(refresh, 0);
+  };
   source.onerror = function () { if (state) state.textContent = "reconnecting…"; };
   source.onmessage = function () {
     document.body.dataset.lastEvent = String(Date.now());
