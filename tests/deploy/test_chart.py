@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(900)
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas.
 KUBE_VERSIONS = ("1.29.0", "1.37.0")
-SERVICES = ("listing", "negotiation", "settlement", "agents")
+SERVICES = ("listing", "negotiation", "settlement", "agents", "web")
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 Doc = dict[str, Any]
 
@@ -168,6 +168,11 @@ def test_config_and_secrets_are_wired(rendered: dict[str, list[Doc]]) -> None:
             assert env["ANTHROPIC_API_KEY"] == {"name": "anthropic", "key": "ANTHROPIC_API_KEY"}
         else:
             assert "ANTHROPIC_API_KEY" not in env
+        if name.endswith("web"):
+            for key in ("HAGGLE_OPERATOR_KEY", "HAGGLE_WEB_DATA_KEY"):
+                assert env[key] == {"name": "market-haggle-web", "key": key}
+        else:
+            assert "HAGGLE_OPERATOR_KEY" not in env, "only the web app holds the operator's private key"
     minimal = rendered["minimal"]
     secret = by_kind(minimal, "Secret")["market-haggle-database"]
     assert secret["stringData"]["DATABASE_URL"] == MINIMAL["database.url"]

@@ -17,7 +17,7 @@ import yaml
 from tests.deploy.conftest import DEPLOY
 
 COMPOSE = DEPLOY / "compose.yaml"
-HAGGLE_SERVICES = ("listing", "negotiation", "settlement", "agents")
+HAGGLE_SERVICES = ("listing", "negotiation", "settlement", "agents", "web")
 ONE_SHOTS = ("topics", "migrate")
 REQUIRED = (*HAGGLE_SERVICES, *ONE_SHOTS, "kafka", "postgres", "prometheus", "grafana")
 Doc = dict[str, Any]
