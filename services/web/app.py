@@ -21,7 +21,7 @@ from haggle.contracts.topics import (
     SETTLEMENT_EVENTS_TOPIC,
 )
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
-from services.web import ops, pages, public, readmodel, signin
+from services.web import interview_pages, ops, pages, public, readmodel, signin
 from services.web.live import Hub
 from services.web.site import Frame, Web
 
@@ -42,7 +42,13 @@ def subscriptions() -> list[Subscription]:
 
 
 def site(web: Web) -> Starlette:
-    routes = [*public.routes(web), *signin.routes(web), *pages.routes(web), *ops.routes(web)]
+    routes = [
+        *public.routes(web),
+        *signin.routes(web),
+        *pages.routes(web),
+        *interview_pages.routes(web),
+        *ops.routes(web),
+    ]
     return Starlette(routes=routes, middleware=[Middleware(Frame)])
 
 

@@ -43,13 +43,16 @@ async def home(page: Page) -> Response:
     )
 
 
-def _intake_page(page: Page, form: dict[str, Any], errors: dict[str, str], status: int = 200) -> Response:
+def intake_page(
+    page: Page, form: dict[str, Any], errors: dict[str, str], status: int = 200, source: str = "form"
+) -> Response:
     return page.render(
         "intake.html",
         status,
         title="What my agent does",
         form=form,
         errors=errors,
+        source=source,
         conditions=CONDITION_DEFINITIONS,
         methods=[m.value for m in ShippingMethod],
         styles=[s.value for s in StrategyName],
@@ -59,7 +62,7 @@ def _intake_page(page: Page, form: dict[str, Any], errors: dict[str, str], statu
 async def intake_form(page: Page) -> Response:
     if await store.mandate_of(page.web.pool, page.principal_id):
         return RedirectResponse("/me", 303)
-    return _intake_page(page, {"style": StrategyName.LINEAR.value}, {})
+    return intake_page(page, {"style": StrategyName.LINEAR.value}, {})
 
 
 async def intake_submit(page: Page) -> Response:
@@ -68,19 +71,20 @@ async def intake_submit(page: Page) -> Response:
         return page.refused()
     form: dict[str, Any] = {name: str(posted.get(name, ""))[:5_000] for name in intake.FIELDS}
     form["sell_shipping"] = [str(m) for m in posted.getlist("sell_shipping")]
-    return await submit_mandate(page, form, "form")
+    source = "interview" if posted.get("source") == "interview" else "form"
+    return await submit_mandate(page, form, source)
 
 
 async def submit_mandate(page: Page, form: dict[str, Any], source: str) -> Response:
     """Validate by the mandate contract; on success publish it (once) and show my agent."""
     checked = intake.validate(page.principal_id, form)
     if isinstance(checked, dict):
-        return _intake_page(page, form, checked, 422)
+        return intake_page(page, form, checked, 422, source)
     assert page.session is not None
     async with unit_of_work(page.web.pool, page.web.notify_channel) as uow:
         fresh = await commands.assign_mandate(uow, page.session.market_id, checked, source)
     if not fresh:
-        return _intake_page(page, form, {"_form": "your agent already runs under a mandate"}, 409)
+        return intake_page(page, form, {"_form": "your agent already runs under a mandate"}, 409, source)
     return RedirectResponse("/me", 303)
 
 
