@@ -26,6 +26,7 @@ os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "haggl
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
@@ -148,17 +149,18 @@ def over_time(deals: Sequence[Mapping[str, Any]]) -> Markup | None:
     if not dated:
         return None
     fig, ax = plt.subplots(figsize=(7, 2.8))
-    times = [t for t, _ in dated]
-    ax.step(times, range(1, len(dated) + 1), where="post", color=ACCENT, label="deals")
+    times = mdates.date2num([t for t, _ in dated])  # type: ignore[no-untyped-call]
+    ax.plot(times, range(1, len(dated) + 1), drawstyle="steps-post", marker=".", color=ACCENT, label="deals")
     ax.set_ylabel("deals")
     gmv = ax.twinx()
     total, running = 0, []
     for _, cents in dated:
         total += cents
         running.append(_dollars(total))
-    gmv.step(times, running, where="post", color=GOOD, label="GMV ($)")
+    gmv.plot(times, running, drawstyle="steps-post", marker=".", color=GOOD, label="GMV ($)")
     gmv.set_ylabel("GMV ($)")
     ax.set_title("Deals and GMV over time")
+    ax.xaxis_date()
     fig.autofmt_xdate()
     return _svg(fig)
 
@@ -187,7 +189,8 @@ def concessions(offers: Sequence[Mapping[str, Any]]) -> Markup | None:
 
 def figures(report: Report) -> list[tuple[str, Markup]]:
     """Every chart this report has the data for, in reading order."""
-    deals = report.get("deals") if isinstance(report.get("deals"), list) else []
+    found = report.get("deals")
+    deals: list[Mapping[str, Any]] = found if isinstance(found, list) else []
     settlements = {k: v for k, v in (report.get("settlements") or {}).items() if isinstance(v, int)}
     disputes: Mapping[str, Any] = report.get("disputes") or {}
     candidates = [

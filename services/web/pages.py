@@ -14,14 +14,14 @@ from typing import Any
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from haggle.contracts.goods import CONDITION_DEFINITIONS, Condition, ShippingMethod
+from haggle.contracts.goods import CONDITION_DEFINITIONS, ShippingMethod
 from haggle.contracts.mandate import StrategyName
 from haggle.contracts.settlement import DisputeReason
-from haggle.market.catalogue import load_catalogue
 from haggle.runtime.outbox import unit_of_work
 from services.web import commands, intake, store, vault
 from services.web.domain import DealPhase, can_open_dispute, surplus_cents
 from services.web.live import Audience, events
+from services.web.report import reference_cents
 from services.web.site import Page, Web, principal_page
 
 MAX_NOTE = 2_000
@@ -172,16 +172,6 @@ async def save_address(page: Page) -> Response:
     return RedirectResponse("/me/address", 303)
 
 
-def _reference(title: str, condition: str | None) -> int | None:
-    entry = _CATALOGUE_BY_TITLE.get(title)
-    if entry is None or condition is None:
-        return None
-    return entry.value_cents(Condition(condition))
-
-
-_CATALOGUE_BY_TITLE = {entry.title: entry for entry in load_catalogue().entries}
-
-
 @dataclass(frozen=True)
 class CardRow:
     view: store.DealView
@@ -195,7 +185,7 @@ async def report_card(page: Page) -> Response:
     for view in await store.my_deals(page.web.pool, page.principal_id):
         if view.phase is not DealPhase.RELEASED:
             continue
-        reference = _reference(view.deal["title"], view.deal["condition"])
+        reference = reference_cents(view.deal["title"], view.deal["condition"])
         price = view.deal["price_cents"]
         rows.append(CardRow(view, reference, surplus_cents(view.role, price, reference)))
     ratios = [r.view.deal["price_cents"] / r.reference for r in rows if r.reference]
@@ -218,7 +208,7 @@ async def _market_ratios(page: Page) -> list[float]:
         " AND e.type = 'FundsReleased') LIMIT 5000",
         page.session.market_id,
     )
-    refs = [(r["price_cents"], _reference(r["title"], r["condition"])) for r in found]
+    refs = [(r["price_cents"], reference_cents(r["title"], r["condition"])) for r in found]
     return [price / ref for price, ref in refs if ref]
 
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.web import store
+from services.web import report, store
 from services.web.live import Audience, events
 from services.web.site import STATIC, Page, Web, public_page
 
@@ -63,6 +63,14 @@ async def listing(page: Page) -> Response:
     return page.render("listing.html", title=found["title"], listing=found)
 
 
+async def market_report(page: Page) -> Response:
+    market_id = page.request.path_params["market_id"]
+    if not await store.counters(page.web.pool, market_id):
+        return page.not_found("market")
+    drawn, data = await report.figures(page.web.pool, market_id)
+    return page.render("report.html", title=f"Market {market_id}: report", figures=drawn, data=data)
+
+
 async def stream(page: Page) -> Response:
     audience = Audience(market_id=page.request.path_params["market_id"])
     return StreamingResponse(
@@ -82,6 +90,7 @@ def routes(web: Web) -> list[Route]:
         Route("/", public_page(web, index)),
         Route("/market/{market_id}", public_page(web, market)),
         Route("/market/{market_id}/listings/{listing_id}", public_page(web, listing)),
+        Route("/market/{market_id}/report", public_page(web, market_report)),
         Route("/market/{market_id}/stream", public_page(web, stream)),
         Route("/static/{name}", public_page(web, static)),
     ]

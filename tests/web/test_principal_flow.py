@@ -104,3 +104,8 @@ async def test_a_principal_buys_through_their_agent_and_approves_it(
         reference = await page.locator("#report td.reference").first.inner_text()
         assert reference.startswith("$"), reference
         await shot(page, "report-card")
+
+        await page.goto(f"{web_url()}/market/{market_id}/report")
+        for chart in ("Price against reference", "Concessions", "Over time", "Approvals"):
+            await expect(page.locator(f"figure[aria-label='{chart}'] svg")).to_have_count(1)
+        await shot(page, "market-report")
