@@ -10,6 +10,7 @@ from bench import (
     postgres_ceiling,
     scale,
     settlement_throughput,
+    web_pages,
 )
 
 SHORT_RUNS = (
@@ -21,6 +22,7 @@ SHORT_RUNS = (
     (negmas_peer.main, ["--count", "20"]),
     (scale.main, ["search", "--listings", "100000", "--queries", "20"]),
     (scale.main, ["open", "--negotiations", "1000", "--buyers", "20"]),
+    (web_pages.main, ["--listings", "200", "--principals", "50", "--requests", "300", "--streams", "50"]),
 )
 
 
