@@ -119,12 +119,15 @@ def contracts_export(directory: Path) -> None:
 
 @app.command()
 def demo(
-    participants: int = typer.Option(69), listings: int = typer.Option(300), budget: int = typer.Option(100)
+    participants: int = typer.Option(69),
+    listings: int = typer.Option(300),
+    budget: int = typer.Option(100),
+    keep_up: bool = typer.Option(False, "--keep-up", help="leave everything running, the web app too"),
 ) -> None:
     """The main job on embedded defaults: an office market end to end, its report, then shut down."""
     from haggle.demo import run_demo
 
-    if not run_demo(participants, listings, budget):
+    if not run_demo(participants, listings, budget, keep_up=keep_up):
         raise typer.Exit(1)
 
 

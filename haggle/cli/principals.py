@@ -31,7 +31,8 @@ def invite(
     print(asyncio.run(make_link(role, principal, market, timedelta(hours=hours))))
 
 
-async def make_link(role: object, principal: str | None, market: str, ttl: timedelta) -> str:
+async def make_link(role: str, principal: str | None, market: str, ttl: timedelta) -> str:
+    """A one-time link; `role` is 'principal' or 'operator'."""
     from haggle.runtime.db import create_pool, migrate
     from haggle.runtime.settings import Settings
     from services.web import app as web_app
@@ -42,7 +43,7 @@ async def make_link(role: object, principal: str | None, market: str, ttl: timed
     try:
         await migrate(pool, web_app.SCHEMA, web_app.MIGRATIONS)
         async with pool.acquire() as conn:
-            token = await auth.create_invite(conn, auth.Role(str(role)), principal, market, ttl)
+            token = await auth.create_invite(conn, auth.Role(role), principal, market, ttl)
     finally:
         await pool.close()
     return invite_link(token)

@@ -138,7 +138,7 @@ async def _why_not(conn: asyncpg.Connection, token: str) -> SignInRefusal:
     return SignInRefusal.USED if row["used"] else SignInRefusal.EXPIRED
 
 
-async def session_of(pool: asyncpg.Pool, token: str | None) -> Session | None:
+async def session_of(pool: asyncpg.Pool | asyncpg.Connection, token: str | None) -> Session | None:
     if not token or len(token) > 200:
         return None
     row = await pool.fetchrow(
@@ -151,6 +151,6 @@ async def session_of(pool: asyncpg.Pool, token: str | None) -> Session | None:
     return Session(Role(row["role"]), row["principal_id"], row["market_id"], row["csrf"])
 
 
-async def end_session(pool: asyncpg.Pool, token: str | None) -> None:
+async def end_session(pool: asyncpg.Pool | asyncpg.Connection, token: str | None) -> None:
     if token:
         await pool.execute("DELETE FROM sessions WHERE token_hash = $1", digest(token))

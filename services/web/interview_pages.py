@@ -14,7 +14,7 @@ from services.web.site import Page, Web, principal_page
 
 
 async def _load(page: Page) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    row = await page.web.pool.fetchrow(
+    row = await page.db.fetchrow(
         "SELECT messages, draft FROM interviews WHERE principal_id = $1", page.principal_id
     )
     if row is None:
@@ -23,7 +23,7 @@ async def _load(page: Page) -> tuple[list[dict[str, Any]], dict[str, Any] | None
 
 
 async def _save(page: Page, messages: list[dict[str, Any]], draft: dict[str, Any] | None) -> None:
-    await page.web.pool.execute(
+    await page.db.execute(
         "INSERT INTO interviews (principal_id, messages, draft) VALUES ($1, $2, $3)"
         " ON CONFLICT (principal_id) DO UPDATE SET messages = $2, draft = coalesce($3, interviews.draft),"
         " updated_at = now()",
@@ -46,14 +46,14 @@ def _render(page: Page, messages: list[dict[str, Any]], draft: Any, error: str |
 
 
 async def show(page: Page) -> Response:
-    if await store.mandate_of(page.web.pool, page.principal_id):
+    if await store.mandate_of(page.db, page.principal_id):
         return RedirectResponse("/me", 303)
     messages, draft = await _load(page)
     return _render(page, messages, draft)
 
 
 async def _address(page: Page) -> str | None:
-    sealed = await store.address_of(page.web.pool, page.principal_id)
+    sealed = await store.address_of(page.db, page.principal_id)
     return vault.unseal(page.principal_id, *sealed) if sealed else None
 
 
@@ -78,7 +78,7 @@ async def say(page: Page) -> Response:
 async def restart(page: Page) -> Response:
     if await page.form() is None:
         return page.refused()
-    await page.web.pool.execute("DELETE FROM interviews WHERE principal_id = $1", page.principal_id)
+    await page.db.execute("DELETE FROM interviews WHERE principal_id = $1", page.principal_id)
     return RedirectResponse("/me/interview", 303)
 
 

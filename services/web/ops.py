@@ -37,8 +37,8 @@ async def console(
         status,
         title="Operator console",
         stream="/ops/stream",
-        markets=await store.counters(page.web.pool),
-        disputes=await store.disputes_waiting(page.web.pool),
+        markets=await store.counters(page.db),
+        disputes=await store.disputes_waiting(page.db),
         outcomes=[o.value for o in DisputeOutcome],
         link=link,
         error=error,
@@ -70,9 +70,7 @@ async def close_market(page: Page) -> Response:
     form = await _posted(page, "reason")
     if form is None:
         return page.refused()
-    if await store.market_phase(page.web.pool, market_id) is None and not await store.counters(
-        page.web.pool, market_id
-    ):
+    if await store.market_phase(page.db, market_id) is None and not await store.counters(page.db, market_id):
         return page.not_found("market")
     async with unit_of_work(page.web.pool, page.web.notify_channel) as uow:
         commands.close_market(uow, market_id, form["reason"][:200] or "closed by the operator")
@@ -85,8 +83,7 @@ async def invite(page: Page) -> Response:
         return page.refused()
     if not (ID.match(form["principal_id"]) and ID.match(form["market_id"])):
         return await console(page, error="ids are 1-64 letters, digits or _.:-", status=422)
-    async with page.web.pool.acquire() as conn:
-        token = await auth.create_invite(conn, auth.Role.PRINCIPAL, form["principal_id"], form["market_id"])
+    token = await auth.create_invite(page.db, auth.Role.PRINCIPAL, form["principal_id"], form["market_id"])
     return await console(page, link=invite_link(token))
 
 
@@ -95,7 +92,7 @@ async def resolve(page: Page) -> Response:
     form = await _posted(page, "outcome", "note")
     if form is None:
         return page.refused()
-    market_id = await store.deal_market(page.web.pool, deal_id)
+    market_id = await store.deal_market(page.db, deal_id)
     if market_id is None:
         return page.not_found("deal")
     try:

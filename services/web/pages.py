@@ -29,17 +29,17 @@ MAX_NOTE = 2_000
 
 async def home(page: Page) -> Response:
     pid = page.principal_id
-    mandate = await store.mandate_of(page.web.pool, pid)
+    mandate = await store.mandate_of(page.db, pid)
     return page.render(
         "me.html",
         title="My agent",
         stream="/me/stream",
         mandate=mandate["mandate"] if mandate else None,
-        listings=await store.my_listings(page.web.pool, pid),
-        threads=await store.my_threads(page.web.pool, pid),
-        deals=await store.my_deals(page.web.pool, pid),
-        approvals=[a for a in await store.my_approvals(page.web.pool, pid) if a["status"] == "waiting"],
-        refusals=await store.my_refusals(page.web.pool, pid),
+        listings=await store.my_listings(page.db, pid),
+        threads=await store.my_threads(page.db, pid),
+        deals=await store.my_deals(page.db, pid),
+        approvals=[a for a in await store.my_approvals(page.db, pid) if a["status"] == "waiting"],
+        refusals=await store.my_refusals(page.db, pid),
     )
 
 
@@ -60,7 +60,7 @@ def intake_page(
 
 
 async def intake_form(page: Page) -> Response:
-    if await store.mandate_of(page.web.pool, page.principal_id):
+    if await store.mandate_of(page.db, page.principal_id):
         return RedirectResponse("/me", 303)
     return intake_page(page, {"style": StrategyName.LINEAR.value}, {})
 
@@ -89,14 +89,14 @@ async def submit_mandate(page: Page, form: dict[str, Any], source: str) -> Respo
 
 
 async def negotiation(page: Page) -> Response:
-    thread = await store.my_thread(page.web.pool, page.principal_id, page.request.path_params["thread_id"])
+    thread = await store.my_thread(page.db, page.principal_id, page.request.path_params["thread_id"])
     if thread is None:
         return page.not_found("negotiation")
     return page.render("negotiation.html", title=thread["title"], stream="/me/stream", thread=thread)
 
 
 async def deal(page: Page) -> Response:
-    view = await store.my_deal(page.web.pool, page.principal_id, page.request.path_params["deal_id"])
+    view = await store.my_deal(page.db, page.principal_id, page.request.path_params["deal_id"])
     if view is None:
         return page.not_found("deal")
     disputable = view.role == "buyer" and can_open_dispute(view.phase)
@@ -112,7 +112,7 @@ async def deal(page: Page) -> Response:
 
 async def dispute(page: Page) -> Response:
     """Open a dispute on a delivered item I bought, while its inspection runs."""
-    view = await store.my_deal(page.web.pool, page.principal_id, page.request.path_params["deal_id"])
+    view = await store.my_deal(page.db, page.principal_id, page.request.path_params["deal_id"])
     if view is None:
         return page.not_found("deal")
     posted = await page.form()
@@ -131,14 +131,12 @@ async def dispute(page: Page) -> Response:
 
 
 async def approvals(page: Page) -> Response:
-    found = await store.my_approvals(page.web.pool, page.principal_id)
+    found = await store.my_approvals(page.db, page.principal_id)
     return page.render("approvals.html", title="Approvals", stream="/me/stream", approvals=found)
 
 
 async def answer(page: Page) -> Response:
-    approval = await store.my_approval(
-        page.web.pool, page.principal_id, page.request.path_params["approval_id"]
-    )
+    approval = await store.my_approval(page.db, page.principal_id, page.request.path_params["approval_id"])
     if approval is None:
         return page.not_found("approval")
     posted = await page.form()
@@ -155,7 +153,7 @@ async def answer(page: Page) -> Response:
 
 
 async def address(page: Page) -> Response:
-    sealed = await store.address_of(page.web.pool, page.principal_id)
+    sealed = await store.address_of(page.db, page.principal_id)
     shown = vault.masked(vault.unseal(page.principal_id, *sealed)) if sealed else None
     return page.render("address.html", title="Where my goods go", shown=shown, error=None)
 
@@ -168,7 +166,7 @@ async def save_address(page: Page) -> Response:
     if not 10 <= len(text) <= vault.MAX_ADDRESS_CHARS:
         message = f"an address is 10 to {vault.MAX_ADDRESS_CHARS} characters"
         return page.render("address.html", 422, title="Where my goods go", shown=None, error=message)
-    await store.save_address(page.web.pool, page.principal_id, *vault.seal(page.principal_id, text))
+    await store.save_address(page.db, page.principal_id, *vault.seal(page.principal_id, text))
     return RedirectResponse("/me/address", 303)
 
 
@@ -182,7 +180,7 @@ class CardRow:
 async def report_card(page: Page) -> Response:
     """Each settled deal's price against the catalogue value, my surplus, and the market's median."""
     rows: list[CardRow] = []
-    for view in await store.my_deals(page.web.pool, page.principal_id):
+    for view in await store.my_deals(page.db, page.principal_id):
         if view.phase is not DealPhase.RELEASED:
             continue
         reference = reference_cents(view.deal["title"], view.deal["condition"])
@@ -202,7 +200,7 @@ async def report_card(page: Page) -> Response:
 
 async def _market_ratios(page: Page) -> list[float]:
     assert page.session is not None
-    found = await page.web.pool.fetch(
+    found = await page.db.fetch(
         "SELECT l.title, l.condition, d.price_cents FROM deals d JOIN listings l USING (listing_id)"
         " WHERE d.market_id = $1 AND EXISTS (SELECT 1 FROM deal_events e WHERE e.deal_id = d.deal_id"
         " AND e.type = 'FundsReleased') LIMIT 5000",

@@ -22,7 +22,7 @@ class BrowseParams(BaseModel):
 
 
 async def index(page: Page) -> Response:
-    return page.render("index.html", title="haggle", markets=await store.counters(page.web.pool))
+    return page.render("index.html", title="haggle", markets=await store.counters(page.db))
 
 
 async def market(page: Page) -> Response:
@@ -31,11 +31,11 @@ async def market(page: Page) -> Response:
         params = BrowseParams.model_validate(dict(page.request.query_params))
     except ValidationError:
         return page.render("error.html", 400, title="Bad search", message="That search is not valid.")
-    found = await store.counters(page.web.pool, market_id)
+    found = await store.counters(page.db, market_id)
     if not found:
         return page.not_found("market")
     listings = await store.browse(
-        page.web.pool,
+        page.db,
         market_id,
         params.q or None,
         params.category or None,
@@ -48,7 +48,7 @@ async def market(page: Page) -> Response:
         stream=f"/market/{market_id}/stream",
         market=found[0],
         listings=listings,
-        categories=await store.categories(page.web.pool, market_id),
+        categories=await store.categories(page.db, market_id),
         params=params,
         more=len(listings) == PAGE_SIZE,
     )
@@ -56,7 +56,7 @@ async def market(page: Page) -> Response:
 
 async def listing(page: Page) -> Response:
     found = await store.public_listing(
-        page.web.pool, page.request.path_params["market_id"], page.request.path_params["listing_id"]
+        page.db, page.request.path_params["market_id"], page.request.path_params["listing_id"]
     )
     if found is None:
         return page.not_found("listing")
@@ -65,7 +65,7 @@ async def listing(page: Page) -> Response:
 
 async def market_report(page: Page) -> Response:
     market_id = page.request.path_params["market_id"]
-    if not await store.counters(page.web.pool, market_id):
+    if not await store.counters(page.db, market_id):
         return page.not_found("market")
     drawn, data = await report.figures(page.web.pool, market_id)
     return page.render("report.html", title=f"Market {market_id}: report", figures=drawn, data=data)

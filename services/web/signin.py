@@ -63,16 +63,15 @@ async def signin(page: Page) -> Response:
     token, pre = str(form.get("token", ""))[:200], str(form.get("pre", ""))
     cookie = page.request.cookies.get(auth.PRESESSION_COOKIE, "")
     client = _client(page.request)
-    async with page.web.pool.acquire() as conn:
-        if not await auth.attempt_allowed(conn, client):
-            return _refuse(page, auth.SignInRefusal.RATE_LIMITED)
-        if not pre or not hmac.compare_digest(pre, cookie):
-            result: tuple[str, auth.Session] | auth.SignInRefusal = auth.SignInRefusal.BAD_CSRF
-        else:
-            result = await auth.redeem(conn, token)
-        if isinstance(result, auth.SignInRefusal):
-            await auth.record_failure(conn, client)
-            return _refuse(page, result)
+    if not await auth.attempt_allowed(page.db, client):
+        return _refuse(page, auth.SignInRefusal.RATE_LIMITED)
+    if not pre or not hmac.compare_digest(pre, cookie):
+        result: tuple[str, auth.Session] | auth.SignInRefusal = auth.SignInRefusal.BAD_CSRF
+    else:
+        result = await auth.redeem(page.db, token)
+    if isinstance(result, auth.SignInRefusal):
+        await auth.record_failure(page.db, client)
+        return _refuse(page, result)
     session_token, session = result
     response = RedirectResponse("/ops" if session.is_operator else "/me", 303)
     _cookie(page, response, auth.SESSION_COOKIE, session_token, int(auth.SESSION_TTL.total_seconds()))
@@ -83,7 +82,7 @@ async def signin(page: Page) -> Response:
 async def signout(page: Page) -> Response:
     if await page.form() is None:
         return page.refused()
-    await auth.end_session(page.web.pool, page.request.cookies.get(auth.SESSION_COOKIE))
+    await auth.end_session(page.db, page.request.cookies.get(auth.SESSION_COOKIE))
     response = RedirectResponse("/", 303)
     response.delete_cookie(auth.SESSION_COOKIE, path="/")
     return response

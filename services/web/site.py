@@ -82,6 +82,9 @@ class Page:
     request: Request
     web: Web
     session: auth.Session | None
+    db: asyncpg.Connection
+    """This request's connection: every read of one page on it (released when the handler returns,
+    before a streamed body runs)."""
 
     @property
     def principal_id(self) -> str:
@@ -116,46 +119,48 @@ Handler = Callable[[Page], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-async def _session(web: Web, request: Request) -> auth.Session | None:
-    return await auth.session_of(web.pool, request.cookies.get(auth.SESSION_COOKIE))
+Guard = Callable[[auth.Session | None], str | None]
+"""Why a session may not see a page (None: it may); "signin" sends the browser to sign in."""
+
+
+def _guarded(web: Web, handler: Handler, refusal: Guard) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        async with web.pool.acquire() as db:
+            session = await auth.session_of(db, request.cookies.get(auth.SESSION_COOKIE))
+            page = Page(request, web, session, db)
+            why = refusal(session)
+            if why == "signin":
+                return RedirectResponse("/signin", 303)
+            if why is not None:
+                return page.render("error.html", 403, title="Refused", message=why)
+            return await handler(page)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _principals_only(session: auth.Session | None) -> str | None:
+    if session is None:
+        return "signin"
+    return None if session.principal_id is not None else "For principals."
+
+
+def _operators_only(session: auth.Session | None) -> str | None:
+    if session is None:
+        return "signin"
+    return None if session.is_operator else "For operators."
 
 
 def principal_page(web: Web, handler: Handler) -> Endpoint:
-    async def endpoint(request: Request) -> Response:
-        session = await _session(web, request)
-        if session is None:
-            return RedirectResponse("/signin", 303)
-        if session.principal_id is None:
-            return Page(request, web, session).render(
-                "error.html", 403, title="Refused", message="For principals."
-            )
-        return await handler(Page(request, web, session))
-
-    endpoint.__name__ = handler.__name__
-    return endpoint
+    return _guarded(web, handler, _principals_only)
 
 
 def operator_page(web: Web, handler: Handler) -> Endpoint:
-    async def endpoint(request: Request) -> Response:
-        session = await _session(web, request)
-        if session is None:
-            return RedirectResponse("/signin", 303)
-        if not session.is_operator:
-            return Page(request, web, session).render(
-                "error.html", 403, title="Refused", message="For operators."
-            )
-        return await handler(Page(request, web, session))
-
-    endpoint.__name__ = handler.__name__
-    return endpoint
+    return _guarded(web, handler, _operators_only)
 
 
 def public_page(web: Web, handler: Handler) -> Endpoint:
-    async def endpoint(request: Request) -> Response:
-        return await handler(Page(request, web, await _session(web, request)))
-
-    endpoint.__name__ = handler.__name__
-    return endpoint
+    return _guarded(web, handler, lambda _: None)
 
 
 class Frame:
