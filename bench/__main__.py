@@ -12,6 +12,7 @@ from bench import (
     postgres_ceiling,
     scale,
     settlement_throughput,
+    web_pages,
 )
 
 SHORT_RUNS = (
@@ -25,6 +26,7 @@ SHORT_RUNS = (
     (scale.main, ["search", "--listings", "100000", "--queries", "20"]),
     (scale.main, ["open", "--negotiations", "1000", "--buyers", "20"]),
     (audit_verify.main, ["--deals", "1000"]),
+    (web_pages.main, ["--listings", "200", "--principals", "50", "--requests", "300", "--streams", "50"]),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 from rich.console import Console
 
@@ -21,7 +22,25 @@ from haggle.market.runner import RunConfig, run_all
 console = Console()
 
 
-def run_demo(participants: int = 69, listings: int = 300, budget_dollars: int = 100, seed: int = 7) -> bool:
+def _live_view() -> None:
+    """Where to watch: the web app's public pages, and a one-time link to the operator console."""
+    from haggle.cli.principals import make_link
+
+    try:
+        link = asyncio.run(make_link("operator", None, "demo", timedelta(hours=12)))
+    except Exception as exc:  # the demo runs without its live view rather than not at all
+        console.print(f"[yellow]no live view:[/] {type(exc).__name__}")
+        return
+    console.print(f"[bold]watch it live[/]: {procs.url_for('web')}/  (operator console: {link})")
+
+
+def run_demo(
+    participants: int = 69,
+    listings: int = 300,
+    budget_dollars: int = 100,
+    seed: int = 7,
+    keep_up: bool = False,
+) -> bool:
     started = time.monotonic()
     population = build_population(
         seed, participants, listings, budget_dollars * 100, 0.1, ["boulware", "conceder"], parallel=False
@@ -32,6 +51,7 @@ def run_demo(participants: int = 69, listings: int = 300, budget_dollars: int = 
     )
     try:
         bootstrap, database_url = ensure_running()
+        _live_view()
         config = RunConfig(deadline_seconds=900)
         last = [0.0]
 
@@ -51,7 +71,10 @@ def run_demo(participants: int = 69, listings: int = 300, budget_dollars: int = 
         console.print(f"market ran in {time.monotonic() - started:.0f}s")
         return all(r.ok for r in reports)
     finally:
-        for name in reversed(procs.SERVICES):
-            procs.stop(name)
-        infra.down(progress=console.print)
-        console.print("shut down cleanly")
+        if keep_up:
+            console.print(f"left running at {procs.url_for('web')}/ ; `make down` stops everything")
+        else:
+            for name in reversed(procs.SERVICES):
+                procs.stop(name)
+            infra.down(progress=console.print)
+            console.print("shut down cleanly")

@@ -236,11 +236,33 @@ def agents() -> list[Panel]:
     ]
 
 
+def people() -> list[Panel]:
+    """The web app: pages people load and the live streams they hold open."""
+    return [
+        stat("Open live streams", "sum(haggle_web_sse_streams)"),
+        stat("Pages served", f'sum(increase(haggle_web_requests_total{{method="GET"}}[{RANGE}]))'),
+        graph(
+            "Web requests /s by status",
+            {"{{status}}": f"sum by (status) (rate(haggle_web_requests_total[{RATE}]))"},
+            unit="ops",
+        ),
+        graph(
+            "Web page p99 by route",
+            {
+                "{{route}}": "histogram_quantile(0.99, sum by (le, route) "
+                f"(rate(haggle_web_request_seconds_bucket[{RATE}])))"
+            },
+            unit="s",
+        ),
+    ]
+
+
 ROWS = {
     "Market overview": market,
     "Settlement": settlement,
     "Health": health,
     "Agents": agents,
+    "People": people,
 }
 
 

@@ -20,6 +20,7 @@ from haggle.cli import (
     migrate,
     operator,
     payments,
+    principals,
     redteam,
     settlement,
 )
@@ -32,6 +33,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(audit.app, name="audit")
 app.add_typer(market.app, name="market")
 app.add_typer(operator.app, name="operator")
+app.add_typer(principals.app, name="principals")
 app.add_typer(chaos.app, name="chaos")
 app.add_typer(redteam.app, name="redteam")
 app.add_typer(settlement.ledger_app, name="ledger")
@@ -145,12 +147,15 @@ def contracts_export(
 
 @app.command()
 def demo(
-    participants: int = typer.Option(69), listings: int = typer.Option(300), budget: int = typer.Option(100)
+    participants: int = typer.Option(69),
+    listings: int = typer.Option(300),
+    budget: int = typer.Option(100),
+    keep_up: bool = typer.Option(False, "--keep-up", help="leave everything running, the web app too"),
 ) -> None:
     """The main job on embedded defaults: an office market end to end, its report, then shut down."""
     from haggle.demo import run_demo
 
-    if not run_demo(participants, listings, budget):
+    if not run_demo(participants, listings, budget, keep_up=keep_up):
         raise typer.Exit(1)
 
 

@@ -62,6 +62,9 @@ def run(
     negotiation_ttl: int = typer.Option(60, help="seconds a negotiation may last"),
     max_rounds: int = typer.Option(12, help="offers per negotiation at most"),
     json_path: Path | None = typer.Option(None, "--json", help="also write the report as JSON"),
+    html_path: Path | None = typer.Option(
+        None, "--html", help="also write the report as one self-contained page of charts"
+    ),
 ) -> None:
     """Run a whole market end to end and print the report."""
     from haggle.market.population import build_population
@@ -124,6 +127,11 @@ def run(
         body = [json.loads(r.to_json()) for r in reports]
         json_path.write_text(json.dumps(body[0] if len(body) == 1 else body, indent=2) + "\n")
         console.print(f"report written to {json_path}")
+    if html_path:
+        from haggle.market.charts import render_html
+
+        html_path.write_text(render_html([json.loads(r.to_json()) for r in reports]), encoding="utf-8")
+        console.print(f"report pictures written to {html_path}")
     _print_scrape_targets()
     if not all(r.ok for r in reports):
         raise typer.Exit(1)

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICE_PORTS = {"listing": 8101, "negotiation": 8102, "settlement": 8103, "agents": 8104, "gateway": 8106}
+SERVICE_PORTS = {
+    "listing": 8101,
+    "negotiation": 8102,
+    "settlement": 8103,
+    "agents": 8104,
+    "web": 8105,
+    "gateway": 8106,
+}
 
 
 def _local_kafka() -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from haggle import procs
 from haggle.chaos.monkey import KAFKA, KILL, POSTGRES
 from haggle.chaos.run import ChaosConfig, chaos_run
 from haggle.infra import InfraEndpoints
@@ -40,8 +41,7 @@ async def test_a_market_survives_every_fault_and_keeps_every_invariant(endpoints
 
     kinds = sorted((r.fault.kind, r.fault.target) for r in report.faults)
     assert kinds == sorted(
-        [(KILL, name) for name in ("listing", "negotiation", "settlement", "agents")]
-        + [(KAFKA, "kafka"), (POSTGRES, "postgres")]
+        [(KILL, name) for name in procs.SERVICES] + [(KAFKA, "kafka"), (POSTGRES, "postgres")]
     )
     not_survived = [(r.fault.describe(), r.detail) for r in report.faults if not (r.injected and r.survived)]
     assert not not_survived, f"seed {SEED}: {not_survived}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from haggle import procs
 from haggle.chaos import invariants
 from haggle.chaos.monkey import KAFKA, KILL, POSTGRES, schedule
 from haggle.contracts import Envelope
@@ -20,8 +21,8 @@ def test_the_schedule_is_a_function_of_the_seed() -> None:
     assert first == again and first != other
     assert [f.at for f in first] == sorted(f.at for f in first)
     assert all(0 <= f.at <= 30 for f in first)
-    assert sorted(f.kind for f in first) == sorted([KILL] * 4 + [KAFKA, POSTGRES])
-    assert len(schedule(7, 30, kills_per_service=3, infrastructure=False)) == 12
+    assert sorted(f.kind for f in first) == sorted([KILL] * len(procs.SERVICES) + [KAFKA, POSTGRES])
+    assert len(schedule(7, 30, kills_per_service=3, infrastructure=False)) == 3 * len(procs.SERVICES)
 
 
 def test_a_deal_funded_by_two_distinct_events_is_caught_but_a_redelivery_is_not() -> None:

@@ -175,6 +175,11 @@ def test_config_and_secrets_are_wired(rendered: dict[str, list[Doc]]) -> None:
             assert env["HAGGLE_STRIPE_WEBHOOK_SECRET"]["name"] == "stripe"
         else:
             assert "HAGGLE_STRIPE_API_KEY" not in env, "only settlement holds the Stripe keys"
+        if name.endswith("web"):
+            for key in ("HAGGLE_OPERATOR_KEY", "HAGGLE_WEB_DATA_KEY"):
+                assert env[key] == {"name": "market-haggle-web", "key": key}
+        else:
+            assert "HAGGLE_OPERATOR_KEY" not in env, "only the web app holds the operator's private key"
     minimal = rendered["minimal"]
     secret = by_kind(minimal, "Secret")["market-haggle-database"]
     assert secret["stringData"]["DATABASE_URL"] == MINIMAL["database.url"]

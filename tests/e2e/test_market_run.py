@@ -35,6 +35,8 @@ def run_market(json_path: Path, seed: int = 1) -> subprocess.CompletedProcess[st
         "300",
         "--json",
         str(json_path),
+        "--html",
+        str(json_path.with_suffix(".html")),
     ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=420, check=False)
 
@@ -76,6 +78,8 @@ async def test_market_run_reports_a_consistent_market(bootstrap: str, tmp_path: 
     assert report["deals_agreed"] == len({d.payload["deal_id"] for d in mine})
     assert report["money"]["gmv_agreed_cents"] == sum(d.payload["price_cents"] for d in mine)
     assert "Invariants" in first.stdout and "welfare efficiency" in first.stdout
+    pictures = (tmp_path / "r1.html").read_text()
+    assert report["market_id"] in pictures and pictures.count("<svg") >= 3 and "<script" not in pictures
     assert infrastructure_retries() == retries_before, "a fault-free market run met deadlocks or outages"
     await _closed_and_final(bootstrap, report, tmp_path)
 

@@ -405,3 +405,34 @@ async def test_a_market_script_answers_approvals_by_threshold(market: Settlement
     finally:
         script.kill()
         await script.wait()
+
+
+async def test_an_operator_signed_dispute_is_the_buyers_and_only_in_inspection(
+    market: SettlementMarket,
+) -> None:
+    """The web app opens a principal's dispute signed with the operator key (it holds no agent key)."""
+    await market.open(inspection_window_seconds=60)
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.event("EscrowFunded", deal_id)
+    dispute = OpenDispute(deal_id=deal_id, reason=DisputeReason.WRONG_ITEM, detail="not what I bought")
+    too_early = operator_envelope(dispute, market.market_id, "web")
+    await market.pub.send(SETTLEMENT_COMMANDS.name, deal_id, too_early)
+    refused = await market.event(
+        "SettlementCommandRefused", deal_id, command_event_id=str(too_early.event_id)
+    )
+    assert refused.payload["reason"] == SettlementRefusal.WRONG_STATE.value
+    await market.command(market.seller, ShipItem(deal_id=deal_id, packed_condition=Condition.VERY_GOOD))
+    await market.event("ShipmentDelivered", deal_id)
+    forged = ScriptedAgent("operator", "nobody", Role.BUYER, market.market_id).sign(dispute)
+    await market.pub.send(SETTLEMENT_COMMANDS.name, deal_id, forged)
+    refused = await market.event("SettlementCommandRefused", deal_id, command_event_id=str(forged.event_id))
+    assert refused.payload["reason"] == SettlementRefusal.UNKNOWN_AGENT.value
+    await market.pub.send(
+        SETTLEMENT_COMMANDS.name, deal_id, operator_envelope(dispute, market.market_id, "web")
+    )
+    opened = await market.event("DisputeOpened", deal_id)
+    assert opened.payload["opened_by"] == market.buyer.agent_id
+    assert await market.state(deal_id) == "disputed"

@@ -45,9 +45,16 @@ from services.settlement.handlers.outcomes import PRODUCER, finish, printable, r
 Decision = Callable[[Deal, Party, MarketRulesSet, datetime], Awaitable[Outcome]]
 
 
-async def _agent_command(uow: UnitOfWork, env: Envelope, deal_id: str, decide: Decision) -> None:
-    """Authenticate, find the deal and the agent's part in it, then let the domain decide."""
-    agent = await identity.authenticate(uow.conn, env, scope=deal_id, memo=uow.memo)
+async def _agent_command(
+    uow: UnitOfWork, env: Envelope, deal_id: str, decide: Decision, for_buyer: bool = False
+) -> None:
+    """Authenticate, find the deal and the agent's part in it, then let the domain decide.
+
+    With `for_buyer`, an operator-signed command acts as the deal's buyer: a person's own
+    request through the web app, which holds no agent key.
+    """
+    as_buyer = for_buyer and operators.is_operator(env)
+    agent = None if as_buyer else await identity.authenticate(uow.conn, env, scope=deal_id, memo=uow.memo)
     if isinstance(agent, identity.AuthFailure):
         await refuse(uow, env, deal_id, Refusal(SettlementRefusal(agent.value), f"{agent.value}"))
         return
@@ -55,9 +62,9 @@ async def _agent_command(uow: UnitOfWork, env: Envelope, deal_id: str, decide: D
     if deal is None or deal.market_id != env.market_id:
         await refuse(uow, env, deal_id, Refusal(SettlementRefusal.UNKNOWN_DEAL, f"no deal {deal_id}"))
         return
-    party = deal.party_of(agent.agent_id)
+    party = Party.BUYER if agent is None else deal.party_of(agent.agent_id)
     if party is None:
-        refusal = Refusal(SettlementRefusal.NOT_A_PARTY, f"{agent.agent_id} is not a party to {deal_id}")
+        refusal = Refusal(SettlementRefusal.NOT_A_PARTY, f"{env.agent_id} is not a party to {deal_id}")
         await refuse(uow, env, deal_id, refusal)
         return
     now = utcnow()
@@ -93,7 +100,7 @@ async def open_dispute(uow: UnitOfWork, env: Envelope, cmd: OpenDispute) -> None
         detail = printable(cmd.detail, 2_000)
         return fulfilment.open_dispute(deal, party, cmd.reason, detail, listed, rules, now)
 
-    await _agent_command(uow, env, cmd.deal_id, decide)
+    await _agent_command(uow, env, cmd.deal_id, decide, for_buyer=True)
 
 
 def _not_operator(env: Envelope) -> Refusal | None:

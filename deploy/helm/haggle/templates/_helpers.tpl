@@ -45,6 +45,14 @@ HAGGLE_HTTP_HOST: "0.0.0.0"
 HAGGLE_HTTP_PORT: {{ .Values.httpPort | quote }}
 HAGGLE_TOPIC_REPLICATION_FACTOR: {{ .Values.kafka.topicReplicationFactor | quote }}
 HAGGLE_OPERATOR_PUBLIC_KEYS: {{ join "," .Values.operator.publicKeys | quote }}
+{{- with .Values.web.publicUrl }}
+HAGGLE_WEB_PUBLIC_URL: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The Secret with the web app's signing and data keys (HAGGLE_OPERATOR_KEY, HAGGLE_WEB_DATA_KEY). */}}
+{{- define "haggle.webSecretName" -}}
+{{ .Values.web.existingSecret | default (printf "%s-web" (include "haggle.fullname" .)) }}
 {{- end -}}
 
 {{- define "haggle.databaseSecretName" -}}
@@ -132,7 +140,7 @@ imagePullSecrets:
 
 {{/* The enabled services, in start order. */}}
 {{- define "haggle.enabledServices" -}}
-{{- range $name := list "listing" "negotiation" "settlement" "agents" }}
+{{- range $name := list "listing" "negotiation" "settlement" "agents" "web" }}
 {{- $svc := get $.Values.services $name }}
 {{- if and $svc $svc.enabled }}
 - {{ $name }}
