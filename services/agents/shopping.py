@@ -33,14 +33,10 @@ def worth_opening(
     )
 
 
-HOLD_SHARE = 0.9
-"""A thread holds (and may at most pay) 90% of the asking price plus shipping: sellers' floors sit
-below that, and the money left over lets the buyer shop for another want at the same time."""
-
-
 def hold_for(buying_cap_cents: int, asking_cents: int, cheapest_shipping_cents: int, free_cents: int) -> int:
-    """What a buyer thread holds of the budget from its opening to its end: the most it can commit."""
-    return min(buying_cap_cents, round(HOLD_SHARE * asking_cents) + cheapest_shipping_cents, free_cents)
+    """What a buyer thread holds of the budget from its opening to its end: the most it can commit,
+    never more than the asking price plus the cheapest shipping (a brain may accept the asking price)."""
+    return min(buying_cap_cents, asking_cents + cheapest_shipping_cents, free_cents)
 
 
 @dataclass(frozen=True, slots=True)
