@@ -12,6 +12,7 @@ test covers them), deterministically: same model, same sample.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,8 @@ def _string(name: str, schema: Json) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"haggle:{name}"))
     if name == "public_key":
         return SAMPLE_KEY.public
+    if prefixed := re.match(r"^\^([a-z]+_)\[", schema.get("pattern", "")):
+        return f"{prefixed.group(1)}sample1"  # a provider's id, e.g. cus_…, pm_…, acct_…
     low, high = schema.get("minLength", 0), schema.get("maxLength", 64)
     text = f"sample-{name}".replace("_", "-")
     if len(text) < low:
