@@ -6,6 +6,7 @@ from __future__ import annotations
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
+from haggle.contracts.mandate import ExternalBrainConfig
 from services.agents.brains import claude, openai_chat
 from services.agents.brains.base import Brain, BrainUnavailable
 from services.agents.brains.claude import ClaudeBrain
@@ -50,4 +51,6 @@ def build_brain(
         return narrator
     if isinstance(config, CompromisedBrainConfig):
         return CompromisedBrain(config.seed, config.variety)
+    if isinstance(config, ExternalBrainConfig):
+        raise ValueError("an external agent brings its own brain: it trades through the agent gateway")
     return strategy(config.name, config.params)
