@@ -9,6 +9,7 @@ the chart's single httpPort, so each service gets its own free port through HAGG
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,9 @@ def _secret_values(docs: list[Doc]) -> dict[tuple[str, str], str]:
     return found
 
 
-def _env(spec: Doc, docs: list[Doc]) -> dict[str, str]:
+def _env(spec: Doc, docs: list[Doc], supplied: Mapping[str, str]) -> dict[str, str]:
+    """The container's environment; a Secret the chart expects to exist already (the web app's
+    keys) comes from `supplied`, by key, as an operator would create it."""
     configmaps = by_kind(docs, "ConfigMap")
     secrets = _secret_values(docs)
     env: dict[str, str] = {}
@@ -61,11 +64,12 @@ def _env(spec: Doc, docs: list[Doc]) -> dict[str, str]:
             env[item["name"]] = str(item["value"])
         else:
             ref = item["valueFrom"]["secretKeyRef"]
-            env[item["name"]] = secrets[(ref["name"], ref["key"])]
+            found = secrets.get((ref["name"], ref["key"]))
+            env[item["name"]] = found if found is not None else supplied[ref["key"]]
     return env
 
 
-def _run(name: str, pod: Doc, spec: Doc, docs: list[Doc]) -> Run:
+def _run(name: str, pod: Doc, spec: Doc, docs: list[Doc], supplied: Mapping[str, str]) -> Run:
     pod_security = pod.get("securityContext", {})
     security = {**pod_security, **spec.get("securityContext", {})}
     assert security.get("runAsNonRoot") is True, f"{name} may run as root"
@@ -88,15 +92,20 @@ def _run(name: str, pod: Doc, spec: Doc, docs: list[Doc]) -> Run:
     )
 
 
-def chart_runs(helm: str, values: dict[str, str]) -> tuple[list[Run], dict[str, Run]]:
+def chart_runs(
+    helm: str, values: dict[str, str], supplied: Mapping[str, str] | None = None
+) -> tuple[list[Run], dict[str, Run]]:
     """(the migration Job's containers in order, each service's container by service name)."""
+    supplied = supplied or {}
     docs = render(helm, values)
     job = next(iter(by_kind(docs, "Job").values()))["spec"]["template"]["spec"]
-    steps = [_run(c["name"], job, c, docs) for c in [*job.get("initContainers", []), *job["containers"]]]
+    steps = [
+        _run(c["name"], job, c, docs, supplied) for c in [*job.get("initContainers", []), *job["containers"]]
+    ]
     services = {}
     for deployment in by_kind(docs, "Deployment").values():
         name = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
         pod = deployment["spec"]["template"]["spec"]
         [spec] = pod["containers"]
-        services[name] = _run(name, pod, spec, docs)
+        services[name] = _run(name, pod, spec, docs, supplied)
     return steps, services

@@ -9,6 +9,8 @@ images are module-scoped, so nothing they start outlives the module that uses it
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -95,7 +97,13 @@ def image_services(
         "anthropic.apiKey": "sk-ant-container-test",
         "operator.publicKeys": "{" + operators.private_key().public + "}",
     }
-    steps, runs = chart_runs(helm, values)
+    # The web app's Secret is one an operator creates (the chart only names it): its signing key
+    # is the operator's, its data key fresh.
+    web_keys = {
+        "HAGGLE_OPERATOR_KEY": base64.urlsafe_b64encode(operators.private_key().private_bytes()).decode(),
+        "HAGGLE_WEB_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+    steps, runs = chart_runs(helm, values, web_keys)
     assert set(runs) == set(procs.SERVICES), "the chart and procs.SERVICES disagree on the services"
     for step in steps:
         run_to_completion(image_refs["HAGGLE"], step)
