@@ -17,6 +17,7 @@ stays in the file for everyone else; tests/deploy checks its provisioning offlin
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -88,6 +89,9 @@ def stack(image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
         "HAGGLE_POSTGRES_IMAGE": image_refs["POSTGRES"],
         "HAGGLE_PROMETHEUS_IMAGE": image_refs["PROMETHEUS"],
         "HAGGLE_OPERATOR_PUBLIC_KEYS": operators.private_key().public,
+        # the web app's keys, as its operator would set them (compose refuses to start without)
+        "HAGGLE_OPERATOR_KEY": base64.urlsafe_b64encode(operators.private_key().private_bytes()).decode(),
+        "HAGGLE_WEB_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         **{f"HAGGLE_COMPOSE_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     project = f"haggle-test-{uuid.uuid4().hex[:8]}"
