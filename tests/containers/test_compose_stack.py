@@ -95,7 +95,7 @@ def stack(image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
         **{f"HAGGLE_COMPOSE_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     project = f"haggle-test-{uuid.uuid4().hex[:8]}"
-    compose = [PODMAN_COMPOSE, "--project-name", project, "--file", str(COMPOSE)]
+    compose = [PODMAN_COMPOSE, "--project-name", project, "--profile", "web", "--file", str(COMPOSE)]
     backends, one_shots = ["kafka", "postgres"], ["topics", "migrate"]
     rest = sorted(set(services) - LEFT_OUT - set(backends) - set(one_shots))
     log = tmp_path_factory.mktemp("compose") / "up.log"
