@@ -83,7 +83,7 @@ def _run(name: str, pod: Doc, spec: Doc, docs: list[Doc], supplied: Mapping[str,
     return Run(
         name=name,
         args=list(spec.get("command", [])) + list(spec["args"]),
-        env=_env(spec, docs),
+        env=_env(spec, docs, supplied),
         user=f"{security['runAsUser']}:{security['runAsGroup']}",
         read_only=bool(security.get("readOnlyRootFilesystem")),
         cap_drop=list(security.get("capabilities", {}).get("drop", [])),
