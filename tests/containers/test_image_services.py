@@ -126,8 +126,19 @@ def market(
 ) -> MarketRun:
     started = time.time()
     report = run_small_market(container_endpoints, VARIANTS)
+    browse(report.market_id)
     attacks, retried, skipped = asyncio.run(hostile_inputs(container_endpoints))
     return MarketRun(report, started, attacks, retried, skipped)
+
+
+def browse(market_id: str) -> None:
+    """People look at the market's public pages for a few scrapes (the web panels read that)."""
+    web = procs.url_for("web")
+    for n in range(6):
+        for path in ("/", f"/market/{market_id}"):
+            assert httpx.get(f"{web}{path}", timeout=10).status_code == 200, path
+        if n < 5:
+            time.sleep(1)
 
 
 def test_a_market_runs_through_the_image_services_with_every_invariant_true(
