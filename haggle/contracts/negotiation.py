@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import Field
 
@@ -27,6 +27,39 @@ MAX_CHAT_CHARS = 2_000
 class Party(StrEnum):
     BUYER = "buyer"
     SELLER = "seller"
+
+
+def buyer_total_cents(price_cents: int, shipping_cost_cents: int, paid_by: Party) -> int:
+    """What the buyer pays: the price, plus shipping when the buyer pays it. The one place."""
+    return price_cents + (shipping_cost_cents if paid_by is Party.BUYER else 0)
+
+
+def seller_net_cents(price_cents: int, shipping_cost_cents: int, paid_by: Party) -> int:
+    """What the seller keeps before fees: the price, less shipping when the seller pays it."""
+    return price_cents - (shipping_cost_cents if paid_by is Party.SELLER else 0)
+
+
+class _Terms(Protocol):
+    @property
+    def price_cents(self) -> int: ...
+    @property
+    def shipping_cost_cents(self) -> int: ...
+    @property
+    def shipping_paid_by(self) -> Party: ...
+
+
+class PricedTerms:
+    """Mixin for any message or view with a price and shipping terms: the totals, from the rules above."""
+
+    __slots__ = ()
+
+    @property
+    def buyer_total_cents(self: _Terms) -> int:
+        return buyer_total_cents(self.price_cents, self.shipping_cost_cents, self.shipping_paid_by)
+
+    @property
+    def seller_net_cents(self: _Terms) -> int:
+        return seller_net_cents(self.price_cents, self.shipping_cost_cents, self.shipping_paid_by)
 
 
 class NegotiationRefusal(StrEnum):
@@ -145,7 +178,7 @@ class ThreadOpened(Message):
     max_rounds: int
 
 
-class OfferMade(Message):
+class OfferMade(PricedTerms, Message):
     type: Literal["OfferMade"] = "OfferMade"
     thread_id: Id
     listing_id: Id
@@ -185,7 +218,7 @@ class NegotiationEnded(Message):
     message: str = Field(default="", max_length=MAX_CHAT_CHARS)
 
 
-class DealAgreed(Message):
+class DealAgreed(PricedTerms, Message):
     type: Literal["DealAgreed"] = "DealAgreed"
     deal_id: Id
     listing_id: Id
@@ -200,11 +233,6 @@ class DealAgreed(Message):
     shipping_paid_by: Party
     accepted_offer_id: Id
     rounds: int = 0
-
-    @property
-    def buyer_total_cents(self) -> int:
-        """What the buyer pays: the price, plus shipping when the buyer pays it."""
-        return self.price_cents + (self.shipping_cost_cents if self.shipping_paid_by is Party.BUYER else 0)
 
 
 class ActionRefused(Message):

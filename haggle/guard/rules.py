@@ -19,7 +19,7 @@ from enum import StrEnum
 from prometheus_client import Counter
 
 from haggle.contracts.goods import Condition, ShippingMethod, shipping_refusal
-from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
+from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party, PricedTerms
 from haggle.contracts.types import MAX_PRICE_CENTS
 from haggle.guard.moves import Accept, MakeOffer, Malformed, Move, Reject, Say, Walk
 from haggle.guard.ratelimit import Limiter
@@ -69,21 +69,13 @@ class GuardRefusal:
 
 
 @dataclass(frozen=True, slots=True)
-class _Terms:
+class _Terms(PricedTerms):
     """A price with its shipping terms, as the principal feels it."""
 
     price_cents: int
     shipping_method: ShippingMethod
     shipping_cost_cents: int
     shipping_paid_by: Party
-
-    @property
-    def buyer_total(self) -> int:
-        return self.price_cents + (self.shipping_cost_cents if self.shipping_paid_by is Party.BUYER else 0)
-
-    @property
-    def seller_net(self) -> int:
-        return self.price_cents - (self.shipping_cost_cents if self.shipping_paid_by is Party.SELLER else 0)
 
 
 def check(
@@ -188,7 +180,7 @@ def _public(move: Move, view: NegotiationView) -> frozenset[int]:
         chosen = listing.shipping_option(move.shipping_method)
         cost = chosen.cost_cents if chosen is not None else 0
         terms = _Terms(move.price_cents, move.shipping_method, cost, move.shipping_paid_by)
-        values += [move.price_cents, terms.buyer_total, terms.seller_net]
+        values += [move.price_cents, terms.buyer_total_cents, terms.seller_net_cents]
     return public_amounts(values)
 
 
@@ -263,8 +255,8 @@ def _shipping_refusal(method: ShippingMethod, view: NegotiationView) -> GuardRef
 def _terms_refusal(terms: _Terms, view: NegotiationView, limits: MandateLimits) -> GuardRefusal | None:
     if limits.role is Party.SELLER:
         assert limits.floor_cents is not None
-        if terms.seller_net < limits.floor_cents:
-            return GuardRefusal(R.BELOW_FLOOR, f"nets {terms.seller_net} cents, under the floor")
+        if terms.seller_net_cents < limits.floor_cents:
+            return GuardRefusal(R.BELOW_FLOOR, f"nets {terms.seller_net_cents} cents, under the floor")
         return None
     return _buyer_refusal(terms, view, limits)
 
@@ -278,7 +270,7 @@ def _buyer_refusal(terms: _Terms, view: NegotiationView, limits: MandateLimits) 
         )
     if terms.price_cents > view.listing.asking_price_cents:
         return GuardRefusal(R.ABOVE_ASKING, f"price {terms.price_cents} cents over the asking price")
-    total = terms.buyer_total
+    total = terms.buyer_total_cents
     if total > limits.max_price_cents:
         return GuardRefusal(R.ABOVE_MAX, f"costs {total} cents in total, over the private max")
     if total > limits.remaining_budget_cents:

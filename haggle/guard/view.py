@@ -14,7 +14,14 @@ from datetime import datetime
 
 from haggle.contracts.goods import Condition, Item, ShippingMethod, ShippingOption
 from haggle.contracts.listing import ListingFacts
-from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferMade, Party, ThreadOpened
+from haggle.contracts.negotiation import (
+    MessagePosted,
+    NegotiationEnded,
+    OfferMade,
+    Party,
+    PricedTerms,
+    ThreadOpened,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +130,7 @@ class ListingView:
 
 
 @dataclass(frozen=True, slots=True)
-class OfferSeen:
+class OfferSeen(PricedTerms):
     offer_id: str
     by: Party
     round: int
@@ -147,14 +154,6 @@ class OfferSeen:
             final=event.final,
             message=event.message,
         )
-
-    @property
-    def buyer_total_cents(self) -> int:
-        return self.price_cents + (self.shipping_cost_cents if self.shipping_paid_by is Party.BUYER else 0)
-
-    @property
-    def seller_net_cents(self) -> int:
-        return self.price_cents - (self.shipping_cost_cents if self.shipping_paid_by is Party.SELLER else 0)
 
 
 @dataclass(frozen=True, slots=True)

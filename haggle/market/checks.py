@@ -24,6 +24,7 @@ import asyncpg
 
 from haggle.contracts import Envelope
 from haggle.contracts.market import MarketPhase
+from haggle.contracts.negotiation import Party, buyer_total_cents, seller_net_cents
 from haggle.market.collect import Scope
 from haggle.market.facts import ModelUsageFact
 from haggle.market.lifecycle import MarketView
@@ -117,10 +118,8 @@ def no_mandate_broken(
 
 def _money(p: dict[str, Any]) -> tuple[int, int]:
     """(what the buyer pays in total, what the seller nets) under the offer's shipping terms."""
-    cost, payer = p["shipping_cost_cents"], p["shipping_paid_by"]
-    return p["price_cents"] + (cost if payer == "buyer" else 0), p["price_cents"] - (
-        cost if payer == "seller" else 0
-    )
+    price, cost, payer = p["price_cents"], p["shipping_cost_cents"], Party(p["shipping_paid_by"])
+    return buyer_total_cents(price, cost, payer), seller_net_cents(price, cost, payer)
 
 
 def _budget_problems(seen: list[tuple[str, Envelope]], scope: Scope, budgets: dict[str, int]) -> list[str]:

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 from haggle.contracts.goods import ShippingMethod
-from haggle.contracts.negotiation import EndReason, Party
+from haggle.contracts.negotiation import EndReason, Party, PricedTerms
 from haggle.contracts.settlement import Decider, DisputeOutcome, DisputeReason
 from haggle.market.population import Population
 
@@ -55,7 +55,7 @@ class NegotiationFact(BaseModel):
     end_reason: EndReason | None = Field(description="None: still open when the market stopped")
 
 
-class DealFact(BaseModel):
+class DealFact(PricedTerms, BaseModel):
     model_config = _FROZEN
     deal_id: str
     listing_id: str
@@ -68,14 +68,6 @@ class DealFact(BaseModel):
     shipping_paid_by: Party
     rounds: int = Field(default=0, ge=0)
     want_id: str | None = Field(default=None, description="the want it fills; None: the report infers it")
-
-    @property
-    def buyer_total_cents(self) -> int:
-        return self.price_cents + (self.shipping_cost_cents if self.shipping_paid_by is Party.BUYER else 0)
-
-    @property
-    def seller_net_cents(self) -> int:
-        return self.price_cents - (self.shipping_cost_cents if self.shipping_paid_by is Party.SELLER else 0)
 
 
 class SettlementFact(BaseModel):

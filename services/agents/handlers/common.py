@@ -168,7 +168,3 @@ def thread_cap(principal: Principal, neg: Negotiation, facts: ListingFacts, free
     several threads at once can never promise more than the budget, nor starve each other mid-haggle."""
     cheapest = min((option.cost_cents for option in facts.shipping), default=0)
     return shopping.hold_for(principal.buying_cap(str(neg.want_id)), facts.price_cents, cheapest, free)
-
-
-def shipping_total(price: int, cost: int, buyer_pays: bool) -> int:
-    return price + (cost if buyer_pays else 0)

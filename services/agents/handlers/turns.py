@@ -17,7 +17,6 @@ from haggle.contracts.negotiation import (
     NegotiationEnded,
     OfferMade,
     OpenNegotiation,
-    Party,
     RejectOffer,
     SendMessage,
     ThreadOpened,
@@ -305,13 +304,7 @@ async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> N
     if neg is None:
         return
     buyer = principal.agent_id == event.buyer_agent_id
-    amount = (
-        common.shipping_total(
-            event.price_cents, event.shipping_cost_cents, event.shipping_paid_by is Party.BUYER
-        )
-        if buyer
-        else event.price_cents
-    )
+    amount = event.buyer_total_cents if buyer else event.price_cents
     if not await store.save_deal(uow.conn, event.deal_id, neg, amount, event.shipping_method.value):
         return
     neg.status, neg.reserved_cents = "deal", 0
