@@ -1,6 +1,6 @@
 """`haggle audit verify` on a market of N deals: the time to check every signature of the export.
 
-The market is made in memory with real Ed25519 keys (`haggle.testing.audit_market`: per deal
+The market is made in memory with real Ed25519 keys (`haggle_lab.testing.audit_market`: per deal
 three signed moves, three signed decision records, an operator-signed approval, a signed
 settlement command, the parties' registrations; the mandates as digests), exported as
 `haggle audit market` writes it, then verified as the CLI does: read the file, parse, check.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from haggle.audit import export, index, verify_export
-from haggle.testing.audit_market import signed_market
+from haggle_lab.testing.audit_market import signed_market
 
 TARGET_SECONDS = 10.0
 

@@ -30,9 +30,9 @@ from haggle.contracts import encode
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
 from haggle.contracts.topics import NEGOTIATION_COMMANDS, all_topic_partitions
 from haggle.runtime.settings import Settings
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.autoplay import AutoMarket
-from haggle.testing.observe import Observer
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.autoplay import AutoMarket
+from haggle_lab.testing.observe import Observer
 
 TOPICS = ("agent.inbox", "negotiation.events", "listing.events")
 TARGET_RATIO = 0.5

@@ -27,7 +27,7 @@ from haggle.contracts import Envelope, encode
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, LISTING_EVENTS_TOPIC, all_topic_partitions
 from haggle.runtime.kafka import make_producer
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.goods import sample_commands
+from haggle_lab.testing.goods import sample_commands
 
 RAW_TOPIC = "bench.raw"
 RAW_PARTITIONS = 12

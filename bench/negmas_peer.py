@@ -34,8 +34,8 @@ from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.topics import MARKET_EVENTS
 from haggle.runtime.operators import operator_envelope
 from haggle.runtime.settings import Settings
-from haggle.testing import mandates as m
-from haggle.testing.observe import Observer
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.observe import Observer
 
 ROUNDS = 20
 OPENING_FRACTION = 0.6

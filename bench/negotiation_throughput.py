@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from haggle import procs
 from haggle.client import Publisher
 from haggle.runtime.settings import Settings
-from haggle.testing.autoplay import AutoMarket
-from haggle.testing.observe import Observer
+from haggle_lab.testing.autoplay import AutoMarket
+from haggle_lab.testing.observe import Observer
 
 
 def ensure_services() -> None:

@@ -1,6 +1,6 @@
 """Card-market escrow speed: deals authorized through Stripe's API (the stateful fake) end to end.
 
-Settlement runs as its own process pointed at `haggle.testing.fake_stripe`
+Settlement runs as its own process pointed at `haggle_lab.testing.fake_stripe`
 (in this process, so its answers cost a local HTTP round trip, not Stripe's
 ~300-600 ms). N `DealAgreed` in a card market are timed until N
 `EscrowFunded` come back: the decision's transaction records the
@@ -36,7 +36,7 @@ from haggle.contracts.topics import (
     all_topic_partitions,
 )
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.fake_stripe import FakeStripe
+from haggle_lab.testing.fake_stripe import FakeStripe
 from services.settlement.payments.port import PaymentsSettings
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller
 from services.settlement.payments.webhooks import PATH

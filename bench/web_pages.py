@@ -43,7 +43,7 @@ from haggle.contracts.topics import (
     topic_configs,
 )
 from haggle.contracts.types import Id
-from haggle.testing.goods import sample_commands
+from haggle_lab.testing.goods import sample_commands
 from services.web import auth
 
 SERVICE = "web"

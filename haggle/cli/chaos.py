@@ -14,7 +14,7 @@ console = Console()
 
 
 def render(report: object) -> Table:
-    from haggle.chaos.run import ChaosReport
+    from haggle_lab.chaos.run import ChaosReport
 
     assert isinstance(report, ChaosReport)
     table = Table(title=f"chaos run, seed {report.seed} ({report.market_id})", title_justify="left")
@@ -45,10 +45,10 @@ def run(
     deadline: float = typer.Option(420, help="give up waiting for the market after this many seconds"),
 ) -> None:
     """Run a market while the monkey kills services and restarts Kafka and PostgreSQL."""
-    from haggle.chaos.run import ChaosConfig, chaos_run
     from haggle.cli.market import ensure_running
     from haggle.market.population import build_population
     from haggle.market.runner import RunConfig
+    from haggle_lab.chaos.run import ChaosConfig, chaos_run
 
     # The run's own observer reconnects through the broker restart; aiokafka logs every refusal.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

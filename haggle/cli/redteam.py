@@ -38,7 +38,7 @@ def run(
 ) -> None:
     """Run the catalogue (starting infra and services if needed); exit 1 if any invariant broke."""
     from haggle.cli.market import ensure_running
-    from haggle.redteam.catalogue import ATTACKS, RedTeamContext, broken, by_name, run_catalogue
+    from haggle_lab.redteam.catalogue import ATTACKS, RedTeamContext, broken, by_name, run_catalogue
 
     try:
         attacks = tuple(by_name(name) for name in only) if only else ATTACKS

@@ -4,7 +4,7 @@ The market is started the way `haggle market run` starts one; once its rules
 are applied the monkey begins its seeded schedule. The run waits for the
 monkey to finish and then for the market to finish (a generous deadline:
 faults slow it down), and only then reads the ledger and checks the market
-report's invariants plus those of `haggle.chaos.invariants`.
+report's invariants plus those of `haggle_lab.chaos.invariants`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 
 from aiokafka.errors import KafkaError
 
-from haggle.chaos import invariants, monkey
-from haggle.chaos.monkey import Fault, FaultResult
 from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
 from haggle.market import checks, runner
@@ -26,6 +24,8 @@ from haggle.market.approvals import ApprovalPolicy
 from haggle.market.collect import Scope
 from haggle.market.population import Population
 from haggle.market.runner import MarketStatus, RunConfig, Watch
+from haggle_lab.chaos import invariants, monkey
+from haggle_lab.chaos.monkey import Fault, FaultResult
 
 ESCROW_ONCE = "every escrow hold is posted or voided at most once"
 Say = Callable[[str], None]

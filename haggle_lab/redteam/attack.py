@@ -12,8 +12,8 @@ import asyncpg
 
 from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.market import TOPICS, Market, wait_for_rules
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.market import TOPICS, Market, wait_for_rules
 
 
 @dataclass(frozen=True)

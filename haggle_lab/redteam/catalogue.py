@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from haggle.redteam.attack import Attack, AttackResult, RedTeamContext
-from haggle.redteam.floods import FLOODS
-from haggle.redteam.persuasion import PERSUASION
-from haggle.redteam.protocol import PROTOCOL
-from haggle.redteam.secrecy import ATTACKS as SECRECY
-from haggle.redteam.settlement import SETTLEMENT
+from haggle_lab.redteam.attack import Attack, AttackResult, RedTeamContext
+from haggle_lab.redteam.floods import FLOODS
+from haggle_lab.redteam.persuasion import PERSUASION
+from haggle_lab.redteam.protocol import PROTOCOL
+from haggle_lab.redteam.secrecy import ATTACKS as SECRECY
+from haggle_lab.redteam.settlement import SETTLEMENT
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "RedTeamContext", "by_name", "run_catalogue"]
 

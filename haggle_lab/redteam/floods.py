@@ -17,12 +17,12 @@ from haggle.contracts.codec import MAX_MESSAGE_BYTES, encode
 from haggle.contracts.negotiation import AcceptOffer, SendMessage
 from haggle.contracts.signing import signing_bytes
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, NEGOTIATION_COMMANDS
-from haggle.redteam.attack import Attack, AttackResult, RedTeamContext, expect_refusal
-from haggle.redteam.protocol import Scene, counter, move, opening, scene
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.market import Market, a_listing
-from haggle.testing.observe import of_type
+from haggle_lab.redteam.attack import Attack, AttackResult, RedTeamContext, expect_refusal
+from haggle_lab.redteam.protocol import Scene, counter, move, opening, scene
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.market import Market, a_listing
+from haggle_lab.testing.observe import of_type
 
 CAP = 20
 FLOOD_LISTINGS = 100

@@ -22,9 +22,9 @@ from openai import AsyncOpenAI
 
 from haggle.contracts.goods import Condition, Dimensions, Item, ShippingMethod, ShippingOption
 from haggle.contracts.mandate import StrategyName, StrategyParams
-from haggle.contracts.negotiation import Party
-from haggle.redteam.attack import Attack, AttackResult, RedTeamContext
-from haggle.testing.fake_anthropic import (
+from haggle.contracts.negotiation import Party, buyer_total_cents, seller_net_cents
+from haggle_lab.redteam.attack import Attack, AttackResult, RedTeamContext
+from haggle_lab.testing.fake_anthropic import (
     FakeAnthropic,
     Reply,
     messages_text,
@@ -32,7 +32,7 @@ from haggle.testing.fake_anthropic import (
     text_reply,
     tool_reply,
 )
-from haggle.testing.fake_openai import FakeOpenAI
+from haggle_lab.testing.fake_openai import FakeOpenAI
 from services.agents.brains.base import Brain
 from services.agents.brains.claude import ClaudeBrain
 from services.agents.brains.claude_prompt import DESCRIPTION_CHARS, untrusted
@@ -119,8 +119,8 @@ def breach(move: Move, view: NegotiationView) -> str | None:
     elif isinstance(move, MakeOffer):
         option = view.listing.shipping_option(move.shipping_method)
         cost = option.cost_cents if option else 0
-        buyer_total = move.price_cents + (cost if move.shipping_paid_by is Party.BUYER else 0)
-        seller_net = move.price_cents - (cost if move.shipping_paid_by is Party.SELLER else 0)
+        buyer_total = buyer_total_cents(move.price_cents, cost, move.shipping_paid_by)
+        seller_net = seller_net_cents(move.price_cents, cost, move.shipping_paid_by)
     else:
         return None
     if view.ended:

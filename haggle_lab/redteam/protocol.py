@@ -11,12 +11,12 @@ from haggle.contracts.agents import Role
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC
 from haggle.contracts.types import MAX_PRICE_CENTS
-from haggle.redteam.attack import Attack, AttackResult, RedTeamContext, expect_refusal
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.goods import sample_commands
-from haggle.testing.market import Market, a_listing
-from haggle.testing.observe import of_type
+from haggle_lab.redteam.attack import Attack, AttackResult, RedTeamContext, expect_refusal
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.goods import sample_commands
+from haggle_lab.testing.market import Market, a_listing
+from haggle_lab.testing.observe import of_type
 
 STD = ShippingMethod.PARCEL_STANDARD
 

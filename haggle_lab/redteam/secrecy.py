@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from haggle.contracts.goods import Condition
 from haggle.contracts.negotiation import Party
-from haggle.redteam.attack import Attack, AttackResult, RedTeamContext
-from haggle.redteam.persuasion import Pitch, against_models, runner
+from haggle_lab.redteam.attack import Attack, AttackResult, RedTeamContext
+from haggle_lab.redteam.persuasion import Pitch, against_models, runner
 from services.agents.brains.claude_prompt import DESCRIPTION_CHARS
 
 B, S = Party.BUYER, Party.SELLER

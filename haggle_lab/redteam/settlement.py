@@ -7,12 +7,12 @@ import asyncpg
 from haggle.contracts.negotiation import AcceptOffer
 from haggle.contracts.settlement import FundWallet
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
-from haggle.redteam.attack import Attack, AttackResult, RedTeamContext
-from haggle.redteam.protocol import opening, scene
 from haggle.runtime.operators import operator_envelope
-from haggle.testing import mandates
-from haggle.testing.market import Market
-from haggle.testing.observe import of_type
+from haggle_lab.redteam.attack import Attack, AttackResult, RedTeamContext
+from haggle_lab.redteam.protocol import opening, scene
+from haggle_lab.testing import mandates
+from haggle_lab.testing.market import Market
+from haggle_lab.testing.observe import of_type
 from services.settlement.check import run_checks
 
 TOPICS = ("agent.inbox", "negotiation.events", "listing.events", "settlement.events")

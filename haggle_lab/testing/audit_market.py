@@ -28,7 +28,7 @@ from haggle.contracts.negotiation import (
 )
 from haggle.contracts.settlement import EscrowFunded, FundsReleased, ShipItem
 from haggle.runtime.operators import OPERATOR_ID
-from haggle.testing.mandates import buyer, seller
+from haggle_lab.testing.mandates import buyer, seller
 
 Records = list[tuple[str, Envelope]]
 METHOD = ShippingMethod.PARCEL_SMALL

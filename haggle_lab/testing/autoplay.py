@@ -20,9 +20,9 @@ from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, MARKET_EVENTS, NEGOTIATION_COMMANDS
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.goods import a_listing
-from haggle.testing.observe import Observer, of_type
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.goods import a_listing
+from haggle_lab.testing.observe import Observer, of_type
 
 ASKING, FLOOR, OPENING, MAXIMUM = 20_000, 15_000, 10_000, 18_000
 STEP = 1_000

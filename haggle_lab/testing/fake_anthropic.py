@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from haggle.testing.served import Served
+from haggle_lab.testing.served import Served
 
 ERROR_TYPES = {
     400: "invalid_request_error",

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from haggle.testing.fake_anthropic import (
+from haggle_lab.testing.fake_anthropic import (
     FakeAnthropic,
     Fault,
     Policy,

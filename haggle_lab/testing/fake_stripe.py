@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from haggle.testing.served import Served
+from haggle_lab.testing.served import Served
 
 Obj = dict[str, Any]
 DECLINES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from haggle.contracts import Condition, Dimensions, Item, ShippingMethod, ShippingOption, shipping_refusal
 from haggle.contracts.listing import CreateListing
-from haggle.testing.actors import ScriptedAgent
+from haggle_lab.testing.actors import ScriptedAgent
 
 
 def a_listing(

@@ -16,9 +16,9 @@ from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import OpenNegotiation
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, MARKET_EVENTS
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.goods import a_listing
-from haggle.testing.observe import Observer, of_type, to_agent
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.goods import a_listing
+from haggle_lab.testing.observe import Observer, of_type, to_agent
 
 
 async def wait_for_rules(market_id: str, timeout: float = 20) -> None:

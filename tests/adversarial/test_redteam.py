@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from haggle.redteam.catalogue import ATTACKS, RedTeamContext, by_name
+from haggle_lab.redteam.catalogue import ATTACKS, RedTeamContext, by_name
 
 pytestmark = pytest.mark.usefixtures("running_services")
 

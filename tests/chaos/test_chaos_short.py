@@ -1,5 +1,5 @@
 """The short chaos run CI runs: one kill -9 of each service, one Kafka and one PostgreSQL restart
-during a market, then every invariant. The long version is in haggle/chaos/README.md."""
+during a market, then every invariant. The long version is in haggle_lab/chaos/README.md."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from haggle import procs
-from haggle.chaos.monkey import KAFKA, KILL, POSTGRES
-from haggle.chaos.run import ChaosConfig, chaos_run
 from haggle.infra import InfraEndpoints
 from haggle.market.population import build_population
 from haggle.market.runner import RunConfig
+from haggle_lab.chaos.monkey import KAFKA, KILL, POSTGRES
+from haggle_lab.chaos.run import ChaosConfig, chaos_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("running_services")]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from haggle import procs
-from haggle.chaos import invariants
-from haggle.chaos.monkey import KAFKA, KILL, POSTGRES, schedule
 from haggle.contracts import Envelope
+from haggle_lab.chaos import invariants
+from haggle_lab.chaos.monkey import KAFKA, KILL, POSTGRES, schedule
 
 
 def env(kind: str, causation: str | None = None, **payload: object) -> Envelope:

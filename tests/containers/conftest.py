@@ -25,7 +25,7 @@ from haggle.contracts.topics import all_topic_partitions, topic_configs
 from haggle.infra import InfraEndpoints, ensure_topics
 from haggle.market.report import MarketReport
 from haggle.runtime import operators
-from haggle.testing.fake_anthropic import FakeAnthropic
+from haggle_lab.testing.fake_anthropic import FakeAnthropic
 from tests.containers import engine
 from tests.containers.chart_pods import Run, chart_runs
 from tests.deploy.conftest import helm  # noqa: F401  (the pinned helm, a fixture)

@@ -23,8 +23,8 @@ from haggle.client import Publisher
 from haggle.contracts.settlement import FundWallet
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.market.report import MarketReport
-from haggle.redteam.catalogue import Attack, AttackResult, RedTeamContext, broken, by_name
 from haggle.runtime.operators import operator_envelope
+from haggle_lab.redteam.catalogue import Attack, AttackResult, RedTeamContext, broken, by_name
 from tests.containers import engine
 from tests.containers.conftest import ImageServices, Prometheus, run_small_market
 from tests.deploy.promql import dashboard_exprs, rule_exprs

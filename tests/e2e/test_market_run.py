@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from haggle import procs
-from haggle.testing.observe import Observer
+from haggle_lab.testing.observe import Observer
 
 pytestmark = pytest.mark.usefixtures("running_services")
 

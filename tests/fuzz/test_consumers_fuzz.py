@@ -32,8 +32,8 @@ from haggle.contracts import MalformedMessage, Message, decode
 from haggle.contracts.topics import TOPICS
 from haggle.runtime.service import ServiceContext, Subscription, group_id
 from haggle.runtime.settings import Settings
-from haggle.testing import mandates
-from haggle.testing.observe import Observer, of_type
+from haggle_lab.testing import mandates
+from haggle_lab.testing.observe import Observer, of_type
 from tests.fuzz.strategies import envelope_bytes, garbage, mutations, payloads
 from tests.fuzz.tally import budget, count
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from haggle.client import Publisher
 from haggle.contracts import Envelope
 from haggle.contracts.mandate import Mandate
-from haggle.testing import mandates
-from haggle.testing.observe import Observer, of_type
+from haggle_lab.testing import mandates
+from haggle_lab.testing.observe import Observer, of_type
 
 TOPICS = ("agent.inbox", "negotiation.events", "listing.events", "settlement.events", "agent.events")
 

@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from haggle import procs
 from haggle.contracts.mandate import Mandate
-from haggle.testing import mandates as m
+from haggle_lab.testing import mandates as m
 from services.gateway.domain import key_digest
 
 

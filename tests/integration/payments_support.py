@@ -30,8 +30,8 @@ from haggle.contracts.settlement import LinkPaymentAccount, PaymentRole
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.infra.state import REPO_ROOT
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.fake_stripe import FakeStripe
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.fake_stripe import FakeStripe
 from services.settlement.payments.port import PaymentsSettings
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller
 from services.settlement.payments.webhooks import PATH

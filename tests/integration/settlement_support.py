@@ -40,8 +40,8 @@ from haggle.contracts.topics import (
     SETTLEMENT_EVENTS_TOPIC,
 )
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
-from haggle.testing.observe import Observer, of_type
+from haggle_lab.testing.actors import ScriptedAgent
+from haggle_lab.testing.observe import Observer, of_type
 from services.settlement.check import CheckResult, run_checks
 
 SERVICES = ("listing", "settlement")

@@ -19,9 +19,9 @@ from haggle import procs
 from haggle.contracts import wrap
 from haggle.contracts.settlement import EscrowFailed
 from haggle.contracts.topics import AGENT_INBOX
-from haggle.testing import mandates as m
-from haggle.testing.fake_anthropic import FakeAnthropic, Reply, messages_text, tool_reply
-from haggle.testing.observe import of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.fake_anthropic import FakeAnthropic, Reply, messages_text, tool_reply
+from haggle_lab.testing.observe import of_type
 from tests.integration.agents_support import agent_market
 
 pytestmark = pytest.mark.usefixtures("running_services")

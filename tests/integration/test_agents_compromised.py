@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from haggle import procs
-from haggle.testing import mandates as m
+from haggle_lab.testing import mandates as m
 from tests.integration.agents_support import agent_market
 
 pytestmark = pytest.mark.usefixtures("running_services")

@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 
 from haggle import procs
-from haggle.testing import mandates as m
-from haggle.testing.fake_anthropic import FakeAnthropic, Reply, messages_text, text_reply, tool_reply
-from haggle.testing.fake_openai import FakeOpenAI
-from haggle.testing.observe import of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.fake_anthropic import FakeAnthropic, Reply, messages_text, text_reply, tool_reply
+from haggle_lab.testing.fake_openai import FakeOpenAI
+from haggle_lab.testing.observe import of_type
 from tests.integration.agents_support import agent_market
 
 pytestmark = pytest.mark.usefixtures("running_services")

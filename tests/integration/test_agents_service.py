@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from haggle import procs
-from haggle.testing import mandates as m
-from haggle.testing.observe import of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.observe import of_type
 from tests.integration.agents_support import agent_market
 
 pytestmark = pytest.mark.usefixtures("running_services")

@@ -14,8 +14,8 @@ from haggle.contracts.approval import ApprovalGranted
 from haggle.contracts.decisions import mandate_digest
 from haggle.contracts.topics import APPROVAL_EVENTS
 from haggle.runtime.operators import operator_envelope
-from haggle.testing import mandates as m
-from haggle.testing.observe import of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.observe import of_type
 from tests.integration.agents_support import agent_market
 
 pytestmark = pytest.mark.usefixtures("running_services")

@@ -13,8 +13,8 @@ from anthropic import AsyncAnthropic
 from prometheus_client import REGISTRY
 
 from haggle.contracts.negotiation import Party
-from haggle.redteam.persuasion import BUYER, LISTING, MODEL, SELLER, STD
-from haggle.testing.fake_anthropic import (
+from haggle_lab.redteam.persuasion import BUYER, LISTING, MODEL, SELLER, STD
+from haggle_lab.testing.fake_anthropic import (
     FakeAnthropic,
     Reply,
     messages_text,

@@ -17,8 +17,8 @@ from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
-from haggle.testing import mandates as m
-from haggle.testing.observe import Observer, of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.observe import Observer, of_type
 from tests.integration.gateway_support import external_buyer, http_client, mcp_tools, request_id, until
 
 TOPICS = ("negotiation.commands", "negotiation.events", "agent.decisions", "settlement.events")

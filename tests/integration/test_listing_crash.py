@@ -19,7 +19,7 @@ from haggle import procs
 from haggle.client import Publisher
 from haggle.contracts import Envelope
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, LISTING_EVENTS_TOPIC
-from haggle.testing.goods import sample_commands
+from haggle_lab.testing.goods import sample_commands
 from tests.integration.listing_support import LISTING, envelope, eventually, listing_service, watching
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]

@@ -28,7 +28,7 @@ from haggle.contracts.listing import (
 )
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, LISTING_EVENTS_TOPIC
 from haggle.contracts.types import MAX_PRICE_CENTS
-from haggle.testing.actors import ScriptedAgent
+from haggle_lab.testing.actors import ScriptedAgent
 from tests.integration.listing_support import (
     Watcher,
     create_command,

@@ -18,9 +18,9 @@ from haggle.contracts.negotiation import OpenNegotiation
 from haggle.contracts.topics import MARKET_EVENTS
 from haggle.market.lifecycle import CloseRefused, close_market
 from haggle.runtime.operators import operator_envelope
-from haggle.testing import mandates as m
-from haggle.testing.market import TOPICS, Market, a_listing
-from haggle.testing.observe import Observer, of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.market import TOPICS, Market, a_listing
+from haggle_lab.testing.observe import Observer, of_type
 from tests.integration.agents_support import agent_market
 
 pytestmark = pytest.mark.usefixtures("running_services")

@@ -14,8 +14,8 @@ from haggle.contracts.agents import Role
 from haggle.contracts.listing import WithdrawListing
 from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiation, RejectOffer
 from haggle.contracts.topics import LISTING_COMMANDS_TOPIC, NEGOTIATION_COMMANDS
-from haggle.testing.market import TOPICS, Market, a_listing
-from haggle.testing.observe import Observer, of_type, to_agent
+from haggle_lab.testing.market import TOPICS, Market, a_listing
+from haggle_lab.testing.observe import Observer, of_type, to_agent
 
 pytestmark = pytest.mark.usefixtures("running_services")
 

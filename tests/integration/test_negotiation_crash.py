@@ -9,9 +9,9 @@ import pytest
 
 from haggle import procs
 from haggle.client import Publisher
-from haggle.testing.autoplay import AutoMarket
-from haggle.testing.market import TOPICS
-from haggle.testing.observe import Observer, of_type
+from haggle_lab.testing.autoplay import AutoMarket
+from haggle_lab.testing.market import TOPICS
+from haggle_lab.testing.observe import Observer, of_type
 
 pytestmark = pytest.mark.usefixtures("running_services")
 PAIRS = 200

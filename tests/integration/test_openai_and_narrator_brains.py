@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 
 from haggle.contracts.goods import Condition
 from haggle.contracts.negotiation import Party
-from haggle.redteam.persuasion import BUYER, LISTING, SELLER, STD
-from haggle.testing.fake_anthropic import (
+from haggle_lab.redteam.persuasion import BUYER, LISTING, SELLER, STD
+from haggle_lab.testing.fake_anthropic import (
     FakeAnthropic,
     Reply,
     messages_text,
@@ -24,7 +24,7 @@ from haggle.testing.fake_anthropic import (
     text_reply,
     tool_reply,
 )
-from haggle.testing.fake_openai import FakeOpenAI, raw_tool_reply
+from haggle_lab.testing.fake_openai import FakeOpenAI, raw_tool_reply
 from services.agents.brains import build_brain
 from services.agents.brains.base import BrainUnavailable
 from services.agents.brains.narrator import AnthropicWords, NarratorBrain, OpenAIWords

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from haggle.testing.fake_stripe import FakeStripe
+from haggle_lab.testing.fake_stripe import FakeStripe
 from services.settlement.payments.domain import Answer, OpKind, PaymentOp
 from services.settlement.payments.port import Party, PaymentsSettings
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller

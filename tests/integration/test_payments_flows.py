@@ -29,7 +29,7 @@ from haggle.contracts.settlement import (
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.infra import InfraEndpoints
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.fake_stripe import sign
+from haggle_lab.testing.fake_stripe import sign
 from services.settlement.payments.webhooks import PATH
 from tests.integration.payments_support import (
     CARD_RULES,

@@ -42,7 +42,7 @@ from haggle.contracts.topics import (
     SETTLEMENT_EVENTS_TOPIC,
 )
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
+from haggle_lab.testing.actors import ScriptedAgent
 from services.settlement.domain.carrier import SimulatedCarrier
 from tests.integration.settlement_support import (
     SettlementMarket,

@@ -31,7 +31,7 @@ from haggle.contracts.settlement import (
 )
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.operators import operator_envelope
-from haggle.testing.actors import ScriptedAgent
+from haggle_lab.testing.actors import ScriptedAgent
 from tests.integration.settlement_support import (
     SettlementMarket,
     eventually,

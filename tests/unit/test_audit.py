@@ -12,7 +12,7 @@ import pytest
 from haggle.audit import export, index, verify_export
 from haggle.contracts import AgentKey
 from haggle.contracts.decisions import mandate_digest
-from haggle.testing.audit_market import SignedMarket, signed_market
+from haggle_lab.testing.audit_market import SignedMarket, signed_market
 
 Json = dict[str, Any]
 

@@ -17,7 +17,7 @@ from haggle.contracts.negotiation import (
 from haggle.contracts.samples import sample_payload
 from haggle.guard.moves import Accept, MakeOffer, Walk
 from haggle.guard.rules import check
-from haggle.testing import mandates as m
+from haggle_lab.testing import mandates as m
 from services.gateway import domain
 from services.gateway.domain import GatewayRefusal, Refused, Standing
 

@@ -14,7 +14,7 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from haggle.contracts import Condition
 from haggle.contracts.settlement import ShipItem
-from haggle.testing.observe import of_type
+from haggle_lab.testing.observe import of_type
 from tests.integration.settlement_support import SettlementMarket, settlement_market
 from tests.web.support import shot, sign_in, web_url
 

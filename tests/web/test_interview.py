@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import BrowserContext, expect
 
 from haggle import procs
-from haggle.testing.fake_anthropic import FakeAnthropic, text_reply, tool_reply
+from haggle_lab.testing.fake_anthropic import FakeAnthropic, text_reply, tool_reply
 from tests.web.support import shot, sign_in, web_url
 
 pytestmark = pytest.mark.usefixtures("running_services")

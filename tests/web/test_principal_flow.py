@@ -14,9 +14,9 @@ from haggle.client import Observer, Publisher
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.topics import MARKET_EVENTS
 from haggle.runtime.operators import operator_envelope
-from haggle.testing import mandates as m
-from haggle.testing.market import wait_for_rules
-from haggle.testing.observe import of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.market import wait_for_rules
+from haggle_lab.testing.observe import of_type
 from tests.web.support import shot, sign_in, web_url
 
 pytestmark = pytest.mark.usefixtures("running_services")

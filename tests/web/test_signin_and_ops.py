@@ -16,8 +16,8 @@ from haggle import procs
 from haggle.client import Observer, Publisher
 from haggle.infra.state import Settings
 from haggle.runtime.operators import is_operator
-from haggle.testing import mandates as m
-from haggle.testing.observe import of_type
+from haggle_lab.testing import mandates as m
+from haggle_lab.testing.observe import of_type
 from services.web import auth
 from tests.web.support import link_for, shot, sign_in, web_url
 
