@@ -23,6 +23,7 @@ from services.agents.domain import (
     buyer_neg_id,
     seller_neg_id,
 )
+from services.agents.domain.deals import Deal, DealStatus
 from services.agents.domain.usage import LlmUsage
 
 __all__ = ["Negotiation", "Principal", "buyer_neg_id", "seller_neg_id"]
@@ -329,15 +330,30 @@ async def save_deal(
     return created is not None
 
 
-async def deal(conn: asyncpg.Connection, deal_id: str, principal_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
+async def deal(conn: asyncpg.Connection, deal_id: str, principal_id: str) -> Deal | None:
+    row = await conn.fetchrow(
         "SELECT * FROM deals WHERE deal_id = $1 AND principal_id = $2 FOR UPDATE", deal_id, principal_id
+    )
+    if row is None:
+        return None
+    return Deal(
+        row["deal_id"],
+        row["principal_id"],
+        Role(row["role"]),
+        row["listing_id"],
+        row["want_id"],
+        int(row["amount_cents"]),
+        row["shipping_method"],
+        DealStatus(row["status"]),
     )
 
 
-async def set_deal_status(conn: asyncpg.Connection, deal_id: str, principal_id: str, status: str) -> None:
+async def save_deal_status(conn: asyncpg.Connection, deal: Deal) -> None:
     await conn.execute(
-        "UPDATE deals SET status = $3 WHERE deal_id = $1 AND principal_id = $2", deal_id, principal_id, status
+        "UPDATE deals SET status = $3 WHERE deal_id = $1 AND principal_id = $2",
+        deal.deal_id,
+        deal.principal_id,
+        deal.status.value,
     )
 
 

@@ -133,10 +133,14 @@ def test_a_deal_over_held_and_free_is_recorded_and_flagged() -> None:
 )
 def test_closing_a_purchase(now: DealStatus, money_back: bool) -> None:
     budget = Budget(10_000, committed_cents=4_000)
-    after = deals.close_deal(DealStatus.AGREED, now, "buyer", 4_000, budget)
+    deal = deals.Deal("d", "bob", Role.BUYER, "l", "w", 4_000, "local_pickup")
+    after = deal.close(now, budget)
+    assert deal.status is now and deal.gives_money_back is money_back
     assert after is not None and after.committed_cents == (0 if money_back else 4_000)
-    assert deals.close_deal(DealStatus.SETTLED, now, "buyer", 4_000, budget) is None
-    assert deals.close_deal(DealStatus.AGREED, now, "seller", 4_000, budget) == budget
+    assert deal.close(DealStatus.REFUNDED, after) is None  # closed once: a repeat changes nothing
+    assert deal.status is now
+    sold = deals.Deal("d", "alice", Role.SELLER, "l", None, 4_000, "local_pickup")
+    assert sold.close(now, budget) == budget and not sold.gives_money_back
 
 
 def test_reshopping_opens_the_cheapest_and_drops_past_the_shortlist() -> None:

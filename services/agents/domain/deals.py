@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from services.agents.domain.budget import Budget, BudgetRefused
-from services.agents.domain.negotiation import EndedBecause, Negotiation
+from services.agents.domain.negotiation import EndedBecause, Negotiation, Role
 
 
 class DealStatus(StrEnum):
@@ -61,16 +61,33 @@ def seller_deal_agreed(won: Negotiation) -> None:
     won.deal_agreed()
 
 
-def close_deal(
-    status: DealStatus, now_status: DealStatus, role: str, amount_cents: int, budget: Budget
-) -> Budget | None:
-    """A purchase reaching `now_status`; the budget after it, or None when nothing changes (already
-    closed). A failed or refunded purchase gives its money back; a settled one keeps it spent."""
-    if status in CLOSED:
-        return None
-    if role != "buyer" or now_status not in GIVES_MONEY_BACK:
-        return budget
-    try:
-        return budget.refund(amount_cents)
-    except BudgetRefused:
-        return budget.refund(budget.committed_cents)  # never below nothing committed
+@dataclass
+class Deal:
+    """A deal this principal is party to, as its agent keeps it (for settlement and the budget)."""
+
+    deal_id: str
+    principal_id: str
+    role: Role
+    listing_id: str
+    want_id: str | None
+    amount_cents: int
+    """The buyer's total (price plus shipping it pays), or the seller's price."""
+    shipping_method: str
+    status: DealStatus = DealStatus.AGREED
+
+    def close(self, to: DealStatus, budget: Budget) -> Budget | None:
+        """Settlement's outcome; the budget after it, or None when the deal was closed already. A
+        failed or refunded purchase gives its money back; a settled one keeps it spent."""
+        if self.status in CLOSED:
+            return None
+        self.status = to
+        if not self.gives_money_back:
+            return budget
+        try:
+            return budget.refund(self.amount_cents)
+        except BudgetRefused:
+            return budget.refund(budget.committed_cents)  # never below nothing committed
+
+    @property
+    def gives_money_back(self) -> bool:
+        return self.role is Role.BUYER and self.status in GIVES_MONEY_BACK

@@ -22,7 +22,7 @@ from haggle.contracts.settlement import (
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
-from services.agents.domain import Principal, deals, purchases
+from services.agents.domain import Principal, Role, purchases
 from services.agents.domain.deals import DealStatus
 from services.agents.handlers import shop
 from services.agents.handlers.common import send
@@ -85,11 +85,11 @@ async def on_dispute_resolved(uow: UnitOfWork, env: Envelope, event: DisputeReso
     """A pickup item coming back: the seller confirms it has it again."""
     principal = await _party(uow, env)
     deal = await store.deal(uow.conn, event.deal_id, principal.principal_id) if principal else None
-    if principal is None or deal is None or deal["role"] != "seller":
+    if principal is None or deal is None or deal.role is not Role.SELLER:
         return
-    pickup = deal["shipping_method"] == ShippingMethod.LOCAL_PICKUP.value
+    pickup = deal.shipping_method == ShippingMethod.LOCAL_PICKUP.value
     if event.outcome is DisputeOutcome.REFUND_AFTER_RETURN and pickup:
-        cmd = ConfirmHandover(deal_id=event.deal_id, condition=true_condition(principal, deal["listing_id"]))
+        cmd = ConfirmHandover(deal_id=event.deal_id, condition=true_condition(principal, deal.listing_id))
         await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
 
@@ -100,13 +100,11 @@ async def _close_deal(uow: UnitOfWork, env: Envelope, deal_id: str, status: Deal
     if principal is None or deal is None:
         return
     budget = await store.budget(uow.conn, principal)
-    after = deals.close_deal(
-        DealStatus(deal["status"]), status, deal["role"], int(deal["amount_cents"]), budget
-    )
+    after = deal.close(status, budget)
     if after is None:
         return
-    await store.set_deal_status(uow.conn, deal_id, principal.principal_id, status.value)
-    if deal["role"] == "buyer" and status in deals.GIVES_MONEY_BACK:
+    await store.save_deal_status(uow.conn, deal)
+    if deal.gives_money_back:
         await store.save_budget(uow.conn, principal, after)
         await shop.wake_declined(uow, principal)
 
@@ -115,8 +113,8 @@ async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) 
     """A purchase the principal denied or never answered is not tried again (`purchases`)."""
     principal = await _party(uow, env)
     deal = await store.deal(uow.conn, event.deal_id, principal.principal_id) if principal else None
-    if principal and deal and deal["role"] == "buyer" and purchases.consent_refused(event.reason):
-        await store.refuse_purchase(uow.conn, principal.principal_id, deal["listing_id"], deal["want_id"])
+    if principal and deal and deal.role is Role.BUYER and purchases.consent_refused(event.reason):
+        await store.refuse_purchase(uow.conn, principal.principal_id, deal.listing_id, deal.want_id)
     await _close_deal(uow, env, event.deal_id, DealStatus.FAILED)
 
 
