@@ -254,21 +254,17 @@ async def shortlist(
     return [(_negotiation(r), int(r["total_cents"])) for r in rows]
 
 
-async def best_candidates(conn: asyncpg.Connection, principal_id: str) -> list[asyncpg.Record]:
-    """Per want with live candidates: the cheapest candidate's asking price and shipping, and
-    whether a thread for it holds money already."""
-    return list(
-        await conn.fetch(
-            "SELECT DISTINCT ON (n.want_id) n.want_id, (l.facts->>'price_cents')::bigint AS asking,"
-            " coalesce((SELECT min((o->>'cost_cents')::bigint)"
-            " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest,"
-            " bool_or(n.reserved_cents > 0) OVER (PARTITION BY n.want_id) AS holding"
-            " FROM negotiations n JOIN listings_seen l USING (listing_id)"
-            " WHERE n.principal_id = $1 AND n.role = 'buyer' AND n.status IN ('opening', 'open')"
-            " ORDER BY n.want_id, (l.facts->>'price_cents')::bigint",
-            principal_id,
-        )
+async def live_candidates(conn: asyncpg.Connection, principal_id: str) -> list[tuple[Negotiation, int, int]]:
+    """A buyer's live negotiations, each with its listing's asking price and cheapest shipping."""
+    rows = await conn.fetch(
+        "SELECT n.*, (l.facts->>'price_cents')::bigint AS asking,"
+        " coalesce((SELECT min((o->>'cost_cents')::bigint)"
+        " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest"
+        " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+        " WHERE n.principal_id = $1 AND n.role = 'buyer' AND n.status IN ('opening', 'open')",
+        principal_id,
     )
+    return [(_negotiation(r), int(r["asking"]), int(r["cheapest"])) for r in rows]
 
 
 async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:

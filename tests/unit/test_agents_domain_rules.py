@@ -156,3 +156,16 @@ def test_reshopping_opens_the_cheapest_and_drops_past_the_shortlist() -> None:
     assert dropped == [negs[0]] and dropped[0].end_reason == EndedBecause.OUTRANKED
     again = shopping.reshop([(n, t) for n, t in shortlist if n.live], at)
     assert again == shopping.Reshopped((), False)
+
+
+def test_each_want_is_costed_at_its_cheapest_live_candidate() -> None:
+    a = buyer_neg("a")
+    b = buyer_neg("b", status=Status.OPEN, thread_id="t", reserved_cents=100)
+    lens = buyer_neg("c", want_id="bob-lens")
+    gone = buyer_neg("d", want_id="bob-lens", status=Status.ENDED)
+    live = [(a, 9_000, 500), (b, 12_000, 0), (lens, 8_000, 300), (gone, 10, 0)]
+    best = shopping.best_candidates(live, lambda want_id: {"bob-headphones": 16_000}.get(want_id, 9_500))
+    assert best == [
+        shopping.BestCandidate("bob-headphones", 16_000, 9_000, 500, holding=True),
+        shopping.BestCandidate("bob-lens", 9_500, 8_000, 300, holding=False),
+    ]

@@ -10,7 +10,7 @@ ranked again first, so a cheaper listing published meanwhile goes ahead of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -144,6 +144,27 @@ class BestCandidate:
     asking_cents: int
     cheapest_shipping_cents: int
     holding: bool
+
+
+def best_candidates(
+    live: Iterable[tuple[Negotiation, int, int]], buying_cap: Callable[[str], int]
+) -> list[BestCandidate]:
+    """Per want with live buyer candidates (each with its listing's asking price and cheapest
+    shipping): the one asking least, and whether any of the want's threads holds money already."""
+    best: dict[str, tuple[Negotiation, int, int]] = {}
+    holding: set[str] = set()
+    for neg, asking, cheapest in live:
+        if not neg.is_buyer or not neg.live or neg.want_id is None:
+            continue
+        if neg.reserved_cents > 0:
+            holding.add(neg.want_id)
+        known = best.get(neg.want_id)
+        if known is None or (asking, neg.neg_id) < (known[1], known[0].neg_id):
+            best[neg.want_id] = (neg, asking, cheapest)
+    return [
+        BestCandidate(want_id, buying_cap(want_id), asking, cheapest, want_id in holding)
+        for want_id, (_, asking, cheapest) in sorted(best.items())
+    ]
 
 
 def funded_wants(best: Sequence[BestCandidate], budget_left_cents: int) -> set[str]:

@@ -149,16 +149,8 @@ async def _apply(
 
 async def _funded_wants(uow: UnitOfWork, principal: Principal) -> set[str]:
     """The wants this buyer's budget goes to first (`shopping.funded_wants`)."""
-    best = [
-        shopping.BestCandidate(
-            r["want_id"],
-            principal.buying_cap(r["want_id"]),
-            int(r["asking"]),
-            int(r["cheapest"]),
-            bool(r["holding"]),
-        )
-        for r in await store.best_candidates(uow.conn, principal.principal_id)
-    ]
+    live = await store.live_candidates(uow.conn, principal.principal_id)
+    best = shopping.best_candidates(live, principal.buying_cap)
     return shopping.funded_wants(best, principal.mandate.budget_cents - principal.committed_cents)
 
 
