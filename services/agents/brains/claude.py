@@ -12,7 +12,6 @@ the brain raises `BrainUnavailable`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -25,24 +24,19 @@ from services.agents.brains.base import BrainUnavailable
 from services.agents.brains.claude_prompt import (
     move_from_tool,
     system_blocks,
-    system_prompt,
     tools_with_cache,
     user_prompt,
 )
 from services.agents.brains.model_calls import (
     ATTEMPTS,
     BACKOFF_SECONDS,
-    LLM_BAD_REPLIES,
     SDK_MAX_RETRIES,
     LlmUsage,
+    ModelBrain,
     Sleep,
-    call_model,
-    record_usage,
 )
 from services.agents.moves import NOTHING, Move
 from services.agents.view import NegotiationView
-
-log = logging.getLogger(__name__)
 
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
 
@@ -86,9 +80,9 @@ def read_reply(message: ApiMessage) -> tuple[Move, str | None, str | None]:
     return move, None, call.name
 
 
-class ClaudeBrain:
-    remote = True
-    """Seconds per answer: turns go through the turn scheduler, not the inbox batch."""
+class ClaudeBrain(ModelBrain):
+    retryable = RETRYABLE
+    status_error = anthropic.APIStatusError
 
     def __init__(
         self,
@@ -100,23 +94,12 @@ class ClaudeBrain:
         backoff_seconds: float = BACKOFF_SECONDS,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        self.model = model
-        self.style = style
+        super().__init__(model, style, max_tokens, attempts, backoff_seconds, sleep)
         self.client = client or client_from_env()
-        self.max_tokens = max_tokens
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
-        self._sleep = sleep
-        self.usage = LlmUsage()
         self.last: ClaudeReply | None = None
 
     async def decide(self, view: NegotiationView) -> Move:
         return (await self.ask(view)).move
-
-    def confidential(self, view: NegotiationView) -> tuple[str, ...]:
-        return (system_prompt(view, self.style),)
 
     def request(self, view: NegotiationView) -> dict[str, Any]:
         return {
@@ -129,37 +112,17 @@ class ClaudeBrain:
         }
 
     async def ask(self, view: NegotiationView) -> ClaudeReply:
-        message = await self._create(self.request(view))
-        usage = usage_of(message)
-        self.usage = self.usage + usage
-        record_usage(self.model, usage)
-        move, problem, tool = read_reply(message)
-        if problem is not None:
-            LLM_BAD_REPLIES.labels(self.model, problem).inc()
-            log.warning("claude gave no usable move", extra={"problem": problem, "tool": tool})
-        self.last = ClaudeReply(move, usage, problem, tool, message.stop_reason)
-        return self.last
+        request = self.request(view)
 
-    async def _create(self, request: dict[str, Any]) -> ApiMessage:
         async def create() -> ApiMessage:
             message: ApiMessage = await self.client.messages.create(**request)
             return message
 
-        try:
-            return await call_model(
-                create,
-                model=self.model,
-                retryable=RETRYABLE,
-                kind=_kind,
-                attempts=self.attempts,
-                backoff_seconds=self.backoff_seconds,
-                sleep=self._sleep,
-            )
-        except anthropic.APIStatusError as exc:
-            raise BrainUnavailable(f"{self.model}: HTTP {exc.status_code} {exc.message}") from exc
-
-
-def _kind(exc: BaseException) -> str:
-    if isinstance(exc, anthropic.APIStatusError):
-        return str(exc.status_code)
-    return "connection"
+        message = await self._call(create)
+        usage = usage_of(message)
+        self._spent(usage)
+        move, problem, tool = read_reply(message)
+        if problem is not None:
+            self._bad_reply(problem, "claude gave no usable move", tool=tool)
+        self.last = ClaudeReply(move, usage, problem, tool, message.stop_reason)
+        return self.last

@@ -10,9 +10,10 @@ turn makes at most `attempts` HTTP calls per model request, never SDK × ours.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from prometheus_client import Counter
 from tenacity import (
@@ -23,8 +24,12 @@ from tenacity import (
     wait_exponential,
 )
 
-from services.agents.brains.base import BrainUnavailable
+from haggle.guard.view import NegotiationView
+from services.agents.brains.claude_prompt import system_prompt
+from services.agents.domain.brain import BrainUnavailable
+from services.agents.domain.usage import LlmUsage as LlmUsage  # re-exported for the brains
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -41,39 +46,6 @@ LLM_BAD_REPLIES = Counter(
     "Answers without a usable tool call",
     ["model", "problem"],
 )
-
-
-@dataclass(frozen=True, slots=True)
-class LlmUsage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-
-    def __add__(self, other: LlmUsage) -> LlmUsage:
-        return LlmUsage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cache_read_input_tokens + other.cache_read_input_tokens,
-            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-        )
-
-    def __sub__(self, other: LlmUsage) -> LlmUsage:
-        return LlmUsage(
-            self.input_tokens - other.input_tokens,
-            self.output_tokens - other.output_tokens,
-            self.cache_read_input_tokens - other.cache_read_input_tokens,
-            self.cache_creation_input_tokens - other.cache_creation_input_tokens,
-        )
-
-    @property
-    def total(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_input_tokens
-            + self.cache_creation_input_tokens
-        )
 
 
 def record_usage(model: str, usage: LlmUsage) -> None:
@@ -149,3 +121,65 @@ async def call_model(
         return await retrying(call)
     except retryable as exc:
         raise BrainUnavailable(f"{model}: {kind(exc)} after {attempts} attempts") from exc
+
+
+def status_kind(exc: BaseException) -> str:
+    """A failed call as the retries metric names it: its HTTP status, or a connection failure."""
+    status = getattr(exc, "status_code", None)
+    return str(status) if status is not None else "connection"
+
+
+class ModelBrain:
+    """What a brain backed by a model API shares, whatever the provider: the one retry policy
+    (`call_model`), a status error that outlived it as `BrainUnavailable`, token accounting and the
+    bad-reply metric. A provider's brain names its retryable errors and its status error."""
+
+    remote = True
+    """Seconds per answer: turns go through the turn scheduler, not the inbox batch."""
+    retryable: ClassVar[tuple[type[BaseException], ...]] = ()
+    status_error: ClassVar[type[Exception]] = Exception
+
+    def __init__(
+        self,
+        model: str,
+        style: str,
+        max_tokens: int,
+        attempts: int = ATTEMPTS,
+        backoff_seconds: float = BACKOFF_SECONDS,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.model = model
+        self.style = style
+        self.max_tokens = max_tokens
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self._sleep = sleep
+        self.usage = LlmUsage()
+
+    def confidential(self, view: NegotiationView) -> tuple[str, ...]:
+        return (system_prompt(view, self.style),)
+
+    async def _call(self, create: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call_model(
+                create,
+                model=self.model,
+                retryable=self.retryable,
+                kind=status_kind,
+                attempts=self.attempts,
+                backoff_seconds=self.backoff_seconds,
+                sleep=self._sleep,
+            )
+        except self.status_error as exc:
+            status, message = getattr(exc, "status_code", "?"), getattr(exc, "message", "")
+            raise BrainUnavailable(f"{self.model}: HTTP {status} {message}") from exc
+
+    def _spent(self, usage: LlmUsage) -> None:
+        self.usage = self.usage + usage
+        record_usage(self.model, usage)
+
+    def _bad_reply(self, problem: str, message: str, **extra: Any) -> None:
+        LLM_BAD_REPLIES.labels(self.model, problem).inc()
+        log.warning(message, extra={"problem": problem, "model": self.model, **extra})

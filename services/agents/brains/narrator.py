@@ -23,7 +23,7 @@ from prometheus_client import Counter
 
 from services.agents.brains.base import Brain, BrainUnavailable
 from services.agents.brains.claude_prompt import TOOL_MESSAGE_CHARS, feedback, public_context
-from services.agents.brains.model_calls import LlmUsage, call_model, record_usage
+from services.agents.brains.model_calls import LlmUsage, call_model, record_usage, status_kind
 from services.agents.brains.openai_chat import usage_of
 from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
 from services.agents.view import NegotiationView
@@ -88,14 +88,9 @@ class OpenAIWords:
 async def _called(model: str, create: Any, sdk: Any) -> Any:
     retryable = (sdk.RateLimitError, sdk.InternalServerError, sdk.APIConnectionError)
     try:
-        return await call_model(create, model=model, retryable=retryable, kind=_kind)
+        return await call_model(create, model=model, retryable=retryable, kind=status_kind)
     except sdk.APIStatusError as exc:
         raise BrainUnavailable(f"{model}: HTTP {exc.status_code}") from exc
-
-
-def _kind(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    return str(status) if status is not None else "connection"
 
 
 def narrator_system(view: NegotiationView, style: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from typing import Any
 
@@ -29,17 +28,13 @@ from services.agents.brains.claude_prompt import TOOLS, move_from_tool, system_p
 from services.agents.brains.model_calls import (
     ATTEMPTS,
     BACKOFF_SECONDS,
-    LLM_BAD_REPLIES,
     SDK_MAX_RETRIES,
     LlmUsage,
+    ModelBrain,
     Sleep,
-    call_model,
-    record_usage,
 )
 from services.agents.moves import Malformed, Move
 from services.agents.view import NegotiationView
-
-log = logging.getLogger(__name__)
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
 TOOL_NAMES = frozenset(t["name"] for t in TOOLS)
@@ -96,8 +91,9 @@ def read_completion(completion: ChatCompletion) -> Move | Malformed:
     return move
 
 
-class OpenAIChatBrain:
-    remote = True
+class OpenAIChatBrain(ModelBrain):
+    retryable = RETRYABLE
+    status_error = openai.APIStatusError
 
     def __init__(
         self,
@@ -110,17 +106,8 @@ class OpenAIChatBrain:
         backoff_seconds: float = BACKOFF_SECONDS,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.model = model
-        self.style = style
+        super().__init__(model, style, max_tokens, attempts, backoff_seconds, sleep)
         self.client = client or client_from_env(base_url)
-        self.max_tokens = max_tokens
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
-        self._sleep = sleep
-        self.usage = LlmUsage()
-
-    def confidential(self, view: NegotiationView) -> tuple[str, ...]:
-        return (system_prompt(view, self.style),)
 
     def request(self, view: NegotiationView) -> dict[str, Any]:
         return {
@@ -136,36 +123,15 @@ class OpenAIChatBrain:
         }
 
     async def decide(self, view: NegotiationView) -> Move:
-        completion = await self._create(self.request(view))
-        usage = usage_of(completion)
-        self.usage = self.usage + usage
-        record_usage(self.model, usage)
-        move = read_completion(completion)
-        if isinstance(move, Malformed):
-            LLM_BAD_REPLIES.labels(self.model, move.problem).inc()
-            log.warning("model broke the tool schema", extra={"problem": move.problem, "model": self.model})
-        return move  # type: ignore[return-value]  # Malformed is refused by the guard, by design
+        request = self.request(view)
 
-    async def _create(self, request: dict[str, Any]) -> ChatCompletion:
         async def create() -> ChatCompletion:
             completion: ChatCompletion = await self.client.chat.completions.create(**request)
             return completion
 
-        try:
-            return await call_model(
-                create,
-                model=self.model,
-                retryable=RETRYABLE,
-                kind=_kind,
-                attempts=self.attempts,
-                backoff_seconds=self.backoff_seconds,
-                sleep=self._sleep,
-            )
-        except openai.APIStatusError as exc:
-            raise BrainUnavailable(f"{self.model}: HTTP {exc.status_code} {exc.message}") from exc
-
-
-def _kind(exc: BaseException) -> str:
-    if isinstance(exc, openai.APIStatusError):
-        return str(exc.status_code)
-    return "connection"
+        completion = await self._call(create)
+        self._spent(usage_of(completion))
+        move = read_completion(completion)
+        if isinstance(move, Malformed):
+            self._bad_reply(move.problem, "model broke the tool schema")
+        return move  # type: ignore[return-value]  # Malformed is refused by the guard, by design
