@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,9 @@ from haggle.runtime import markets
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.agents import store
-from services.agents.brains.base import is_remote
+from services.agents.domain.brain import is_remote
 from services.agents.handlers import common, lifecycle, settle, shop, turns
+from services.agents.handlers.common import Toolkit
 
 NAME = "agents"
 SCHEMA = "agents"
@@ -66,7 +68,9 @@ async def _ignore(*_: object) -> None:
     """Seen and deliberately not acted on (a human answers approvals, not the agent)."""
 
 
-def subscriptions() -> list[Subscription]:
+def subscriptions(tools: Toolkit | None = None) -> list[Subscription]:
+    tools = tools or Toolkit.from_env()
+    on_thread_event = partial(turns.on_thread_event, tools)
     return [
         Subscription(
             MANDATE_COMMANDS.name, {AssignMandate: lifecycle.on_assign_mandate}, commands=True, batched=True
@@ -75,12 +79,12 @@ def subscriptions() -> list[Subscription]:
             AGENT_INBOX.name,
             {
                 AgentAdmitted: lifecycle.on_admitted,
-                ThreadOpened: turns.on_thread_event,
-                OfferMade: turns.on_thread_event,
-                MessagePosted: turns.on_thread_event,
-                NegotiationEnded: turns.on_thread_event,
-                DealAgreed: turns.on_deal_agreed,
-                ActionRefused: turns.on_refused,
+                ThreadOpened: on_thread_event,
+                OfferMade: on_thread_event,
+                MessagePosted: on_thread_event,
+                NegotiationEnded: on_thread_event,
+                DealAgreed: partial(turns.on_deal_agreed, tools),
+                ActionRefused: partial(turns.on_refused, tools),
                 EscrowFunded: settle.on_escrow_funded,
                 ShipmentDelivered: settle.on_delivered,
                 DisputeResolved: settle.on_dispute_resolved,
@@ -114,7 +118,7 @@ def subscriptions() -> list[Subscription]:
     ]
 
 
-async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> None:
+async def run_due_turn(ctx: ServiceContext, tools: Toolkit, neg_id: str, principal_id: str) -> None:
     """One scheduled turn (an opening, a retry, a model's turn). A strategy decides inside one
     transaction. A model is asked between two: the first reads the turn, the model answers with
     no transaction open, and the second sends the answer only if the negotiation is still where
@@ -126,19 +130,19 @@ async def run_due_turn(ctx: ServiceContext, neg_id: str, principal_id: str) -> N
         principal, neg = found
         if not await shop.still_chosen(uow, principal, neg):
             return
-        if not is_remote(common.brain_for(principal)):
+        if not is_remote(tools.brain_for(principal)):
             neg.retry_at = None
-            await turns.take_turn(uow, principal, neg)
+            await turns.take_turn(tools, uow, principal, neg)
             return
         prepared = await turns.prepare(uow, principal, neg, counted=False)  # read only: not saved
-    asked = await turns.ask_outside(principal, *prepared) if prepared is not None else None
+    asked = await turns.ask_outside(tools, principal, *prepared) if prepared is not None else None
     async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
         found = await _due(uow, neg_id, principal_id)
         if found is None:
             return
         principal, neg = found
         neg.retry_at = None
-        await turns.take_asked_turn(uow, principal, neg, asked)
+        await turns.take_asked_turn(tools, uow, principal, neg, asked)
 
 
 async def _due(
@@ -152,9 +156,10 @@ async def _due(
 
 
 def turn_scheduler(
-    ctx: ServiceContext, interval: float = 0.5, concurrency: int = 8, rest: float = 2.0
+    ctx: ServiceContext, tools: Toolkit, interval: float = 0.5, concurrency: int = 8, rest: float = 2.0
 ) -> Callable[[], Coroutine[Any, Any, None]]:
-    """Takes due turns (openings, retries, a model's turns): each principal's one at a time, up to
+    """Takes due turns (openings, retries, a model's turns) and due listing retries
+    (`lifecycle.create_due_listings`): each principal's turns one at a time, up to
     `concurrency` at once, woken by a NOTIFY when a handler makes a turn due (else every
     `interval`). A slow model answer holds up only its own principal's turns; a principal whose
     turn failed rests `rest` seconds before its turns are tried again."""
@@ -169,7 +174,7 @@ def turn_scheduler(
             for neg_id in neg_ids:
                 async with gate:
                     try:
-                        await run_due_turn(ctx, neg_id, principal_id)
+                        await run_due_turn(ctx, tools, neg_id, principal_id)
                     except Exception:
                         failed = True
                         log.exception("scheduled turn failed", extra={"neg_id": neg_id})
@@ -191,6 +196,8 @@ def turn_scheduler(
                 by_principal.setdefault(principal_id, []).append(neg_id)
             for principal_id, neg_ids in by_principal.items():
                 busy[principal_id] = asyncio.create_task(turns_of(principal_id, neg_ids))
+            async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
+                await lifecycle.create_due_listings(uow)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout=interval)
 
@@ -222,8 +229,12 @@ def market_route(ctx: ServiceContext) -> Route:
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
+    """The composition root: one toolkit (rate limiter, brains) for every handler of this app."""
+    tools = Toolkit.from_env()
     return ServiceParts(
-        subscriptions=subscriptions(), routes=[market_route(ctx)], background=[turn_scheduler(ctx)]
+        subscriptions=subscriptions(tools),
+        routes=[market_route(ctx)],
+        background=[turn_scheduler(ctx, tools)],
     )
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import orjson
@@ -14,56 +12,20 @@ import orjson
 from haggle.contracts import AgentKey
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate
-from services.agents import purchases
-from services.agents.brains.model_calls import LlmUsage, dollars
+from services.agents.brains.model_calls import dollars
+from services.agents.domain import (
+    Budget,
+    EndedBecause,
+    Negotiation,
+    Principal,
+    Role,
+    Status,
+    buyer_neg_id,
+    seller_neg_id,
+)
+from services.agents.domain.usage import LlmUsage
 
-
-@dataclass
-class Principal:
-    principal_id: str
-    market_id: str
-    agent_id: str
-    variant: str
-    mandate: Mandate
-    key: AgentKey
-    admitted: bool
-    committed_cents: int
-    refused_listings: frozenset[str] = frozenset()
-    refused_wants: frozenset[str] = frozenset()
-
-    def buying_cap(self, want_id: str) -> int:
-        want = self.mandate.want(want_id)
-        refused = want_id in self.refused_wants
-        return purchases.buying_cap(want.max_price_cents, self.mandate.auto_approve_limit_cents, refused)
-
-
-@dataclass
-class Negotiation:
-    neg_id: str
-    principal_id: str
-    listing_id: str
-    role: str
-    want_id: str | None = None
-    item_id: str | None = None
-    thread_id: str | None = None
-    status: str = "opening"
-    events: list[dict[str, Any]] = field(default_factory=list)
-    reserved_cents: int = 0
-    retry_at: datetime | None = None
-    attempts: int = 0
-    end_reason: str | None = None
-
-    @property
-    def live(self) -> bool:
-        return self.status in ("opening", "open")
-
-
-def buyer_neg_id(principal_id: str, listing_id: str) -> str:
-    return f"b|{principal_id}|{listing_id}"
-
-
-def seller_neg_id(principal_id: str, thread_id: str) -> str:
-    return f"s|{principal_id}|{thread_id}"
+__all__ = ["Negotiation", "Principal", "buyer_neg_id", "seller_neg_id"]
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -166,14 +128,14 @@ async def refuse_purchase(
     )
 
 
-async def end_openings(conn: asyncpg.Connection, market_id: str, reason: str) -> int:
+async def end_openings(conn: asyncpg.Connection, market_id: str, reason: EndedBecause) -> int:
     """End every negotiation of the market that has not opened yet (the market stopped taking new ones)."""
     status = await conn.execute(
         "UPDATE negotiations n SET status = 'ended', end_reason = $2, retry_at = NULL, reserved_cents = 0,"
         " updated_at = now() FROM principals p"
         " WHERE n.principal_id = p.principal_id AND p.market_id = $1 AND n.status = 'opening'",
         market_id,
-        reason,
+        reason.value,
     )
     return int(status.split()[-1])
 
@@ -189,11 +151,25 @@ async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str)
     return {"opening": int(row["opening"]), "open": int(row["open"])}
 
 
-async def add_committed(conn: asyncpg.Connection, principal_id: str, delta: int) -> None:
+async def budget(conn: asyncpg.Connection, principal: Principal) -> Budget:
+    """The principal's budget: its commitment (its row, locked by the caller) and the holds of its
+    live buyer negotiations."""
+    rows = await conn.fetch(
+        "SELECT neg_id, reserved_cents FROM negotiations WHERE principal_id = $1 AND role = 'buyer'"
+        " AND status IN ('opening', 'open') AND reserved_cents > 0",
+        principal.principal_id,
+    )
+    holds = {r["neg_id"]: int(r["reserved_cents"]) for r in rows}
+    return Budget(principal.mandate.budget_cents, principal.committed_cents, holds)
+
+
+async def save_budget(conn: asyncpg.Connection, principal: Principal, budget: Budget) -> None:
+    """Save what a budget operation returned: the commitment (the holds are saved with their negotiations)."""
+    principal.spend(budget)
     await conn.execute(
-        "UPDATE principals SET committed_cents = GREATEST(0, committed_cents + $2) WHERE principal_id = $1",
-        principal_id,
-        delta,
+        "UPDATE principals SET committed_cents = $2 WHERE principal_id = $1",
+        principal.principal_id,
+        budget.committed_cents,
     )
 
 
@@ -230,11 +206,11 @@ def _negotiation(row: asyncpg.Record) -> Negotiation:
         row["neg_id"],
         row["principal_id"],
         row["listing_id"],
-        row["role"],
+        Role(row["role"]),
         row["want_id"],
         row["item_id"],
         row["thread_id"],
-        row["status"],
+        Status(row["status"]),
         orjson.loads(row["events"]),
         row["reserved_cents"],
         row["retry_at"],
@@ -260,22 +236,21 @@ async def negotiations_of(
     return [_negotiation(r) for r in rows]
 
 
-async def shortlist(conn: asyncpg.Connection, principal_id: str, want_id: str) -> list[asyncpg.Record]:
-    """A want's live buyer negotiations, each with its listing's asking price and cheapest shipping."""
-    return list(
-        await conn.fetch(
-            "SELECT n.neg_id, n.status, n.reserved_cents, n.retry_at,"
-            " (l.facts->>'price_cents')::bigint AS asking,"
-            " coalesce((SELECT min((o->>'cost_cents')::bigint)"
-            " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS cheapest"
-            " FROM negotiations n JOIN listings_seen l USING (listing_id)"
-            " WHERE n.principal_id = $1 AND n.want_id = $2 AND n.role = 'buyer'"
-            " AND n.status IN ('opening', 'open')"
-            " ORDER BY n.neg_id FOR UPDATE OF n",
-            principal_id,
-            want_id,
-        )
+async def shortlist(
+    conn: asyncpg.Connection, principal_id: str, want_id: str
+) -> list[tuple[Negotiation, int]]:
+    """A want's live buyer negotiations, each with its listing's asking price plus cheapest shipping."""
+    rows = await conn.fetch(
+        "SELECT n.*, (l.facts->>'price_cents')::bigint + coalesce((SELECT min((o->>'cost_cents')::bigint)"
+        " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS total_cents"
+        " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+        " WHERE n.principal_id = $1 AND n.want_id = $2 AND n.role = 'buyer'"
+        " AND n.status IN ('opening', 'open')"
+        " ORDER BY n.neg_id FOR UPDATE OF n",
+        principal_id,
+        want_id,
     )
+    return [(_negotiation(r), int(r["total_cents"])) for r in rows]
 
 
 async def best_candidates(conn: asyncpg.Connection, principal_id: str) -> list[asyncpg.Record]:
@@ -295,35 +270,6 @@ async def best_candidates(conn: asyncpg.Connection, principal_id: str) -> list[a
     )
 
 
-async def set_retry(conn: asyncpg.Connection, neg_ids: Collection[str], at: datetime | None) -> None:
-    await conn.execute(
-        "UPDATE negotiations SET retry_at = $2, updated_at = now() WHERE neg_id = ANY($1::text[])",
-        list(neg_ids),
-        at,
-    )
-
-
-async def end_waiting(conn: asyncpg.Connection, neg_ids: Collection[str], reason: str) -> None:
-    await conn.execute(
-        "UPDATE negotiations SET status = 'ended', end_reason = $2, retry_at = NULL, reserved_cents = 0,"
-        " updated_at = now() WHERE neg_id = ANY($1::text[]) AND status = 'opening'",
-        list(neg_ids),
-        reason,
-    )
-
-
-async def held_by_other_threads(conn: asyncpg.Connection, principal_id: str, neg_id: str) -> int:
-    """What a buyer's live negotiations other than `neg_id` hold of its budget."""
-    return int(
-        await conn.fetchval(
-            "SELECT coalesce(sum(reserved_cents), 0) FROM negotiations WHERE principal_id = $1"
-            " AND role = 'buyer' AND status IN ('opening', 'open') AND neg_id <> $2",
-            principal_id,
-            neg_id,
-        )
-    )
-
-
 async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:
     await conn.execute(
         """
@@ -338,11 +284,11 @@ async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:
         n.neg_id,
         n.principal_id,
         n.listing_id,
-        n.role,
+        n.role.value,
         n.want_id,
         n.item_id,
         n.thread_id,
-        n.status,
+        n.status.value,
         orjson.dumps(n.events).decode(),
         n.reserved_cents,
         n.retry_at,
@@ -450,3 +396,38 @@ async def tokens_used(conn: asyncpg.Connection, principal_id: str) -> int:
             principal_id,
         )
     )
+
+
+async def listing_retry_attempts(conn: asyncpg.Connection, listing_id: str) -> int:
+    """How often this listing was created again already (0: never)."""
+    found = await conn.fetchval("SELECT attempts FROM listing_retries WHERE listing_id = $1", listing_id)
+    return int(found or 0)
+
+
+async def schedule_listing_retry(
+    conn: asyncpg.Connection, listing_id: str, principal_id: str, item_id: str, due_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO listing_retries (listing_id, principal_id, item_id, attempts, due_at)"
+        " VALUES ($1, $2, $3, 1, $4) ON CONFLICT (listing_id) DO UPDATE"
+        " SET attempts = listing_retries.attempts + 1, due_at = EXCLUDED.due_at",
+        listing_id,
+        principal_id,
+        item_id,
+        due_at,
+    )
+
+
+async def take_due_listing_retries(
+    conn: asyncpg.Connection, now: datetime, limit: int = 100
+) -> list[tuple[str, str, str]]:
+    """The listing retries due by `now` (listing, principal, item), no longer due once taken; rows
+    another instance is taking are skipped."""
+    rows = await conn.fetch(
+        "UPDATE listing_retries SET due_at = NULL WHERE listing_id IN (SELECT listing_id"
+        " FROM listing_retries WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " RETURNING listing_id, principal_id, item_id",
+        now,
+        limit,
+    )
+    return [(r["listing_id"], r["principal_id"], r["item_id"]) for r in rows]

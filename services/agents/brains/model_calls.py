@@ -23,7 +23,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from services.agents.brains.base import BrainUnavailable
+from services.agents.domain.brain import BrainUnavailable
+from services.agents.domain.usage import LlmUsage as LlmUsage  # re-exported for the brains
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -41,39 +42,6 @@ LLM_BAD_REPLIES = Counter(
     "Answers without a usable tool call",
     ["model", "problem"],
 )
-
-
-@dataclass(frozen=True, slots=True)
-class LlmUsage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-
-    def __add__(self, other: LlmUsage) -> LlmUsage:
-        return LlmUsage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cache_read_input_tokens + other.cache_read_input_tokens,
-            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-        )
-
-    def __sub__(self, other: LlmUsage) -> LlmUsage:
-        return LlmUsage(
-            self.input_tokens - other.input_tokens,
-            self.output_tokens - other.output_tokens,
-            self.cache_read_input_tokens - other.cache_read_input_tokens,
-            self.cache_creation_input_tokens - other.cache_creation_input_tokens,
-        )
-
-    @property
-    def total(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_input_tokens
-            + self.cache_creation_input_tokens
-        )
 
 
 def record_usage(model: str, usage: LlmUsage) -> None:

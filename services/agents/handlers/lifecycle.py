@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from prometheus_client import Counter
@@ -12,26 +11,23 @@ from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.listing import (
     ListingCommandRefused,
     ListingPublished,
-    ListingRefusal,
     ListingRelisted,
     ListingReserved,
     ListingSold,
     ListingWithdrawn,
 )
-from haggle.contracts.mandate import AssignMandate, Want
+from haggle.contracts.mandate import AssignMandate
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import AgentAdmitted
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
 from haggle.runtime import markets, operators
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import purchases, store
+from services.agents import store
+from services.agents.domain import EndedBecause, Principal, listings, purchases, shopping
 from services.agents.handlers import common, shop
-from services.agents.store import Principal
 
 log = logging.getLogger(__name__)
 MANDATES_REFUSED = Counter("haggle_mandates_refused_total", "Mandates refused: not signed by an operator")
-HOPELESS_BELOW = 0.5
-"""A want does not haggle over a listing asking more than twice its private max."""
 
 
 def agent_id_for(principal_id: str) -> str:
@@ -81,7 +77,7 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
     if not await market_open(uow, principal.market_id):
         return
     for item in principal.mandate.items:
-        listing_id = common.listing_id_for(principal.principal_id, item.id)
+        listing_id = principal.listing_id_for(item.id)
         cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
         await common.send(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, listing_id)
     if principal.mandate.wants:
@@ -89,27 +85,13 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
             await consider(uow, principal, listing)
 
 
-def matching_want(principal: Principal, listing: ListingPublished, fulfilled: set[str]) -> Want | None:
-    """The first unfilled want this listing could satisfy, judged on structured facts only; never a
-    listing whose purchase the principal denied or let expire."""
-    if listing.seller_principal_id == principal.principal_id:
-        return None
-    if listing.listing_id in principal.refused_listings:
-        return None
-    for want in principal.mandate.wants:
-        if want.id in fulfilled or not want.matches(listing.title, listing.category):
-            continue
-        if not listing.condition.at_least(want.min_condition):
-            continue
-        if principal.buying_cap(want.id) < HOPELESS_BELOW * listing.price_cents:
-            continue
-        return want
-    return None
-
-
 async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublished) -> None:
     """A matching listing joins the shortlist of the want it matches (`shop`)."""
-    want = matching_want(principal, listing, await store.fulfilled_wants(uow.conn, principal.principal_id))
+    fulfilled = await store.fulfilled_wants(uow.conn, principal.principal_id)
+    caps = {want.id: principal.buying_cap(want.id) for want in principal.mandate.wants}
+    want = shopping.matching_want(
+        principal.principal_id, principal.mandate, listing, fulfilled, principal.refused_listings, caps
+    )
     if want is not None:
         await shop.consider(uow, principal, listing, want)
 
@@ -131,7 +113,7 @@ async def on_market_event(
     """A closing market gets no new negotiation or listing: what waits to open ends now."""
     phase = await markets.apply(uow, env, event, common.PRODUCER)
     if phase is not None and not purchases.may_start(phase):
-        ended = await store.end_openings(uow.conn, env.market_id, "market_closing")
+        ended = await store.end_openings(uow.conn, env.market_id, EndedBecause.MARKET_CLOSING)
         log.info("market closing: openings ended", extra={"market_id": env.market_id, "ended": ended})
 
 
@@ -163,21 +145,32 @@ async def on_listing_relisted(uow: UnitOfWork, env: Envelope, event: ListingReli
         await consider(uow, principal, known[0])
 
 
-LISTING_RETRIES: dict[str, int] = {}
-MAX_LISTING_RETRIES = 10
-
-
 async def on_listing_refused(uow: UnitOfWork, env: Envelope, event: ListingCommandRefused) -> None:
-    """The listing service may read agent.events behind the referee: list again once it knows us."""
-    if event.reason is not ListingRefusal.UNKNOWN_AGENT or event.command_type != "CreateListing":
+    """The listing service may read agent.events behind the referee: list again once it knows us,
+    at a scheduled time (`create_due_listings`), never by waiting here."""
+    if not listings.worth_retrying(event):
         return
     principal_id, _, item_id = event.listing_id.rpartition(".")
     principal = await store.principal(uow.conn, principal_id)
-    attempts = LISTING_RETRIES.get(event.listing_id, 0)
-    if principal is None or not principal.admitted or attempts >= MAX_LISTING_RETRIES:
+    if principal is None or not principal.admitted:
         return
-    LISTING_RETRIES[event.listing_id] = attempts + 1
-    await asyncio.sleep(min(1.0, 0.1 * 2**attempts))
-    item = principal.mandate.item(item_id)
-    cmd = item.to_listing(event.listing_id, principal.agent_id, principal.principal_id)
-    await common.send(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, event.listing_id)
+    attempts = await store.listing_retry_attempts(uow.conn, event.listing_id)
+    due = listings.retry_due(attempts, common.now())
+    if due is None:
+        log.warning("listing refused too often; not retried", extra={"listing_id": event.listing_id})
+        return
+    await store.schedule_listing_retry(uow.conn, event.listing_id, principal_id, item_id, due)
+    uow.wake.add(common.TURNS_CHANNEL)
+
+
+async def create_due_listings(uow: UnitOfWork) -> int:
+    """Create again the refused listings now due (each taken by one instance only)."""
+    due = await store.take_due_listing_retries(uow.conn, common.now())
+    for listing_id, principal_id, item_id in due:
+        principal = await store.principal(uow.conn, principal_id)
+        if principal is None:
+            continue
+        item = principal.mandate.item(item_id)
+        cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
+        await common.send(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, listing_id)
+    return len(due)

@@ -21,14 +21,16 @@ from haggle.contracts.settlement import (
 )
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import purchases, store
-from services.agents.handlers import common, shop
-from services.agents.store import Principal
+from services.agents import store
+from services.agents.domain import Principal, deals, purchases
+from services.agents.domain.deals import DealStatus
+from services.agents.handlers import shop
+from services.agents.handlers.common import send
 
 
 def true_condition(principal: Principal, listing_id: str) -> Condition | None:
     """What is really in the box: the seller knows its item, whatever the listing says."""
-    item_id = common.item_id_of(principal.principal_id, listing_id)
+    item_id = principal.item_id_of(listing_id)
     if item_id is None:
         return None
     item = principal.mandate.item(item_id)
@@ -56,7 +58,7 @@ async def on_escrow_funded(uow: UnitOfWork, env: Envelope, event: EscrowFunded) 
         cmd = ConfirmHandover(deal_id=event.deal_id)
     else:
         return
-    await common.send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
+    await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
 
 async def on_delivered(uow: UnitOfWork, env: Envelope, event: ShipmentDelivered) -> None:
@@ -65,7 +67,7 @@ async def on_delivered(uow: UnitOfWork, env: Envelope, event: ShipmentDelivered)
     if principal is None or event.leg is not ShipmentLeg.FORWARD or event.delivered_condition is None:
         return
     known = await store.listing(uow.conn, event.listing_id)
-    if known is None or common.item_id_of(principal.principal_id, event.listing_id) is not None:
+    if known is None or principal.item_id_of(event.listing_id) is not None:
         return
     listed = known[0].condition
     if event.delivered_condition.at_least(listed):
@@ -76,7 +78,7 @@ async def on_delivered(uow: UnitOfWork, env: Envelope, event: ShipmentDelivered)
             reason=DisputeReason.CONDITION_WORSE,
             detail=f"listed as {listed.value}, arrived {event.delivered_condition.value}",
         )
-    await common.send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
+    await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
 
 async def on_dispute_resolved(uow: UnitOfWork, env: Envelope, event: DisputeResolved) -> None:
@@ -88,18 +90,24 @@ async def on_dispute_resolved(uow: UnitOfWork, env: Envelope, event: DisputeReso
     pickup = deal["shipping_method"] == ShippingMethod.LOCAL_PICKUP.value
     if event.outcome is DisputeOutcome.REFUND_AFTER_RETURN and pickup:
         cmd = ConfirmHandover(deal_id=event.deal_id, condition=true_condition(principal, deal["listing_id"]))
-        await common.send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
+        await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
 
-async def _close_deal(uow: UnitOfWork, env: Envelope, deal_id: str, status: str) -> None:
+async def _close_deal(uow: UnitOfWork, env: Envelope, deal_id: str, status: DealStatus) -> None:
     """A failed or refunded purchase gives its money back to the budget; a settled one keeps it spent."""
     principal = await _party(uow, env)
     deal = await store.deal(uow.conn, deal_id, principal.principal_id) if principal else None
-    if principal is None or deal is None or deal["status"] in ("failed", "refunded", "settled"):
+    if principal is None or deal is None:
         return
-    await store.set_deal_status(uow.conn, deal_id, principal.principal_id, status)
-    if deal["role"] == "buyer" and status in ("failed", "refunded"):
-        await store.add_committed(uow.conn, principal.principal_id, -int(deal["amount_cents"]))
+    budget = await store.budget(uow.conn, principal)
+    after = deals.close_deal(
+        DealStatus(deal["status"]), status, deal["role"], int(deal["amount_cents"]), budget
+    )
+    if after is None:
+        return
+    await store.set_deal_status(uow.conn, deal_id, principal.principal_id, status.value)
+    if deal["role"] == "buyer" and status in deals.GIVES_MONEY_BACK:
+        await store.save_budget(uow.conn, principal, after)
         await shop.wake_declined(uow, principal)
 
 
@@ -109,12 +117,12 @@ async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) 
     deal = await store.deal(uow.conn, event.deal_id, principal.principal_id) if principal else None
     if principal and deal and deal["role"] == "buyer" and purchases.consent_refused(event.reason):
         await store.refuse_purchase(uow.conn, principal.principal_id, deal["listing_id"], deal["want_id"])
-    await _close_deal(uow, env, event.deal_id, "failed")
+    await _close_deal(uow, env, event.deal_id, DealStatus.FAILED)
 
 
 async def on_refunded(uow: UnitOfWork, env: Envelope, event: Refunded) -> None:
-    await _close_deal(uow, env, event.deal_id, "refunded")
+    await _close_deal(uow, env, event.deal_id, DealStatus.REFUNDED)
 
 
 async def on_released(uow: UnitOfWork, env: Envelope, event: FundsReleased) -> None:
-    await _close_deal(uow, env, event.deal_id, "settled")
+    await _close_deal(uow, env, event.deal_id, DealStatus.SETTLED)

@@ -1,70 +1,55 @@
-"""Negotiation turns: fold inbox events into the agent's view, ask the brain, guard, sign, send."""
+"""Negotiation turns: load the negotiation, let the domain decide (brain + guard → move), save and send."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass
 
 from haggle.contracts import Envelope, Message
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import (
-    AcceptOffer,
     ActionRefused,
-    CounterOffer,
     DealAgreed,
-    EndReason,
     NegotiationEnded,
     OfferMade,
-    OpenNegotiation,
-    RejectOffer,
-    SendMessage,
     ThreadOpened,
     WithdrawNegotiation,
 )
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
+from haggle.guard.view import MandateLimits, NegotiationView
 from haggle.runtime.outbox import UnitOfWork
-from services.agents import shopping, store
-from services.agents.brains import BrainUnavailable
-from services.agents.brains.base import is_remote
-from services.agents.decide import Decision, next_move
+from services.agents import store
+from services.agents.domain import Negotiation, Principal, Role, Status, deals, shopping, turn
+from services.agents.domain.brain import BrainUnavailable, is_remote
+from services.agents.domain.negotiation import buyer_neg_id, seller_neg_id
+from services.agents.domain.turn import Decision, next_move
 from services.agents.handlers import common, shop
-from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from services.agents.handlers.common import Toolkit
 from services.agents.ratelimit import RefundedOnRollback
-from services.agents.store import Negotiation, Principal
-from services.agents.view import MandateLimits, NegotiationView
 
 log = logging.getLogger(__name__)
-RETRYABLE_OPEN_REFUSALS = {"listing_unknown", "rate_limited"}
-MAX_OPEN_ATTEMPTS = 8
 
 
 async def facts_for(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> ListingFacts | None:
     """The listing as the agent knows it; a seller can always fall back on its own mandate."""
     known = await store.listing(uow.conn, neg.listing_id)
-    if known is not None:
-        return known[0]
-    item_id = neg.item_id or common.item_id_of(principal.principal_id, neg.listing_id)
-    if neg.role == "seller" and item_id:
-        item = principal.mandate.item(item_id)
-        return item.to_listing(neg.listing_id, principal.agent_id, principal.principal_id)
-    return None
+    return known[0] if known is not None else turn.seller_facts(principal, neg)
 
 
-async def take_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
+async def take_turn(tools: Toolkit, uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
     """Ask the brain for this negotiation's next move, send what the guard lets through, and
     save the negotiation whatever came of it. For a brain that answers at once (a strategy): a
     model's turn is taken in two steps instead, see `Asked`."""
     prepared = await prepare(uow, principal, neg)
     if prepared is not None:
         view, limits = prepared
-        limiter = RefundedOnRollback(common.LIMITER, uow.on_rollback)
+        limiter = RefundedOnRollback(tools.limiter, uow.on_rollback)
         try:
-            decision = await next_move(common.brain_for(principal), view, limits, limiter=limiter)
+            decision = await next_move(tools.brain_for(principal), view, limits, limiter=limiter)
         except BrainUnavailable:
             _brain_unavailable(neg)
         else:
-            await _apply(uow, principal, neg, view, decision)
+            await _apply(tools, uow, principal, neg, decision)
     await store.save_negotiation(uow.conn, neg)
     await shop.after_turn(uow, principal, neg)
 
@@ -78,14 +63,15 @@ async def prepare(
     facts = await facts_for(uow, principal, neg)
     if facts is None or not neg.live:
         return None
-    if (
-        neg.role == "buyer"
-        and neg.thread_id is None
-        and not await _hold_for_opening(uow, principal, neg, facts, counted)
-    ):
-        return None
+    if neg.is_buyer and neg.thread_id is None:
+        budget = await store.budget(uow.conn, principal)
+        funded = await _funded_wants(uow, principal)
+        if turn.hold_for_opening(principal, neg, facts, budget, funded) is None:
+            if counted:
+                common.AGENT_TURNS.labels("waiting_for_budget").inc()
+            return None
     limits = await common.limits_of(uow, principal, neg)
-    view = common.view_of(principal, neg, facts, limits)
+    view = turn.view_of(principal, neg, facts, limits, common.now())
     return (view, limits) if view.my_turn else None
 
 
@@ -100,29 +86,31 @@ class Asked:
     """None: the model's backend stayed down."""
 
 
-async def ask_outside(principal: Principal, view: NegotiationView, limits: MandateLimits) -> Asked:
+async def ask_outside(
+    tools: Toolkit, principal: Principal, view: NegotiationView, limits: MandateLimits
+) -> Asked:
     try:
-        decision = await next_move(common.brain_for(principal), view, limits, limiter=common.LIMITER)
+        decision = await next_move(tools.brain_for(principal), view, limits, limiter=tools.limiter)
     except BrainUnavailable:
         return Asked(view, limits, None)
     return Asked(view, limits, decision)
 
 
 async def take_asked_turn(
-    uow: UnitOfWork, principal: Principal, neg: Negotiation, asked: Asked | None
+    tools: Toolkit, uow: UnitOfWork, principal: Principal, neg: Negotiation, asked: Asked | None
 ) -> None:
     """Send a model's answer if the negotiation is still where the model saw it; if it moved on
     in the meantime (an offer, a message, the deadline), the model is asked again."""
     prepared = await prepare(uow, principal, neg)
     if prepared is not None:
         view, limits = prepared
-        if asked is None or not _same_turn(asked.view, view) or asked.limits != limits:
+        if asked is None or not turn.same_turn(asked.view, view) or asked.limits != limits:
             common.turn_now(uow, neg)
             common.AGENT_TURNS.labels("asked_again").inc()
         elif asked.decision is None:
             _brain_unavailable(neg)
         else:
-            await _apply(uow, principal, neg, view, asked.decision)
+            await _apply(tools, uow, principal, neg, asked.decision)
     await store.save_negotiation(uow.conn, neg)
     if asked is not None and asked.decision is not None and asked.decision.usage.total:
         # Spent whether or not the answer was sent: the cost of this negotiation either way.
@@ -136,22 +124,20 @@ async def take_asked_turn(
     await shop.after_turn(uow, principal, neg)
 
 
-def _same_turn(before: NegotiationView, now: NegotiationView) -> bool:
-    """The same position, however much of the clock the model used."""
-    return replace(now, time_fraction=before.time_fraction) == before
-
-
 def _brain_unavailable(neg: Negotiation) -> None:
-    neg.retry_at, neg.attempts = common.now() + timedelta(seconds=5), neg.attempts + 1
+    neg.brain_unavailable(common.now())
     common.AGENT_TURNS.labels("brain_unavailable").inc()
 
 
 async def _apply(
-    uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, decision: Decision
+    tools: Toolkit, uow: UnitOfWork, principal: Principal, neg: Negotiation, decision: Decision
 ) -> None:
     reasons = [refusal.reason.value for refusal in decision.refusals]
-    sent = await _send_move(uow, principal, neg, view, decision.move)
-    if sent is not None:
+    command = turn.command_for(neg, decision.move)
+    if command is not None:
+        neg.retry_at = None
+        common.AGENT_MOVES.labels(common.brain_label(principal), command.type).inc()
+        sent = await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
         common.record_decision(
             uow, principal, sent, common.brain_name(principal), reasons, decision.fell_back
         )
@@ -161,142 +147,71 @@ async def _apply(
     common.AGENT_TURNS.labels("fell_back" if decision.fell_back else "moved").inc()
 
 
-async def _hold_for_opening(
-    uow: UnitOfWork, principal: Principal, neg: Negotiation, facts: ListingFacts, counted: bool = True
-) -> bool:
-    """Hold the thread's whole cap before opening, or wait until money comes free."""
-    free = await common.free_budget(uow, principal, neg)
-    cap = common.thread_cap(principal, neg, facts, free)
-    could = common.thread_cap(principal, neg, facts, principal.mandate.budget_cents)
-    cheapest = min((option.cost_cents for option in facts.shipping), default=0)
-    worth = shopping.worth_opening(cap, could, facts.price_cents, cheapest)
-    if not worth or str(neg.want_id) not in await _funded_wants(uow, principal):
-        neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", "declined_to_open", 0, None
-        if counted:
-            common.AGENT_TURNS.labels("waiting_for_budget").inc()
-        return False
-    neg.reserved_cents = cap
-    return True
-
-
 async def _funded_wants(uow: UnitOfWork, principal: Principal) -> set[str]:
-    """The wants this buyer's budget goes to first (`shopping.funded`)."""
-    plans = [
-        shopping.WantPlan(
+    """The wants this buyer's budget goes to first (`shopping.funded_wants`)."""
+    best = [
+        shopping.BestCandidate(
             r["want_id"],
             principal.buying_cap(r["want_id"]),
-            shopping.hold_for(
-                principal.buying_cap(r["want_id"]), int(r["asking"]), int(r["cheapest"]), 10**12
-            ),
+            int(r["asking"]),
+            int(r["cheapest"]),
             bool(r["holding"]),
         )
         for r in await store.best_candidates(uow.conn, principal.principal_id)
     ]
-    return shopping.funded(plans, principal.mandate.budget_cents - principal.committed_cents)
-
-
-async def _send_move(
-    uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, move: Move
-) -> Envelope | None:
-    command = _command(neg, view, move)
-    if command is None:
-        if isinstance(move, Walk) and neg.thread_id is None:
-            neg.status, neg.end_reason, neg.reserved_cents = "ended", "declined_to_open", 0
-        return None
-    neg.retry_at = None
-    common.AGENT_MOVES.labels(common.brain_label(principal), command.type).inc()
-    return await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
-
-
-def _command(neg: Negotiation, view: NegotiationView, move: Move) -> Message | None:
-    listing_id, thread_id = neg.listing_id, neg.thread_id
-    if isinstance(move, MakeOffer):
-        if thread_id is None:
-            return OpenNegotiation(
-                listing_id=listing_id,
-                price_cents=move.price_cents,
-                shipping_method=move.shipping_method,
-                shipping_paid_by=move.shipping_paid_by,
-                message=move.message,
-            )
-        return CounterOffer(
-            listing_id=listing_id,
-            thread_id=thread_id,
-            price_cents=move.price_cents,
-            shipping_method=move.shipping_method,
-            shipping_paid_by=move.shipping_paid_by,
-            message=move.message,
-        )
-    if thread_id is None:
-        return None
-    if isinstance(move, Accept):
-        return AcceptOffer(listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id)
-    if isinstance(move, Reject):
-        return RejectOffer(
-            listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id, message=move.message
-        )
-    if isinstance(move, Walk):
-        return WithdrawNegotiation(listing_id=listing_id, thread_id=thread_id)
-    if isinstance(move, Say) and move.text:
-        return SendMessage(listing_id=listing_id, thread_id=thread_id, text=move.text)
-    return None
+    return shopping.funded_wants(best, principal.mandate.budget_cents - principal.committed_cents)
 
 
 # Inbox: thread events -------------------------------------------------------
 
 
 async def _locate(uow: UnitOfWork, principal: Principal, event: Message) -> Negotiation | None:
-    listing_id, thread_id = str(event.listing_id), getattr(event, "thread_id", None)
+    listing_id, thread_id = str(getattr(event, "listing_id", "")), getattr(event, "thread_id", None)
     seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or (
-        common.item_id_of(principal.principal_id, listing_id) is not None
+        principal.item_id_of(listing_id) is not None
     )
     if not seller_side:
-        return await store.negotiation(uow.conn, store.buyer_neg_id(principal.principal_id, listing_id))
-    neg_id = store.seller_neg_id(principal.principal_id, str(thread_id))
+        return await store.negotiation(uow.conn, buyer_neg_id(principal.principal_id, listing_id))
+    neg_id = seller_neg_id(principal.principal_id, str(thread_id))
     found = await store.negotiation(uow.conn, neg_id)
     if found is None and isinstance(event, ThreadOpened):
         found = Negotiation(
             neg_id,
             principal.principal_id,
             listing_id,
-            "seller",
-            item_id=common.item_id_of(principal.principal_id, listing_id),
+            Role.SELLER,
+            item_id=principal.item_id_of(listing_id),
             thread_id=thread_id,
         )
     return found
 
 
-async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> None:
+async def on_thread_event(tools: Toolkit, uow: UnitOfWork, env: Envelope, event: Message) -> None:
     principal = await store.principal_by_agent(uow.conn, str(env.agent_id))
     if principal is None:
         return
     neg = await _locate(uow, principal, event)
     if neg is None:
         return
-    neg.events.append(
-        {"type": event.type, "payload": event.model_dump(mode="json"), "at": env.occurred_at.isoformat()}
-    )
+    neg.record(event.type, event.model_dump(mode="json"), env.occurred_at)
     if isinstance(event, ThreadOpened):
-        neg.thread_id, neg.status, neg.retry_at = event.thread_id, "open", None
+        neg.thread_opened(event.thread_id)
     if isinstance(event, NegotiationEnded):
-        neg.status = "deal" if event.reason is EndReason.DEAL else "ended"
-        neg.end_reason = event.reason.value
-        if event.reason is not EndReason.DEAL:
-            neg.reserved_cents = 0
+        neg.thread_ended(event.reason)
     my_turn = isinstance(event, OfferMade) and event.agent_id != principal.agent_id and neg.live
-    if my_turn and not is_remote(common.brain_for(principal)):
-        await take_turn(uow, principal, neg)  # a strategy answers at once, in this transaction
+    if my_turn and not is_remote(tools.brain_for(principal)):
+        await take_turn(tools, uow, principal, neg)  # a strategy answers at once, in this transaction
     else:
         if my_turn:
             common.turn_now(uow, neg)  # a model is asked by the turn scheduler, outside this batch
         await store.save_negotiation(uow.conn, neg)
-    if isinstance(event, NegotiationEnded) and neg.role == "buyer" and neg.status == "ended":
+    if isinstance(event, NegotiationEnded) and neg.is_buyer and neg.status is Status.ENDED:
         await shop.wake_declined(uow, principal)
         if neg.want_id:
             await shop.reshop(uow, principal, neg.want_id)  # the next candidate for this want
 
 
-async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
+async def on_deal_agreed(tools: Toolkit, uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
     principal = await store.principal_by_agent(uow.conn, str(env.agent_id))
     if principal is None:
         return
@@ -307,36 +222,28 @@ async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> N
     amount = event.buyer_total_cents if buyer else event.price_cents
     if not await store.save_deal(uow.conn, event.deal_id, neg, amount, event.shipping_method.value):
         return
-    neg.status, neg.reserved_cents = "deal", 0
+    if not buyer:
+        deals.seller_deal_agreed(neg)
+        await store.save_negotiation(uow.conn, neg)
+        return
+    budget = await store.budget(uow.conn, principal)
+    others = await store.negotiations_of(uow.conn, principal.principal_id)
+    outcome = deals.buyer_deal_agreed(neg, amount, budget, others)
+    if outcome.overdrawn:
+        log.error("deal over the budget's hold and free money", extra={"deal_id": event.deal_id})
     await store.save_negotiation(uow.conn, neg)
-    if buyer:
-        await store.add_committed(uow.conn, principal.principal_id, amount)
-        principal.committed_cents += amount
-        await _drop_other_threads_for(uow, principal, neg)
-        await shop.wake_declined(uow, principal)  # the thread held more than the deal took
-
-
-async def _drop_other_threads_for(uow: UnitOfWork, principal: Principal, won: Negotiation) -> None:
-    """One want, one purchase: walk away from the other listings this want was haggling over."""
-    for other in await store.negotiations_of(uow.conn, principal.principal_id):
-        if other.role != "buyer" or other.want_id != won.want_id or other.neg_id == won.neg_id:
-            continue
-        other.reserved_cents = 0
-        if other.thread_id is not None:
-            sent = await common.send(
-                uow,
-                principal,
-                WithdrawNegotiation(listing_id=other.listing_id, thread_id=other.thread_id),
-                NEGOTIATION_COMMANDS.name,
-                other.listing_id,
-            )
-            common.record_decision(uow, principal, sent, "rule:want_fulfilled", [], False)
-        else:
-            other.status, other.end_reason, other.retry_at = "ended", "want_fulfilled", None
+    await store.save_budget(uow.conn, principal, outcome.budget)
+    for other in outcome.withdraw:
+        assert other.thread_id is not None
+        withdraw = WithdrawNegotiation(listing_id=other.listing_id, thread_id=other.thread_id)
+        sent = await common.send(uow, principal, withdraw, NEGOTIATION_COMMANDS.name, other.listing_id)
+        common.record_decision(uow, principal, sent, "rule:want_fulfilled", [], False)
+    for other in (*outcome.withdraw, *outcome.dropped):
         await store.save_negotiation(uow.conn, other)
+    await shop.wake_declined(uow, principal)  # the thread held more than the deal took
 
 
-async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> None:
+async def on_refused(tools: Toolkit, uow: UnitOfWork, env: Envelope, event: ActionRefused) -> None:
     principal = await store.principal_by_agent(uow.conn, str(env.agent_id))
     if principal is None:
         return
@@ -346,13 +253,9 @@ async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> No
     )
     if event.command_type != "OpenNegotiation":
         return
-    neg = await store.negotiation(uow.conn, store.buyer_neg_id(principal.principal_id, event.listing_id))
-    if neg is None or neg.status != "opening":
+    neg = await store.negotiation(uow.conn, buyer_neg_id(principal.principal_id, event.listing_id))
+    if neg is None or neg.status is not Status.OPENING:
         return
-    if event.reason.value in RETRYABLE_OPEN_REFUSALS and neg.attempts < MAX_OPEN_ATTEMPTS:
-        neg.attempts += 1
-        neg.retry_at = common.now() + timedelta(seconds=0.2 * 2**neg.attempts)
-    else:
-        neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", event.reason.value, 0, None
+    neg.opening_refused(event.reason, common.now())
     await store.save_negotiation(uow.conn, neg)
     await shop.after_turn(uow, principal, neg)

@@ -1,0 +1,197 @@
+"""How a buyer shops for one want: a shortlist of the listings that match it, cheapest tried first. Pure.
+
+Every listing that matches a want becomes a candidate negotiation (waiting, nothing held). At most
+`parallel` negotiations per want run at once (being opened, or open); the others wait on a
+shortlist of the `shortlist` cheapest (asking price plus the cheapest shipping), and the dearer
+ones are dropped. When a negotiation ends without a deal, the next candidate opens: a buyer
+tries the next listing instead of giving up on the want. A candidate that is due to open is
+ranked again first, so a cheaper listing published meanwhile goes ahead of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from haggle.contracts.listing import ListingPublished
+from haggle.contracts.mandate import Mandate, Want
+from services.agents.domain.negotiation import EndedBecause, Negotiation, Status
+
+SHOP_SECONDS = 1.0
+"""A want's first openings wait this long, so listings published together are compared."""
+PARALLEL_PER_WANT = 1
+SHORTLIST = 8
+
+
+OPENING_SHARE = 0.7
+"""Short of money, a buyer opens only holding 70% of the asking price plus shipping (sellers' floors
+sit around two thirds of their asking prices): less would haggle hopelessly and hold the listing."""
+
+
+def worth_opening(
+    held_cents: int, could_hold_cents: int, asking_cents: int, cheapest_shipping_cents: int
+) -> bool:
+    """Whether to open holding `held_cents`; with money to spare the want could hold `could_hold_cents`."""
+    return held_cents > 0 and (
+        held_cents >= could_hold_cents or held_cents >= OPENING_SHARE * asking_cents + cheapest_shipping_cents
+    )
+
+
+def hold_for(
+    buying_cap_cents: int,
+    asking_cents: int,
+    cheapest_shipping_cents: int,
+    *,
+    free_cents: int | None = None,
+) -> int:
+    """What a buyer thread holds of the budget from its opening to its end: the most it can commit,
+    never more than the asking price plus the cheapest shipping (a brain may accept the asking price),
+    nor than `free_cents` (None: no budget limit, to rank wants as if money were plenty)."""
+    most = min(buying_cap_cents, asking_cents + cheapest_shipping_cents)
+    return most if free_cents is None else min(most, free_cents)
+
+
+@dataclass(frozen=True, slots=True)
+class WantPlan:
+    want_id: str
+    value_cents: int
+    """What the want is worth to its buyer (its private max, or the consent cap)."""
+    cost_cents: int
+    """What its best candidate would take: the hold."""
+    holding: bool
+    """A thread for it holds money already."""
+
+
+def funded(wants: Sequence[WantPlan], budget_left_cents: int) -> set[str]:
+    """Which wants the budget goes to when it cannot cover them all: those already holding, then the
+    most surplus per dollar first (a greedy knapsack)."""
+    chosen: set[str] = set()
+    left = budget_left_cents
+    order = sorted(
+        wants,
+        key=lambda w: (not w.holding, -(w.value_cents - w.cost_cents) / max(1, w.cost_cents), w.want_id),
+    )
+    for want in order:
+        if want.holding or want.cost_cents <= left:
+            chosen.add(want.want_id)
+            left -= want.cost_cents
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    neg_id: str
+    total_cents: int
+    """What the listing asks, plus its cheapest shipping."""
+    started: bool
+    """Its opening was sent, or its thread is open: it holds one of the want's places."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShoppingPlan:
+    open: tuple[str, ...]
+    wait: tuple[str, ...]
+    drop: tuple[str, ...]
+
+
+def plan(
+    candidates: Sequence[Candidate], parallel: int = PARALLEL_PER_WANT, shortlist: int = SHORTLIST
+) -> ShoppingPlan:
+    waiting = sorted((c for c in candidates if not c.started), key=lambda c: (c.total_cents, c.neg_id))
+    free = max(0, parallel - sum(c.started for c in candidates))
+    chosen, rest = waiting[:free], waiting[free:]
+    return ShoppingPlan(
+        open=tuple(c.neg_id for c in chosen),
+        wait=tuple(c.neg_id for c in rest[:shortlist]),
+        drop=tuple(c.neg_id for c in rest[shortlist:]),
+    )
+
+
+HOPELESS_BELOW = 0.5
+"""A want does not haggle over a listing asking more than twice its private max."""
+
+
+def matching_want(
+    principal_id: str,
+    mandate: Mandate,
+    listing: ListingPublished,
+    fulfilled: set[str],
+    refused_listings: frozenset[str],
+    buying_cap: dict[str, int],
+) -> Want | None:
+    """The first unfilled want this listing could satisfy, judged on structured facts only; never a
+    listing whose purchase the principal denied or let expire. `buying_cap`: want id → its cap."""
+    if listing.seller_principal_id == principal_id or listing.listing_id in refused_listings:
+        return None
+    for want in mandate.wants:
+        if want.id in fulfilled or not want.matches(listing.title, listing.category):
+            continue
+        if not listing.condition.at_least(want.min_condition):
+            continue
+        if buying_cap[want.id] < HOPELESS_BELOW * listing.price_cents:
+            continue
+        return want
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class BestCandidate:
+    """A want's cheapest live candidate, as `funded_wants` ranks it."""
+
+    want_id: str
+    buying_cap_cents: int
+    asking_cents: int
+    cheapest_shipping_cents: int
+    holding: bool
+
+
+def funded_wants(best: Sequence[BestCandidate], budget_left_cents: int) -> set[str]:
+    """The wants a buyer's budget goes to first, each costed at what its best candidate would hold
+    were money no limit (`funded`)."""
+    plans = [
+        WantPlan(
+            b.want_id,
+            b.buying_cap_cents,
+            hold_for(b.buying_cap_cents, b.asking_cents, b.cheapest_shipping_cents, free_cents=None),
+            b.holding,
+        )
+        for b in best
+    ]
+    return funded(plans, budget_left_cents)
+
+
+@dataclass(frozen=True, slots=True)
+class Reshopped:
+    changed: tuple[Negotiation, ...]
+    """The negotiations whose turn or status changed: to save."""
+    woken: bool
+    """Some were made due: the turn scheduler should look."""
+
+
+def reshop(shortlist: Sequence[tuple[Negotiation, int]], wake_at: datetime) -> Reshopped:
+    """Apply `plan` to one want's live negotiations (each with its asking price plus cheapest
+    shipping): the chosen ones become due at `wake_at`, the waiting ones wait with nothing due, the
+    dearer ones not yet started end `outranked`."""
+    by_id = {neg.neg_id: neg for neg, _ in shortlist}
+    chosen = plan(
+        [
+            Candidate(neg.neg_id, total, neg.status is Status.OPEN or neg.reserved_cents > 0)
+            for neg, total in shortlist
+        ]
+    )
+    changed: list[Negotiation] = []
+    for neg in (by_id[n] for n in chosen.open):
+        if neg.retry_at is None:
+            neg.retry_at = wake_at
+            changed.append(neg)
+    woken = bool(changed)
+    for neg in (by_id[n] for n in chosen.wait):
+        if neg.retry_at is not None:
+            neg.retry_at = None
+            changed.append(neg)
+    for neg in (by_id[n] for n in chosen.drop):
+        if neg.status is Status.OPENING:
+            neg.end(EndedBecause.OUTRANKED)
+            changed.append(neg)
+    return Reshopped(tuple(changed), woken)

@@ -1,0 +1,154 @@
+"""services.agents.domain: the rules the handlers and an in-process engine share (shopping, a deal
+agreed, a purchase closed, opening a thread, a move as a command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from haggle.contracts import AgentKey
+from haggle.contracts.goods import ShippingMethod
+from haggle.contracts.listing import ListingPublished
+from haggle.contracts.mandate import Mandate
+from haggle.contracts.negotiation import OpenNegotiation, WithdrawNegotiation
+from haggle.guard.moves import Accept, MakeOffer, Walk
+from services.agents.domain import (
+    Budget,
+    EndedBecause,
+    Negotiation,
+    Principal,
+    Role,
+    Status,
+    deals,
+    shopping,
+    turn,
+)
+from services.agents.domain.deals import DealStatus
+from services.agents.mandate import load_mandate
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mandates"
+KEY = AgentKey.generate()
+
+
+@pytest.fixture
+def bob() -> Principal:
+    return Principal("bob", "m", "bob.agent", "v", load_mandate(EXAMPLES / "buyer.json"), KEY, True, 0)
+
+
+def listing(item_id: str = "alice-headphones", price: int | None = None) -> ListingPublished:
+    alice: Mandate = load_mandate(EXAMPLES / "seller.yaml")
+    create = alice.item(item_id).to_listing(f"alice.{item_id}", "alice.agent", "alice")
+    data = create.model_dump() | {"type": "ListingPublished"}
+    if price is not None:
+        data["price_cents"] = price
+    return ListingPublished.model_validate(data)
+
+
+def buyer_neg(listing_id: str, want_id: str = "bob-headphones", **kw: object) -> Negotiation:
+    return Negotiation(f"b|bob|{listing_id}", "bob", listing_id, Role.BUYER, want_id=want_id, **kw)  # type: ignore[arg-type]
+
+
+def test_a_listing_matches_the_first_unfilled_want_it_satisfies(bob: Principal) -> None:
+    caps = {w.id: bob.buying_cap(w.id) for w in bob.mandate.wants}
+    found = shopping.matching_want("bob", bob.mandate, listing(), set(), frozenset(), caps)
+    assert found is not None and found.id == "bob-headphones"
+    assert (
+        shopping.matching_want("bob", bob.mandate, listing(), {"bob-headphones"}, frozenset(), caps) is None
+    )
+    refused = frozenset({"alice.alice-headphones"})
+    assert shopping.matching_want("bob", bob.mandate, listing(), set(), refused, caps) is None
+    assert shopping.matching_want("alice", bob.mandate, listing(), set(), frozenset(), caps) is None
+    hopeless = listing(price=2 * caps["bob-headphones"] + 1)
+    assert shopping.matching_want("bob", bob.mandate, hopeless, set(), frozenset(), caps) is None
+
+
+def test_hold_for_has_no_limit_only_when_told() -> None:
+    assert shopping.hold_for(9_000, 10_000, 500, free_cents=None) == 9_000
+    assert shopping.hold_for(9_000, 10_000, 500, free_cents=4_000) == 4_000
+    with pytest.raises(TypeError):
+        shopping.hold_for(9_000, 10_000, 500, 4_000)  # type: ignore[misc]
+
+
+def test_wants_are_funded_by_surplus_per_dollar_when_money_is_short() -> None:
+    best = [
+        shopping.BestCandidate("cheap", 5_000, 2_000, 0, holding=False),
+        shopping.BestCandidate("dear", 20_000, 18_000, 0, holding=False),
+    ]
+    assert shopping.funded_wants(best, 19_000) == {"cheap"}
+    assert shopping.funded_wants(best, 20_000) == {"cheap", "dear"}
+
+
+def test_opening_holds_the_thread_cap_or_declines(bob: Principal) -> None:
+    facts = listing()
+    neg = buyer_neg(facts.listing_id)
+    held = turn.hold_for_opening(bob, neg, facts, bob.budget([neg]), {"bob-headphones"})
+    assert held is not None and neg.reserved_cents == held.held_by(neg.neg_id) > 0
+    assert neg.status is Status.OPENING
+    unfunded = buyer_neg(facts.listing_id)
+    assert turn.hold_for_opening(bob, unfunded, facts, bob.budget([]), set()) is None
+    assert (unfunded.status, unfunded.end_reason) == (Status.ENDED, "declined_to_open")
+    broke = buyer_neg(facts.listing_id)
+    spent = Budget(bob.mandate.budget_cents, committed_cents=bob.mandate.budget_cents)
+    assert turn.hold_for_opening(bob, broke, facts, spent, {"bob-headphones"}) is None
+
+
+def test_a_move_becomes_the_referee_command() -> None:
+    neg = buyer_neg("l")
+    offer = MakeOffer(price_cents=100, shipping_method=ShippingMethod.LOCAL_PICKUP)
+    assert isinstance(turn.command_for(neg, offer), OpenNegotiation)
+    assert turn.command_for(neg, Accept(offer_id="o")) is None
+    assert neg.status is Status.OPENING
+    assert turn.command_for(neg, Walk()) is None
+    assert (neg.status, neg.end_reason) == (Status.ENDED, "declined_to_open")
+    opened = buyer_neg("l", status=Status.OPEN, thread_id="t")
+    assert isinstance(turn.command_for(opened, Walk()), WithdrawNegotiation)
+
+
+def test_a_deal_commits_and_drops_the_wants_other_threads() -> None:
+    won = buyer_neg("a", status=Status.OPEN, thread_id="t1", reserved_cents=9_000)
+    talking = buyer_neg("b", status=Status.OPEN, thread_id="t2", reserved_cents=8_000)
+    waiting = buyer_neg("c")
+    other_want = buyer_neg("d", want_id="bob-lens", status=Status.OPEN, thread_id="t3", reserved_cents=5_000)
+    everyone = [won, talking, waiting, other_want]
+    budget = Budget(30_000, 0, {n.neg_id: n.reserved_cents for n in everyone})
+    outcome = deals.buyer_deal_agreed(won, 8_500, budget, everyone)
+    assert (won.status, won.reserved_cents) == (Status.DEAL, 0)
+    assert outcome.withdraw == (talking,) and talking.reserved_cents == 0 and talking.status is Status.OPEN
+    assert outcome.dropped == (waiting,) and waiting.end_reason == EndedBecause.WANT_FULFILLED
+    assert other_want.reserved_cents == 5_000
+    assert outcome.budget == Budget(30_000, 8_500, {other_want.neg_id: 5_000})
+    assert not outcome.overdrawn
+
+
+def test_a_deal_over_held_and_free_is_recorded_and_flagged() -> None:
+    won = buyer_neg("a", status=Status.OPEN, thread_id="t1", reserved_cents=1_000)
+    outcome = deals.buyer_deal_agreed(won, 1_500, Budget(1_000, 0, {won.neg_id: 1_000}), [won])
+    assert outcome.overdrawn and outcome.budget.committed_cents == 1_500
+
+
+@pytest.mark.parametrize(
+    ("now", "money_back"),
+    [(DealStatus.FAILED, True), (DealStatus.REFUNDED, True), (DealStatus.SETTLED, False)],
+)
+def test_closing_a_purchase(now: DealStatus, money_back: bool) -> None:
+    budget = Budget(10_000, committed_cents=4_000)
+    after = deals.close_deal(DealStatus.AGREED, now, "buyer", 4_000, budget)
+    assert after is not None and after.committed_cents == (0 if money_back else 4_000)
+    assert deals.close_deal(DealStatus.SETTLED, now, "buyer", 4_000, budget) is None
+    assert deals.close_deal(DealStatus.AGREED, now, "seller", 4_000, budget) == budget
+
+
+def test_reshopping_opens_the_cheapest_and_drops_past_the_shortlist() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    negs = [buyer_neg(f"l{i}") for i in range(shopping.SHORTLIST + 2)]
+    shortlist = [(n, 1_000 + 10 * i) for i, n in enumerate(reversed(negs))]
+    outcome = shopping.reshop(shortlist, at)
+    assert outcome.woken
+    assert negs[-1].retry_at == at and all(n.retry_at is None for n in negs[:-1])
+    dropped = [n for n in negs if n.status is Status.ENDED]
+    assert dropped == [negs[0]] and dropped[0].end_reason == EndedBecause.OUTRANKED
+    again = shopping.reshop([(n, t) for n, t in shortlist if n.live], at)
+    assert again == shopping.Reshopped((), False)
