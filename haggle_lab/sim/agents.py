@@ -1,38 +1,28 @@
-"""The agents service's handlers, wired in process over its pure parts. THIN WIRING, NOT A DOMAIN.
+"""The agents in process: `services/agents/domain` with the brains and the guard, state in memory.
 
-The agents service has no pure domain yet: its rules live in pure modules (`shopping`,
-`purchases`, `decide.next_move` with the brains and the guard, `common.thread_cap`,
-`common.view_of`, `lifecycle.matching_want`, `turns._command`) called from handlers that read
-and write PostgreSQL. This module calls those same pure functions; what it re-wires is the
-handlers' glue around them, step by step (each names the handler it follows), so that the glue
-can move into `services/agents/domain/` and this module then call that instead:
-
-- `lifecycle.on_assign_mandate`, `on_admitted`, `on_listing_published`/`_gone`/`_relisted`,
-  `on_market_event` (closing ends the openings);
-- `shop.consider`, `reshop`, `still_chosen`, `after_turn`, `wake_declined`;
-- `turns.take_turn`, `prepare`, `_hold_for_opening`, `_funded_wants`, `_apply`, `_send_move`,
-  `on_thread_event`, `on_deal_agreed`, `_drop_other_threads_for`, `on_refused`;
-- `common.limits_of`, `free_budget` (SQL sums over negotiations, here over a dict);
-- `settle.on_escrow_funded`, `on_delivered`, `on_dispute_resolved`, `_close_deal`,
-  `on_escrow_failed`;
-- `app.run_due_turn`: the turn scheduler, here a step on the simulated clock at `retry_at`.
+The service's handlers load a principal, its negotiations and its budget from PostgreSQL, call
+the agents' domain, and save what it returns; this class holds the same `Principal`,
+`Negotiation`s and listings in dicts and calls the same domain functions (see the domain's
+README). What is left here is each handler's load-and-save: which state it reads, which domain
+step it calls, and which command goes out. The turn scheduler (`app.run_due_turn`) is a step on
+the simulated clock at a negotiation's `retry_at`.
 
 Differences from the service, on purpose: no signatures or seqs (the engine runs every agent),
-no rate limiter (it counts wall-clock seconds), model brains are refused (they call out), and a
-thread's `time_fraction` is measured on the simulated clock.
+no rate limiter (it counts wall-clock seconds), model brains are refused (they call out), and
+every agent's turn is taken at once on the clock (a strategy's is in the service too).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from haggle.contracts import AgentKey, Envelope, Message
-from haggle.contracts.agents import AgentRegistered, Role
-from haggle.contracts.goods import ShippingMethod
+from haggle.contracts.agents import AgentRegistered
+from haggle.contracts.agents import Role as AgentRole
+from haggle.contracts.goods import Condition, ShippingMethod
 from haggle.contracts.listing import (
     ListingFacts,
     ListingPublished,
@@ -46,7 +36,6 @@ from haggle.contracts.negotiation import (
     ActionRefused,
     AgentAdmitted,
     DealAgreed,
-    EndReason,
     NegotiationEnded,
     OfferMade,
     ThreadOpened,
@@ -75,18 +64,32 @@ from haggle.contracts.topics import (
     NEGOTIATION_COMMANDS,
     SETTLEMENT_COMMANDS,
 )
-from haggle.guard.view import MandateLimits, NegotiationView, time_fraction
+from haggle.guard.view import MandateLimits, NegotiationView
 from haggle_lab.sim.bus import Bus
 from haggle_lab.sim.clock import Clock
-from services.agents import purchases, shopping
 from services.agents.brains import Brain, build_brain
-from services.agents.brains.base import is_remote
-from services.agents.decide import next_move
-from services.agents.handlers import common, lifecycle, shop, turns
-from services.agents.moves import Walk
-from services.agents.store import Negotiation, Principal, buyer_neg_id, seller_neg_id
+from services.agents.domain import (
+    Budget,
+    EndedBecause,
+    Negotiation,
+    Principal,
+    Role,
+    Status,
+    buyer_neg_id,
+    deals,
+    purchases,
+    seller_neg_id,
+    shopping,
+    turn,
+)
+from services.agents.domain.brain import is_remote
+from services.agents.domain.deals import DealStatus
 
 PRODUCER = "agents"
+
+
+def agent_id_for(principal_id: str) -> str:
+    return f"{principal_id}.agent"
 
 
 class RemoteBrain(ValueError):
@@ -110,47 +113,45 @@ class Agents:
         bus.subscribe(AGENT_INBOX.name, self._on_inbox)
         bus.subscribe(LISTING_EVENTS_TOPIC.name, self._on_listing_event)
 
-    # lifecycle: mandate → registered → admitted → listed; listings seen
+    # lifecycle: mandate → registered → admitted → listed; listings seen (`handlers.lifecycle`)
 
     def assign(self, mandate: Mandate, variant: str) -> None:
-        """`lifecycle.on_assign_mandate`: the principal's agent, registered with the referee."""
+        """The principal's agent, registered with the referee (`on_assign_mandate`)."""
         brain = build_brain(mandate.brain)
         if is_remote(brain):
             raise RemoteBrain(f"{mandate.principal_id}: {mandate.brain.kind} brains call out; use a strategy")
-        agent_id = lifecycle.agent_id_for(mandate.principal_id)
+        agent_id = agent_id_for(mandate.principal_id)
         seed = hashlib.sha256(f"sim-key:{mandate.principal_id}".encode()).digest()
-        principal = Principal(
-            mandate.principal_id,
-            self.market_id,
-            agent_id,
-            variant,
-            mandate,
-            AgentKey.from_bytes(seed),
-            False,
-            0,
-        )
+        key = AgentKey.from_bytes(seed)
+        principal = Principal(mandate.principal_id, self.market_id, agent_id, variant, mandate, key, False, 0)
         self.principals[mandate.principal_id] = principal
         self.by_agent[agent_id] = mandate.principal_id
         self.brains[mandate.principal_id] = brain
-        role = Role.BOTH if mandate.items and mandate.wants else Role.SELLER if mandate.items else Role.BUYER
+        role = (
+            AgentRole.BOTH
+            if mandate.items and mandate.wants
+            else AgentRole.SELLER
+            if mandate.items
+            else AgentRole.BUYER
+        )
         registration = AgentRegistered(
             agent_id=agent_id,
             principal_id=mandate.principal_id,
             owner_id=mandate.owner_id,
             role=role,
-            public_key=principal.key.public,
+            public_key=key.public,
         )
         self.bus.publish(AGENT_EVENTS.name, registration, producer=PRODUCER, agent_id=agent_id)
 
     def _admitted(self, principal: Principal) -> None:
-        """`lifecycle.on_admitted`: list what we sell, and look at what is already for sale."""
+        """List what we sell, and look at what is already for sale (`on_admitted`)."""
         if principal.admitted:
             return
         principal.admitted = True
         if not self.open:
             return
         for item in principal.mandate.items:
-            listing_id = common.listing_id_for(principal.principal_id, item.id)
+            listing_id = principal.listing_id_for(item.id)
             cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
             self._send(principal, cmd, LISTING_COMMANDS_TOPIC.name)
         if principal.mandate.wants:
@@ -178,26 +179,36 @@ class Agents:
         return [p for _, p in sorted(self.principals.items()) if p.admitted and p.mandate.wants]
 
     def close(self) -> None:
-        """`lifecycle.on_market_event` for `MarketClosing`: what waits to open ends now."""
+        """A closing market: what waits to open ends now (`on_market_event`)."""
         self.open = False
         for neg in self.negs.values():
-            if neg.status == "opening":
-                self._end(neg, "market_closing")
+            if neg.status is Status.OPENING:
+                neg.end(EndedBecause.MARKET_CLOSING)
 
     @property
     def opening(self) -> int:
-        return sum(1 for n in self.negs.values() if n.status == "opening")
+        return sum(1 for n in self.negs.values() if n.status is Status.OPENING)
 
-    # shopping (`shop`)
+    # shopping (`handlers.shop`)
 
     def _consider(self, principal: Principal, listing: ListingPublished) -> None:
-        want = lifecycle.matching_want(principal, listing, self._fulfilled(principal))
+        caps = {want.id: principal.buying_cap(want.id) for want in principal.mandate.wants}
+        want = shopping.matching_want(
+            principal.principal_id,
+            principal.mandate,
+            listing,
+            self._fulfilled(principal),
+            principal.refused_listings,
+            caps,
+        )
         if want is None:
             return
         neg_id = buyer_neg_id(principal.principal_id, listing.listing_id)
         if neg_id in self.negs:
-            return
-        self._add(Negotiation(neg_id, principal.principal_id, listing.listing_id, "buyer", want_id=want.id))
+            return  # a listing is tried once
+        self._add(
+            Negotiation(neg_id, principal.principal_id, listing.listing_id, Role.BUYER, want_id=want.id)
+        )
         self._reshop(principal, want.id, shopping.SHOP_SECONDS)
 
     def _add(self, neg: Negotiation) -> None:
@@ -211,7 +222,7 @@ class Agents:
         return [
             n
             for n in self._negs(principal)
-            if n.role == "buyer" and n.live and (want_id is None or n.want_id == want_id)
+            if n.is_buyer and n.live and (want_id is None or n.want_id == want_id)
         ]
 
     def _asking(self, neg: Negotiation) -> tuple[int, int]:
@@ -219,42 +230,33 @@ class Agents:
         return facts.price_cents, min((o.cost_cents for o in facts.shipping), default=0)
 
     def _reshop(self, principal: Principal, want_id: str, delay: float = 0.0) -> None:
-        negs = {n.neg_id: n for n in self._live_buyer_negs(principal, want_id)}
-        candidates = [
-            shopping.Candidate(n.neg_id, sum(self._asking(n)), n.status == "open" or n.reserved_cents > 0)
-            for n in negs.values()
-        ]
-        chosen = shopping.plan(candidates)
-        for neg_id in chosen.open:
-            if negs[neg_id].retry_at is None:
-                self._due_at(negs[neg_id], self.clock.now + timedelta(seconds=delay))
-        for neg_id in chosen.wait:
-            negs[neg_id].retry_at = None
-        for neg_id in chosen.drop:
-            if negs[neg_id].status == "opening":
-                self._end(negs[neg_id], "outranked")
+        shortlist = [(n, sum(self._asking(n))) for n in self._live_buyer_negs(principal, want_id)]
+        wake_at = self._in(delay)
+        for neg in shopping.reshop(shortlist, wake_at).changed:
+            if neg.retry_at is not None:
+                self._due(neg)
 
     def _still_chosen(self, principal: Principal, neg: Negotiation) -> bool:
-        if neg.role != "buyer" or neg.thread_id is not None or neg.reserved_cents or not neg.want_id:
+        """A candidate due to open is ranked again first (`shop.still_chosen`)."""
+        if not neg.waiting_to_open:
             return True
-        self._reshop(principal, neg.want_id)
+        self._reshop(principal, str(neg.want_id))
         return neg.live and neg.retry_at is not None
 
     def _after_turn(self, principal: Principal, neg: Negotiation) -> None:
-        if neg.role == "buyer" and neg.status == "ended" and neg.want_id:
+        if neg.is_buyer and neg.status is Status.ENDED and neg.want_id:
             self._reshop(principal, neg.want_id)
 
     def _wake_declined(self, principal: Principal) -> None:
+        """A want is open again: its untried candidates get another look (`shop.wake_declined`)."""
         if not self.open:
             return
         fulfilled = self._fulfilled(principal)
         wants: set[str] = set()
         for neg in self._negs(principal):
-            untried = neg.status == "ended" and neg.end_reason in shop.REVIVABLE and neg.role == "buyer"
-            if untried and neg.want_id and neg.want_id not in fulfilled and neg.attempts < shop.MAX_REOPENS:
-                neg.status, neg.end_reason, neg.retry_at, neg.reserved_cents = "opening", None, None, 0
-                neg.attempts += 1
-                wants.add(neg.want_id)
+            if neg.revivable(fulfilled):
+                neg.revive()
+                wants.add(str(neg.want_id))
         for want_id in sorted(wants):
             self._reshop(principal, want_id)
 
@@ -262,17 +264,21 @@ class Agents:
         return {
             d["want_id"]
             for d in self.deals_of.get(principal.principal_id, ())
-            if d["role"] == "buyer" and d["want_id"] and d["status"] not in ("failed", "refunded")
+            if d["role"] == "buyer" and d["want_id"] and d["status"] not in deals.GIVES_MONEY_BACK
         }
 
-    def _end(self, neg: Negotiation, reason: str) -> None:
-        neg.status, neg.end_reason, neg.reserved_cents, neg.retry_at = "ended", reason, 0, None
+    def _budget(self, principal: Principal) -> Budget:
+        return principal.budget(self._negs(principal))
 
-    # turns (`app.run_due_turn`, `turns`)
+    # turns (`app.run_due_turn`, `handlers.turns`)
 
-    def _due_at(self, neg: Negotiation, when: datetime) -> None:
-        neg.retry_at = when
-        self.clock.at(when, lambda: self._run_due_turn(neg.neg_id))
+    def _in(self, seconds: float) -> datetime:
+        return self.clock.now + timedelta(seconds=seconds)
+
+    def _due(self, neg: Negotiation) -> None:
+        """Its `retry_at` is set: the turn scheduler takes it then."""
+        assert neg.retry_at is not None
+        self.clock.at(neg.retry_at, lambda: self._run_due_turn(neg.neg_id))
 
     async def _run_due_turn(self, neg_id: str) -> None:
         neg = self.negs[neg_id]
@@ -286,27 +292,16 @@ class Agents:
 
     def _facts(self, principal: Principal, neg: Negotiation) -> ListingFacts | None:
         known = self.listings.get(neg.listing_id)
-        if known is not None:
-            return known[0]  # type: ignore[no-any-return]
-        item_id = neg.item_id or common.item_id_of(principal.principal_id, neg.listing_id)
-        if neg.role == "seller" and item_id:
-            return principal.mandate.item(item_id).to_listing(
-                neg.listing_id, principal.agent_id, principal.principal_id
-            )
-        return None
+        return known[0] if known is not None else turn.seller_facts(principal, neg)
 
     async def _take_turn(self, principal: Principal, neg: Negotiation) -> None:
         prepared = self._prepare(principal, neg)
         if prepared is not None:
             view, limits = prepared
-            decision = await next_move(self.brains[principal.principal_id], view, limits, limiter=None)
-            reasons = [refusal.reason.value for refusal in decision.refusals]
-            self.guard_refusals.update(reasons)
-            command = turns._command(neg, view, decision.move)
-            if command is None:
-                if isinstance(decision.move, Walk) and neg.thread_id is None:
-                    self._end(neg, "declined_to_open")
-            else:
+            decision = await turn.next_move(self.brains[principal.principal_id], view, limits, limiter=None)
+            self.guard_refusals.update(refusal.reason.value for refusal in decision.refusals)
+            command = turn.command_for(neg, decision.move)
+            if command is not None:
                 neg.retry_at = None
                 self._send(principal, command, NEGOTIATION_COMMANDS.name)
         self._after_turn(principal, neg)
@@ -317,71 +312,37 @@ class Agents:
         facts = self._facts(principal, neg)
         if facts is None or not neg.live:
             return None
-        if (
-            neg.role == "buyer"
-            and neg.thread_id is None
-            and not self._hold_for_opening(principal, neg, facts)
-        ):
-            return None
-        limits = self._limits(principal, neg)
-        view = common.view_of(principal, neg, facts, limits)
-        opened = next((e["at"] for e in neg.events if e["type"] == "ThreadOpened"), None)
-        if opened is not None and view.deadline is not None:
-            fraction = time_fraction(datetime.fromisoformat(opened), view.deadline, self.clock.now)
-            view = replace(view, time_fraction=fraction)
+        if neg.is_buyer and neg.thread_id is None:
+            budget = self._budget(principal)
+            funded = self._funded_wants(principal)
+            if turn.hold_for_opening(principal, neg, facts, budget, funded) is None:
+                return None
+        limits = turn.limits_for(principal, neg, self._budget(principal), None)
+        view = turn.view_of(principal, neg, facts, limits, self.clock.now)
         return (view, limits) if view.my_turn else None
 
-    def _hold_for_opening(self, principal: Principal, neg: Negotiation, facts: ListingFacts) -> bool:
-        free = self._free_budget(principal, neg)
-        cap = common.thread_cap(principal, neg, facts, free)
-        could = common.thread_cap(principal, neg, facts, principal.mandate.budget_cents)
-        cheapest = min((option.cost_cents for option in facts.shipping), default=0)
-        worth = shopping.worth_opening(cap, could, facts.price_cents, cheapest)
-        if not worth or str(neg.want_id) not in self._funded_wants(principal):
-            self._end(neg, "declined_to_open")
-            return False
-        neg.reserved_cents = cap
-        return True
-
     def _funded_wants(self, principal: Principal) -> set[str]:
-        best: dict[str, tuple[int, int, bool]] = {}
+        """`store.best_candidates`: per want, its cheapest live candidate, and whether it holds money."""
+        best: dict[str, shopping.BestCandidate] = {}
         for neg in self._live_buyer_negs(principal):
             asking, cheapest = self._asking(neg)
             want_id = str(neg.want_id)
-            holding = neg.reserved_cents > 0 or (want_id in best and best[want_id][2])
-            if want_id not in best or asking < best[want_id][0]:
-                best[want_id] = (asking, cheapest, holding)
-            else:
-                best[want_id] = (*best[want_id][:2], holding)
-        plans = [
-            shopping.WantPlan(
-                want_id,
-                principal.buying_cap(want_id),
-                shopping.hold_for(principal.buying_cap(want_id), asking, cheapest, 10**12),
-                holding,
-            )
-            for want_id, (asking, cheapest, holding) in sorted(best.items())
-        ]
-        return shopping.funded(plans, principal.mandate.budget_cents - principal.committed_cents)
-
-    def _free_budget(self, principal: Principal, neg: Negotiation) -> int:
-        held = sum(n.reserved_cents for n in self._live_buyer_negs(principal) if n.neg_id != neg.neg_id)
-        return max(0, principal.mandate.budget_cents - principal.committed_cents - held)
-
-    def _limits(self, principal: Principal, neg: Negotiation) -> MandateLimits:
-        mandate = principal.mandate
-        secrets: dict[str, int | None] = {
-            "budget_cents": mandate.budget_cents,
-            "auto_approve_cents": mandate.auto_approve_limit_cents,
-            "tokens_left": None,
-        }
-        if neg.role == "seller":
-            item_id = neg.item_id or common.item_id_of(principal.principal_id, neg.listing_id)
-            return MandateLimits.for_seller(mandate.item(str(item_id)).floor_cents, **secrets)
-        want = mandate.want(str(neg.want_id))
-        free = self._free_budget(principal, neg)
-        usable = min(free, neg.reserved_cents) if neg.reserved_cents else free
-        return MandateLimits.for_buyer(principal.buying_cap(want.id), usable, want.min_condition, **secrets)
+            known = best.get(want_id)
+            holding = neg.reserved_cents > 0 or (known is not None and known.holding)
+            if known is None or asking < known.asking_cents:
+                best[want_id] = shopping.BestCandidate(
+                    want_id, principal.buying_cap(want_id), asking, cheapest, holding
+                )
+            elif holding != known.holding:
+                best[want_id] = shopping.BestCandidate(
+                    want_id,
+                    known.buying_cap_cents,
+                    known.asking_cents,
+                    known.cheapest_shipping_cents,
+                    holding,
+                )
+        left = principal.mandate.budget_cents - principal.committed_cents
+        return shopping.funded_wants([best[w] for w in sorted(best)], left)
 
     def _send(self, principal: Principal, command: Message, topic: str) -> None:
         self.bus.publish(topic, command, producer=PRODUCER, agent_id=principal.agent_id)
@@ -406,17 +367,15 @@ class Agents:
 
     def _locate(self, principal: Principal, event: Message) -> Negotiation | None:
         listing_id, thread_id = str(getattr(event, "listing_id", "")), getattr(event, "thread_id", None)
-        seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or (
-            common.item_id_of(principal.principal_id, listing_id) is not None
-        )
+        item_id = principal.item_id_of(listing_id)
+        seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or item_id is not None
         if not seller_side:
             return self.negs.get(buyer_neg_id(principal.principal_id, listing_id))
         neg_id = seller_neg_id(principal.principal_id, str(thread_id))
         found = self.negs.get(neg_id)
         if found is None and isinstance(event, ThreadOpened):
-            item_id = common.item_id_of(principal.principal_id, listing_id)
             found = Negotiation(
-                neg_id, principal.principal_id, listing_id, "seller", item_id=item_id, thread_id=thread_id
+                neg_id, principal.principal_id, listing_id, Role.SELLER, item_id=item_id, thread_id=thread_id
             )
             self._add(found)
         return found
@@ -427,72 +386,56 @@ class Agents:
         neg = self._locate(principal, event)
         if neg is None:
             return
-        neg.events.append(
-            {"type": event.type, "payload": event.model_dump(mode="json"), "at": env.occurred_at.isoformat()}
-        )
+        neg.record(event.type, event.model_dump(mode="json"), env.occurred_at)
         if isinstance(event, ThreadOpened):
-            neg.thread_id, neg.status, neg.retry_at = event.thread_id, "open", None
+            neg.thread_opened(event.thread_id)
         if isinstance(event, NegotiationEnded):
-            neg.status = "deal" if event.reason is EndReason.DEAL else "ended"
-            neg.end_reason = event.reason.value
-            if event.reason is not EndReason.DEAL:
-                neg.reserved_cents = 0
+            neg.thread_ended(event.reason)
         if isinstance(event, OfferMade) and event.agent_id != principal.agent_id and neg.live:
             await self._take_turn(principal, neg)
-        if isinstance(event, NegotiationEnded) and neg.role == "buyer" and neg.status == "ended":
+        if isinstance(event, NegotiationEnded) and neg.is_buyer and neg.status is Status.ENDED:
             self._wake_declined(principal)
             if neg.want_id:
                 self._reshop(principal, neg.want_id)
 
     def _on_deal_agreed(self, principal: Principal, event: DealAgreed) -> None:
         neg = self._locate(principal, event)
-        if neg is None:
+        key = (event.deal_id, principal.principal_id)
+        if neg is None or key in self.deals:
             return
         buyer = principal.agent_id == event.buyer_agent_id
-        key = (event.deal_id, principal.principal_id)
-        if key in self.deals:
-            return
         amount = event.buyer_total_cents if buyer else event.price_cents
         self.deals[key] = {
-            "role": neg.role,
+            "role": neg.role.value,
             "listing_id": neg.listing_id,
             "want_id": neg.want_id,
             "amount_cents": amount,
             "shipping_method": event.shipping_method.value,
-            "status": "agreed",
+            "status": DealStatus.AGREED,
         }
         self.deals_of.setdefault(principal.principal_id, []).append(self.deals[key])
-        neg.status, neg.reserved_cents = "deal", 0
-        if buyer:
-            principal.committed_cents += amount
-            self._drop_other_threads_for(principal, neg)
-            self._wake_declined(principal)
-
-    def _drop_other_threads_for(self, principal: Principal, won: Negotiation) -> None:
-        for other in self._live_buyer_negs(principal, won.want_id):
-            if other.neg_id == won.neg_id:
-                continue
-            other.reserved_cents = 0
-            if other.thread_id is not None:
-                withdraw = WithdrawNegotiation(listing_id=other.listing_id, thread_id=other.thread_id)
-                self._send(principal, withdraw, NEGOTIATION_COMMANDS.name)
-            else:
-                self._end(other, "want_fulfilled")
+        if not buyer:
+            deals.seller_deal_agreed(neg)
+            return
+        outcome = deals.buyer_deal_agreed(neg, amount, self._budget(principal), self._negs(principal))
+        principal.spend(outcome.budget)
+        for other in outcome.withdraw:
+            withdraw = WithdrawNegotiation(listing_id=other.listing_id, thread_id=str(other.thread_id))
+            self._send(principal, withdraw, NEGOTIATION_COMMANDS.name)
+        self._wake_declined(principal)
 
     def _on_refused(self, principal: Principal, event: ActionRefused) -> None:
         if event.command_type != "OpenNegotiation":
             return
         neg = self.negs.get(buyer_neg_id(principal.principal_id, event.listing_id))
-        if neg is None or neg.status != "opening":
+        if neg is None or neg.status is not Status.OPENING:
             return
-        if event.reason.value in turns.RETRYABLE_OPEN_REFUSALS and neg.attempts < turns.MAX_OPEN_ATTEMPTS:
-            neg.attempts += 1
-            self._due_at(neg, self.clock.now + timedelta(seconds=0.2 * 2**neg.attempts))
-        else:
-            self._end(neg, event.reason.value)
+        neg.opening_refused(event.reason, self.clock.now)
+        if neg.retry_at is not None:
+            self._due(neg)
         self._after_turn(principal, neg)
 
-    # after the handshake (`settle`)
+    # after the handshake (`handlers.settle`)
 
     def _on_settlement(self, principal: Principal, event: Message) -> None:
         if isinstance(event, EscrowFunded):
@@ -503,18 +446,17 @@ class Agents:
             self._on_dispute_resolved(principal, event)
         elif isinstance(event, EscrowFailed):
             deal = self.deals.get((event.deal_id, principal.principal_id))
-            if deal and deal["role"] == "buyer" and purchases.consent_refused(event.reason):  # type: ignore[arg-type]
-                principal.refused_listings |= {deal["listing_id"]}
-                if deal["want_id"]:
-                    principal.refused_wants |= {deal["want_id"]}
-            self._close_deal(principal, event.deal_id, "failed")
+            if deal and deal["role"] == "buyer" and purchases.consent_refused(event.reason):
+                principal.refuse_purchase(deal["listing_id"], deal["want_id"])
+            self._close_deal(principal, event.deal_id, DealStatus.FAILED)
         elif isinstance(event, Refunded):
-            self._close_deal(principal, event.deal_id, "refunded")
+            self._close_deal(principal, event.deal_id, DealStatus.REFUNDED)
         elif isinstance(event, FundsReleased):
-            self._close_deal(principal, event.deal_id, "settled")
+            self._close_deal(principal, event.deal_id, DealStatus.SETTLED)
 
-    def _true_condition(self, principal: Principal, listing_id: str) -> Any:
-        item_id = common.item_id_of(principal.principal_id, listing_id)
+    def _true_condition(self, principal: Principal, listing_id: str) -> Condition | None:
+        """What is really in the box: the seller knows its item, whatever the listing says."""
+        item_id = principal.item_id_of(listing_id)
         if item_id is None:
             return None
         item = principal.mandate.item(item_id)
@@ -525,7 +467,7 @@ class Agents:
         pickup = event.shipping_method is ShippingMethod.LOCAL_PICKUP
         cmd: Message
         if seller:
-            packed = self._true_condition(principal, event.listing_id) or "good"
+            packed = self._true_condition(principal, event.listing_id) or Condition.GOOD
             cmd = (
                 ConfirmHandover(deal_id=event.deal_id, condition=packed)
                 if pickup
@@ -538,10 +480,11 @@ class Agents:
         self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
 
     def _on_delivered(self, principal: Principal, event: ShipmentDelivered) -> None:
+        """The buyer's inspection: the delivered condition against the listing's."""
         if event.leg is not ShipmentLeg.FORWARD or event.delivered_condition is None:
             return
         known = self.listings.get(event.listing_id)
-        if known is None or common.item_id_of(principal.principal_id, event.listing_id) is not None:
+        if known is None or principal.item_id_of(event.listing_id) is not None:
             return
         listed = known[0].condition
         cmd: Message
@@ -556,23 +499,27 @@ class Agents:
         self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
 
     def _on_dispute_resolved(self, principal: Principal, event: DisputeResolved) -> None:
+        """A pickup item coming back: the seller confirms it has it again."""
         deal = self.deals.get((event.deal_id, principal.principal_id))
         if deal is None or deal["role"] != "seller":
             return
         pickup = deal["shipping_method"] == ShippingMethod.LOCAL_PICKUP.value
         if event.outcome is DisputeOutcome.REFUND_AFTER_RETURN and pickup:
             condition = self._true_condition(principal, deal["listing_id"])
-            self._send(
-                principal,
-                ConfirmHandover(deal_id=event.deal_id, condition=condition),
-                SETTLEMENT_COMMANDS.name,
-            )
+            cmd = ConfirmHandover(deal_id=event.deal_id, condition=condition)
+            self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
 
-    def _close_deal(self, principal: Principal, deal_id: str, status: str) -> None:
+    def _close_deal(self, principal: Principal, deal_id: str, status: DealStatus) -> None:
+        """A failed or refunded purchase gives its money back to the budget (`deals.close_deal`)."""
         deal = self.deals.get((deal_id, principal.principal_id))
-        if deal is None or deal["status"] in ("failed", "refunded", "settled"):
+        if deal is None:
+            return
+        budget = deals.close_deal(
+            deal["status"], status, deal["role"], deal["amount_cents"], self._budget(principal)
+        )
+        if budget is None:
             return
         deal["status"] = status
-        if deal["role"] == "buyer" and status in ("failed", "refunded"):
-            principal.committed_cents = max(0, principal.committed_cents - int(deal["amount_cents"]))
+        principal.spend(budget)
+        if deal["role"] == "buyer" and status in deals.GIVES_MONEY_BACK:
             self._wake_declined(principal)
