@@ -86,6 +86,8 @@ from services.agents.domain.brain import is_remote
 from services.agents.domain.deals import DealStatus
 
 PRODUCER = "agents"
+LOCAL_BRAINS = frozenset({"strategy", "compromised"})
+"""Brains that think in this process: the others ask a model over the network."""
 
 
 def agent_id_for(principal_id: str) -> str:
@@ -117,9 +119,13 @@ class Agents:
 
     def assign(self, mandate: Mandate, variant: str) -> None:
         """The principal's agent, registered with the referee (`on_assign_mandate`)."""
+        if mandate.brain.kind not in LOCAL_BRAINS:
+            raise RemoteBrain(
+                f"{mandate.principal_id}: a {mandate.brain.kind} brain calls out; use a strategy"
+            )
         brain = build_brain(mandate.brain)
         if is_remote(brain):
-            raise RemoteBrain(f"{mandate.principal_id}: {mandate.brain.kind} brains call out; use a strategy")
+            raise RemoteBrain(f"{mandate.principal_id}: its brain calls out; use a strategy")
         agent_id = agent_id_for(mandate.principal_id)
         seed = hashlib.sha256(f"sim-key:{mandate.principal_id}".encode()).digest()
         key = AgentKey.from_bytes(seed)

@@ -43,6 +43,16 @@ class Clock:
     def elapsed(self) -> float:
         return (self.now - self.start).total_seconds()
 
+    def advance(self, until: datetime) -> None:
+        """`run` for steps that are all plain functions (no brain): the clock ends at `until`."""
+        while self._queue and self._queue[0][0] <= until:
+            when, _, step = heapq.heappop(self._queue)
+            self.now = when
+            self.steps += 1
+            if inspect.isawaitable(step()):
+                raise TypeError("a coroutine step: use `await clock.run(...)`")
+        self.now = max(self.now, until)
+
     async def run(self, until: datetime | None = None, max_steps: int = 10_000_000) -> None:
         """Take every step due (up to `until`, if given); with `until`, the clock ends there."""
         while self._queue and (until is None or self._queue[0][0] <= until):

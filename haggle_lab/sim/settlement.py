@@ -62,6 +62,8 @@ class Settlement:
         self.limits: dict[str, int] = {}
         self.conditions: dict[str, Condition] = {}
         self.refusals: list[tuple[str, str]] = []
+        self.outcomes: list[Outcome] = []
+        """Every decision carried out, with its follow-ups, in order."""
         bus.subscribe(NEGOTIATION_EVENTS_TOPIC.name, self._on_deal_agreed)
         bus.subscribe(APPROVAL_EVENTS.name, self._on_approval)
         bus.subscribe(SETTLEMENT_COMMANDS.name, self._on_command)
@@ -116,6 +118,7 @@ class Settlement:
             return outcome
         deal, total = self.carry_out(outcome)
         if deal is not None:
+            self.outcomes.append(total)
             self.save(deal)
             self.publish(deal, total.events)
         return total
