@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from haggle.contracts import Envelope, Message
 from haggle.contracts.approval import ApprovalRequested
+from haggle.contracts.mandate import Mandate
+from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.topics import APPROVAL_EVENTS
 from haggle.market import checks, collect
 from haggle.market.approvals import DEFAULT_POLICY, ApprovalPolicy
@@ -145,6 +147,25 @@ class Market:
                 **self.closed_invariants(),
             },
         )
+
+
+async def negotiate(
+    mandates: list[Mandate], rules: MarketRulesSet, market_id: str, policy: str = "grant-all"
+) -> list[tuple[str, Envelope]]:
+    """Principals' mandates in one market (each funded with its budget) until nothing is in flight:
+    what an observer saw. For a set of small markets such as the NegMAS peer's."""
+    clock = Clock()
+    bus = Bus(clock, market_id)
+    Referee(clock, bus, rules, market_id)
+    Listings(bus)
+    settlement = Settlement(clock, bus, rules, market_id)
+    agents = Agents(clock, bus, market_id)
+    Approver(bus, ApprovalPolicy.parse(policy))
+    for mandate in mandates:
+        settlement.fund(mandate.principal_id, mandate.budget_cents, mandate.auto_approve_limit_cents)
+        agents.assign(mandate, "sim")
+    await clock.run()
+    return bus.seen
 
 
 def labels(population: Population) -> list[tuple[Population, str]]:
