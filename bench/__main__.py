@@ -12,6 +12,7 @@ from bench import (
     postgres_ceiling,
     scale,
     settlement_throughput,
+    sim_market,
     web_pages,
 )
 
@@ -23,6 +24,7 @@ SHORT_RUNS = (
     (kafka_ceiling.main, ["--pairs", "100"]),
     (postgres_ceiling.main, ["--count", "500"]),
     (negmas_peer.main, ["--count", "20"]),
+    (sim_market.main, ["--seeds", "20"]),
     (scale.main, ["search", "--listings", "100000", "--queries", "20"]),
     (scale.main, ["open", "--negotiations", "1000", "--buyers", "20"]),
     (audit_verify.main, ["--deals", "1000"]),

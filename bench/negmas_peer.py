@@ -12,9 +12,12 @@ remapped from NegMAS's step clock ((s + 1) / (n + 1)) to haggle's round clock
 whole dollars. haggle: one market per case, a seller and a buyer mandate handed to
 the agents service, which lists, finds, negotiates (referee) and settles.
 
+haggle sim: the same mandates, one market per case, in one process on a simulated clock
+(`haggle_lab.sim`: the referee, agents, listing and settlement cores without Kafka).
+
 "Same agreement": both agree with prices within TOLERANCE of the asking price, or both fail.
 
-    .venv/bin/python -m bench.negmas_peer --count 50
+    .venv/bin/python -m bench.negmas_peer --count 50 [--no-live]
 """
 
 from __future__ import annotations
@@ -133,6 +136,26 @@ async def haggle_outcomes(set_: Sequence[Case]) -> tuple[list[int | None], float
     return prices, elapsed
 
 
+def sim_outcomes(set_: Sequence[Case]) -> tuple[list[int | None], float]:
+    """Agreed prices (dollars) and seconds, every case's market in this process (`haggle sim`)."""
+    from haggle_lab.sim.engine import negotiate
+
+    rules = MarketRulesSet(max_rounds=ROUNDS, negotiation_ttl_seconds=3_600)
+
+    async def go() -> list[int | None]:
+        prices: list[int | None] = []
+        for i, case in enumerate(set_):
+            market = f"sim-peer-{i}"
+            seen = await negotiate([_seller(market, case), _buyer(market, case)], rules, market)
+            deal = next((e.payload["price_cents"] for _, e in seen if e.type == "DealAgreed"), None)
+            prices.append(None if deal is None else round(int(deal) / 100))
+        return prices
+
+    started = time.perf_counter()
+    prices = asyncio.run(go())
+    return prices, time.perf_counter() - started
+
+
 def _seller(market: str, case: Case) -> Mandate:
     item = m.sell_item("item", asking=100 * case.asking, floor=100 * case.floor)
     return m.seller(f"{market}-s", [item], brain=m.strategy("boulware"))
@@ -163,28 +186,46 @@ def same(a: int | None, b: int | None, case: Case) -> bool:
 
 
 def report(
-    set_: Sequence[Case], peer: tuple[list[int | None], float], ours: tuple[list[int | None], float]
+    set_: Sequence[Case],
+    peer: tuple[list[int | None], float],
+    ours: tuple[list[int | None], float] | None,
+    sim: tuple[list[int | None], float] | None = None,
 ) -> None:
-    (theirs, peer_s), (mine, our_s) = peer, ours
+    n = len(set_)
+    theirs, peer_s = peer
+    print()
+    print(f"{n} negotiations, Boulware seller vs conceder buyer, {ROUNDS} rounds")
+    print(
+        f"negmas in process          {n / peer_s:>10,.1f} negotiations/s ({peer_s:.2f} s),",
+        f"{_deals(theirs)} deals",
+    )
+    for label, name, run in (
+        ("haggle over Kafka", "haggle", ours),
+        ("haggle sim in process", "haggle sim", sim),
+    ):
+        if run is None:
+            continue
+        mine, our_s = run
+        print(f"{label:<27}{n / our_s:>10,.1f} negotiations/s ({our_s:.2f} s), {_deals(mine)} deals")
+        ratio = (n / our_s) / (n / peer_s)
+        verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
+        print(
+            f"ratio {name} / negmas{' ' * (21 - len(name))}{ratio:>10.3f}",
+            f"  (target ≥ {TARGET_RATIO}: {verdict})",
+        )
+        _agreements(set_, theirs, mine, name)
+
+
+def _agreements(set_: Sequence[Case], theirs: list[int | None], mine: list[int | None], name: str) -> None:
     n = len(set_)
     agree = sum(same(a, b, c) for a, b, c in zip(theirs, mine, set_, strict=True))
     gaps = [abs(a - b) for a, b in zip(theirs, mine, strict=True) if a is not None and b is not None]
-    print()
-    print(f"{n} negotiations, Boulware seller vs conceder buyer, {ROUNDS} rounds")
-    print(f"negmas in process          {n / peer_s:>10,.1f} negotiations/s ({peer_s:.2f} s),", end="")
-    print(f" {_deals(theirs)} deals")
-    print(
-        f"haggle over Kafka          {n / our_s:>10,.1f} negotiations/s ({our_s:.2f} s), {_deals(mine)} deals"
-    )
-    ratio = (n / our_s) / (n / peer_s)
-    verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
-    print(f"ratio haggle / negmas      {ratio:>10.3f}   (target ≥ {TARGET_RATIO}: {verdict})")
-    print(f"same agreement             {agree}/{n} (both fail, or prices within {TOLERANCE:.0%} of asking)")
+    print(f"  same agreement {name}: {agree}/{n} (both fail, or prices within {TOLERANCE:.0%} of asking)")
     if gaps:
-        print(f"price gap where both agree mean ${sum(gaps) / len(gaps):.1f}, max ${max(gaps)}")
+        print(f"  price gap where both agree mean ${sum(gaps) / len(gaps):.1f}, max ${max(gaps)}")
     for case, a, b in zip(set_, theirs, mine, strict=True):
         if not same(a, b, case):
-            print(f"  differs: {case} negmas={a} haggle={b}")
+            print(f"  differs: {case} negmas={a} {name}={b}")
 
 
 def _deals(prices: Sequence[int | None]) -> int:
@@ -194,6 +235,7 @@ def _deals(prices: Sequence[int | None]) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.negmas_peer", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50, help="negotiations in the set")
+    parser.add_argument("--no-live", action="store_true", help="only NegMAS and haggle sim (no services)")
     args = parser.parse_args(argv)
     try:
         import negmas  # noqa: F401
@@ -205,9 +247,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     set_ = cases(args.count)
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     peer = negmas_outcomes(set_)
-    ensure_services()
-    ours = asyncio.run(haggle_outcomes(set_))
-    report(set_, peer, ours)
+    sim = sim_outcomes(set_)
+    ours = None
+    if not args.no_live:
+        ensure_services()
+        ours = asyncio.run(haggle_outcomes(set_))
+    report(set_, peer, ours, sim)
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

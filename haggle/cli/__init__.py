@@ -23,6 +23,7 @@ from haggle.cli import (
     principals,
     redteam,
     settlement,
+    sim,
 )
 from haggle.infra.cli import app as infra_app
 
@@ -36,6 +37,7 @@ app.add_typer(operator.app, name="operator")
 app.add_typer(principals.app, name="principals")
 app.add_typer(chaos.app, name="chaos")
 app.add_typer(redteam.app, name="redteam")
+app.add_typer(sim.app, name="sim")
 app.add_typer(settlement.ledger_app, name="ledger")
 app.add_typer(settlement.approvals_app, name="approvals")
 app.add_typer(settlement.disputes_app, name="disputes")

@@ -1,34 +1,22 @@
-"""A deal's world for the pure settlement tests: one market's in-memory ledger, carrier and clock,
-and a driver that carries out outcomes the way the handlers do."""
+"""A deal's world for the pure settlement tests: the in-process settlement of `haggle sim`
+(`haggle_lab.sim.settlement.Settlement`) on its simulated clock, so the tests drive the engine's
+`carry_out` and timer, which run the same domain as the service, rather than a copy of them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 from haggle.contracts.goods import Condition, ShippingMethod
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.negotiation import DealAgreed, Party
 from haggle.contracts.settlement import DisputeReason
-from services.settlement.domain import escrow, fulfilment
-from services.settlement.domain.carrier import Booking, ShipmentRequest, SimulatedCarrier
-from services.settlement.domain.deal import (
-    Deal,
-    DealState,
-    Outcome,
-    deal_accounts,
-    external_account_id,
-    wallet_account_id,
-)
-from services.settlement.domain.ledger import (
-    SUCCESS,
-    Account,
-    AccountKind,
-    Ledger,
-    Phase,
-    Transfer,
-    TransferResult,
-)
+from haggle_lab.sim.bus import Bus
+from haggle_lab.sim.clock import Clock
+from haggle_lab.sim.settlement import Settlement
+from services.settlement.domain import fulfilment
+from services.settlement.domain.deal import Deal, DealState, Outcome
+from services.settlement.domain.ledger import Ledger
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 RULES = MarketRulesSet(
@@ -62,72 +50,44 @@ def agreed(
     return DealAgreed.model_validate({**fields, **kw})
 
 
-@dataclass
 class World:
-    """One market's ledger, carrier and clock, and the driver that applies outcomes like the handlers."""
+    """One market's settlement on a simulated clock, holding one deal."""
 
-    rules: MarketRulesSet = RULES
-    now: datetime = T0
-    ledger: Ledger = field(default_factory=Ledger)
-    deal: Deal | None = None
-
-    def fund(self, principal: str, amount: int) -> None:
-        wallet, source = wallet_account_id("m", principal), external_account_id("m")
-        self.ledger.open(Account(wallet, AccountKind.WALLET))
-        self.ledger.open(Account(source, AccountKind.EXTERNAL, no_overdraft=False))
-        assert self.ledger.apply(Transfer(f"fund:{principal}", Phase.SINGLE, source, wallet, amount)) is (
-            TransferResult.OK
-        )
+    def __init__(self, rules: MarketRulesSet = RULES) -> None:
+        self.rules = rules
+        self.clock = Clock(T0)
+        self.desk = Settlement(self.clock, Bus(self.clock, "m"), rules, "m")
 
     @property
-    def carrier(self) -> SimulatedCarrier:
-        return SimulatedCarrier(
-            self.rules.carrier_seed,
-            timedelta(seconds=self.rules.carrier_pickup_seconds),
-            timedelta(seconds=self.rules.carrier_transit_seconds),
-            self.rules.carrier_loss_bps,
-        )
+    def now(self) -> datetime:
+        return self.clock.now
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.desk.ledger
+
+    @property
+    def deal(self) -> Deal | None:
+        return next(iter(self.desk.deals.values()), None)
+
+    def fund(self, principal: str, amount: int) -> None:
+        self.desk.fund(principal, amount)
+
+    def _since(self, start: int) -> Outcome:
+        return reduce(Outcome.then, self.desk.outcomes[start:], Outcome())
 
     def run(self, outcome: Outcome) -> Outcome:
         """Carry out `outcome` fully; returns it with every follow-up's events merged in."""
-        total = outcome
-        while True:
-            if outcome.deal is not None:
-                self.deal = outcome.deal
-                for account in deal_accounts(outcome.deal):
-                    self.ledger.open(account)
-            for transfer in outcome.transfers:
-                assert self.ledger.apply(transfer) in SUCCESS, transfer
-            if outcome.hold is not None:
-                assert self.deal is not None
-                outcome = escrow.held(self.deal, self.ledger.apply(outcome.hold), self.rules, self.now)
-            elif outcome.book is not None:
-                assert self.deal is not None
-                request = ShipmentRequest(
-                    self.deal.deal_id, outcome.book, self.deal.shipping_method, self.now
-                )
-                booking = self.carrier.booking(request)
-                tracking = self.carrier.status_at(booking, self.now)
-                outcome = fulfilment.booked(self.deal, outcome.book, booking, tracking, self.now)
-            else:
-                return total
-            total = total.then(outcome)
+        return self.desk.run(outcome)
 
     def agree(self, event_: DealAgreed, limit: int | None = 1_000_000) -> Outcome:
-        return self.run(escrow.agree(event_, "m", self.rules, limit, self.now))
+        return self.desk.agree(event_, limit)
 
     def tick(self, seconds: float) -> Outcome:
-        self.now += timedelta(seconds=seconds)
-        deal = self.deal
-        if deal is None or deal.due_at is None or deal.due_at > self.now:
-            return Outcome()
-        if fulfilment.on_carrier(deal):
-            assert deal.carrier and deal.tracking_id and deal.booked_at
-            tracking = self.carrier.status_at(
-                Booking(deal.carrier, deal.tracking_id, deal.booked_at), self.now
-            )
-            return self.run(fulfilment.tracked(deal, tracking, self.rules, self.now))
-        return self.run(fulfilment.due(deal))
+        """Let `seconds` pass; what the timers decided meanwhile."""
+        start = len(self.desk.outcomes)
+        self.clock.advance(self.clock.now + timedelta(seconds=seconds))
+        return self._since(start)
 
     def until_quiet(self, limit: int = 50) -> None:
         for _ in range(limit):

@@ -1,13 +1,13 @@
 """Property tests over the referee's pure state machine.
 
-A tiny in-memory "store" applies decisions exactly as the handler does; any
-sequence of moves by any actors must keep the invariants.
+The referee of `haggle sim` applies the decisions (the service's `decide`, its
+state in memory); any sequence of moves by any actors must keep the invariants.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import event, given, settings
@@ -25,14 +25,15 @@ from haggle.contracts.negotiation import (
     SendMessage,
     WithdrawNegotiation,
 )
+from haggle_lab.sim.bus import Bus
+from haggle_lab.sim.clock import Clock
+from haggle_lab.sim.referee import Referee
 from services.negotiation.domain import (
     Actor,
-    Context,
     ListingState,
     ListingView,
     Thread,
     ThreadStatus,
-    decide,
 )
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -53,59 +54,65 @@ LISTING = ListingView(
 )
 
 
-@dataclass
 class World:
-    listing: ListingView = LISTING
-    threads: dict[str, Thread] = field(default_factory=dict)
-    deals: list[DealAgreed] = field(default_factory=list)
-    offers: dict[str, OfferMade] = field(default_factory=dict)
-    now: datetime = START
+    """The referee of `haggle sim` (`haggle_lab.sim.referee.Referee`) on one listing: the engine's
+    load → decide → apply around the service's pure `decide`, on a simulated clock whose thread
+    deadlines fire as time passes."""
 
-    def context(self, actor: Actor, cmd: object) -> Context:
-        thread = self.threads.get(getattr(cmd, "thread_id", ""))
-        open_others = tuple(
-            t
-            for t in self.threads.values()
-            if t.status is ThreadStatus.OPEN and (thread is None or t.thread_id != thread.thread_id)
-        )
-        seen = any(
-            t.buyer.agent_id == actor.agent_id and t.epoch == self.listing.epoch
-            for t in self.threads.values()
-        )
-        return Context(
-            actor=actor,
-            listing=self.listing,
-            thread=thread,
-            rules=RULES,
-            now=self.now,
-            market_id="m",
-            open_threads_of_actor=sum(
-                1
-                for t in self.threads.values()
-                if t.status is ThreadStatus.OPEN and t.buyer.agent_id == actor.agent_id
-            ),
-            others_open=open_others,
-            seen_thread_before=seen,
-        )
+    def __init__(self, listing: ListingView = LISTING) -> None:
+        self.clock = Clock(START)
+        self.bus = Bus(self.clock, "m")
+        self.referee = Referee(self.clock, self.bus, RULES, "m")
+        for actor in ACTORS:
+            self.referee.register(actor)
+        self.referee.add_listing(listing)
+        self._offers: dict[str, OfferMade] = {}
+        self._read = 0
+
+    @property
+    def listing(self) -> ListingView:
+        return self.referee.listings["L1"]
+
+    @property
+    def threads(self) -> dict[str, Thread]:
+        return self.referee.threads
+
+    @property
+    def deals(self) -> list[DealAgreed]:
+        return self.referee.deals
+
+    @property
+    def offers(self) -> dict[str, OfferMade]:
+        fresh, self._read = self.bus.seen[self._read :], len(self.bus.seen)
+        for _, env in fresh:
+            if env.type == "OfferMade":
+                self._offers[env.payload["offer_id"]] = OfferMade.model_validate(env.payload)
+        return self._offers
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now
+
+    def wait(self, seconds: int) -> None:
+        self.clock.advance(self.clock.now + timedelta(seconds=seconds))
 
     def apply(self, actor: Actor, cmd: object) -> bool:
         before = (self.listing, dict(self.threads), len(self.deals))
-        decision = decide(cmd, self.context(actor, cmd))  # type: ignore[arg-type]
+        published = len(self.bus.seen)
+        decision = self.referee.command(actor.agent_id, cmd)  # type: ignore[arg-type]
         if decision.refused:
             assert not decision.threads and not decision.events and decision.listing is None
             assert (self.listing, self.threads, len(self.deals)) == before
+            assert [e.type for _, e in self.bus.seen[published:]] == ["ActionRefused"]
             return False
         for thread in decision.threads:
-            previous = self.threads.get(thread.thread_id)
+            previous = before[1].get(thread.thread_id)
             assert previous is None or previous.status is ThreadStatus.OPEN, "an ended thread changed"
-            self.threads[thread.thread_id] = thread
+            assert self.threads[thread.thread_id] == thread, "a decided thread was not saved"
         if decision.listing is not None:
-            self.listing = decision.listing
-        for emitted in decision.events:
-            if isinstance(emitted, OfferMade):
-                self.offers[emitted.offer_id] = emitted
-            if isinstance(emitted, DealAgreed):
-                self.deals.append(emitted)
+            assert self.listing == decision.listing
+        sent = [e.type for _, e in self.bus.seen[published:]]
+        assert sent == [e.type for e in decision.events], "the events published are not the decision's"
         return True
 
 
@@ -186,9 +193,7 @@ def sensible_moves(world: World) -> st.SearchStrategy[tuple[Actor, object]]:
 def test_any_sequence_of_moves_keeps_the_invariants(data: st.DataObject) -> None:
     world = World()
     for _ in range(data.draw(st.integers(min_value=10, max_value=40))):
-        world.now += timedelta(
-            seconds=data.draw(st.one_of(st.integers(0, 2), st.integers(0, 2), st.integers(0, 90)))
-        )
+        world.wait(data.draw(st.one_of(st.integers(0, 2), st.integers(0, 2), st.integers(0, 90))))
         pick = sensible_moves if data.draw(st.integers(0, 9)) < 6 else commands
         actor, cmd = data.draw(pick(world))
         applied = world.apply(actor, cmd)

@@ -1,0 +1,117 @@
+"""`haggle sim market`: `market run`'s market and report, in one process on a simulated clock."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Markets in one process (haggle_lab.sim): no Kafka, no PostgreSQL.", no_args_is_help=True
+)
+console = Console()
+
+
+@app.callback()
+def _sim() -> None:
+    """Markets in one process on a simulated clock: deterministic per seed."""
+
+
+@app.command()
+def market(
+    participants: int = typer.Option(20, help="principals in the market"),
+    listings: int = typer.Option(60, help="items put up for sale"),
+    budget: int = typer.Option(100, help="each principal's budget, in whole dollars"),
+    seed: int = typer.Option(1, help="same seed, same population, same report"),
+    variants: str = typer.Option("boulware,conceder", help="comma-separated strategies"),
+    parallel: bool = typer.Option(False, help="one market per variant over the same population"),
+    misdescribed_rate: float = typer.Option(0.1, help="share of listings whose condition is overstated"),
+    approval_policy: str = typer.Option(
+        "consistent:0.1",
+        help="consistent:<share>, grant-all, deny-all, human, grant-up-to:<cents>",
+    ),
+    seeds: str = typer.Option("", help="several populations, e.g. 1-1000 or 1,4,9: means with 95% CIs"),
+    negotiation_ttl: int = typer.Option(60, help="simulated seconds a negotiation may last"),
+    max_rounds: int = typer.Option(12, help="offers per negotiation at most"),
+    json_path: Path | None = typer.Option(None, "--json", help="also write the report (or summary) as JSON"),
+) -> None:
+    """Run a whole market in process and print `market run`'s report."""
+    from haggle.cli.market import parse_seeds
+    from haggle.market.population import build_population
+    from haggle.market.render import render, render_comparison
+    from haggle.market.runner import check_policy
+    from haggle_lab.sim.engine import SimConfig, simulate
+
+    config = SimConfig(
+        approval_policy=check_policy(approval_policy),
+        negotiation_ttl_seconds=negotiation_ttl,
+        max_rounds=max_rounds,
+    )
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+
+    def population(n: int, side_by_side: bool) -> object:
+        return build_population(
+            n, participants, listings, budget * 100, misdescribed_rate, names, side_by_side
+        )
+
+    if seeds:
+        _many(parse_seeds(seeds), lambda n: population(n, False), config, json_path)
+        return
+    pop = population(seed, parallel)
+    console.print(
+        f"population {pop.digest()[:12]} (seed {seed}): {participants} principals, "  # type: ignore[attr-defined]
+        f"{listings} listings, {len(pop.wants())} wants — in process"  # type: ignore[attr-defined]
+    )
+    started = time.perf_counter()
+    reports = simulate(pop, config)  # type: ignore[arg-type]
+    console.print(f"[dim]simulated in {time.perf_counter() - started:.2f} s[/]")
+    for report in reports:
+        render(report, console)
+    if len(reports) > 1:
+        render_comparison(reports, console)
+    if json_path:
+        body = [json.loads(r.to_json()) for r in reports]
+        json_path.write_text(json.dumps(body[0] if len(body) == 1 else body, indent=2) + "\n")
+        console.print(f"report written to {json_path}")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def _many(seeds: list[int], build: object, config: object, json_path: Path | None) -> None:
+    """One market per seed, with a progress bar, then per-variant means with 95% intervals."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from haggle.market.seeds import render_seeds, summarise
+    from haggle_lab.sim.engine import simulate_seeds
+
+    columns = (
+        TextColumn("seeds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("", total=len(seeds))
+
+        def step(seed: int, report: object) -> None:
+            progress.update(
+                task,
+                advance=1,
+                description=f"seed {seed}: efficiency {report.surplus.efficiency or 0:.3f}"  # type: ignore[attr-defined]
+                f" ok={report.ok}",  # type: ignore[attr-defined]
+            )
+
+        reports = simulate_seeds(seeds, build, config, step)  # type: ignore[arg-type]
+    summary = summarise(reports)
+    render_seeds(summary, console)
+    console.print(f"[dim]{len(seeds)} seeds simulated in {time.perf_counter() - started:.1f} s[/]")
+    if json_path:
+        json_path.write_text(json.dumps(summary, indent=2) + "\n")
+        console.print(f"summary written to {json_path}")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)

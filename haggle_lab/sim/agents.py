@@ -1,0 +1,531 @@
+"""The agents in process: `services/agents/domain` with the brains and the guard, state in memory.
+
+The service's handlers load a principal, its negotiations and its budget from PostgreSQL, call
+the agents' domain, and save what it returns; this class holds the same `Principal`,
+`Negotiation`s and listings in dicts and calls the same domain functions (see the domain's
+README). What is left here is each handler's load-and-save: which state it reads, which domain
+step it calls, and which command goes out. The turn scheduler (`app.run_due_turn`) is a step on
+the simulated clock at a negotiation's `retry_at`.
+
+Differences from the service, on purpose: no signatures or seqs (the engine runs every agent),
+no rate limiter (it counts wall-clock seconds), model brains are refused (they call out), and
+every agent's turn is taken at once on the clock (a strategy's is in the service too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from haggle.contracts import AgentKey, Envelope, Message
+from haggle.contracts.agents import AgentRegistered
+from haggle.contracts.agents import Role as AgentRole
+from haggle.contracts.goods import Condition, ShippingMethod
+from haggle.contracts.listing import (
+    ListingFacts,
+    ListingPublished,
+    ListingRelisted,
+    ListingReserved,
+    ListingSold,
+    ListingWithdrawn,
+)
+from haggle.contracts.mandate import Mandate
+from haggle.contracts.negotiation import (
+    ActionRefused,
+    AgentAdmitted,
+    DealAgreed,
+    NegotiationEnded,
+    OfferMade,
+    ThreadOpened,
+    WithdrawNegotiation,
+)
+from haggle.contracts.settlement import (
+    AcceptGoods,
+    ConfirmHandover,
+    DisputeOutcome,
+    DisputeReason,
+    DisputeResolved,
+    EscrowFailed,
+    EscrowFunded,
+    FundsReleased,
+    OpenDispute,
+    Refunded,
+    ShipItem,
+    ShipmentDelivered,
+    ShipmentLeg,
+)
+from haggle.contracts.topics import (
+    AGENT_EVENTS,
+    AGENT_INBOX,
+    LISTING_COMMANDS_TOPIC,
+    LISTING_EVENTS_TOPIC,
+    NEGOTIATION_COMMANDS,
+    SETTLEMENT_COMMANDS,
+)
+from haggle.guard.view import MandateLimits, NegotiationView
+from haggle_lab.sim.bus import Bus
+from haggle_lab.sim.clock import Clock
+from services.agents.brains import Brain, build_brain
+from services.agents.domain import (
+    Budget,
+    EndedBecause,
+    Negotiation,
+    Principal,
+    Role,
+    Status,
+    buyer_neg_id,
+    deals,
+    purchases,
+    seller_neg_id,
+    shopping,
+    turn,
+)
+from services.agents.domain.brain import is_remote
+from services.agents.domain.deals import DealStatus
+
+PRODUCER = "agents"
+LOCAL_BRAINS = frozenset({"strategy", "compromised"})
+"""Brains that think in this process: the others ask a model over the network."""
+
+
+def agent_id_for(principal_id: str) -> str:
+    return f"{principal_id}.agent"
+
+
+class RemoteBrain(ValueError):
+    """A model brain calls out to a provider: the engine runs strategies and local brains only."""
+
+
+class Agents:
+    def __init__(self, clock: Clock, bus: Bus, market_id: str) -> None:
+        self.clock, self.bus, self.market_id = clock, bus, market_id
+        self.open = True
+        self.principals: dict[str, Principal] = {}
+        self.by_agent: dict[str, str] = {}
+        self.brains: dict[str, Brain] = {}
+        self.negs: dict[str, Negotiation] = {}
+        self.negs_of: dict[str, dict[str, Negotiation]] = {}
+        """Each principal's negotiations by id (the service's `negotiations WHERE principal_id`)."""
+        self.listings: dict[str, list[Any]] = {}
+        self.deals: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deals_of: dict[str, list[dict[str, Any]]] = {}
+        self.guard_refusals: Counter[str] = Counter()
+        bus.subscribe(AGENT_INBOX.name, self._on_inbox)
+        bus.subscribe(LISTING_EVENTS_TOPIC.name, self._on_listing_event)
+
+    # lifecycle: mandate → registered → admitted → listed; listings seen (`handlers.lifecycle`)
+
+    def assign(self, mandate: Mandate, variant: str) -> None:
+        """The principal's agent, registered with the referee (`on_assign_mandate`)."""
+        if mandate.brain.kind not in LOCAL_BRAINS:
+            raise RemoteBrain(
+                f"{mandate.principal_id}: a {mandate.brain.kind} brain calls out; use a strategy"
+            )
+        brain = build_brain(mandate.brain)
+        if is_remote(brain):
+            raise RemoteBrain(f"{mandate.principal_id}: its brain calls out; use a strategy")
+        agent_id = agent_id_for(mandate.principal_id)
+        seed = hashlib.sha256(f"sim-key:{mandate.principal_id}".encode()).digest()
+        key = AgentKey.from_bytes(seed)
+        principal = Principal(mandate.principal_id, self.market_id, agent_id, variant, mandate, key, False, 0)
+        self.principals[mandate.principal_id] = principal
+        self.by_agent[agent_id] = mandate.principal_id
+        self.brains[mandate.principal_id] = brain
+        role = (
+            AgentRole.BOTH
+            if mandate.items and mandate.wants
+            else AgentRole.SELLER
+            if mandate.items
+            else AgentRole.BUYER
+        )
+        registration = AgentRegistered(
+            agent_id=agent_id,
+            principal_id=mandate.principal_id,
+            owner_id=mandate.owner_id,
+            role=role,
+            public_key=key.public,
+        )
+        self.bus.publish(AGENT_EVENTS.name, registration, producer=PRODUCER, agent_id=agent_id)
+
+    def _admitted(self, principal: Principal) -> None:
+        """List what we sell, and look at what is already for sale (`on_admitted`)."""
+        if principal.admitted:
+            return
+        principal.admitted = True
+        if not self.open:
+            return
+        for item in principal.mandate.items:
+            listing_id = principal.listing_id_for(item.id)
+            cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
+            self._send(principal, cmd, LISTING_COMMANDS_TOPIC.name)
+        if principal.mandate.wants:
+            for listing_id in sorted(self.listings):
+                facts, status = self.listings[listing_id]
+                if status == "active":
+                    self._consider(principal, facts)
+
+    def _on_listing_event(self, env: Envelope, event: Message) -> None:
+        if isinstance(event, ListingPublished):
+            self.listings.setdefault(event.listing_id, [event, "active"])
+            if self.open:
+                for principal in self._admitted_buyers():
+                    self._consider(principal, event)
+        elif isinstance(event, ListingWithdrawn | ListingReserved | ListingSold):
+            if event.listing_id in self.listings:
+                self.listings[event.listing_id][1] = event.type.removeprefix("Listing").lower()
+        elif isinstance(event, ListingRelisted) and event.listing_id in self.listings:
+            self.listings[event.listing_id][1] = "active"
+            if self.open:
+                for principal in self._admitted_buyers():
+                    self._consider(principal, self.listings[event.listing_id][0])
+
+    def _admitted_buyers(self) -> list[Principal]:
+        return [p for _, p in sorted(self.principals.items()) if p.admitted and p.mandate.wants]
+
+    def close(self) -> None:
+        """A closing market: what waits to open ends now (`on_market_event`)."""
+        self.open = False
+        for neg in self.negs.values():
+            if neg.status is Status.OPENING:
+                neg.end(EndedBecause.MARKET_CLOSING)
+
+    @property
+    def opening(self) -> int:
+        return sum(1 for n in self.negs.values() if n.status is Status.OPENING)
+
+    # shopping (`handlers.shop`)
+
+    def _consider(self, principal: Principal, listing: ListingPublished) -> None:
+        caps = {want.id: principal.buying_cap(want.id) for want in principal.mandate.wants}
+        want = shopping.matching_want(
+            principal.principal_id,
+            principal.mandate,
+            listing,
+            self._fulfilled(principal),
+            principal.refused_listings,
+            caps,
+        )
+        if want is None:
+            return
+        neg_id = buyer_neg_id(principal.principal_id, listing.listing_id)
+        if neg_id in self.negs:
+            return  # a listing is tried once
+        self._add(
+            Negotiation(neg_id, principal.principal_id, listing.listing_id, Role.BUYER, want_id=want.id)
+        )
+        self._reshop(principal, want.id, shopping.SHOP_SECONDS)
+
+    def _add(self, neg: Negotiation) -> None:
+        self.negs[neg.neg_id] = neg
+        self.negs_of.setdefault(neg.principal_id, {})[neg.neg_id] = neg
+
+    def _negs(self, principal: Principal) -> list[Negotiation]:
+        return [n for _, n in sorted(self.negs_of.get(principal.principal_id, {}).items())]
+
+    def _live_buyer_negs(self, principal: Principal, want_id: str | None = None) -> list[Negotiation]:
+        return [
+            n
+            for n in self._negs(principal)
+            if n.is_buyer and n.live and (want_id is None or n.want_id == want_id)
+        ]
+
+    def _asking(self, neg: Negotiation) -> tuple[int, int]:
+        facts = self.listings[neg.listing_id][0]
+        return facts.price_cents, min((o.cost_cents for o in facts.shipping), default=0)
+
+    def _reshop(self, principal: Principal, want_id: str, delay: float = 0.0) -> None:
+        shortlist = [(n, sum(self._asking(n))) for n in self._live_buyer_negs(principal, want_id)]
+        wake_at = self._in(delay)
+        for neg in shopping.reshop(shortlist, wake_at).changed:
+            if neg.retry_at is not None:
+                self._due(neg)
+
+    def _still_chosen(self, principal: Principal, neg: Negotiation) -> bool:
+        """A candidate due to open is ranked again first (`shop.still_chosen`)."""
+        if not neg.waiting_to_open:
+            return True
+        self._reshop(principal, str(neg.want_id))
+        return neg.live and neg.retry_at is not None
+
+    def _after_turn(self, principal: Principal, neg: Negotiation) -> None:
+        if neg.is_buyer and neg.status is Status.ENDED and neg.want_id:
+            self._reshop(principal, neg.want_id)
+
+    def _wake_declined(self, principal: Principal) -> None:
+        """A want is open again: its untried candidates get another look (`shop.wake_declined`)."""
+        if not self.open:
+            return
+        fulfilled = self._fulfilled(principal)
+        wants: set[str] = set()
+        for neg in self._negs(principal):
+            if neg.revivable(fulfilled):
+                neg.revive()
+                wants.add(str(neg.want_id))
+        for want_id in sorted(wants):
+            self._reshop(principal, want_id)
+
+    def _fulfilled(self, principal: Principal) -> set[str]:
+        return {
+            d["want_id"]
+            for d in self.deals_of.get(principal.principal_id, ())
+            if d["role"] == "buyer" and d["want_id"] and d["status"] not in deals.GIVES_MONEY_BACK
+        }
+
+    def _budget(self, principal: Principal) -> Budget:
+        return principal.budget(self._negs(principal))
+
+    # turns (`app.run_due_turn`, `handlers.turns`)
+
+    def _in(self, seconds: float) -> datetime:
+        return self.clock.now + timedelta(seconds=seconds)
+
+    def _due(self, neg: Negotiation) -> None:
+        """Its `retry_at` is set: the turn scheduler takes it then."""
+        assert neg.retry_at is not None
+        self.clock.at(neg.retry_at, lambda: self._run_due_turn(neg.neg_id))
+
+    async def _run_due_turn(self, neg_id: str) -> None:
+        neg = self.negs[neg_id]
+        if neg.retry_at is None or neg.retry_at > self.clock.now or not neg.live:
+            return
+        principal = self.principals[neg.principal_id]
+        if not self._still_chosen(principal, neg):
+            return
+        neg.retry_at = None
+        await self._take_turn(principal, neg)
+
+    def _facts(self, principal: Principal, neg: Negotiation) -> ListingFacts | None:
+        known = self.listings.get(neg.listing_id)
+        return known[0] if known is not None else turn.seller_facts(principal, neg)
+
+    async def _take_turn(self, principal: Principal, neg: Negotiation) -> None:
+        prepared = self._prepare(principal, neg)
+        if prepared is not None:
+            view, limits = prepared
+            decision = await turn.next_move(self.brains[principal.principal_id], view, limits, limiter=None)
+            self.guard_refusals.update(refusal.reason.value for refusal in decision.refusals)
+            command = turn.command_for(neg, decision.move)
+            if command is not None:
+                neg.retry_at = None
+                self._send(principal, command, NEGOTIATION_COMMANDS.name)
+        self._after_turn(principal, neg)
+
+    def _prepare(
+        self, principal: Principal, neg: Negotiation
+    ) -> tuple[NegotiationView, MandateLimits] | None:
+        facts = self._facts(principal, neg)
+        if facts is None or not neg.live:
+            return None
+        if neg.is_buyer and neg.thread_id is None:
+            budget = self._budget(principal)
+            funded = self._funded_wants(principal)
+            if turn.hold_for_opening(principal, neg, facts, budget, funded) is None:
+                return None
+        limits = turn.limits_for(principal, neg, self._budget(principal), None)
+        view = turn.view_of(principal, neg, facts, limits, self.clock.now)
+        return (view, limits) if view.my_turn else None
+
+    def _funded_wants(self, principal: Principal) -> set[str]:
+        """`store.best_candidates`: per want, its cheapest live candidate, and whether it holds money."""
+        best: dict[str, shopping.BestCandidate] = {}
+        for neg in self._live_buyer_negs(principal):
+            asking, cheapest = self._asking(neg)
+            want_id = str(neg.want_id)
+            known = best.get(want_id)
+            holding = neg.reserved_cents > 0 or (known is not None and known.holding)
+            if known is None or asking < known.asking_cents:
+                best[want_id] = shopping.BestCandidate(
+                    want_id, principal.buying_cap(want_id), asking, cheapest, holding
+                )
+            elif holding != known.holding:
+                best[want_id] = shopping.BestCandidate(
+                    want_id,
+                    known.buying_cap_cents,
+                    known.asking_cents,
+                    known.cheapest_shipping_cents,
+                    holding,
+                )
+        left = principal.mandate.budget_cents - principal.committed_cents
+        return shopping.funded_wants([best[w] for w in sorted(best)], left)
+
+    def _send(self, principal: Principal, command: Message, topic: str) -> None:
+        self.bus.publish(topic, command, producer=PRODUCER, agent_id=principal.agent_id)
+
+    # the inbox
+
+    async def _on_inbox(self, env: Envelope, event: Message) -> None:
+        pid = self.by_agent.get(str(env.agent_id))
+        if pid is None:
+            return
+        principal = self.principals[pid]
+        if isinstance(event, AgentAdmitted):
+            self._admitted(principal)
+        elif isinstance(event, ThreadOpened | OfferMade | NegotiationEnded):
+            await self._on_thread_event(principal, env, event)
+        elif isinstance(event, DealAgreed):
+            self._on_deal_agreed(principal, event)
+        elif isinstance(event, ActionRefused):
+            self._on_refused(principal, event)
+        else:
+            self._on_settlement(principal, event)
+
+    def _locate(self, principal: Principal, event: Message) -> Negotiation | None:
+        listing_id, thread_id = str(getattr(event, "listing_id", "")), getattr(event, "thread_id", None)
+        item_id = principal.item_id_of(listing_id)
+        seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or item_id is not None
+        if not seller_side:
+            return self.negs.get(buyer_neg_id(principal.principal_id, listing_id))
+        neg_id = seller_neg_id(principal.principal_id, str(thread_id))
+        found = self.negs.get(neg_id)
+        if found is None and isinstance(event, ThreadOpened):
+            found = Negotiation(
+                neg_id, principal.principal_id, listing_id, Role.SELLER, item_id=item_id, thread_id=thread_id
+            )
+            self._add(found)
+        return found
+
+    async def _on_thread_event(
+        self, principal: Principal, env: Envelope, event: ThreadOpened | OfferMade | NegotiationEnded
+    ) -> None:
+        neg = self._locate(principal, event)
+        if neg is None:
+            return
+        neg.record(event.type, event.model_dump(mode="json"), env.occurred_at)
+        if isinstance(event, ThreadOpened):
+            neg.thread_opened(event.thread_id)
+        if isinstance(event, NegotiationEnded):
+            neg.thread_ended(event.reason)
+        if isinstance(event, OfferMade) and event.agent_id != principal.agent_id and neg.live:
+            await self._take_turn(principal, neg)
+        if isinstance(event, NegotiationEnded) and neg.is_buyer and neg.status is Status.ENDED:
+            self._wake_declined(principal)
+            if neg.want_id:
+                self._reshop(principal, neg.want_id)
+
+    def _on_deal_agreed(self, principal: Principal, event: DealAgreed) -> None:
+        neg = self._locate(principal, event)
+        key = (event.deal_id, principal.principal_id)
+        if neg is None or key in self.deals:
+            return
+        buyer = principal.agent_id == event.buyer_agent_id
+        amount = event.buyer_total_cents if buyer else event.price_cents
+        self.deals[key] = {
+            "role": neg.role.value,
+            "listing_id": neg.listing_id,
+            "want_id": neg.want_id,
+            "amount_cents": amount,
+            "shipping_method": event.shipping_method.value,
+            "status": DealStatus.AGREED,
+        }
+        self.deals_of.setdefault(principal.principal_id, []).append(self.deals[key])
+        if not buyer:
+            deals.seller_deal_agreed(neg)
+            return
+        outcome = deals.buyer_deal_agreed(neg, amount, self._budget(principal), self._negs(principal))
+        principal.spend(outcome.budget)
+        for other in outcome.withdraw:
+            withdraw = WithdrawNegotiation(listing_id=other.listing_id, thread_id=str(other.thread_id))
+            self._send(principal, withdraw, NEGOTIATION_COMMANDS.name)
+        self._wake_declined(principal)
+
+    def _on_refused(self, principal: Principal, event: ActionRefused) -> None:
+        if event.command_type != "OpenNegotiation":
+            return
+        neg = self.negs.get(buyer_neg_id(principal.principal_id, event.listing_id))
+        if neg is None or neg.status is not Status.OPENING:
+            return
+        neg.opening_refused(event.reason, self.clock.now)
+        if neg.retry_at is not None:
+            self._due(neg)
+        self._after_turn(principal, neg)
+
+    # after the handshake (`handlers.settle`)
+
+    def _on_settlement(self, principal: Principal, event: Message) -> None:
+        if isinstance(event, EscrowFunded):
+            self._on_escrow_funded(principal, event)
+        elif isinstance(event, ShipmentDelivered):
+            self._on_delivered(principal, event)
+        elif isinstance(event, DisputeResolved):
+            self._on_dispute_resolved(principal, event)
+        elif isinstance(event, EscrowFailed):
+            deal = self.deals.get((event.deal_id, principal.principal_id))
+            if deal and deal["role"] == "buyer" and purchases.consent_refused(event.reason):
+                principal.refuse_purchase(deal["listing_id"], deal["want_id"])
+            self._close_deal(principal, event.deal_id, DealStatus.FAILED)
+        elif isinstance(event, Refunded):
+            self._close_deal(principal, event.deal_id, DealStatus.REFUNDED)
+        elif isinstance(event, FundsReleased):
+            self._close_deal(principal, event.deal_id, DealStatus.SETTLED)
+
+    def _true_condition(self, principal: Principal, listing_id: str) -> Condition | None:
+        """What is really in the box: the seller knows its item, whatever the listing says."""
+        item_id = principal.item_id_of(listing_id)
+        if item_id is None:
+            return None
+        item = principal.mandate.item(item_id)
+        return item.true_condition or item.condition
+
+    def _on_escrow_funded(self, principal: Principal, event: EscrowFunded) -> None:
+        seller = principal.principal_id == event.seller_principal_id
+        pickup = event.shipping_method is ShippingMethod.LOCAL_PICKUP
+        cmd: Message
+        if seller:
+            packed = self._true_condition(principal, event.listing_id) or Condition.GOOD
+            cmd = (
+                ConfirmHandover(deal_id=event.deal_id, condition=packed)
+                if pickup
+                else ShipItem(deal_id=event.deal_id, packed_condition=packed)
+            )
+        elif pickup:
+            cmd = ConfirmHandover(deal_id=event.deal_id)
+        else:
+            return
+        self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
+
+    def _on_delivered(self, principal: Principal, event: ShipmentDelivered) -> None:
+        """The buyer's inspection: the delivered condition against the listing's."""
+        if event.leg is not ShipmentLeg.FORWARD or event.delivered_condition is None:
+            return
+        known = self.listings.get(event.listing_id)
+        if known is None or principal.item_id_of(event.listing_id) is not None:
+            return
+        listed = known[0].condition
+        cmd: Message
+        if event.delivered_condition.at_least(listed):
+            cmd = AcceptGoods(deal_id=event.deal_id)
+        else:
+            cmd = OpenDispute(
+                deal_id=event.deal_id,
+                reason=DisputeReason.CONDITION_WORSE,
+                detail=f"listed as {listed.value}, arrived {event.delivered_condition.value}",
+            )
+        self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
+
+    def _on_dispute_resolved(self, principal: Principal, event: DisputeResolved) -> None:
+        """A pickup item coming back: the seller confirms it has it again."""
+        deal = self.deals.get((event.deal_id, principal.principal_id))
+        if deal is None or deal["role"] != "seller":
+            return
+        pickup = deal["shipping_method"] == ShippingMethod.LOCAL_PICKUP.value
+        if event.outcome is DisputeOutcome.REFUND_AFTER_RETURN and pickup:
+            condition = self._true_condition(principal, deal["listing_id"])
+            cmd = ConfirmHandover(deal_id=event.deal_id, condition=condition)
+            self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
+
+    def _close_deal(self, principal: Principal, deal_id: str, status: DealStatus) -> None:
+        """A failed or refunded purchase gives its money back to the budget (`deals.close_deal`)."""
+        deal = self.deals.get((deal_id, principal.principal_id))
+        if deal is None:
+            return
+        budget = deals.close_deal(
+            deal["status"], status, deal["role"], deal["amount_cents"], self._budget(principal)
+        )
+        if budget is None:
+            return
+        deal["status"] = status
+        principal.spend(budget)
+        if deal["role"] == "buyer" and status in deals.GIVES_MONEY_BACK:
+            self._wake_declined(principal)

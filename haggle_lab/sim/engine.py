@@ -1,0 +1,203 @@
+"""One market in process: the services' cores on an in-memory bus and a simulated clock.
+
+`simulate(population, config)` runs each market of the population (one, or one per variant with
+`parallel`) the way `haggle market run` runs it over the live services: the same rules
+(`runner.rules_for`), every wallet funded and every mandate assigned, approvals answered by the
+same policy, trading until nothing is in flight, then closing. The events an observer of the
+live market would have read are turned into `MarketFacts` by the same `haggle.market` code, and
+the report is `build_report`'s. The same population and config give the same report, byte for
+byte: nothing reads the wall clock, ids are counted, and every step is taken in a fixed order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from haggle.contracts import Envelope, Message
+from haggle.contracts.approval import ApprovalRequested
+from haggle.contracts.mandate import Mandate
+from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.topics import APPROVAL_EVENTS
+from haggle.market import checks, collect
+from haggle.market.approvals import DEFAULT_POLICY, ApprovalPolicy
+from haggle.market.collect import Scope
+from haggle.market.facts import MarketFacts
+from haggle.market.mandates import assign_mandate
+from haggle.market.population import Population
+from haggle.market.report import MarketReport, build_report
+from haggle.market.runner import RunConfig, consent_limits, rules_for
+from haggle_lab.sim.agents import Agents
+from haggle_lab.sim.bus import HOP_SECONDS, Bus
+from haggle_lab.sim.clock import Clock
+from haggle_lab.sim.listing import Listings
+from haggle_lab.sim.referee import Referee
+from haggle_lab.sim.settlement import Settlement
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """`market run`'s settings that apply in process (no deadline: simulated time never runs out)."""
+
+    approval_policy: str = DEFAULT_POLICY
+    negotiation_ttl_seconds: int = 60
+    max_rounds: int = 12
+    fee_bps: int = 500
+    carrier_loss_bps: int = 300
+    hop_seconds: float = HOP_SECONDS
+
+    def run_config(self) -> RunConfig:
+        return RunConfig(
+            approval_policy=self.approval_policy,
+            negotiation_ttl_seconds=self.negotiation_ttl_seconds,
+            max_rounds=self.max_rounds,
+            fee_bps=self.fee_bps,
+            carrier_loss_bps=self.carrier_loss_bps,
+        )
+
+
+class Approver:
+    """The simulated human of `market run`: answers each approval request by the policy."""
+
+    def __init__(self, bus: Bus, policy: ApprovalPolicy) -> None:
+        self.bus, self.policy = bus, policy
+        bus.subscribe(APPROVAL_EVENTS.name, self._on_event)
+
+    def _on_event(self, env: Envelope, event: Message) -> None:
+        if isinstance(event, ApprovalRequested):
+            answer = self.policy.answer(event, event.principal_id)
+            if answer is not None:
+                self.bus.publish(APPROVAL_EVENTS.name, answer, producer="operator")
+
+
+@dataclass
+class Market:
+    """One market's services, wired together."""
+
+    population: Population
+    config: SimConfig
+    label: str = "mixed"
+    market_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.market_id = f"sim{self.population.seed}-{self.label}"
+        self.rules = rules_for(self.config.run_config(), self.population.seed)
+        self.policy = ApprovalPolicy.parse(self.config.approval_policy, self.population.seed)
+        self.clock = Clock()
+        self.bus = Bus(self.clock, self.market_id, self.config.hop_seconds)
+        self.referee = Referee(self.clock, self.bus, self.rules, self.market_id)
+        self.listings = Listings(self.bus)
+        self.settlement = Settlement(self.clock, self.bus, self.rules, self.market_id)
+        self.agents = Agents(self.clock, self.bus, self.market_id)
+        self.approver = Approver(self.bus, self.policy)
+        self.closed = False
+
+    async def run(self) -> MarketReport:
+        for principal in self.population.principals:
+            self.settlement.fund(principal.id, principal.budget_cents, principal.auto_approve_limit_cents)
+            self.agents.assign(assign_mandate(principal).mandate, principal.variant)
+        await self.clock.run()  # trading: until nothing is in flight
+        self.referee.close()
+        self.agents.close()
+        await self.clock.run()
+        self.closed = True
+        return build_report(self.facts())
+
+    def closed_invariants(self) -> dict[str, bool]:
+        """`checks.market_closed`, asked of the services in process."""
+        closing_at = self.referee.closing_at
+        late = [
+            e
+            for _, e in self.bus.seen
+            if e.type == "ThreadOpened" and (closing_at is None or e.occurred_at > closing_at)
+        ]
+        nothing_open = (
+            self.referee.open_threads == 0
+            and self.settlement.deals_open == 0
+            and self.agents.opening == 0
+            and len(self.referee.deals) == len(self.settlement.deals)
+        )
+        return {"market_closed": self.closed and nothing_open, "no_negotiation_after_close": not late}
+
+    def facts(self) -> MarketFacts:
+        """`runner.facts_of`, with the ledger, the guard and the close asked in process."""
+        seen, scope = self.bus.seen, Scope(self.market_id)
+        deals = collect.deals(seen, scope)
+        sold_once, _ = checks.no_listing_sold_twice(seen)
+        mandates_kept, _ = checks.no_mandate_broken(seen, self.population, scope)
+        return MarketFacts(
+            market_id=self.market_id,
+            population=self.population,
+            listing_ids=collect.listing_ids(seen, scope),
+            negotiations=collect.negotiations(seen, scope),
+            deals=deals,
+            settlements=collect.settlements(seen, [d.deal_id for d in deals]),
+            approvals=collect.approvals(seen, scope),
+            disputes=collect.disputes(seen),
+            refusals={
+                "referee": collect.referee_refusals(seen),
+                "guard": dict(sorted(self.agents.guard_refusals.items())),
+            },
+            consent_limits_cents=consent_limits(self.population, self.policy),
+            invariants={
+                "ledger_balanced": not self.settlement.ledger_problems(),
+                "no_listing_sold_twice": sold_once,
+                "no_mandate_broken": mandates_kept,
+                **self.closed_invariants(),
+            },
+        )
+
+
+async def negotiate(
+    mandates: list[Mandate], rules: MarketRulesSet, market_id: str, policy: str = "grant-all"
+) -> list[tuple[str, Envelope]]:
+    """Principals' mandates in one market (each funded with its budget) until nothing is in flight:
+    what an observer saw. For a set of small markets such as the NegMAS peer's."""
+    clock = Clock()
+    bus = Bus(clock, market_id)
+    Referee(clock, bus, rules, market_id)
+    Listings(bus)
+    settlement = Settlement(clock, bus, rules, market_id)
+    agents = Agents(clock, bus, market_id)
+    Approver(bus, ApprovalPolicy.parse(policy))
+    for mandate in mandates:
+        settlement.fund(mandate.principal_id, mandate.budget_cents, mandate.auto_approve_limit_cents)
+        agents.assign(mandate, "sim")
+    await clock.run()
+    return bus.seen
+
+
+def labels(population: Population) -> list[tuple[Population, str]]:
+    runs = population.runs()
+    return [(run, run.variants[0] if population.parallel else "mixed") for run in runs]
+
+
+async def simulate_async(population: Population, config: SimConfig = SimConfig()) -> list[MarketReport]:
+    return [await Market(run, config, label).run() for run, label in labels(population)]
+
+
+def simulate(population: Population, config: SimConfig = SimConfig()) -> list[MarketReport]:
+    """Every market of the population, one after the other, in this process."""
+    return asyncio.run(simulate_async(population, config))
+
+
+def simulate_seeds(
+    seeds: list[int],
+    build: Callable[[int], Population],
+    config: SimConfig = SimConfig(),
+    progress: Callable[[int, MarketReport], None] | None = None,
+) -> list[MarketReport]:
+    """One market per seed (`build(seed)`: its population), in one event loop."""
+
+    async def go() -> list[MarketReport]:
+        reports = []
+        for seed in seeds:
+            for run, label in labels(build(seed)):
+                report = await Market(run, config, label).run()
+                reports.append(report)
+                if progress:
+                    progress(seed, report)
+        return reports
+
+    return asyncio.run(go())

@@ -1,0 +1,62 @@
+"""The in-process engine (`haggle_lab.sim`): deterministic per seed, and its invariants hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from haggle.market.population import build_population
+from haggle_lab.sim.agents import RemoteBrain
+from haggle_lab.sim.engine import SimConfig, simulate, simulate_seeds
+
+
+def population(seed: int, variants: tuple[str, ...] = ("boulware", "conceder"), parallel: bool = False):  # type: ignore[no-untyped-def]
+    return build_population(seed, 12, 30, 10_000, 0.1, list(variants), parallel)
+
+
+def test_the_same_seed_gives_the_same_report_byte_for_byte() -> None:
+    first = [r.to_json() for r in simulate(population(7))]
+    again = [r.to_json() for r in simulate(population(7))]
+    other = [r.to_json() for r in simulate(population(8))]
+    assert first == again
+    assert first != other
+
+
+def test_a_market_trades_settles_and_keeps_every_invariant() -> None:
+    (report,) = simulate(population(3))
+    assert report.ok, report.invariants
+    assert set(report.invariants) >= {
+        "ledger_balanced",
+        "no_listing_sold_twice",
+        "no_mandate_broken",
+        "market_closed",
+        "no_negotiation_after_close",
+    }
+    assert report.negotiations > 0 and report.deals_agreed > 0
+    assert report.settlements.open == 0
+    assert report.deals_settled == report.settlements.released
+
+
+def test_denied_approvals_fail_their_escrow_and_nothing_is_released_unapproved() -> None:
+    (report,) = simulate(population(3), SimConfig(approval_policy="deny-all"))
+    assert report.ok
+    assert report.approvals.granted == 0
+    assert report.approvals.denied == report.approvals.requested
+    assert report.settlements.escrow_failed >= report.approvals.denied > 0
+
+
+def test_parallel_runs_one_market_per_variant() -> None:
+    reports = simulate(population(2, parallel=True))
+    assert [r.variants[0].variant for r in reports] == ["boulware", "conceder"]
+    assert all(r.ok for r in reports)
+
+
+def test_seeds_report_one_market_each_in_order() -> None:
+    seen: list[int] = []
+    reports = simulate_seeds([4, 5], population, progress=lambda seed, _: seen.append(seed))
+    assert seen == [4, 5]
+    assert [r.market_id for r in reports] == ["sim4-mixed", "sim5-mixed"]
+
+
+def test_a_model_brain_is_refused_not_called() -> None:
+    with pytest.raises(RemoteBrain):
+        simulate(population(1, ("claude-haiku",)))
