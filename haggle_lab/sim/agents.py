@@ -83,7 +83,7 @@ from services.agents.domain import (
     turn,
 )
 from services.agents.domain.brain import is_remote
-from services.agents.domain.deals import DealStatus
+from services.agents.domain.deals import Deal, DealStatus
 
 PRODUCER = "agents"
 LOCAL_BRAINS = frozenset({"strategy", "compromised"})
@@ -109,8 +109,8 @@ class Agents:
         self.negs_of: dict[str, dict[str, Negotiation]] = {}
         """Each principal's negotiations by id (the service's `negotiations WHERE principal_id`)."""
         self.listings: dict[str, list[Any]] = {}
-        self.deals: dict[tuple[str, str], dict[str, Any]] = {}
-        self.deals_of: dict[str, list[dict[str, Any]]] = {}
+        self.deals: dict[tuple[str, str], Deal] = {}
+        self.deals_of: dict[str, list[Deal]] = {}
         self.guard_refusals: Counter[str] = Counter()
         bus.subscribe(AGENT_INBOX.name, self._on_inbox)
         bus.subscribe(LISTING_EVENTS_TOPIC.name, self._on_listing_event)
@@ -268,9 +268,9 @@ class Agents:
 
     def _fulfilled(self, principal: Principal) -> set[str]:
         return {
-            d["want_id"]
+            d.want_id
             for d in self.deals_of.get(principal.principal_id, ())
-            if d["role"] == "buyer" and d["want_id"] and d["status"] not in deals.GIVES_MONEY_BACK
+            if d.role is Role.BUYER and d.want_id and d.status not in deals.GIVES_MONEY_BACK
         }
 
     def _budget(self, principal: Principal) -> Budget:
@@ -411,14 +411,15 @@ class Agents:
             return
         buyer = principal.agent_id == event.buyer_agent_id
         amount = event.buyer_total_cents if buyer else event.price_cents
-        self.deals[key] = {
-            "role": neg.role.value,
-            "listing_id": neg.listing_id,
-            "want_id": neg.want_id,
-            "amount_cents": amount,
-            "shipping_method": event.shipping_method.value,
-            "status": DealStatus.AGREED,
-        }
+        self.deals[key] = Deal(
+            deal_id=event.deal_id,
+            principal_id=principal.principal_id,
+            role=neg.role,
+            listing_id=neg.listing_id,
+            want_id=neg.want_id,
+            amount_cents=amount,
+            shipping_method=event.shipping_method.value,
+        )
         self.deals_of.setdefault(principal.principal_id, []).append(self.deals[key])
         if not buyer:
             deals.seller_deal_agreed(neg)
@@ -452,8 +453,8 @@ class Agents:
             self._on_dispute_resolved(principal, event)
         elif isinstance(event, EscrowFailed):
             deal = self.deals.get((event.deal_id, principal.principal_id))
-            if deal and deal["role"] == "buyer" and purchases.consent_refused(event.reason):
-                principal.refuse_purchase(deal["listing_id"], deal["want_id"])
+            if deal and deal.role is Role.BUYER and purchases.consent_refused(event.reason):
+                principal.refuse_purchase(deal.listing_id, deal.want_id)
             self._close_deal(principal, event.deal_id, DealStatus.FAILED)
         elif isinstance(event, Refunded):
             self._close_deal(principal, event.deal_id, DealStatus.REFUNDED)
@@ -507,25 +508,22 @@ class Agents:
     def _on_dispute_resolved(self, principal: Principal, event: DisputeResolved) -> None:
         """A pickup item coming back: the seller confirms it has it again."""
         deal = self.deals.get((event.deal_id, principal.principal_id))
-        if deal is None or deal["role"] != "seller":
+        if deal is None or deal.role is not Role.SELLER:
             return
-        pickup = deal["shipping_method"] == ShippingMethod.LOCAL_PICKUP.value
+        pickup = deal.shipping_method == ShippingMethod.LOCAL_PICKUP.value
         if event.outcome is DisputeOutcome.REFUND_AFTER_RETURN and pickup:
-            condition = self._true_condition(principal, deal["listing_id"])
+            condition = self._true_condition(principal, deal.listing_id)
             cmd = ConfirmHandover(deal_id=event.deal_id, condition=condition)
             self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
 
     def _close_deal(self, principal: Principal, deal_id: str, status: DealStatus) -> None:
-        """A failed or refunded purchase gives its money back to the budget (`deals.close_deal`)."""
+        """A failed or refunded purchase gives its money back to the budget (`Deal.close`)."""
         deal = self.deals.get((deal_id, principal.principal_id))
         if deal is None:
             return
-        budget = deals.close_deal(
-            deal["status"], status, deal["role"], deal["amount_cents"], self._budget(principal)
-        )
+        budget = deal.close(status, self._budget(principal))
         if budget is None:
             return
-        deal["status"] = status
         principal.spend(budget)
-        if deal["role"] == "buyer" and status in deals.GIVES_MONEY_BACK:
+        if deal.gives_money_back:
             self._wake_declined(principal)
