@@ -55,6 +55,7 @@ from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, 
 from services.agents import store
 from services.agents.brains.base import is_remote
 from services.agents.handlers import common, lifecycle, settle, shop, turns
+from services.agents.usage import usage_route
 
 NAME = "agents"
 SCHEMA = "agents"
@@ -223,7 +224,9 @@ def market_route(ctx: ServiceContext) -> Route:
 
 def build(ctx: ServiceContext) -> ServiceParts:
     return ServiceParts(
-        subscriptions=subscriptions(), routes=[market_route(ctx)], background=[turn_scheduler(ctx)]
+        subscriptions=subscriptions(),
+        routes=[market_route(ctx), usage_route(ctx.pool)],
+        background=[turn_scheduler(ctx)],
     )
 
 
