@@ -21,20 +21,13 @@ from haggle.contracts.listing import (
     ListingWithdrawn,
 )
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
-from haggle.contracts.negotiation import (
-    AcceptOffer,
-    CounterOffer,
-    OpenNegotiation,
-    RejectOffer,
-    SendMessage,
-    WithdrawNegotiation,
-)
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_EVENTS_TOPIC, MARKET_EVENTS, NEGOTIATION_COMMANDS
 from haggle.runtime import markets
 from haggle.runtime.outbox import unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.negotiation import handlers, store
 from services.negotiation.domain import expire
+from services.negotiation.domain.referee import COMMANDS
 
 NAME = "negotiation"
 SCHEMA = "negotiation"
@@ -46,14 +39,9 @@ def subscriptions() -> list[Subscription]:
     return [
         Subscription(
             NEGOTIATION_COMMANDS.name,
-            {
-                OpenNegotiation: handlers.on_command,
-                CounterOffer: handlers.on_command,
-                AcceptOffer: handlers.on_command,
-                RejectOffer: handlers.on_command,
-                WithdrawNegotiation: handlers.on_command,
-                SendMessage: handlers.on_command,
-            },
+            # Every command the referee decides (its one table, `referee.COMMANDS`) goes through
+            # the one command handler: load the threads, `referee.decide`, save.
+            dict.fromkeys(COMMANDS, handlers.on_command),
             commands=True,
             on_invalid=handlers.refuse_invalid,
             batched=True,
