@@ -28,6 +28,7 @@ from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, 
 from services.negotiation import handlers, store
 from services.negotiation.domain import expire
 from services.negotiation.domain.referee import COMMANDS
+from services.negotiation.store import Threads
 
 NAME = "negotiation"
 SCHEMA = "negotiation"
@@ -77,9 +78,10 @@ def subscriptions() -> list[Subscription]:
 async def expire_due_once(ctx: ServiceContext) -> int:
     """End every open thread past its deadline; safe with several instances (SKIP LOCKED)."""
     async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
-        due = await store.due_threads(uow.conn, handlers.now())
+        threads = uow.repo(Threads)
+        due = await threads.due(handlers.now())
         for thread in due:
-            market_id = await store.market_of_thread(uow.conn, thread.thread_id)
+            market_id = threads.market_of(thread.thread_id)
             cause = handlers.Cause(market_id, f"deadline:{thread.thread_id}")
             await handlers.apply_decision(uow, cause, expire(thread, handlers.now()))
     return len(due)
