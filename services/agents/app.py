@@ -195,19 +195,13 @@ def turn_scheduler(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout=interval)
 
-    async def schedule_forever() -> None:
-        while True:
-            try:
-                async with ctx.pool.acquire() as listener:
-                    await listener.add_listener(common.TURNS_CHANNEL, lambda *_: woken.set())
-                    await rounds(listener)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("turn scheduler failed; starting again")
-                await asyncio.sleep(interval)
+    async def turn_scheduler() -> None:
+        """Run under the service's supervisor, which restarts it (after a backoff) on error."""
+        async with ctx.pool.acquire() as listener:
+            await listener.add_listener(common.TURNS_CHANNEL, lambda *_: woken.set())
+            await rounds(listener)
 
-    return schedule_forever
+    return turn_scheduler
 
 
 def market_route(ctx: ServiceContext) -> Route:

@@ -89,11 +89,8 @@ async def expire_due_once(ctx: ServiceContext) -> int:
 
 def expiry_job(ctx: ServiceContext, interval: float = 0.5) -> Callable[[], Coroutine[Any, Any, None]]:
     async def expire_forever() -> None:
-        while True:
-            try:
-                await expire_due_once(ctx)
-            except Exception:
-                log.exception("expiry round failed")
+        while True:  # run under the service's supervisor: an error restarts it after a backoff
+            await expire_due_once(ctx)
             await asyncio.sleep(interval)
 
     return expire_forever
