@@ -42,7 +42,7 @@ async def supervise(
     """Run `body` until it returns (or the task is cancelled), restarting it on any error."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(Exception),
-        wait=wait or wait_exponential_jitter(initial=0.5, max=30.0),
+        wait=wait or wait_exponential_jitter(multiplier=0.5, max=30.0),
         before_sleep=_restarting(loop),
         reraise=True,
     ):

@@ -79,7 +79,7 @@ class StripeRails:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),
                 stop=stop_after_delay(self.settings.payments_retry_seconds),
-                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
                 reraise=True,
             ):
                 with attempt:
