@@ -50,7 +50,7 @@ def run_demo(
         f"{listings} listings, Boulware vs conceder (population {population.digest()[:12]})"
     )
     try:
-        bootstrap, database_url = ensure_running()
+        bootstrap, _ = ensure_running()
         _live_view()
         config = RunConfig(deadline_seconds=900)
         last = [0.0]
@@ -65,7 +65,7 @@ def run_demo(
                     f"ended {s.threads_ended}  deals {s.deals}  settled {s.settled}"  # type: ignore[attr-defined]
                 )
 
-        reports = asyncio.run(run_all(population, config, bootstrap, database_url, progress))
+        reports = asyncio.run(run_all(population, config, bootstrap, progress))
         for report in reports:
             render(report, console)
         console.print(f"market ran in {time.monotonic() - started:.0f}s")

@@ -56,16 +56,14 @@ def run(
         participants, listings, faults, window = 12, 30, 1, 20.0
     console.print(f"[bold]chaos run, seed {seed}[/] (replay with `haggle chaos run --seed {seed}`)")
     population = build_population(seed, participants, listings, 10_000, 0.1, ["boulware", "conceder"], False)
-    bootstrap, database_url = ensure_running()
+    bootstrap, _ = ensure_running()
     config = ChaosConfig(
         seed=seed,
         window_seconds=window,
         kills_per_service=faults,
         market=RunConfig(approval_policy="grant-up-to:7500", deadline_seconds=deadline),
     )
-    report = asyncio.run(
-        chaos_run(population, config, bootstrap, database_url, lambda m: console.print(f"[dim]{m}[/]"))
-    )
+    report = asyncio.run(chaos_run(population, config, bootstrap, lambda m: console.print(f"[dim]{m}[/]")))
     console.print(render(report))
     for problem in report.problems[:30]:
         console.print(f"[red]invariant broken[/]: {problem}")

@@ -101,7 +101,7 @@ def run(
         f"population {population.digest()[:12]} (seed {seed}): {participants} principals, "
         f"{listings} listings, {len(population.wants())} wants"
     )
-    bootstrap, database_url = ensure_running()
+    bootstrap, _ = ensure_running()
     config = RunConfig(
         approval_policy=policy,
         deadline_seconds=deadline,
@@ -115,7 +115,7 @@ def run(
             statuses[status.market_id] = status  # type: ignore[attr-defined]
             live.update(_status_table(statuses))
 
-        reports = asyncio.run(run_all(population, config, bootstrap, database_url, progress))
+        reports = asyncio.run(run_all(population, config, bootstrap, progress))
     for report in reports:
         render(report, console)
     for status in statuses.values():
@@ -173,7 +173,7 @@ def _run_seeds(
     from haggle.market.runner import RunConfig, run_all
     from haggle.market.seeds import render_seeds, summarise
 
-    bootstrap, database_url = ensure_running()
+    bootstrap, _ = ensure_running()
     config = RunConfig(
         approval_policy=policy,
         deadline_seconds=deadline,
@@ -191,7 +191,7 @@ def _run_seeds(
             [v.strip() for v in variants.split(",") if v.strip()],
             False,
         )
-        (report,) = asyncio.run(run_all(population, config, bootstrap, database_url))
+        (report,) = asyncio.run(run_all(population, config, bootstrap))
         reports.append(report)
         console.print(
             f"seed {seed} ({n}/{len(seeds)}): efficiency {report.surplus.efficiency or 0:.3f},"
@@ -238,9 +238,7 @@ def report(
     from haggle.runtime.settings import Settings
 
     settings = Settings()
-    fresh, saved = asyncio.run(
-        report_again(market_id, settings.kafka_bootstrap_servers, settings.database_url)
-    )
+    fresh, saved = asyncio.run(report_again(market_id, settings.kafka_bootstrap_servers))
     render(fresh, console)
     if json_path:
         json_path.write_text(fresh.to_json())

@@ -1,7 +1,10 @@
 """The report's `invariants`, each from an actual check on what happened — never assumed.
 
 - `ledger_balanced`: the settlement ledger's own checks (sum zero, no negative
-  wallet, each escrow resolved at most once, releases match prices less fees).
+  wallet, each escrow resolved at most once, releases match prices less fees),
+  asked of the settlement service over HTTP; the guards' refusals and the model
+  usage are asked of the agents service the same way. No check reads another
+  service's tables.
 - `no_listing_sold_twice`: from the events: at most one released deal and at
   most one `ListingSold` per listing.
 - `no_mandate_broken`: from the events against the population's private
@@ -20,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+import httpx
 
+from haggle import procs
 from haggle.contracts import Envelope
 from haggle.contracts.market import MarketPhase
 from haggle.contracts.negotiation import Party, buyer_total_cents, seller_net_cents
@@ -32,18 +36,42 @@ from haggle.market.population import Population
 from haggle.runtime import operators
 
 
-async def ledger_balanced(database_url: str, market_id: str) -> tuple[bool, list[str]]:
-    # The operator's tool reads the ledger the way `haggle ledger check` does.
-    from services.settlement.check import run_checks
+async def ledger_balanced(market_id: str, settlement_url: str | None = None) -> tuple[bool, list[str]]:
+    """Settlement's own ledger checks for the market, asked over its HTTP API (`GET /ledger/checks`)."""
+    found = await _ask(settlement_url or procs.url_for("settlement"), "/ledger/checks", market_id)
+    failed = [c for c in found["checks"] if not c["ok"]]
+    return not failed, [f"{c['name']}: {', '.join(c['offenders'][:5])}" for c in failed]
 
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": "settlement,public"})
-    try:
-        results = await run_checks(conn, market_id)
-    finally:
-        await conn.close()
-    return all(r.ok for r in results), [
-        f"{r.name}: {', '.join(r.offenders[:5])}" for r in results if not r.ok
-    ]
+
+@dataclass(frozen=True)
+class AgentsUsage:
+    """What the agents report of one market (`GET /usage`): guard refusals and model usage."""
+
+    guard_refusals: dict[str, int]
+    model_usage: ModelUsageFact
+
+
+async def agents_usage(scope: Scope, agents_url: str | None = None) -> AgentsUsage:
+    found = await _ask(agents_url or procs.url_for("agents"), "/usage", scope.market_id)
+    usage = found["model_usage"]
+    return AgentsUsage(
+        guard_refusals={reason: int(n) for reason, n in found["guard_refusals"].items()},
+        model_usage=ModelUsageFact(
+            **{k: v for k, v in usage.items() if not k.endswith("_by_principal")},
+            tokens_by_principal={scope.unscope(p): n for p, n in usage["tokens_by_principal"].items()},
+            micro_dollars_by_principal={
+                scope.unscope(p): n for p, n in usage["micro_dollars_by_principal"].items()
+            },
+        ),
+    )
+
+
+async def _ask(base_url: str, path: str, market_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(f"{base_url}{path}", params={"market": market_id})
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
 
 
 def market_closed(seen: list[tuple[str, Envelope]], view: MarketView) -> dict[str, bool]:
@@ -140,50 +168,3 @@ def _budget_problems(seen: list[tuple[str, Envelope]], scope: Scope, budgets: di
             buyer, amount = live.pop(p["deal_id"])
             owed[buyer] -= amount
     return found
-
-
-async def guard_refusals(database_url: str, scope: Scope) -> dict[str, int]:
-    """Reasons the agents' guards refused their brains in this market (from the agents' audit table)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT reason, count(*) AS n FROM agents.moves, unnest(refusal_reasons) AS reason"
-            " WHERE principal_id LIKE $1 || '%' GROUP BY reason",
-            scope.prefix,
-        )
-    finally:
-        await conn.close()
-    return {r["reason"]: int(r["n"]) for r in rows}
-
-
-async def model_usage(database_url: str, scope: Scope) -> ModelUsageFact:
-    """Tokens and estimated dollars of this market's model brains (from the agents' usage table)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        per_principal = await conn.fetch(
-            "SELECT principal_id,"
-            " sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) AS tokens,"
-            " sum(micro_dollars) AS micro FROM agents.model_usage"
-            " WHERE principal_id LIKE $1 || '%' GROUP BY principal_id",
-            scope.prefix,
-        )
-        row = await conn.fetchrow(
-            "SELECT coalesce(sum(input_tokens), 0) AS i, coalesce(sum(output_tokens), 0) AS o,"
-            " coalesce(sum(cache_read_tokens), 0) AS r, coalesce(sum(cache_write_tokens), 0) AS w,"
-            " coalesce(sum(micro_dollars), 0) AS d, count(DISTINCT (principal_id, listing_id)) AS n"
-            " FROM agents.model_usage WHERE principal_id LIKE $1 || '%'",
-            scope.prefix,
-        )
-    finally:
-        await conn.close()
-    assert row is not None
-    return ModelUsageFact(
-        input_tokens=row["i"],
-        output_tokens=row["o"],
-        cache_read_tokens=row["r"],
-        cache_write_tokens=row["w"],
-        micro_dollars=row["d"],
-        negotiations=row["n"],
-        tokens_by_principal={scope.unscope(r["principal_id"]): int(r["tokens"]) for r in per_principal},
-        micro_dollars_by_principal={scope.unscope(r["principal_id"]): int(r["micro"]) for r in per_principal},
-    )

@@ -277,13 +277,13 @@ async def facts_of(
     seen: list[tuple[str, Envelope]],
     population: Population,
     scope: Scope,
-    database_url: str,
     problems: list[str] | None = None,
     closed: dict[str, bool] | None = None,
     policy: ApprovalPolicy | None = None,
 ) -> MarketFacts:
     deals = collect.deals(seen, scope)
-    ledger_ok, ledger_problems = await checks.ledger_balanced(database_url, scope.market_id)
+    ledger_ok, ledger_problems = await checks.ledger_balanced(scope.market_id)
+    usage = await checks.agents_usage(scope)
     sold_once, sold_twice = checks.no_listing_sold_twice(seen)
     mandates_kept, broken = checks.no_mandate_broken(seen, population, scope)
     if problems is not None:
@@ -299,9 +299,9 @@ async def facts_of(
         disputes=collect.disputes(seen),
         refusals={
             "referee": collect.referee_refusals(seen),
-            "guard": await checks.guard_refusals(database_url, scope),
+            "guard": usage.guard_refusals,
         },
-        model_usage=await checks.model_usage(database_url, scope),
+        model_usage=usage.model_usage,
         consent_limits_cents=consent_limits(population, policy),
         invariants={
             "ledger_balanced": ledger_ok,
@@ -324,7 +324,6 @@ async def run_market(
     population: Population,
     config: RunConfig,
     bootstrap: str,
-    database_url: str,
     progress: Progress | None = None,
     label: str = "mixed",
 ) -> MarketReport:
@@ -340,7 +339,7 @@ async def run_market(
         view, _ = await drive(watch, pub, config, progress)
         seen = list(obs.seen)
     closed = checks.market_closed(seen, view)
-    facts = await facts_of(seen, population, scope, database_url, status.problems, closed, policy)
+    facts = await facts_of(seen, population, scope, status.problems, closed, policy)
     report = build_report(facts)
     save_record(scope.market_id, population, config.approval_policy, report)
     if progress:
@@ -366,9 +365,7 @@ def save_record(market_id: str, population: Population, policy: str, report: Mar
     path.write_text(json.dumps(record) + "\n")
 
 
-async def report_again(
-    market_id: str, bootstrap: str, database_url: str
-) -> tuple[MarketReport, dict[str, Any]]:
+async def report_again(market_id: str, bootstrap: str) -> tuple[MarketReport, dict[str, Any]]:
     """The report of a closed market taken afresh from its events, and the one saved at its close."""
     path = record_path(market_id)
     if not path.exists():
@@ -380,7 +377,7 @@ async def report_again(
     async with httpx.AsyncClient(timeout=5) as client:
         view = await lifecycle.look(client, market_id)
     closed = checks.market_closed(seen, view)
-    facts = await facts_of(seen, population, Scope(market_id), database_url, None, closed, policy)
+    facts = await facts_of(seen, population, Scope(market_id), None, closed, policy)
     return build_report(facts), record["report"]
 
 
@@ -388,7 +385,6 @@ async def run_all(
     population: Population,
     config: RunConfig,
     bootstrap: str,
-    database_url: str,
     progress: Progress | None = None,
 ) -> list[MarketReport]:
     """One market, or with `parallel` one per variant side by side over the same population."""
@@ -397,7 +393,7 @@ async def run_all(
     return list(
         await asyncio.gather(
             *(
-                run_market(run, config, bootstrap, database_url, progress, label)
+                run_market(run, config, bootstrap, progress, label)
                 for run, label in zip(runs, labels, strict=True)
             )
         )

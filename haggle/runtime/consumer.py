@@ -38,7 +38,7 @@ T = TypeVar("T")
 KeyFilter = Callable[[asyncpg.Pool, list[str]], Awaitable[Collection[str]]]
 Prefetch = Callable[[UnitOfWork, list[tuple[Envelope, Message]]], Awaitable[None]]
 """Reads (and locks) in a few statements what a batch's handlers will read one by one, into
-`uow.memo`; the handlers then find it there."""
+the unit of work's repositories (`uow.repo`); the handlers then find it there."""
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

@@ -11,7 +11,6 @@ different scopes may be handled in any order.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,7 +18,8 @@ import asyncpg
 
 from haggle.contracts import Envelope, envelope_signature_valid
 from haggle.contracts.agents import AgentRegistered, Role
-from haggle.runtime.outbox import Memo, UnitOfWork, remembered
+from haggle.runtime.outbox import UnitOfWork
+from haggle.runtime.repository import Repository
 
 IDENTITY_SQL = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -95,20 +95,13 @@ async def retire(conn: asyncpg.Connection, env: Envelope, agent_id: str) -> bool
     return True
 
 
-async def load(conn: asyncpg.Connection, agent_id: str, memo: Memo | None = None) -> Agent | None:
-    """A registered, not retired agent; with `memo`, read once per transaction."""
-    return await remembered(memo, ("agent", agent_id), lambda: _load(conn, agent_id))
+async def load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
+    """A registered, not retired agent (in a unit of work: `uow.repo(Agents).get`)."""
+    row = await conn.fetchrow(f"{_SELECT_AGENTS} WHERE agent_id = $1 AND NOT retired", agent_id)
+    return _agent(row) if row is not None else None
 
 
-async def load_many(conn: asyncpg.Connection, agent_ids: list[str], memo: Memo) -> None:
-    """Registered agents among `agent_ids`, into `memo` for `load` (a batch's senders at once)."""
-    rows = await conn.fetch(
-        "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
-        " WHERE agent_id = ANY($1::text[]) AND NOT retired",
-        agent_ids,
-    )
-    for row in rows:
-        memo[("agent", row["agent_id"])] = _agent(row)
+_SELECT_AGENTS = "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
 
 
 def _agent(row: asyncpg.Record) -> Agent:
@@ -122,79 +115,75 @@ def _agent(row: asyncpg.Record) -> Agent:
     )
 
 
-async def _load(conn: asyncpg.Connection, agent_id: str) -> Agent | None:
-    row = await conn.fetchrow(
-        "SELECT agent_id, principal_id, owner_id, role, public_key, market_id FROM agents"
-        " WHERE agent_id = $1 AND NOT retired",
-        agent_id,
-    )
-    return _agent(row) if row is not None else None
+class Agents(Repository[str, Agent]):
+    """Registered, not retired agents, read once per unit of work (a batch's senders at once)."""
+
+    def key(self, value: Agent) -> str:
+        return value.agent_id
+
+    async def _load(self, keys: list[str]) -> dict[str, Agent]:
+        rows = await self.conn.fetch(
+            f"{_SELECT_AGENTS} WHERE agent_id = ANY($1::text[]) AND NOT retired", keys
+        )
+        return {r["agent_id"]: _agent(r) for r in rows}
 
 
-_DIRTY_SEQS = "identity.dirty_seqs"
-NO_SEQ_YET = -1
+@dataclass(frozen=True)
+class Seq:
+    """The last seq consumed from an agent in a scope."""
+
+    agent_id: str
+    scope: str
+    last: int
 
 
-async def prefetch_seqs(uow: UnitOfWork, pairs: Collection[tuple[str, str]]) -> None:
-    """Read the last seq of each (agent, scope) a batch will authenticate, once; `authenticate`
-    then checks and advances them in memory and they are written in one statement at commit.
+class Seqs(Repository[tuple[str, str], Seq]):
+    """Seqs by (agent, scope). Loaded (`load_many`) only while holding what serialises each scope
+    (the referee's listing row locks), so no other transaction advances them in between; then
+    `authenticate` checks and advances them in memory and they are written in one statement at
+    commit. A seq not loaded is checked and advanced in the database, one statement each."""
 
-    Call it only while holding what serialises each scope (the referee's listing row locks),
-    so no other transaction advances these seqs in between."""
-    if not pairs:
-        return
-    agents, scopes = [a for a, _ in pairs], [s for _, s in pairs]
-    rows = await uow.conn.fetch(
-        "SELECT s.agent_id, s.scope, s.last_seq FROM agent_seqs s"
-        " JOIN unnest($1::text[], $2::text[]) AS p(agent_id, scope) USING (agent_id, scope)",
-        agents,
-        scopes,
-    )
-    found = {(r["agent_id"], r["scope"]): r["last_seq"] for r in rows}
-    for pair in pairs:
-        uow.memo[("seq", *pair)] = found.get(pair, NO_SEQ_YET)
-    if _DIRTY_SEQS not in uow.memo:
-        uow.memo[_DIRTY_SEQS] = {}
-        uow.before_commit.append(lambda: _write_seqs(uow))
+    def key(self, value: Seq) -> tuple[str, str]:
+        return value.agent_id, value.scope
 
+    async def _load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Seq]:
+        rows = await self.conn.fetch(
+            "SELECT s.agent_id, s.scope, s.last_seq FROM agent_seqs s"
+            " JOIN unnest($1::text[], $2::text[]) AS p(agent_id, scope) USING (agent_id, scope)",
+            [a for a, _ in keys],
+            [s for _, s in keys],
+        )
+        return {(r["agent_id"], r["scope"]): Seq(r["agent_id"], r["scope"], r["last_seq"]) for r in rows}
 
-async def _write_seqs(uow: UnitOfWork) -> None:
-    dirty: dict[tuple[str, str], int] = uow.memo[_DIRTY_SEQS]
-    if not dirty:
-        return
-    await uow.conn.execute(
-        "INSERT INTO agent_seqs (agent_id, scope, last_seq)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
-        " ON CONFLICT (agent_id, scope) DO UPDATE SET last_seq = EXCLUDED.last_seq"
-        " WHERE agent_seqs.last_seq < EXCLUDED.last_seq",
-        [a for a, _ in dirty],
-        [s for _, s in dirty],
-        list(dirty.values()),
-    )
-    dirty.clear()
+    async def _write(self, values: list[Seq]) -> None:
+        await self.conn.execute(
+            "INSERT INTO agent_seqs (agent_id, scope, last_seq)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
+            " ON CONFLICT (agent_id, scope) DO UPDATE SET last_seq = EXCLUDED.last_seq"
+            " WHERE agent_seqs.last_seq < EXCLUDED.last_seq",
+            [v.agent_id for v in values],
+            [v.scope for v in values],
+            [v.last for v in values],
+        )
 
 
-async def authenticate(
-    conn: asyncpg.Connection, env: Envelope, scope: str, memo: Memo | None = None
-) -> Agent | AuthFailure:
-    """Check a signed command and, if it passes, consume its seq in `scope`.
-
-    `memo` (a unit of work's) keeps agents found earlier in the same transaction."""
+async def authenticate(uow: UnitOfWork, env: Envelope, scope: str) -> Agent | AuthFailure:
+    """Check a signed command and, if it passes, consume its seq in `scope`."""
     if env.agent_id is None or env.seq is None or env.signature is None:
         return AuthFailure.BAD_SIGNATURE
-    agent = await load(conn, env.agent_id, memo)
+    agent = await uow.repo(Agents).get(env.agent_id)
     if agent is None or agent.market_id != env.market_id:
         return AuthFailure.UNKNOWN_AGENT
     if not envelope_signature_valid(env, agent.public_key):
         return AuthFailure.BAD_SIGNATURE
-    # A seq read by prefetch_seqs is checked and advanced here, and written at commit.
-    if memo is not None and (seen := memo.get(("seq", agent.agent_id, scope))) is not None:
-        if env.seq <= seen:
+    seqs, pair = uow.repo(Seqs), (agent.agent_id, scope)
+    if seqs.seen(pair):  # loaded under the scope's lock: checked here, written at commit
+        last = await seqs.get(pair)
+        if last is not None and env.seq <= last.last:
             return AuthFailure.REPLAYED_SEQ
-        memo[("seq", agent.agent_id, scope)] = env.seq
-        memo[_DIRTY_SEQS][(agent.agent_id, scope)] = env.seq
+        seqs.save(Seq(agent.agent_id, scope, env.seq))
         return agent
-    advanced = await conn.fetchval(
+    advanced = await uow.conn.fetchval(
         """
         INSERT INTO agent_seqs (agent_id, scope, last_seq) VALUES ($1, $2, $3)
         ON CONFLICT (agent_id, scope) DO UPDATE SET last_seq = EXCLUDED.last_seq

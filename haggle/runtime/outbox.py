@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -23,36 +23,43 @@ from aiokafka import AIOKafkaProducer
 from haggle.contracts import Envelope, encode
 from haggle.runtime import metrics
 
+if TYPE_CHECKING:
+    from haggle.runtime.repository import Repository
+
 log = logging.getLogger(__name__)
 
 
-Memo = dict[object, Any]
-"""A unit of work's memo: rows this transaction has read (and locked), as last written."""
-T = TypeVar("T")
-
-
-async def remembered(memo: Memo | None, key: object, load: Callable[[], Awaitable[T]]) -> T:
-    """`memo[key]`, loaded once per transaction (without a memo, every time)."""
-    if memo is not None and key in memo:
-        return cast(T, memo[key])
-    value = await load()
-    if memo is not None:
-        memo[key] = value
-    return value
+R = TypeVar("R", bound="Repository[Any, Any]")
 
 
 @dataclass
 class UnitOfWork:
     conn: asyncpg.Connection
     pending: list[tuple[str, str, Envelope]] = field(default_factory=list)
-    memo: Memo = field(default_factory=dict)
-    """Rows read once per transaction (a batch may hold many commands of one agent)."""
-    before_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    """Writes a handler deferred to the end of the transaction (one statement for a batch)."""
+    repos: dict[type[Repository[Any, Any]], Repository[Any, Any]] = field(default_factory=dict)
+    """One typed repository per kind of row (`repo`): rows read once per transaction (a batch may
+    hold many commands on one listing), changes written once at commit."""
+    changed: dict[type[Repository[Any, Any]], Repository[Any, Any]] = field(default_factory=dict)
+    """The repositories holding changes not written yet, in the order they first changed."""
     on_rollback: list[Callable[[], None]] = field(default_factory=list)
     """Undo in-process effects (a rate limiter's tokens) if the transaction does not commit."""
     wake: set[str] = field(default_factory=set)
     """LISTEN channels to notify at commit (PostgreSQL delivers a NOTIFY only if the transaction commits)."""
+
+    def repo(self, kind: type[R]) -> R:
+        """This unit of work's one repository of `kind`."""
+        if kind not in self.repos:
+            self.repos[kind] = kind(self)
+        return cast(R, self.repos[kind])
+
+    def track(self, repo: Repository[Any, Any]) -> None:
+        self.changed.setdefault(type(repo), repo)
+
+    async def flush_changes(self) -> None:
+        """Write every repository's changes (at commit, and before any query that is not by id)."""
+        for repo in list(self.changed.values()):
+            await repo.flush()
+        self.changed.clear()
 
     async def first_time(self, event_id: uuid.UUID) -> bool:
         """Record an incoming event; False means it was handled before."""
@@ -93,8 +100,7 @@ async def unit_of_work(pool: asyncpg.Pool, notify_channel: str | None = None) ->
         try:
             async with conn.transaction():
                 yield uow
-                for deferred in uow.before_commit:
-                    await deferred()
+                await uow.flush_changes()
                 if uow.pending and notify_channel:
                     uow.wake.add(notify_channel)
                 await uow.flush()

@@ -36,6 +36,7 @@ from haggle.runtime.http import build_app, make_server
 from haggle.runtime.kafka import make_broker, make_producer
 from haggle.runtime.outbox import OutboxRelay, prune_sent, relay_channel
 from haggle.runtime.settings import Settings
+from haggle.runtime.supervise import supervise
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class ServiceParts:
     subscriptions: Sequence[Subscription]
     routes: Sequence[BaseRoute] = ()
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    """Background loops; each runs under `supervise` (restarted on error, with a backoff)."""
 
 
 @dataclass
@@ -185,12 +187,15 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
         consumers.append(consumer)
     running = RunningService(ctx, broker, relay, consumers)
     running.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-    running.tasks.append(asyncio.create_task(_prune_forever(pool), name="outbox-prune"))
+    running.tasks.append(
+        asyncio.create_task(supervise("outbox-prune", _prune_forever(pool)), name="outbox-prune")
+    )
     groups = {sub.topic: group_id(settings, module.name, sub.topic) for sub in parts.subscriptions}
     lag_monitor = lag.monitor(settings.kafka_bootstrap_servers, module.name, groups)
     running.tasks.append(asyncio.create_task(lag_monitor, name="consumer-lag"))
     for job in parts.background:
-        running.tasks.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
+        name = getattr(job, "__name__", "job")
+        running.tasks.append(asyncio.create_task(supervise(name, job), name=name))
     await broker.start()
     app = build_app(running.readiness, parts.routes)
     server = make_server(app, settings.http_host, settings.port_for(module.name))
@@ -209,11 +214,13 @@ async def stop(running: RunningService) -> None:
     await running.ctx.pool.close()
 
 
-async def _prune_forever(pool: asyncpg.Pool) -> None:
-    while True:
-        await asyncio.sleep(300)
-        with contextlib.suppress(Exception):
+def _prune_forever(pool: asyncpg.Pool) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def outbox_prune() -> None:
+        while True:
+            await asyncio.sleep(300)
             await prune_sent(pool)
+
+    return outbox_prune
 
 
 async def serve(module: ServiceModule, settings: Settings | None = None) -> None:

@@ -109,9 +109,7 @@ def _ticker(say: Say, every: float = 5.0) -> runner.Progress:
     return tick
 
 
-async def chaos_run(
-    population: Population, config: ChaosConfig, bootstrap: str, database_url: str, say: Say
-) -> ChaosReport:
+async def chaos_run(population: Population, config: ChaosConfig, bootstrap: str, say: Say) -> ChaosReport:
     started = time.monotonic()
     scope = Scope(f"chaos{config.seed}-{uuid.uuid4().hex[:6]}")
     faults = monkey.schedule(
@@ -121,7 +119,7 @@ async def chaos_run(
         population, config, faults, bootstrap, scope, say
     )
     problems: list[str] = list(status.problems)
-    facts = await runner.facts_of(seen, population, scope, database_url, problems, closed)
+    facts = await runner.facts_of(seen, population, scope, problems, closed)
     found = invariants.check_all(seen)
     escrow_twice = [p for p in problems if p.startswith(ESCROW_ONCE)]
     found["no_deal_funded_twice"] += escrow_twice

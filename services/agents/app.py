@@ -57,6 +57,7 @@ from services.agents import store
 from services.agents.domain.brain import is_remote
 from services.agents.handlers import common, lifecycle, settle, shop, turns
 from services.agents.handlers.common import Toolkit
+from services.agents.usage import usage_route
 
 NAME = "agents"
 SCHEMA = "agents"
@@ -201,19 +202,13 @@ def turn_scheduler(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout=interval)
 
-    async def schedule_forever() -> None:
-        while True:
-            try:
-                async with ctx.pool.acquire() as listener:
-                    await listener.add_listener(common.TURNS_CHANNEL, lambda *_: woken.set())
-                    await rounds(listener)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("turn scheduler failed; starting again")
-                await asyncio.sleep(interval)
+    async def turn_scheduler() -> None:
+        """Run under the service's supervisor, which restarts it (after a backoff) on error."""
+        async with ctx.pool.acquire() as listener:
+            await listener.add_listener(common.TURNS_CHANNEL, lambda *_: woken.set())
+            await rounds(listener)
 
-    return schedule_forever
+    return turn_scheduler
 
 
 def market_route(ctx: ServiceContext) -> Route:
@@ -233,7 +228,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
     tools = Toolkit.from_env()
     return ServiceParts(
         subscriptions=subscriptions(tools),
-        routes=[market_route(ctx)],
+        routes=[market_route(ctx), usage_route(ctx.pool)],
         background=[turn_scheduler(ctx, tools)],
     )
 

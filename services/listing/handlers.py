@@ -83,7 +83,7 @@ async def authorise(uow: UnitOfWork, env: Envelope, cmd: Message) -> Refusal | N
     if operators.is_operator(env):
         return None
     listing_id = str(cmd.listing_id)
-    agent = await identity.authenticate(uow.conn, env, scope=listing_id, memo=uow.memo)
+    agent = await identity.authenticate(uow, env, scope=listing_id)
     if isinstance(agent, identity.AuthFailure):
         return Refusal(ListingRefusal(agent.value), "the command is not signed by a known agent")
     if agent.agent_id != cmd.seller_agent_id:

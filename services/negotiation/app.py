@@ -21,20 +21,14 @@ from haggle.contracts.listing import (
     ListingWithdrawn,
 )
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
-from haggle.contracts.negotiation import (
-    AcceptOffer,
-    CounterOffer,
-    OpenNegotiation,
-    RejectOffer,
-    SendMessage,
-    WithdrawNegotiation,
-)
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_EVENTS_TOPIC, MARKET_EVENTS, NEGOTIATION_COMMANDS
 from haggle.runtime import markets
 from haggle.runtime.outbox import unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.negotiation import handlers, store
 from services.negotiation.domain import expire
+from services.negotiation.domain.referee import COMMANDS
+from services.negotiation.store import Threads
 
 NAME = "negotiation"
 SCHEMA = "negotiation"
@@ -46,14 +40,9 @@ def subscriptions() -> list[Subscription]:
     return [
         Subscription(
             NEGOTIATION_COMMANDS.name,
-            {
-                OpenNegotiation: handlers.on_command,
-                CounterOffer: handlers.on_command,
-                AcceptOffer: handlers.on_command,
-                RejectOffer: handlers.on_command,
-                WithdrawNegotiation: handlers.on_command,
-                SendMessage: handlers.on_command,
-            },
+            # Every command the referee decides (its one table, `referee.COMMANDS`) goes through
+            # the one command handler: load the threads, `referee.decide`, save.
+            dict.fromkeys(COMMANDS, handlers.on_command),
             commands=True,
             on_invalid=handlers.refuse_invalid,
             batched=True,
@@ -89,9 +78,10 @@ def subscriptions() -> list[Subscription]:
 async def expire_due_once(ctx: ServiceContext) -> int:
     """End every open thread past its deadline; safe with several instances (SKIP LOCKED)."""
     async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
-        due = await store.due_threads(uow.conn, handlers.now())
+        threads = uow.repo(Threads)
+        due = await threads.due(handlers.now())
         for thread in due:
-            market_id = await store.market_of_thread(uow.conn, thread.thread_id)
+            market_id = threads.market_of(thread.thread_id)
             cause = handlers.Cause(market_id, f"deadline:{thread.thread_id}")
             await handlers.apply_decision(uow, cause, expire(thread, handlers.now()))
     return len(due)
@@ -99,11 +89,8 @@ async def expire_due_once(ctx: ServiceContext) -> int:
 
 def expiry_job(ctx: ServiceContext, interval: float = 0.5) -> Callable[[], Coroutine[Any, Any, None]]:
     async def expire_forever() -> None:
-        while True:
-            try:
-                await expire_due_once(ctx)
-            except Exception:
-                log.exception("expiry round failed")
+        while True:  # run under the service's supervisor: an error restarts it after a backoff
+            await expire_due_once(ctx)
             await asyncio.sleep(interval)
 
     return expire_forever

@@ -42,6 +42,7 @@ from services.negotiation.domain import (
     close_for_listing,
     decide,
 )
+from services.negotiation.store import Listings, Threads
 
 log = logging.getLogger(__name__)
 PRODUCER = "negotiation"
@@ -133,9 +134,8 @@ def _actor(agent: identity.Agent) -> Actor:
 
 async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity.Agent) -> Context:
     """What the decision reads, and no more: most moves are counters on a hot path."""
-    conn = uow.conn
     listing_id: str = cmd.listing_id
-    listing = await store.lock_listing(conn, listing_id, uow.memo)
+    listing = await uow.repo(Listings).get(listing_id)
     base = Context(
         actor=_actor(agent),
         listing=listing,
@@ -146,15 +146,14 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
     )
     if isinstance(cmd, OpenNegotiation):
         return await _opening_context(uow, env, base, agent, listing_id)
-    thread = await store.thread(conn, cmd.thread_id, uow.memo)
+    threads = uow.repo(Threads)
+    thread = await threads.get(cmd.thread_id)
     if thread is not None and thread.listing_id != listing_id:
         thread = None
     if not isinstance(cmd, AcceptOffer):
         return replace(base, thread=thread)
     others = tuple(
-        t
-        for t in await store.open_threads_on(conn, listing_id, uow.memo)
-        if thread is None or t.thread_id != thread.thread_id
+        t for t in await threads.open_on(listing_id) if thread is None or t.thread_id != thread.thread_id
     )
     return replace(base, thread=thread, others_open=others)
 
@@ -168,7 +167,8 @@ async def _opening_context(
     # turns, or several could pass the open-thread cap together.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"opens:{agent.agent_id}")
     listing = base.listing
-    seller = await identity.load(conn, listing.seller_agent_id, uow.memo) if listing else None
+    threads = uow.repo(Threads)
+    seller = await uow.repo(identity.Agents).get(listing.seller_agent_id) if listing else None
     epoch = listing.epoch if listing else 0
     market = await markets.load(conn, env.market_id)
     return replace(
@@ -176,27 +176,28 @@ async def _opening_context(
         rules=market.rules,
         phase=market.phase_at(base.now),
         seller_owner_id=seller.owner_id if seller else None,
-        seen_thread_before=await store.thread_exists(conn, listing_id, agent.agent_id, epoch, uow.memo),
-        open_threads_of_actor=await store.open_count(conn, agent.agent_id, uow.memo),
+        seen_thread_before=await threads.exists(listing_id, agent.agent_id, epoch),
+        open_threads_of_actor=await threads.open_count(agent.agent_id),
     )
 
 
 async def prefetch(uow: UnitOfWork, commands: list[tuple[Envelope, Message]]) -> None:
     """A batch's listings and threads (locked, in id order), its senders and sellers and their
-    seqs, in four reads instead of four per command; the handlers then find them in `uow.memo`,
-    and the batch's thread and seq writes go out in one statement each at commit."""
-    memo = uow.memo
+    seqs, in four reads instead of four per command; the handlers then find them in the unit of
+    work's repositories, and the batch's thread and seq writes go out in one statement each at
+    commit."""
+    listings = uow.repo(Listings)
     listing_ids = sorted({str(cmd.listing_id) for _, cmd in commands})
-    await store.lock_listings(uow.conn, listing_ids, memo)
+    await listings.load_many(listing_ids)
     thread_ids = sorted({str(t) for _, cmd in commands if (t := getattr(cmd, "thread_id", None))})
     if thread_ids:
-        await store.lock_threads(uow.conn, thread_ids, listing_ids, memo)
+        await uow.repo(Threads).load_of_listings(thread_ids, listing_ids)
     agents = {env.agent_id for env, _ in commands if env.agent_id}
     for _, cmd in commands:
-        listing = memo[("listing", str(cmd.listing_id))]
+        listing = await listings.get(str(cmd.listing_id))
         if isinstance(cmd, OpenNegotiation) and listing is not None:
             agents.add(listing.seller_agent_id)
-    await identity.load_many(uow.conn, sorted(agents), memo)
+    await uow.repo(identity.Agents).load_many(sorted(agents))
     # Each opening takes its buyer's "opens" lock (the open-thread cap); held to the end of the
     # batch, they are taken here, all at once in agent order, so two batches cannot cross.
     openers = sorted(
@@ -210,16 +211,15 @@ async def prefetch(uow: UnitOfWork, commands: list[tuple[Envelope, Message]]) ->
         )
     # The listing locks above serialise every scope (listing) in this batch: seqs can be checked
     # in memory and written at commit, and threads written once at commit.
-    await identity.prefetch_seqs(
-        uow, sorted({(env.agent_id, str(cmd.listing_id)) for env, cmd in commands if env.agent_id})
+    await uow.repo(identity.Seqs).load_many(
+        sorted({(env.agent_id, str(cmd.listing_id)) for env, cmd in commands if env.agent_id})
     )
-    store.defer_thread_writes(uow)
 
 
 async def on_command(uow: UnitOfWork, env: Envelope, cmd: Message) -> None:
     listing_id: str = cmd.listing_id
     thread_id: str | None = getattr(cmd, "thread_id", None)
-    agent = await identity.authenticate(uow.conn, env, scope=listing_id, memo=uow.memo)
+    agent = await identity.authenticate(uow, env, scope=listing_id)
     if isinstance(agent, identity.AuthFailure):
         await _refuse(
             uow, env, listing_id, thread_id, Refusal(NegotiationRefusal(agent.value), "authentication failed")
@@ -236,10 +236,11 @@ async def on_command(uow: UnitOfWork, env: Envelope, cmd: Message) -> None:
 
 async def apply_decision(uow: UnitOfWork, cause: Cause, decision: Decision) -> None:
     by_id = {t.thread_id: t for t in decision.threads}
+    threads = uow.repo(Threads)
     for thread in decision.threads:
-        await store.save_thread(uow.conn, cause.market_id, thread, uow.memo)
+        threads.save_in(cause.market_id, thread)
     if decision.listing is not None:
-        await store.save_listing(uow.conn, decision.listing, uow.memo)
+        uow.repo(Listings).save(decision.listing)
     if decision.deal is not None:
         await store.save_deal(uow.conn, decision.deal)
         DEALS.inc()
@@ -314,7 +315,8 @@ async def on_market_event(
 
 
 async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPublished) -> None:
-    if await store.lock_listing(uow.conn, event.listing_id) is not None:
+    listings = uow.repo(Listings)
+    if await listings.get(event.listing_id) is not None:
         return
     view = ListingView(
         event.listing_id,
@@ -325,7 +327,7 @@ async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPub
         event.item,
         event.shipping,
     )
-    await store.save_listing(uow.conn, view)
+    listings.save(view)
 
 
 async def _set_state(
@@ -336,19 +338,20 @@ async def _set_state(
     close: EndReason | None = None,
     relist: bool = False,
 ) -> None:
-    view = await store.lock_listing(uow.conn, listing_id)
+    listings = uow.repo(Listings)
+    view = await listings.get(listing_id)
     if view is None:
         return
     if relist and view.deal_id:
         await store.cancel_deal(uow.conn, view.deal_id)
     deal_id = None if relist else view.deal_id
     epoch = view.epoch + 1 if relist else view.epoch
-    await store.save_listing(uow.conn, replace(view, state=state, deal_id=deal_id, epoch=epoch))
+    listings.save(replace(view, state=state, deal_id=deal_id, epoch=epoch))
     if close is not None:
         await apply_decision(
             uow,
             Cause.of(env),
-            close_for_listing(await store.open_threads_on(uow.conn, listing_id, uow.memo), close),
+            close_for_listing(await uow.repo(Threads).open_on(listing_id), close),
         )
 
 

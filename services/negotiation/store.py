@@ -10,7 +10,8 @@ import orjson
 
 from haggle.contracts.goods import Item, ShippingMethod, ShippingOption
 from haggle.contracts.negotiation import DealAgreed, EndReason, Party
-from haggle.runtime.outbox import Memo, UnitOfWork, remembered
+from haggle.runtime.outbox import UnitOfWork
+from haggle.runtime.repository import Repository
 from services.negotiation.domain import Actor, ListingState, ListingView, Offer, Thread, ThreadStatus
 
 
@@ -45,41 +46,17 @@ def _listing(row: asyncpg.Record) -> ListingView:
     )
 
 
-async def lock_listing(
-    conn: asyncpg.Connection, listing_id: str, memo: Memo | None = None
-) -> ListingView | None:
-    """Load and lock: every move on a listing holds this row until commit."""
-
-    async def load() -> ListingView | None:
-        row = await conn.fetchrow("SELECT * FROM listings_view WHERE listing_id = $1 FOR UPDATE", listing_id)
-        return _listing(row) if row else None
-
-    return await remembered(memo, ("listing", listing_id), load)
+_SAVE_LISTING = """
+    INSERT INTO listings_view (listing_id, market_id, seller_agent_id, seller_principal_id, state,
+        item, shipping, deal_id, epoch)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (listing_id) DO UPDATE SET state = EXCLUDED.state, deal_id = EXCLUDED.deal_id,
+        epoch = EXCLUDED.epoch, shipping = EXCLUDED.shipping
+"""
 
 
-async def lock_listings(conn: asyncpg.Connection, listing_ids: list[str], memo: Memo) -> None:
-    """Load and lock many listings at once, in id order, into `memo` (None where unknown)."""
-    rows = await conn.fetch(
-        # Byte order (COLLATE "C"), as the batches sort their Kafka keys, whatever the database's
-        # collation: two batches then lock listings in the same order.
-        'SELECT * FROM listings_view WHERE listing_id = ANY($1::text[]) ORDER BY listing_id COLLATE "C"'
-        " FOR UPDATE",
-        listing_ids,
-    )
-    found = {r["listing_id"]: _listing(r) for r in rows}
-    for listing_id in listing_ids:
-        memo[("listing", listing_id)] = found.get(listing_id)
-
-
-async def save_listing(conn: asyncpg.Connection, view: ListingView, memo: Memo | None = None) -> None:
-    await conn.execute(
-        """
-        INSERT INTO listings_view (listing_id, market_id, seller_agent_id, seller_principal_id, state,
-            item, shipping, deal_id, epoch)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (listing_id) DO UPDATE SET state = EXCLUDED.state, deal_id = EXCLUDED.deal_id,
-            epoch = EXCLUDED.epoch, shipping = EXCLUDED.shipping
-        """,
+def _listing_args(view: ListingView) -> tuple[object, ...]:
+    return (
         view.listing_id,
         view.market_id,
         view.seller_agent_id,
@@ -90,8 +67,27 @@ async def save_listing(conn: asyncpg.Connection, view: ListingView, memo: Memo |
         view.deal_id,
         view.epoch,
     )
-    if memo is not None:
-        memo[("listing", view.listing_id)] = view
+
+
+class Listings(Repository[str, ListingView]):
+    """The referee's view of each listing. Reading one locks it: every move on a listing holds
+    its row until commit. Many are locked at once in byte order (COLLATE "C"), as the batches
+    sort their Kafka keys, whatever the database's collation: two batches then lock listings
+    in the same order."""
+
+    def key(self, value: ListingView) -> str:
+        return value.listing_id
+
+    async def _load(self, keys: list[str]) -> dict[str, ListingView]:
+        rows = await self.conn.fetch(
+            'SELECT * FROM listings_view WHERE listing_id = ANY($1::text[]) ORDER BY listing_id COLLATE "C"'
+            " FOR UPDATE",
+            keys,
+        )
+        return {r["listing_id"]: _listing(r) for r in rows}
+
+    async def _write(self, values: list[ListingView]) -> None:
+        await self.conn.executemany(_SAVE_LISTING, [_listing_args(v) for v in values])
 
 
 def _actor(raw: str) -> Actor:
@@ -128,89 +124,93 @@ def _thread(row: asyncpg.Record) -> Thread:
     )
 
 
-async def thread(conn: asyncpg.Connection, thread_id: str, memo: Memo | None = None) -> Thread | None:
-    async def load() -> Thread | None:
-        row = await conn.fetchrow("SELECT * FROM threads WHERE thread_id = $1 FOR UPDATE", thread_id)
-        return _thread(row) if row else None
+class Threads(Repository[str, Thread]):
+    """Negotiation threads. Reading one by id locks it; `open_on`, `exists` and `open_count` read
+    by something else, so they go through `query` and see every thread this unit of work saved."""
 
-    return await remembered(memo, ("thread", thread_id), load)
+    def __init__(self, uow: UnitOfWork) -> None:
+        super().__init__(uow)
+        self._markets: dict[str, str] = {}
 
+    def key(self, value: Thread) -> str:
+        return value.thread_id
 
-async def lock_threads(
-    conn: asyncpg.Connection, thread_ids: list[str], listing_ids: list[str], memo: Memo
-) -> None:
-    """Load and lock many threads at once, in id order, into `memo` (None where unknown). Only
-    threads of `listing_ids` (locked already): a command naming another listing's thread must
-    not lock it, or two batches could wait on each other's listings."""
-    rows = await conn.fetch(
-        "SELECT * FROM threads WHERE thread_id = ANY($1::text[]) AND listing_id = ANY($2::text[])"
-        ' ORDER BY thread_id COLLATE "C" FOR UPDATE',
-        thread_ids,
-        listing_ids,
-    )
-    found = {r["thread_id"]: _thread(r) for r in rows}
-    for thread_id in thread_ids:
-        memo[("thread", thread_id)] = found.get(thread_id)
+    def save_in(self, market_id: str, thread: Thread) -> None:
+        """Save a thread of `market_id` (a new thread's row needs its market)."""
+        self._markets[thread.thread_id] = market_id
+        self.save(thread)
 
+    def market_of(self, thread_id: str) -> str:
+        """The market of a thread this unit of work read or saved."""
+        return self._markets[thread_id]
 
-async def open_threads_on(
-    conn: asyncpg.Connection, listing_id: str, memo: Memo | None = None
-) -> tuple[Thread, ...]:
-    await flush_threads(conn, memo)
-    rows = await conn.fetch(
-        "SELECT * FROM threads WHERE listing_id = $1 AND status = 'open' ORDER BY thread_id FOR UPDATE",
-        listing_id,
-    )
-    return tuple(_thread(r) for r in rows)
+    def _kept(self, rows: list[asyncpg.Record]) -> tuple[Thread, ...]:
+        for row in rows:
+            self._markets[row["thread_id"]] = row["market_id"]
+        return tuple(_thread(r) for r in rows)
 
-
-async def thread_exists(
-    conn: asyncpg.Connection, listing_id: str, buyer: str, epoch: int, memo: Memo | None = None
-) -> bool:
-    await flush_threads(conn, memo)
-    found = await conn.fetchval(
-        "SELECT 1 FROM threads WHERE listing_id = $1 AND buyer_agent_id = $2 AND epoch = $3",
-        listing_id,
-        buyer,
-        epoch,
-    )
-    return found is not None
-
-
-async def open_count(conn: asyncpg.Connection, buyer: str, memo: Memo | None = None) -> int:
-    await flush_threads(conn, memo)
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM threads WHERE buyer_agent_id = $1 AND status = 'open'", buyer
+    async def _load(self, keys: list[str]) -> dict[str, Thread]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM threads WHERE thread_id = ANY($1::text[])"
+            ' ORDER BY thread_id COLLATE "C" FOR UPDATE',
+            keys,
         )
-    )
+        return {t.thread_id: t for t in self._kept(rows)}
 
+    async def load_of_listings(self, thread_ids: list[str], listing_ids: list[str]) -> None:
+        """Load and lock many threads at once, in id order, but only threads of `listing_ids`
+        (locked already): a command naming another listing's thread must not lock it, or two
+        batches could wait on each other's listings. Such a thread reads as absent here."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM threads WHERE thread_id = ANY($1::text[]) AND listing_id = ANY($2::text[])"
+            ' ORDER BY thread_id COLLATE "C" FOR UPDATE',
+            thread_ids,
+            listing_ids,
+        )
+        found = {t.thread_id: t for t in self._kept(rows)}
+        for thread_id in thread_ids:
+            if not self.seen(thread_id):
+                self._seen[thread_id] = found.get(thread_id)
 
-_DIRTY_THREADS = "negotiation.dirty_threads"
+    async def open_on(self, listing_id: str) -> tuple[Thread, ...]:
+        rows = await self.query(
+            "SELECT * FROM threads WHERE listing_id = $1 AND status = 'open' ORDER BY thread_id FOR UPDATE",
+            listing_id,
+        )
+        return self._kept(rows)
 
+    async def exists(self, listing_id: str, buyer: str, epoch: int) -> bool:
+        rows = await self.query(
+            "SELECT 1 FROM threads WHERE listing_id = $1 AND buyer_agent_id = $2 AND epoch = $3 LIMIT 1",
+            listing_id,
+            buyer,
+            epoch,
+        )
+        return bool(rows)
 
-def defer_thread_writes(uow: UnitOfWork) -> None:
-    """From now on `save_thread` keeps threads in the memo; they are written in one statement
-    before commit, or before any query that selects threads by something other than their id."""
-    if _DIRTY_THREADS not in uow.memo:
-        uow.memo[_DIRTY_THREADS] = {}
-        uow.before_commit.append(lambda: flush_threads(uow.conn, uow.memo))
+    async def open_count(self, buyer: str) -> int:
+        rows = await self.query(
+            "SELECT count(*) AS n FROM threads WHERE buyer_agent_id = $1 AND status = 'open'", buyer
+        )
+        return int(rows[0]["n"])
 
+    async def due(self, now: datetime, limit: int = 200) -> tuple[Thread, ...]:
+        """Open threads past their deadline that no other instance holds (SKIP LOCKED)."""
+        rows = await self.query(
+            "SELECT * FROM threads WHERE status = 'open' AND deadline <= $1"
+            " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        return self._kept(rows)
 
-async def flush_threads(conn: asyncpg.Connection, memo: Memo | None) -> None:
-    dirty = memo.get(_DIRTY_THREADS) if memo is not None else None
-    if dirty:
-        await conn.executemany(_SAVE_THREAD, [_thread_args(market_id, t) for market_id, t in dirty.values()])
-        dirty.clear()
-
-
-async def save_thread(conn: asyncpg.Connection, market_id: str, t: Thread, memo: Memo | None = None) -> None:
-    if memo is not None:
-        memo[("thread", t.thread_id)] = t
-        if _DIRTY_THREADS in memo:
-            memo[_DIRTY_THREADS][t.thread_id] = (market_id, t)
-            return
-    await conn.execute(_SAVE_THREAD, *_thread_args(market_id, t))
+    async def _write(self, values: list[Thread]) -> None:
+        unknown = [t.thread_id for t in values if t.thread_id not in self._markets]
+        if unknown:
+            raise ValueError(f"threads saved with no market (use save_in for a new thread): {unknown}")
+        await self.conn.executemany(
+            _SAVE_THREAD, [_thread_args(self._markets[t.thread_id], t) for t in values]
+        )
 
 
 _SAVE_THREAD = """
@@ -257,17 +257,3 @@ async def save_deal(conn: asyncpg.Connection, deal: DealAgreed) -> None:
 
 async def cancel_deal(conn: asyncpg.Connection, deal_id: str) -> None:
     await conn.execute("UPDATE deals SET cancelled = true WHERE deal_id = $1", deal_id)
-
-
-async def due_threads(conn: asyncpg.Connection, now: datetime, limit: int = 200) -> tuple[Thread, ...]:
-    rows = await conn.fetch(
-        "SELECT * FROM threads WHERE status = 'open' AND deadline <= $1"
-        " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now,
-        limit,
-    )
-    return tuple(_thread(r) for r in rows)
-
-
-async def market_of_thread(conn: asyncpg.Connection, thread_id: str) -> str:
-    return str(await conn.fetchval("SELECT market_id FROM threads WHERE thread_id = $1", thread_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from haggle.contracts.topics import (
 from haggle.runtime import markets
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.settlement import store
+from services.settlement.check import run_checks
 from services.settlement.domain.deal import Deal, DealState
 from services.settlement.handlers import commands, deals, reference
 from services.settlement.payments import rails as payments
@@ -133,7 +135,13 @@ def routes(ctx: ServiceContext) -> list[Route]:
         counts = await store.market_counts(ctx.pool, market_id)
         return JSONResponse({**state.view(market_id, datetime.now(UTC)), **counts})
 
+    async def ledger_checks(request: Request) -> Response:
+        async with ctx.pool.acquire() as conn:
+            results = await run_checks(conn, request.query_params.get("market"))
+        return JSONResponse({"checks": [dataclasses.asdict(r) for r in results]})
+
     return [
+        Route("/ledger/checks", ledger_checks),
         Route("/markets/{market_id}", market),
         Route("/approvals", approvals),
         Route("/disputes", disputes),

@@ -76,18 +76,11 @@ def timer_job(
     async def settlement_timers() -> None:
         loop = asyncio.get_running_loop()
         gauge_at = 0.0
-        while True:
-            fired = 0
-            try:
-                fired = await fire_due(pool, notify_channel, batch)
-                if loop.time() >= gauge_at:
-                    await refresh_escrow_gauge(pool)
-                    gauge_at = loop.time() + GAUGE_EVERY_SECONDS
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("timer round failed")
-                await asyncio.sleep(1.0)
+        while True:  # run under the service's supervisor: an error restarts it after a backoff
+            fired = await fire_due(pool, notify_channel, batch)
+            if loop.time() >= gauge_at:
+                await refresh_escrow_gauge(pool)
+                gauge_at = loop.time() + GAUGE_EVERY_SECONDS
             if fired < batch:
                 await asyncio.sleep(tick)
 

@@ -69,14 +69,8 @@ class Hub:
         self._principal_of: dict[str, str] = {}
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("live feed listener failed; restarting")
-                await asyncio.sleep(1.0)
+        """The live feed's listener; run under the service's supervisor, which restarts it on error."""
+        await self._listen()
 
     async def _listen(self) -> None:
         async with self.pool.acquire() as conn:

@@ -37,7 +37,7 @@ async def test_a_market_survives_every_fault_and_keeps_every_invariant(endpoints
         window_seconds=20,
         market=RunConfig(approval_policy="grant-up-to:7500", deadline_seconds=240),
     )
-    report = await chaos_run(population, config, endpoints.kafka_bootstrap, endpoints.database_url, print)
+    report = await chaos_run(population, config, endpoints.kafka_bootstrap, print)
 
     kinds = sorted((r.fault.kind, r.fault.target) for r in report.faults)
     assert kinds == sorted(

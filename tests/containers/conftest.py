@@ -152,7 +152,7 @@ def run_small_market(endpoints: InfraEndpoints, variants: list[str], seed: int =
         negotiation_ttl_seconds=20,
         max_rounds=8,
     )
-    [report] = asyncio.run(run_all(population, config, endpoints.kafka_bootstrap, endpoints.database_url))
+    [report] = asyncio.run(run_all(population, config, endpoints.kafka_bootstrap))
     return report
 
 

@@ -14,6 +14,7 @@ from haggle.contracts.agents import AgentRegistered, AgentRetired, Role
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.negotiation import OpenNegotiation
 from haggle.runtime.identity import Agent, AuthFailure, RegistrationOutcome, authenticate, register, retire
+from haggle.runtime.outbox import UnitOfWork
 from tests.integration.scratch import scratch_schema
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,7 +62,7 @@ async def registered(pool: asyncpg.Pool, agent_id: str) -> AgentKey:
 
 async def auth(pool: asyncpg.Pool, env: Envelope, scope: str = "L-1") -> Agent | AuthFailure:
     async with pool.acquire() as conn, conn.transaction():
-        return await authenticate(conn, env, scope)
+        return await authenticate(UnitOfWork(conn), env, scope)
 
 
 async def stored_key(pool: asyncpg.Pool, agent_id: str) -> str | None:
@@ -208,7 +209,7 @@ async def test_a_seq_is_consumed_only_if_the_transaction_commits(pool: asyncpg.P
     env = offer(key, agent_id, 1)
     with pytest.raises(RuntimeError, match="handler failed"):
         async with pool.acquire() as conn, conn.transaction():
-            assert isinstance(await authenticate(conn, env, "L-1"), Agent)
+            assert isinstance(await authenticate(UnitOfWork(conn), env, "L-1"), Agent)
             raise RuntimeError("handler failed")
     assert isinstance(await auth(pool, env), Agent)
 

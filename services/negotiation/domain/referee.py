@@ -9,8 +9,10 @@ accept wins" is a plain check of the listing's deal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from haggle.contracts.envelope import Message
 from haggle.contracts.goods import ShippingMethod, shipping_refusal
@@ -316,7 +318,7 @@ def close_for_listing(threads: tuple[Thread, ...], reason: EndReason) -> Decisio
     return Decision(threads=tuple(t for t, _ in closed), events=tuple(e for _, e in closed))
 
 
-COMMANDS = {
+COMMANDS: dict[type[Message], Callable[[Any, Context], Decision]] = {
     OpenNegotiation: open_thread,
     CounterOffer: counter,
     AcceptOffer: accept,
@@ -327,4 +329,5 @@ COMMANDS = {
 
 
 def decide(cmd: Message, ctx: Context) -> Decision:
-    return COMMANDS[type(cmd)](cmd, ctx)  # type: ignore[operator]
+    """The referee's one dispatch table: the service subscribes to exactly these commands."""
+    return COMMANDS[type(cmd)](cmd, ctx)

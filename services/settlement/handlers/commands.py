@@ -54,7 +54,7 @@ async def _agent_command(
     request through the web app, which holds no agent key.
     """
     as_buyer = for_buyer and operators.is_operator(env)
-    agent = None if as_buyer else await identity.authenticate(uow.conn, env, scope=deal_id, memo=uow.memo)
+    agent = None if as_buyer else await identity.authenticate(uow, env, scope=deal_id)
     if isinstance(agent, identity.AuthFailure):
         await refuse(uow, env, deal_id, Refusal(SettlementRefusal(agent.value), f"{agent.value}"))
         return

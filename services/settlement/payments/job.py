@@ -111,15 +111,8 @@ class PaymentJob:
 
 def payment_job(job: PaymentJob) -> Callable[[], Coroutine[Any, Any, None]]:
     async def settlement_payments() -> None:
-        while True:
-            claimed = 0
-            try:
-                claimed = await job.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("payment round failed")
-                await asyncio.sleep(1.0)
+        while True:  # run under the service's supervisor: an error restarts it after a backoff
+            claimed = await job.run_once()
             if claimed < BATCH:
                 await asyncio.sleep(job.settings.payments_tick_seconds)
 

@@ -2,7 +2,7 @@
 
 Every request carries our idempotency key, so Stripe answers a repeat with the
 first answer; a connection error, a timeout, a 409 (the same key still in
-flight), a 429 or a 5xx is retried with that same key by stamina (the SDK's
+flight), a 429 or a 5xx is retried with that same key by tenacity (the SDK's
 own retries are off). A card decline, and a request Stripe refuses, are
 answers, not errors to retry. Idempotency keys last 24 hours at Stripe: an
 operation still failing after that is left to reconcile and an operator.
@@ -14,8 +14,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import stamina
 import stripe
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from services.settlement.payments.domain import Answer, PaymentOp, ProviderResult
 from services.settlement.payments.port import IntentView, Party, PaymentsSettings, TransferView
@@ -29,7 +29,7 @@ class ProviderUnavailable(Exception):
     """Stripe could not be reached or kept failing; the operation is tried again later, same key."""
 
 
-def _transient(exc: Exception) -> bool:
+def _transient(exc: BaseException) -> bool:
     """Worth sending again with the same key: no answer, a conflict with our own request in flight
     (409), a rate limit or a server error. A 400 (including a key reused with other parameters),
     401, 402, 403 or 404 is an answer."""
@@ -76,12 +76,11 @@ class StripeRails:
 
     async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
-            async for attempt in stamina.retry_context(
-                on=_transient,
-                attempts=None,
-                timeout=self.settings.payments_retry_seconds,
-                wait_initial=0.05,
-                wait_max=2.0,
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_delay(self.settings.payments_retry_seconds),
+                wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
+                reraise=True,
             ):
                 with attempt:
                     return await call()

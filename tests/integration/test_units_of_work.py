@@ -1,0 +1,81 @@
+"""Typed units of work on real PostgreSQL: rows read once by id, changes written at commit, and
+every query that is not by id sees this transaction's changes (the repository writes them first).
+
+Run on the referee's own schema and repositories (`Threads`, `Listings`), through the production
+`unit_of_work`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from haggle.contracts.negotiation import EndReason
+from haggle.runtime.outbox import unit_of_work
+from services.negotiation.app import MIGRATIONS
+from services.negotiation.domain import Actor, Thread, ThreadStatus
+from services.negotiation.store import Threads
+from tests.integration.scratch import scratch_schema
+
+MARKET = "m-uow"
+BUYER = Actor("buyer-agent", "buyer", None, can_buy=True, can_sell=False)
+SELLER = Actor("seller-agent", "seller", None, can_buy=False, can_sell=True)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with scratch_schema(database_url, "uow", MIGRATIONS) as found:
+        yield found
+
+
+def opened(thread_id: str, listing_id: str = "L-1") -> Thread:
+    now = datetime.now(UTC)
+    return Thread(thread_id, listing_id, BUYER, SELLER, now, now + timedelta(minutes=5), 10, epoch=0)
+
+
+async def test_a_query_sees_the_threads_saved_before_it_in_the_same_unit_of_work(pool: asyncpg.Pool) -> None:
+    async with unit_of_work(pool) as uow:
+        threads = uow.repo(Threads)
+        threads.save_in(MARKET, opened("T-1"))
+        assert [t.thread_id for t in await threads.open_on("L-1")] == ["T-1"]
+        assert await threads.exists("L-1", BUYER.agent_id, 0)
+        assert await threads.open_count(BUYER.agent_id) == 1
+        threads.save_in(MARKET, opened("T-2", "L-2"))
+        assert await threads.open_count(BUYER.agent_id) == 2
+        ended = replace(opened("T-1"), status=ThreadStatus.ENDED, end_reason=EndReason.WITHDRAWN)
+        threads.save(ended)
+        assert await threads.open_count(BUYER.agent_id) == 1
+        assert await threads.open_on("L-1") == ()
+
+
+async def test_changes_are_written_at_commit_and_only_then(pool: asyncpg.Pool) -> None:
+    async with unit_of_work(pool) as uow:
+        uow.repo(Threads).save_in(MARKET, opened("T-1"))
+        assert await pool.fetchval("SELECT count(*) FROM threads") == 0  # not written yet
+    async with unit_of_work(pool) as uow:
+        found = await uow.repo(Threads).get("T-1")
+        assert found is not None and found.status is ThreadStatus.OPEN
+        assert uow.repo(Threads).market_of("T-1") == MARKET
+    with pytest.raises(RuntimeError, match="handler failed"):
+        async with unit_of_work(pool) as uow:
+            threads = uow.repo(Threads)
+            assert await threads.get("T-1") is not None  # loaded: its market is known
+            threads.save(replace(opened("T-1"), status=ThreadStatus.ENDED))
+            assert await threads.open_count(BUYER.agent_id) == 0  # written inside the transaction
+            raise RuntimeError("handler failed")
+    assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = 'T-1'") == "open"
+
+
+async def test_a_row_read_by_id_is_read_once_and_then_kept(pool: asyncpg.Pool) -> None:
+    async with unit_of_work(pool) as uow:
+        uow.repo(Threads).save_in(MARKET, opened("T-1"))
+    async with unit_of_work(pool) as uow:
+        threads = uow.repo(Threads)
+        await threads.load_many(["T-1", "T-unknown"])
+        await uow.conn.execute("DELETE FROM threads")  # behind the repository's back...
+        assert (await threads.get("T-1")) is not None  # ...the value read is kept, not read again
+        assert await threads.get("T-unknown") is None
+        assert uow.repo(Threads) is threads
