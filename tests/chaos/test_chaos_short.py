@@ -56,6 +56,7 @@ async def test_a_market_survives_every_fault_and_keeps_every_invariant(endpoints
         "no_event_lost",
         "market_closed",
         "no_negotiation_after_close",
+        "no_acknowledged_event_lost",
     }
     # The market really traded through the faults: commands flowed and deals were struck.
     assert report.status.deals > 0 and report.status.listings == 30
