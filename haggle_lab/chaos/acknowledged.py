@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from haggle.contracts.topics import all_topic_partitions
+from haggle_lab.chaos import leaders
 
 SLACK_MS = 5_000
 """Read each topic from this long before the run began (producer and broker clocks differ)."""
@@ -73,14 +74,12 @@ async def sent_since(database_url: str, since: datetime) -> dict[str, set[uuid.U
 
 async def read_back(bootstrap: str, topics: list[str], since: datetime) -> dict[str, set[uuid.UUID]]:
     """The event ids on each topic from `since` (less SLACK_MS) to its end now."""
+    parts = [TopicPartition(topic, p) for topic, p in await leaders.describe(bootstrap, topics)]
+    if not parts:
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        parts = [
-            TopicPartition(topic, p) for topic in topics for p in consumer.partitions_for_topic(topic) or ()
-        ]
-        if not parts:
-            return {}
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
         starts = await consumer.offsets_for_times(

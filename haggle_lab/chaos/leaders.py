@@ -48,10 +48,10 @@ async def describe(bootstrap: str, topics: list[str]) -> dict[Partition, tuple[i
 
 async def busiest(bootstrap: str, topics: list[str], sample: float = 1.0) -> Partition:
     """The partition whose end offset grew most over `sample` seconds (the largest if none grew)."""
+    parts = [TopicPartition(t, p) for t, p in await describe(bootstrap, topics)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         before = await consumer.end_offsets(parts)
         await asyncio.sleep(sample)
         after = await consumer.end_offsets(parts)
