@@ -216,6 +216,9 @@ log.retention.hours=24
 # (DUPLICATE_BROKER_REGISTRATION); the 9 s default made such restarts take ~14 s.
 broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=1000
+# A node of a cluster waits for a quorum of the others' JVMs; on a loaded machine they took
+# over the 60 s default to start, and the waiting node gave up and exited.
+initial.broker.registration.timeout.ms=300000
 log.retention.bytes=268435456
 log.segment.bytes=67108864
 """
@@ -368,6 +371,10 @@ def launch(settings: Settings, progress: Progress) -> Launch | None:
     ensure_jars(settings, progress)
     count = cluster_size(settings)
     found = [(n, running_pid(n.pid_file, n.markers)) for n in nodes(settings, count)]
+    for each, pid in found:  # format every node first: a started node waits for the others' quorum
+        if pid is None:
+            _write_configs(settings, each, count)
+            ensure_formatted(settings, progress, each)
     pids = tuple(pid if pid is not None else start_node(settings, n, progress, count) for n, pid in found)
     reused = all(pid is not None for _, pid in found)
     return Launch(pids=pids, started_at=time.monotonic(), reused=reused)
