@@ -8,7 +8,8 @@ from faststream.kafka import KafkaBroker
 
 def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
     """Subscribers only today; its producer gets the relay's guarantees should anything publish."""
-    return KafkaBroker(bootstrap, client_id=client_id, logger=None, acks="all", enable_idempotence=True)
+    servers = [server.strip() for server in bootstrap.split(",") if server.strip()]  # a list: FastStream
+    return KafkaBroker(servers, client_id=client_id, logger=None, acks="all", enable_idempotence=True)
 
 
 def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
