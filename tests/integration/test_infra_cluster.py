@@ -58,13 +58,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[infra.InfraEnd
         mp.setenv("HAGGLE_STATE_DIR", str(state))
         mp.setenv("HAGGLE_KAFKA_PORT", str(_free_base(29392)))
         mp.setenv("HAGGLE_KAFKA_CONTROLLER_PORT", str(_free_base(29393 + 20)))
-        mp.setenv("HAGGLE_PG_PORT", str(_free_base(25632)))
         if any(Path(libs).glob("kafka_2.13-*.jar")):
             mp.setenv("HAGGLE_KAFKA_LIBS_DIR", str(libs))
-        try:
-            yield infra.up(brokers=3)
+        settings = Settings.from_env()
+        try:  # Kafka only: these tests need no database
+            kafka.set_cluster_size(settings, 3)
+            address = kafka.wait_ready(settings, kafka.launch(settings, print), print)
+            yield infra.InfraEndpoints(address, "")
         finally:
-            infra.down()
+            kafka.stop(settings, print)
+            kafka.forget_cluster_size(settings)
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +99,7 @@ def test_three_brokers_and_replicated_topics(cluster: infra.InfraEndpoints) -> N
     assert kafka.probe(cluster.kafka_bootstrap, brokers=3) is None
     assert infra.ensure_all_topics(cluster.kafka_bootstrap) == 3
     assert asyncio.run(_replication(cluster.kafka_bootstrap)) == (3, "2")
-    status = infra.status()["kafka"]
+    status = kafka.status(Settings.from_env())
     assert status.healthy and "3 of 3 brokers" in status.detail
 
 
