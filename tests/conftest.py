@@ -33,7 +33,7 @@ def endpoints() -> Iterator[InfraEndpoints]:
             yield found
         return
     found = infra.up()
-    infra.ensure_topics(found.kafka_bootstrap, all_topic_partitions(), topic_configs())
+    infra.ensure_all_topics(found.kafka_bootstrap)
     yield found
 
 

@@ -74,20 +74,28 @@ def run(
 
 
 @services_app.command("up")
-def services_up() -> None:
+def services_up(
+    instances: int = typer.Option(1, min=1, max=9, help="processes of each service in its consumer group"),
+) -> None:
     """Start every service (after `haggle infra up`) and wait until each is ready."""
     from haggle import procs
 
     for name in procs.SERVICES:
-        pid = procs.start(name)
-        console.print(f"starting {name} (pid {pid})…")
-        procs.wait_ready(name)
-        console.print(f"[green]{name} ready[/] at {procs.url_for(name)}")
+        for extra in (i for i in procs.instances(name) if i >= instances):
+            procs.stop(name, instance=extra)
+            console.print(f"{procs.label(name, extra)} stopped")
+        for i in range(instances):
+            pid = procs.start(name, instance=i)
+            console.print(f"starting {procs.label(name, i)} (pid {pid})…")
+    for name in procs.SERVICES:
+        for i in range(instances):
+            procs.wait_ready(name, instance=i)
+            console.print(f"[green]{procs.label(name, i)} ready[/] at {procs.url_for(name, i)}")
 
 
 @services_app.command("down")
 def services_down() -> None:
-    """Stop every service cleanly (SIGTERM, then SIGKILL after a timeout)."""
+    """Stop every instance of every service cleanly (SIGTERM, then SIGKILL after a timeout)."""
     from haggle import procs
 
     for name in reversed(procs.SERVICES):
@@ -97,13 +105,13 @@ def services_down() -> None:
 
 @services_app.command("status")
 def services_status() -> None:
-    """Show each service's pid and readiness; exit 1 if any is not ready."""
+    """Show each service instance's pid and readiness; exit 1 if any is not ready."""
     from haggle import procs
 
     table = Table("service", "pid", "ready", "url", "detail")
-    rows = [procs.status(name) for name in procs.SERVICES]
+    rows = procs.statuses()
     for row in rows:
-        table.add_row(row.name, str(row.pid or "-"), "yes" if row.ready else "no", row.url, row.detail)
+        table.add_row(row.label, str(row.pid or "-"), "yes" if row.ready else "no", row.url, row.detail)
     console.print(table)
     if not all(r.ready for r in rows):
         raise typer.Exit(1)
@@ -112,18 +120,23 @@ def services_status() -> None:
 @topics_app.command("ensure")
 def topics_ensure(
     replication_factor: int = typer.Option(
-        1, min=1, envvar="HAGGLE_TOPIC_REPLICATION_FACTOR", help="Replicas of each new topic."
+        0,
+        min=0,
+        envvar="HAGGLE_TOPIC_REPLICATION_FACTOR",
+        help="Replicas of each new topic (0: one per broker, up to three).",
     ),
 ) -> None:
     """Create every topic in the registry with its partitions and config (idempotent)."""
-    from haggle.contracts.topics import all_topic_partitions, topic_configs
-    from haggle.infra import ensure_topics
+    from haggle.contracts.topics import all_topic_partitions
+    from haggle.infra import ensure_all_topics
     from haggle.runtime.settings import Settings
 
     settings = Settings()
-    topics = all_topic_partitions()
-    ensure_topics(settings.kafka_bootstrap_servers, topics, topic_configs(), replication_factor)
-    console.print(f"{len(topics)} topics present on {settings.kafka_bootstrap_servers}")
+    replicas = ensure_all_topics(settings.kafka_bootstrap_servers, replication_factor or None)
+    console.print(
+        f"{len(all_topic_partitions())} topics present on {settings.kafka_bootstrap_servers}"
+        f" (new ones with {replicas} replica(s))"
+    )
 
 
 @contracts_app.command("export")

@@ -33,11 +33,11 @@ def _status_table(statuses: dict[str, object]) -> Table:
     return table
 
 
-def ensure_running() -> tuple[str, str]:
-    """Kafka, PostgreSQL, topics and every service, started if they are not running yet."""
+def ensure_running(instances: int = 1) -> tuple[str, str]:
+    """Kafka, PostgreSQL, topics and `instances` of every service, started if not running yet."""
     from haggle import procs
 
-    endpoints = procs.up(progress=lambda m: console.print(f"[dim]{m}[/]"))
+    endpoints = procs.up(progress=lambda m: console.print(f"[dim]{m}[/]"), count=instances)
     return endpoints.kafka_bootstrap, endpoints.database_url
 
 

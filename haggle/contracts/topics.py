@@ -85,9 +85,15 @@ def all_topic_partitions() -> dict[str, int]:
     return result
 
 
-def topic_configs() -> dict[str, dict[str, str]]:
+def durability(replication: int) -> dict[str, str]:
+    """With three or more replicas a write is acknowledged once two hold it (acks=all), so one
+    broker may die without losing an acknowledged event and the topic still takes writes."""
+    return {"min.insync.replicas": "2"} if replication >= 3 else {}
+
+
+def topic_configs(replication: int = 1) -> dict[str, dict[str, str]]:
     result: dict[str, dict[str, str]] = {}
     for topic in TOPICS:
-        result[topic.name] = dict(topic.config)
-        result[topic.dlq] = dict(topic.config)
+        result[topic.name] = dict(topic.config) | durability(replication)
+        result[topic.dlq] = dict(topic.config) | durability(replication)
     return result

@@ -11,7 +11,7 @@ that backend is external: it is checked but never started or stopped here.
 from __future__ import annotations
 
 from haggle.infra import kafka, postgres
-from haggle.infra.kafka import ensure_topics, ensure_topics_async
+from haggle.infra.kafka import ensure_all_topics, ensure_topics, ensure_topics_async
 from haggle.infra.state import (
     ComponentStatus,
     InfraEndpoints,
@@ -26,6 +26,7 @@ __all__ = [
     "InfraEndpoints",
     "InfraError",
     "down",
+    "ensure_all_topics",
     "ensure_topics",
     "ensure_topics_async",
     "status",
@@ -37,15 +38,18 @@ def _quiet(_message: str) -> None:
     return None
 
 
-def up(progress: Progress | None = None) -> InfraEndpoints:
+def up(progress: Progress | None = None, brokers: int | None = None) -> InfraEndpoints:
     """Start whatever is not running yet and wait until both answer; idempotent.
 
     Every precondition (free ports, java, mvn) is checked before anything starts.
-    Kafka is launched first so its JVM warms up while PostgreSQL starts.
+    Kafka is launched first so its JVM warms up while PostgreSQL starts. `brokers` (1 to 5)
+    chooses a single broker or a KRaft cluster; without it the last `up`'s choice stands.
     """
     say = progress or _quiet
     settings = Settings.from_env()
     with state_lock(settings):
+        if brokers is not None and not settings.external_kafka:
+            kafka.set_cluster_size(settings, brokers)
         kafka.preflight(settings)
         postgres.preflight(settings)
         launched = kafka.launch(settings, say)
@@ -65,6 +69,8 @@ def down(progress: Progress | None = None) -> None:
                 component.stop(settings, say)
             except InfraError as exc:
                 errors.append(str(exc))
+        if not errors:
+            kafka.forget_cluster_size(settings)
     if errors:
         raise InfraError("; ".join(errors))
 

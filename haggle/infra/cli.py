@@ -28,10 +28,14 @@ def _fail(exc: infra.InfraError) -> typer.Exit:
 
 
 @app.command()
-def up() -> None:
+def up(
+    brokers: int | None = typer.Option(
+        None, min=1, max=5, help="Kafka brokers: 1, or a KRaft cluster (3: replication 3, min.insync 2)"
+    ),
+) -> None:
     """Start Kafka and PostgreSQL (or reuse running ones) and wait until both answer."""
     try:
-        endpoints = infra.up(progress=_say)
+        endpoints = infra.up(progress=_say, brokers=brokers)
     except infra.InfraError as exc:
         raise _fail(exc) from exc
     _say(f"KAFKA_BOOTSTRAP_SERVERS={endpoints.kafka_bootstrap}")

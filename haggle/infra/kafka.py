@@ -10,6 +10,12 @@ including v0 of the transaction APIs, which Kafka 3.9 still accepts (4.x removed
 versions); 3.9 runs KRaft (combined broker+controller, no ZooKeeper) and runs on Java 17.
 Never reuse a data dir across Kafka major versions.
 
+`up(brokers=3)` runs a KRaft cluster instead: three combined broker+controller nodes, node i on
+HAGGLE_KAFKA_PORT (and _CONTROLLER_PORT) + (i-1) × BROKER_PORT_STEP, each with its own folder
+under `kafka/cluster/`, internal topics replicated three times with `min.insync.replicas=2`.
+The size of the cluster is written to `kafka/brokers` on `up`, so `down`, `status` and a
+restart by the chaos monkey know it; a single broker keeps the one-node layout in `kafka/`.
+
 Topics are never auto-created (`auto.create.topics.enable=false`): they come from the topic
 registry through `ensure_topics`. One partition for the internal offsets/transaction topics
 and no initial rebalance delay keep the first consumer-group join fast on small machines.
@@ -55,7 +61,8 @@ from haggle.infra.state import (
 
 KAFKA_VERSION = "3.9.1"
 POM = Path(__file__).with_name("pom.xml")
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 180.0
+"""A JVM start on a shared, loaded 2-core machine took 86 s (load average 40)."""
 STOP_TIMEOUT_S = 30.0
 JAVA_HINT = "OpenJDK 17 (e.g. apt-get install openjdk-17-jre-headless)"
 MAVEN_HINT = "Maven (e.g. apt-get install maven)"
@@ -64,55 +71,144 @@ REQUIRED_JARS = (f"kafka_2.13-{KAFKA_VERSION}.jar", "slf4j-reload4j-1.7.36.jar")
 
 @dataclass(frozen=True)
 class Launch:
-    """A broker process we started or found running, and when we began waiting for it."""
+    """The broker processes we started or found running, and when we began waiting for them."""
 
-    pid: int
+    pids: tuple[int, ...]
     started_at: float
     reused: bool
+
+    @property
+    def pid(self) -> int:
+        return self.pids[0]
 
 
 # --- paths and config --------------------------------------------------------------------
 
+BROKER_PORT_STEP = 100
+"""Node i of a cluster listens on the configured ports + (i-1) × this."""
+MAX_BROKERS = 5
+_SIZE_FILE = "brokers"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One broker+controller process: its id, ports and folder (config, data, log, pid)."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    dir: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "server.properties"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "kafka.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "kafka.pid"
+
+    @property
+    def markers(self) -> list[str]:
+        return ["kafka.Kafka", str(self.config_path)]
+
+
+def cluster_size(settings: Settings) -> int:
+    """Brokers of the local cluster: HAGGLE_KAFKA_BROKERS, else what the last `up` wrote, else 1."""
+    raw = os.environ.get("HAGGLE_KAFKA_BROKERS") or _read_size(settings)
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_BROKERS:
+        raise InfraError(f"HAGGLE_KAFKA_BROKERS={raw!r}: want a number of brokers from 1 to {MAX_BROKERS}")
+    return int(raw)
+
+
+def _read_size(settings: Settings) -> str:
+    path = settings.kafka_dir / _SIZE_FILE
+    return path.read_text().strip() if path.exists() else "1"
+
+
+def set_cluster_size(settings: Settings, brokers: int) -> None:
+    """Record the size `launch` starts; refused while a cluster of another size runs."""
+    if not 1 <= brokers <= MAX_BROKERS:
+        raise InfraError(f"--brokers must be 1..{MAX_BROKERS}, not {brokers}")
+    running = [n.node_id for n in _every_node(settings) if running_pid(n.pid_file, n.markers)]
+    current = cluster_size(settings)
+    if running and current != brokers:
+        raise InfraError(
+            f"Kafka runs with {current} broker(s); run `haggle infra down` first to start {brokers}"
+        )
+    settings.kafka_dir.mkdir(parents=True, exist_ok=True)
+    (settings.kafka_dir / _SIZE_FILE).write_text(f"{brokers}\n")
+
+
+def forget_cluster_size(settings: Settings) -> None:
+    (settings.kafka_dir / _SIZE_FILE).unlink(missing_ok=True)
+
+
+def nodes(settings: Settings, count: int | None = None) -> list[Node]:
+    count = cluster_size(settings) if count is None else count
+    if count == 1:
+        return [Node(1, settings.kafka_port, settings.kafka_controller_port, settings.kafka_dir)]
+    return [
+        Node(
+            i,
+            settings.kafka_port + (i - 1) * BROKER_PORT_STEP,
+            settings.kafka_controller_port + (i - 1) * BROKER_PORT_STEP,
+            settings.kafka_dir / "cluster" / f"node-{i}",
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def node(settings: Settings, node_id: int) -> Node:
+    for found in nodes(settings):
+        if found.node_id == node_id:
+            return found
+    raise InfraError(f"no Kafka node {node_id} in a cluster of {cluster_size(settings)}")
+
+
+def _every_node(settings: Settings) -> list[Node]:
+    """The single-broker node and every cluster node that has a folder: what `stop` looks for."""
+    found = nodes(settings, 1)
+    cluster = settings.kafka_dir / "cluster"
+    if cluster.exists():
+        ids = sorted(int(p.name.split("-")[1]) for p in cluster.glob("node-*") if p.name[5:].isdigit())
+        found += [n for n in nodes(settings, max(ids, default=1)) if n.node_id in ids] if ids else []
+    return found
+
 
 def bootstrap_address(settings: Settings) -> str:
-    return settings.external_kafka or f"127.0.0.1:{settings.kafka_port}"
+    if settings.external_kafka:
+        return settings.external_kafka
+    return ",".join(f"127.0.0.1:{n.port}" for n in nodes(settings))
 
 
-def _config_path(settings: Settings) -> Path:
-    return settings.kafka_dir / "server.properties"
-
-
-def _log_path(settings: Settings) -> Path:
-    return settings.kafka_dir / "kafka.log"
-
-
-def _pid_file(settings: Settings) -> Path:
-    return settings.kafka_dir / "kafka.pid"
-
-
-def _markers(settings: Settings) -> list[str]:
-    return ["kafka.Kafka", str(_config_path(settings))]
-
-
-def server_properties(settings: Settings) -> str:
-    port, ctrl = settings.kafka_port, settings.kafka_controller_port
+def server_properties(settings: Settings, node: Node | None = None, count: int = 1) -> str:
+    node = node or nodes(settings, 1)[0]
+    port, ctrl = node.port, node.controller_port
+    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes(settings, count))
+    replicas, min_isr = min(count, 3), (2 if count >= 3 else 1)
     return f"""# Written by haggle/infra/kafka.py on every start; edits are lost.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{ctrl}
+node.id={node.node_id}
+controller.quorum.voters={voters}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctrl}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={settings.kafka_dir / "data"}
+log.dirs={node.dir / "data"}
 num.partitions=1
-default.replication.factor=1
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
+unclean.leader.election.enable=false
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={replicas}
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
 transaction.state.log.num.partitions=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
@@ -120,16 +216,20 @@ log.retention.hours=24
 # (DUPLICATE_BROKER_REGISTRATION); the 9 s default made such restarts take ~14 s.
 broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=1000
+# A node of a cluster waits for a quorum of the others' JVMs; on a loaded machine they took
+# over the 60 s default to start, and the waiting node gave up and exited.
+initial.broker.registration.timeout.ms=300000
 log.retention.bytes=268435456
 log.segment.bytes=67108864
 """
 
 
-def log4j_properties(settings: Settings) -> str:
+def log4j_properties(settings: Settings, node: Node | None = None) -> str:
+    node = node or nodes(settings, 1)[0]
     return f"""# Written by haggle/infra/kafka.py: INFO and above to kafka.log (reload4j syntax).
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
-log4j.appender.file.File={_log_path(settings)}
+log4j.appender.file.File={node.log_path}
 log4j.appender.file.Append=true
 log4j.appender.file.MaxFileSize=50MB
 log4j.appender.file.MaxBackupIndex=2
@@ -140,14 +240,14 @@ log4j.logger.org.apache.kafka.clients=WARN
 """
 
 
-def _write_configs(settings: Settings) -> None:
-    settings.kafka_dir.mkdir(parents=True, exist_ok=True)
-    _config_path(settings).write_text(server_properties(settings))
-    (settings.kafka_dir / "log4j.properties").write_text(log4j_properties(settings))
+def _write_configs(settings: Settings, node: Node, count: int) -> None:
+    node.dir.mkdir(parents=True, exist_ok=True)
+    node.config_path.write_text(server_properties(settings, node, count))
+    (node.dir / "log4j.properties").write_text(log4j_properties(settings, node))
 
 
-def _java_argv(settings: Settings, heap: list[str], main: list[str]) -> list[str]:
-    log4j = settings.kafka_dir / "log4j.properties"
+def _java_argv(settings: Settings, node: Node, heap: list[str], main: list[str]) -> list[str]:
+    log4j = node.dir / "log4j.properties"
     return [
         require_tool("java", JAVA_HINT),
         *heap,
@@ -180,12 +280,14 @@ def preflight(settings: Settings) -> None:
     """Fail fast, before anything starts: ports free, java and (if needed) mvn present."""
     if settings.external_kafka:
         return
-    pid = running_pid(_pid_file(settings), _markers(settings))
-    if pid is not None:
-        _require_same_ports(settings, pid)
-        return
-    require_free_port(settings.kafka_port, "HAGGLE_KAFKA_PORT")
-    require_free_port(settings.kafka_controller_port, "HAGGLE_KAFKA_CONTROLLER_PORT")
+    for node in nodes(settings):
+        pid = running_pid(node.pid_file, node.markers)
+        if pid is not None:
+            _require_same_ports(node, pid)
+            continue
+        step = f" + {(node.node_id - 1) * BROKER_PORT_STEP} (node {node.node_id})" if node.node_id > 1 else ""
+        require_free_port(node.port, "HAGGLE_KAFKA_PORT" + step)
+        require_free_port(node.controller_port, "HAGGLE_KAFKA_CONTROLLER_PORT" + step)
     _check_java()
     if not _jars_present(settings):
         require_tool("mvn", MAVEN_HINT)
@@ -232,25 +334,28 @@ def new_cluster_id() -> str:
             return cid
 
 
-def _cluster_id(settings: Settings) -> str:
-    path = settings.kafka_dir / "cluster_id"
+def _cluster_id(settings: Settings, node: Node) -> str:
+    """One id per layout: `kafka/cluster_id` for a single broker, `kafka/cluster/cluster_id` for all nodes."""
+    home = node.dir if node.dir == settings.kafka_dir else node.dir.parent
+    path = home / "cluster_id"
     if path.exists():
         return path.read_text().strip()
-    meta = settings.kafka_dir / "data" / "meta.properties"
+    meta = node.dir / "data" / "meta.properties"
     found = re.search(r"^cluster\.id=(\S+)", meta.read_text(), re.M) if meta.exists() else None
     cid = found.group(1) if found else new_cluster_id()
     path.write_text(cid + "\n")
     return cid
 
 
-def ensure_formatted(settings: Settings, progress: Progress) -> None:
+def ensure_formatted(settings: Settings, progress: Progress, node: Node | None = None) -> None:
     """Format the KRaft storage once (idempotent thanks to --ignore-formatted)."""
-    if (settings.kafka_dir / "data" / "meta.properties").exists():
+    node = node or nodes(settings, 1)[0]
+    if (node.dir / "data" / "meta.properties").exists():
         return
-    progress("formatting storage…")
-    main = ["kafka.tools.StorageTool", "format", "-t", _cluster_id(settings)]
-    main += ["-c", str(_config_path(settings)), "--ignore-formatted"]
-    argv = _java_argv(settings, ["-Xmx256m"], main)
+    progress(f"formatting storage of node {node.node_id}…")
+    main = ["kafka.tools.StorageTool", "format", "-t", _cluster_id(settings, node)]
+    main += ["-c", str(node.config_path), "--ignore-formatted"]
+    argv = _java_argv(settings, node, ["-Xmx256m"], main)
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise InfraError(f"formatting Kafka storage failed:\n{done.stdout}{done.stderr}")
@@ -260,21 +365,45 @@ def ensure_formatted(settings: Settings, progress: Progress) -> None:
 
 
 def launch(settings: Settings, progress: Progress) -> Launch | None:
-    """Start the broker unless it runs already; returns None when Kafka is external."""
+    """Start every node that is not running yet; returns None when Kafka is external."""
     if settings.external_kafka:
         return None
-    pid = running_pid(_pid_file(settings), _markers(settings))
-    if pid is not None:
-        return Launch(pid=pid, started_at=time.monotonic(), reused=True)
     ensure_jars(settings, progress)
-    _write_configs(settings)
-    ensure_formatted(settings, progress)
-    progress("starting Kafka…")
-    heap = ["-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
-    argv = _java_argv(settings, heap, ["kafka.Kafka", str(_config_path(settings))])
-    pid = spawn(argv, _log_path(settings), cwd=settings.kafka_dir)
-    write_pid(_pid_file(settings), pid)
-    return Launch(pid=pid, started_at=time.monotonic(), reused=False)
+    count = cluster_size(settings)
+    found = [(n, running_pid(n.pid_file, n.markers)) for n in nodes(settings, count)]
+    for each, pid in found:  # format every node first: a started node waits for the others' quorum
+        if pid is None:
+            _write_configs(settings, each, count)
+            ensure_formatted(settings, progress, each)
+    pids = tuple(pid if pid is not None else start_node(settings, n, progress, count) for n, pid in found)
+    reused = all(pid is not None for _, pid in found)
+    return Launch(pids=pids, started_at=time.monotonic(), reused=reused)
+
+
+def start_node(settings: Settings, node: Node, progress: Progress, count: int | None = None) -> int:
+    """Start one node (configs written, storage formatted); returns its pid."""
+    count = cluster_size(settings) if count is None else count
+    _write_configs(settings, node, count)
+    ensure_formatted(settings, progress, node)
+    progress("starting Kafka…" if count == 1 else f"starting Kafka node {node.node_id} of {count}…")
+    big = ["-Xms256m", "-Xmx1g"] if count == 1 else ["-Xms128m", "-Xmx512m"]
+    heap = [*big, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
+    argv = _java_argv(settings, node, heap, ["kafka.Kafka", str(node.config_path)])
+    pid = spawn(argv, node.log_path, cwd=node.dir)
+    write_pid(node.pid_file, pid)
+    return pid
+
+
+def kill_node(settings: Settings, node_id: int) -> int | None:
+    """kill -9 one node (a crashed broker: no controlled shutdown); returns the pid it had."""
+    target = node(settings, node_id)
+    pid = running_pid(target.pid_file, target.markers)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while is_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return pid
 
 
 @contextmanager
@@ -289,19 +418,18 @@ def _aiokafka_muted() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _require_same_ports(settings: Settings, pid: int) -> None:
+def _require_same_ports(node: Node, pid: int) -> None:
     """A running broker keeps the ports it was started with (server.properties is per launch)."""
-    port, ctrl = settings.kafka_port, settings.kafka_controller_port
-    wanted = f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctrl}"
-    if wanted not in _config_path(settings).read_text().splitlines():
+    wanted = f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+    if wanted not in node.config_path.read_text().splitlines():
         raise InfraError(
-            f"Kafka (pid {pid}) already runs with other ports (see {_config_path(settings)}); "
+            f"Kafka (pid {pid}) already runs with other ports (see {node.config_path}); "
             "run `haggle infra down` first to apply the new HAGGLE_KAFKA_*PORT"
         )
 
 
-async def probe_async(bootstrap: str, timeout_s: float = 3.0) -> str | None:
-    """None if a metadata request lists at least one broker, else what went wrong."""
+async def probe_async(bootstrap: str, timeout_s: float = 3.0, brokers: int = 1) -> str | None:
+    """None if a metadata request lists at least `brokers` brokers, else what went wrong."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     with _aiokafka_muted():
         try:
@@ -311,15 +439,16 @@ async def probe_async(bootstrap: str, timeout_s: float = 3.0) -> str | None:
             return describe_error(exc)
         finally:
             await admin.close()
-    return None if cluster.get("brokers") else "metadata lists no broker yet"
+    listed = len(cluster.get("brokers") or [])
+    return None if listed >= brokers else f"metadata lists {listed} of {brokers} brokers"
 
 
-def probe(bootstrap: str, timeout_s: float = 3.0) -> str | None:
-    return run_sync(lambda: probe_async(bootstrap, timeout_s))
+def probe(bootstrap: str, timeout_s: float = 3.0, brokers: int = 1) -> str | None:
+    return run_sync(lambda: probe_async(bootstrap, timeout_s, brokers))
 
 
 def wait_ready(settings: Settings, launched: Launch | None, progress: Progress) -> str:
-    """Block until the broker answers metadata requests; returns the bootstrap address."""
+    """Block until every broker is in the metadata; returns the bootstrap address."""
     address = bootstrap_address(settings)
     if launched is None:
         problem = probe(address)
@@ -327,20 +456,22 @@ def wait_ready(settings: Settings, launched: Launch | None, progress: Progress) 
             raise InfraError(f"KAFKA_BOOTSTRAP_SERVERS={address} is not reachable: {problem}")
         return address
     deadline = launched.started_at + READY_TIMEOUT_S
-    while (problem := probe(address, 2.0)) is not None:
-        _check_still_starting(settings, launched.pid, deadline, problem)
+    count = cluster_size(settings)
+    while (problem := probe(address, 2.0, count)) is not None:
+        for each in nodes(settings, count):
+            _check_still_starting(each, deadline, problem)
         time.sleep(0.25)
     took = time.monotonic() - launched.started_at
-    verb = f"already running (pid {launched.pid})" if launched.reused else f"ready ({took:.1f} s)"
+    pids = ", ".join(map(str, launched.pids))
+    verb = f"already running (pid {pids})" if launched.reused else f"ready ({took:.1f} s)"
     progress(f"Kafka {verb} at {address}")
     return address
 
 
-def _check_still_starting(settings: Settings, pid: int, deadline: float, problem: str) -> None:
-    log = _log_path(settings)
-    if not is_alive(pid):
-        _pid_file(settings).unlink(missing_ok=True)
-        raise InfraError(f"Kafka exited during startup; see {log}:\n{log_tail(log)}")
+def _check_still_starting(node: Node, deadline: float, problem: str) -> None:
+    log = node.log_path
+    if running_pid(node.pid_file, node.markers) is None:
+        raise InfraError(f"Kafka node {node.node_id} exited during startup; see {log}:\n{log_tail(log)}")
     if time.monotonic() > deadline:
         raise InfraError(
             f"Kafka did not become ready within {READY_TIMEOUT_S:.0f} s ({problem}); "
@@ -349,23 +480,32 @@ def _check_still_starting(settings: Settings, pid: int, deadline: float, problem
 
 
 def stop(settings: Settings, progress: Progress) -> None:
-    """SIGTERM (controlled shutdown), SIGKILL after STOP_TIMEOUT_S; removes the pid file."""
-    pid = running_pid(_pid_file(settings), _markers(settings))
-    if pid is not None:
-        progress(f"stopping Kafka (pid {pid})…")
+    """SIGTERM (controlled shutdown) to every node at once, SIGKILL after STOP_TIMEOUT_S."""
+    running = [(n, pid) for n in _every_node(settings) if (pid := running_pid(n.pid_file, n.markers))]
+    for _, pid in running:
+        os.kill(pid, signal.SIGTERM)
+    for each, pid in running:
+        progress(f"stopping Kafka node {each.node_id} (pid {pid})…")
         stop_process(pid, signal.SIGTERM, STOP_TIMEOUT_S)
-    _pid_file(settings).unlink(missing_ok=True)
+    for each in _every_node(settings):
+        each.pid_file.unlink(missing_ok=True)
 
 
 def status(settings: Settings) -> ComponentStatus:
     address = bootstrap_address(settings)
     external = settings.external_kafka is not None
-    pid = None if external else running_pid(_pid_file(settings), _markers(settings))
-    if not external and pid is None:
+    if external:
+        problem = probe(address)
+        return ComponentStatus("kafka", None, problem is None, address, problem or "reachable", True)
+    count = cluster_size(settings)
+    pids = [pid for n in nodes(settings, count) if (pid := running_pid(n.pid_file, n.markers))]
+    if not pids:
         return ComponentStatus("kafka", None, False, address, "not running")
-    problem = probe(address)
-    detail = problem or ("reachable" if external else f"Kafka {KAFKA_VERSION}")
-    return ComponentStatus("kafka", pid, problem is None, address, detail, external)
+    problem = probe(address, brokers=count)
+    size = "" if count == 1 else f", {len(pids)} of {count} brokers running"
+    return ComponentStatus(
+        "kafka", pids[0], problem is None, address, problem or f"Kafka {KAFKA_VERSION}{size}"
+    )
 
 
 # --- topics ------------------------------------------------------------------------------
@@ -376,17 +516,19 @@ async def ensure_topics_async(
     topics: dict[str, int],
     timeout_s: float = 30.0,
     configs: Mapping[str, Mapping[str, str]] | None = None,
-    replication: int = 1,
+    replication: int | None = None,
 ) -> None:
     """Create the missing topics and wait until every partition has a leader.
 
     Existing topics keep their partition count. With `configs`, new topics are created with
-    their config and an existing topic whose config differs is altered to match.
+    their config and an existing topic whose config differs is altered to match. Without
+    `replication`, new topics get one replica per broker, up to three.
     """
     configs = configs or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         await admin.start()
+        replication = replication or await _replicas_for(admin)
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, n, replication, topic_configs=dict(configs.get(name, {})))
@@ -461,7 +603,39 @@ def ensure_topics(
     bootstrap: str,
     topics: dict[str, int],
     configs: Mapping[str, Mapping[str, str]] | None = None,
-    replication: int = 1,
+    replication: int | None = None,
 ) -> None:
     """Sync wrapper around `ensure_topics_async`."""
     run_sync(lambda: ensure_topics_async(bootstrap, topics, configs=configs, replication=replication))
+
+
+MAX_REPLICAS = 3
+
+
+async def _replicas_for(admin: AIOKafkaAdminClient) -> int:
+    cluster = await admin.describe_cluster()
+    return max(1, min(MAX_REPLICAS, len(cluster.get("brokers") or [])))
+
+
+def replicas_for(bootstrap: str) -> int:
+    """One replica per broker, up to three: what a new topic gets on this cluster."""
+
+    async def ask() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            return await _replicas_for(admin)
+        finally:
+            await admin.close()
+
+    return run_sync(ask)
+
+
+def ensure_all_topics(bootstrap: str, replication: int | None = None) -> int:
+    """Every topic of the registry, replicated per the cluster (three copies, two in sync to
+    acknowledge a write, on a cluster of three); returns the replication factor used."""
+    from haggle.contracts.topics import all_topic_partitions, topic_configs
+
+    replication = replication or replicas_for(bootstrap)
+    ensure_topics(bootstrap, all_topic_partitions(), topic_configs(replication), replication)
+    return replication

@@ -55,7 +55,7 @@ PG_USER = "haggle"
 PG_PASSWORD = "haggle"
 PG_DATABASE = "haggle"
 SYSTEM_USER = "haggle-pg"
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 120.0  # a start on a loaded 2-core machine took over 30 s (load average 40)
 STOP_TIMEOUT_S = 30.0
 
 

@@ -106,7 +106,7 @@ def rules_for(config: RunConfig, seed: int) -> MarketRulesSet:
 
 
 async def _wait_for_rules(market_id: str, timeout: float = 30) -> None:
-    checks_ = {
+    checks_: dict[str, Callable[[httpx.Response], object]] = {
         "negotiation": lambda r: r.status_code == 200 and r.json().get("configured"),
         "settlement": lambda r: r.status_code == 200,
     }

@@ -7,7 +7,9 @@ from faststream.kafka import KafkaBroker
 
 
 def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
-    return KafkaBroker(bootstrap, client_id=client_id, logger=None)
+    """Subscribers only today; its producer gets the relay's guarantees should anything publish."""
+    servers = [server.strip() for server in bootstrap.split(",") if server.strip()]  # a list: FastStream
+    return KafkaBroker(servers, client_id=client_id, logger=None, acks="all", enable_idempotence=True)
 
 
 def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:

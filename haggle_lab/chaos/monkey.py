@@ -1,7 +1,8 @@
 """The chaos monkey: a seeded schedule of faults, then each fault injected and watched until survived.
 
-A fault is a kill -9 of one service (restarted after a short pause), a Kafka
-broker restart, or a PostgreSQL restart. The schedule comes from
+A fault is a kill -9 of one service instance (restarted after a short pause), a
+Kafka restart (every broker), a kill -9 of the broker leading the busiest
+partitions of a cluster (restarted after a pause), or a PostgreSQL restart. The schedule comes from
 `random.Random(seed)` only, so a failing run is replayed by its seed. Faults
 run one after another: overlapping outages would hide which one broke what.
 A fault is survived when the broken piece is back and every service answers
@@ -21,6 +22,7 @@ from haggle.infra import kafka, postgres
 from haggle.infra.state import InfraError, Settings, state_lock
 
 KILL, KAFKA, POSTGRES = "kill -9", "kafka restart", "postgres restart"
+LEADER = "leader kill"
 Say = Callable[[str], None]
 
 
@@ -32,9 +34,12 @@ class Fault:
     target: str
     pause: float
     """Seconds the target stays down."""
+    instance: int = 0
+    """Which instance of a service a kill -9 hits."""
 
     def describe(self) -> str:
-        return f"{self.kind} {self.target} at +{self.at:.1f}s (down {self.pause:.1f}s)"
+        target = procs.label(self.target, self.instance) if self.kind == KILL else self.target
+        return f"{self.kind} {target} at +{self.at:.1f}s (down {self.pause:.1f}s)"
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,16 @@ def schedule(
     kills_per_service: int = 1,
     services: Sequence[str] = procs.SERVICES,
     infrastructure: bool = True,
+    instances: int = 1,
 ) -> list[Fault]:
-    """Faults at random moments over `window` seconds, in time order."""
+    """Faults at random moments over `window` seconds, in time order. With several instances
+    each round kills every instance of every service once (at its own moment)."""
     rng = random.Random(seed)
     faults = [
-        Fault(rng.uniform(0, window), KILL, name, rng.uniform(0.2, 2.0))
+        Fault(rng.uniform(0, window), KILL, name, rng.uniform(0.2, 2.0), instance)
         for name in services
         for _ in range(kills_per_service)
+        for instance in range(instances)
     ]
     if infrastructure:
         faults.append(Fault(rng.uniform(0, window), KAFKA, "kafka", rng.uniform(0.5, 3.0)))
@@ -67,7 +75,7 @@ def schedule(
 
 
 def _kill_service(fault: Fault) -> None:
-    procs.crash_and_restart(fault.target, down_for=fault.pause)
+    procs.crash_and_restart(fault.target, down_for=fault.pause, instance=fault.instance)
 
 
 def _restart_kafka(fault: Fault) -> None:
@@ -90,13 +98,26 @@ def _restart_postgres(fault: Fault) -> None:
         postgres.up(settings, _quiet)
 
 
+def _kill_leader(fault: Fault) -> str:
+    """kill -9 the broker leading the busiest partition of the command and event topics."""
+    from haggle.contracts.topics import TOPICS
+    from haggle_lab.chaos.leaders import kill_busiest_leader_sync
+
+    done = kill_busiest_leader_sync([t.name for t in TOPICS], fault.pause)
+    return (
+        f"node {done.node_id} led {done.topic}[{done.partition}]; failover {done.failover_seconds:.1f}s,"
+        f" in sync again {done.replicated_seconds:.1f}s"
+    )
+
+
 def _quiet(_message: str) -> None:
     return None
 
 
-INJECT: dict[str, Callable[[Fault], None]] = {
+INJECT: dict[str, Callable[[Fault], str | None]] = {
     KILL: _kill_service,
     KAFKA: _restart_kafka,
+    LEADER: _kill_leader,
     POSTGRES: _restart_postgres,
 }
 
@@ -106,7 +127,7 @@ def _all_ready(timeout: float) -> str:
     deadline = time.monotonic() + timeout
     waiting = list(procs.SERVICES)
     while waiting and time.monotonic() < deadline:
-        waiting = [name for name in waiting if not procs.ready(name)[0]]
+        waiting = [name for name in waiting if not procs.all_ready(name)]
         if waiting:
             time.sleep(0.25)
     return f"not ready after {timeout:.0f}s: {', '.join(waiting)}" if waiting else ""
@@ -116,11 +137,11 @@ def inject(fault: Fault, recovery_timeout: float = 90.0) -> FaultResult:
     """Blocking: break one thing, wait until everything is back, time it."""
     started = time.monotonic()
     try:
-        INJECT[fault.kind](fault)
+        detail = INJECT[fault.kind](fault) or ""
     except (InfraError, OSError) as exc:
         return FaultResult(fault, False, False, time.monotonic() - started, f"not injected: {exc}")
     problem = _all_ready(recovery_timeout)
-    return FaultResult(fault, True, not problem, time.monotonic() - started, problem)
+    return FaultResult(fault, True, not problem, time.monotonic() - started, problem or detail)
 
 
 async def run(faults: Sequence[Fault], say: Say | None = None) -> list[FaultResult]:
@@ -135,5 +156,5 @@ async def run(faults: Sequence[Fault], say: Say | None = None) -> list[FaultResu
         results.append(result)
         if say:
             verdict = "survived" if result.survived else f"NOT survived: {result.detail}"
-            say(f"{fault.kind} {fault.target}: {verdict} ({result.recovery_seconds:.1f}s)")
+            say(f"{fault.describe()}: {verdict} ({result.recovery_seconds:.1f}s)")
     return results

@@ -14,9 +14,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError
 
+from haggle import procs
 from haggle.client import Observer, Publisher
 from haggle.contracts import Envelope
 from haggle.market import checks, runner
@@ -24,7 +26,7 @@ from haggle.market.approvals import ApprovalPolicy
 from haggle.market.collect import Scope
 from haggle.market.population import Population
 from haggle.market.runner import MarketStatus, RunConfig, Watch
-from haggle_lab.chaos import invariants, monkey
+from haggle_lab.chaos import acknowledged, invariants, monkey, work
 from haggle_lab.chaos.monkey import Fault, FaultResult
 
 ESCROW_ONCE = "every escrow hold is posted or voided at most once"
@@ -38,6 +40,12 @@ class ChaosConfig:
     kills_per_service: int = 1
     infrastructure: bool = True
     market: RunConfig = field(default_factory=lambda: RunConfig(deadline_seconds=420))
+    instances: int = 1
+    """Instances of each service already running: each round kills every one of them."""
+    services: tuple[str, ...] = procs.SERVICES
+    """The services whose instances are killed."""
+    faults: tuple[Fault, ...] | None = None
+    """An explicit fault list (say, leader kills) instead of the seeded schedule."""
 
 
 @dataclass
@@ -50,6 +58,11 @@ class ChaosReport:
     commands: dict[str, int]
     seconds: float
     status: MarketStatus
+    acked: acknowledged.Acknowledged = field(default_factory=acknowledged.Acknowledged)
+    work: dict[str, dict[int, float]] = field(default_factory=dict)
+    """Records each service instance handled (haggle_messages_in_total, summed over its restarts)."""
+    moves_at: list[datetime] = field(default_factory=list)
+    """When each command on negotiation.commands was made: the market's trading window."""
 
     @property
     def faults_survived(self) -> int:
@@ -109,18 +122,32 @@ def _ticker(say: Say, every: float = 5.0) -> runner.Progress:
     return tick
 
 
-async def chaos_run(population: Population, config: ChaosConfig, bootstrap: str, say: Say) -> ChaosReport:
-    started = time.monotonic()
+async def chaos_run(
+    population: Population, config: ChaosConfig, bootstrap: str, database_url: str, say: Say
+) -> ChaosReport:
+    started, began = time.monotonic(), datetime.now(UTC)
     scope = Scope(f"chaos{config.seed}-{uuid.uuid4().hex[:6]}")
-    faults = monkey.schedule(
-        config.seed, config.window_seconds, config.kills_per_service, infrastructure=config.infrastructure
+    faults = (
+        list(config.faults)
+        if config.faults is not None
+        else monkey.schedule(
+            config.seed,
+            config.window_seconds,
+            config.kills_per_service,
+            config.services,
+            config.infrastructure,
+            config.instances,
+        )
     )
-    seen, results, status, closed = await _market_and_monkey(
-        population, config, faults, bootstrap, scope, say
-    )
+    async with work.Sampler() as sampler:
+        seen, results, status, closed = await _market_and_monkey(
+            population, config, faults, bootstrap, scope, say
+        )
+    acked = await acknowledged.check(database_url, bootstrap, began)
     problems: list[str] = list(status.problems)
     facts = await runner.facts_of(seen, population, scope, problems, closed)
     found = invariants.check_all(seen)
+    found["no_acknowledged_event_lost"] = acked.problems()
     escrow_twice = [p for p in problems if p.startswith(ESCROW_ONCE)]
     found["no_deal_funded_twice"] += escrow_twice
     verdicts = {**facts.invariants, **{name: not broken for name, broken in found.items()}}
@@ -134,4 +161,7 @@ async def chaos_run(population: Population, config: ChaosConfig, bootstrap: str,
         commands=invariants.commands_seen(seen),
         seconds=time.monotonic() - started,
         status=status,
+        acked=acked,
+        work=sampler.totals(),
+        moves_at=[env.occurred_at for topic, env in seen if topic == "negotiation.commands"],
     )

@@ -37,7 +37,7 @@ async def test_a_market_survives_every_fault_and_keeps_every_invariant(endpoints
         window_seconds=20,
         market=RunConfig(approval_policy="grant-up-to:7500", deadline_seconds=240),
     )
-    report = await chaos_run(population, config, endpoints.kafka_bootstrap, print)
+    report = await chaos_run(population, config, endpoints.kafka_bootstrap, endpoints.database_url, print)
 
     kinds = sorted((r.fault.kind, r.fault.target) for r in report.faults)
     assert kinds == sorted(
@@ -56,6 +56,7 @@ async def test_a_market_survives_every_fault_and_keeps_every_invariant(endpoints
         "no_event_lost",
         "market_closed",
         "no_negotiation_after_close",
+        "no_acknowledged_event_lost",
     }
     # The market really traded through the faults: commands flowed and deals were struck.
     assert report.status.deals > 0 and report.status.listings == 30

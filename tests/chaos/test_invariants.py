@@ -7,6 +7,7 @@ import uuid
 from haggle import procs
 from haggle.contracts import Envelope
 from haggle_lab.chaos import invariants
+from haggle_lab.chaos.acknowledged import Acknowledged
 from haggle_lab.chaos.monkey import KAFKA, KILL, POSTGRES, schedule
 
 
@@ -64,3 +65,27 @@ def test_a_command_without_an_outcome_on_its_own_events_topic_is_lost() -> None:
     }
     assert len(invariants.no_event_lost(seen)) == 2
     assert str(uuid.UUID(str(lost.event_id))) in invariants.no_event_lost(seen)[0]
+
+
+def test_with_two_instances_each_round_kills_every_instance() -> None:
+    faults = schedule(7, 30, services=("negotiation", "agents"), infrastructure=False, instances=2)
+    assert sorted((f.target, f.instance) for f in faults) == [
+        ("agents", 0),
+        ("agents", 1),
+        ("negotiation", 0),
+        ("negotiation", 1),
+    ]
+    assert sorted(f.describe().split(" at ")[0] for f in faults if f.instance == 1) == [
+        "kill -9 agents-1",
+        "kill -9 negotiation-1",
+    ]
+    assert schedule(7, 30) == schedule(7, 30, instances=1)
+
+
+def test_an_acknowledged_event_missing_from_its_topic_is_lost() -> None:
+    kept, gone = uuid.uuid4(), uuid.uuid4()
+    acked = Acknowledged(sent={"t": {kept, gone}, "u": {kept}}, found={"t": {kept}, "u": {kept}})
+    assert acked.acknowledged == 3
+    assert acked.lost == {"t": {gone}}
+    assert acked.problems() == [f"t: event {gone} was acknowledged (outbox sent) but is not on the topic"]
+    assert Acknowledged(sent={"t": {kept}}, found={"t": {kept}}).problems() == []
