@@ -269,5 +269,11 @@ async def due_threads(conn: asyncpg.Connection, now: datetime, limit: int = 200)
     return tuple(_thread(r) for r in rows)
 
 
+async def first_deadline(pool: asyncpg.Pool) -> datetime | None:
+    """The earliest deadline of an open thread."""
+    found: datetime | None = await pool.fetchval("SELECT min(deadline) FROM threads WHERE status = 'open'")
+    return found
+
+
 async def market_of_thread(conn: asyncpg.Connection, thread_id: str) -> str:
     return str(await conn.fetchval("SELECT market_id FROM threads WHERE thread_id = $1", thread_id))
