@@ -28,6 +28,14 @@ from haggle.contracts.settlement import SETTLEMENT_EVENTS, SETTLEMENT_INBOX_EVEN
 
 DEFAULT_PARTITIONS = 12
 DLQ_PARTITIONS = 3
+RETENTION = ("retention.ms", str(7 * 24 * 3600 * 1000))
+BROKER_TIME = ("message.timestamp.type", "LogAppendTime")
+"""A command is judged by when it reached the broker: the broker stamps each record with its own
+clock on append, so a sender cannot date a late command inside a deadline (its `occurred_at` and
+the producer's timestamp are ignored). Consumers read it as `record.timestamp`."""
+
+
+COMMAND_CONFIG = (RETENTION, BROKER_TIME)
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Topic:
     key: str
     partitions: int = DEFAULT_PARTITIONS
     messages: tuple[type[Message], ...] = field(default=())
-    config: tuple[tuple[str, str], ...] = (("retention.ms", str(7 * 24 * 3600 * 1000)),)
+    config: tuple[tuple[str, str], ...] = (RETENTION,)
 
     @property
     def dlq(self) -> str:
@@ -44,18 +52,26 @@ class Topic:
 
 
 MARKET_EVENTS = Topic("market.events", key="market_id", partitions=3, messages=MARKET_EVENT_TYPES)
-MANDATE_COMMANDS = Topic("mandate.commands", key="principal_id", messages=MANDATE_COMMAND_TYPES)
+MANDATE_COMMANDS = Topic(
+    "mandate.commands", key="principal_id", messages=MANDATE_COMMAND_TYPES, config=COMMAND_CONFIG
+)
 AGENT_EVENTS = Topic("agent.events", key="agent_id", messages=AGENT_EVENT_TYPES)
-LISTING_COMMANDS_TOPIC = Topic("listing.commands", key="listing_id", messages=LISTING_COMMANDS)
+LISTING_COMMANDS_TOPIC = Topic(
+    "listing.commands", key="listing_id", messages=LISTING_COMMANDS, config=COMMAND_CONFIG
+)
 LISTING_EVENTS_TOPIC = Topic("listing.events", key="listing_id", messages=LISTING_EVENTS)
-NEGOTIATION_COMMANDS = Topic("negotiation.commands", key="listing_id", messages=NEGOTIATION_COMMAND_TYPES)
+NEGOTIATION_COMMANDS = Topic(
+    "negotiation.commands", key="listing_id", messages=NEGOTIATION_COMMAND_TYPES, config=COMMAND_CONFIG
+)
 NEGOTIATION_EVENTS_TOPIC = Topic("negotiation.events", key="listing_id", messages=NEGOTIATION_EVENTS)
 AGENT_INBOX = Topic(
     "agent.inbox",
     key="agent_id",
     messages=(*INBOX_EVENTS, *SETTLEMENT_INBOX_EVENTS, ApprovalRequested),
 )
-SETTLEMENT_COMMANDS = Topic("settlement.commands", key="deal_id", messages=SETTLEMENT_COMMAND_TYPES)
+SETTLEMENT_COMMANDS = Topic(
+    "settlement.commands", key="deal_id", messages=SETTLEMENT_COMMAND_TYPES, config=COMMAND_CONFIG
+)
 SETTLEMENT_EVENTS_TOPIC = Topic("settlement.events", key="deal_id", messages=SETTLEMENT_EVENTS)
 APPROVAL_EVENTS = Topic("approval.events", key="principal_id", messages=APPROVAL_EVENT_TYPES)
 AGENT_DECISIONS = Topic("agent.decisions", key="agent_id", messages=AGENT_DECISION_TYPES)

@@ -6,6 +6,8 @@
 - A handler that fails is retried up to a cap, then dead-lettered.
 - A database or broker outage is not the message's fault: it is retried
   until the infrastructure is back, and the service reports not ready.
+- While a handler runs, `appended_at()` is when the broker appended its record (on a topic
+  with `LogAppendTime`): a deadline is judged by that time, never by the sender's word.
 The caller acknowledges the Kafka offset only after this returns.
 """
 
@@ -16,6 +18,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,6 +42,24 @@ KeyFilter = Callable[[asyncpg.Pool, list[str]], Awaitable[Collection[str]]]
 Prefetch = Callable[[UnitOfWork, list[tuple[Envelope, Message]]], Awaitable[None]]
 """Reads (and locks) in a few statements what a batch's handlers will read one by one, into
 the unit of work's repositories (`uow.repo`); the handlers then find it there."""
+
+LOG_APPEND_TIME = 1
+"""`ConsumerRecord.timestamp_type` of a timestamp the broker set (0: the producer's, forgeable)."""
+
+_appended_at: ContextVar[datetime | None] = ContextVar("appended_at", default=None)
+
+
+def appended_at() -> datetime | None:
+    """When the broker appended the record being handled; None outside a handler or when the
+    topic keeps the producer's timestamp (which a sender can set to anything)."""
+    return _appended_at.get()
+
+
+def broker_time(record: ConsumerRecord) -> datetime | None:
+    if record.timestamp_type != LOG_APPEND_TIME or record.timestamp is None or record.timestamp < 0:
+        return None
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
+
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -234,8 +255,12 @@ class TopicConsumer:
     async def _run(self, uow: UnitOfWork, work: Work) -> None:
         market_id_var.set(work.envelope.market_id)
         correlation_id_var.set(work.envelope.correlation_id)
+        appended = _appended_at.set(broker_time(work.record))
         started = time.perf_counter()
-        await work.step(uow)
+        try:
+            await work.step(uow)
+        finally:
+            _appended_at.reset(appended)
         metrics.HANDLER_SECONDS.labels(self.service, self.topic, work.type_label).observe(
             time.perf_counter() - started
         )

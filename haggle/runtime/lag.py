@@ -25,10 +25,12 @@ LAG_INTERVAL_S = 5.0
 REQUEST_TIMEOUT_S = 10.0
 
 
-async def group_lag(
+async def handled_offsets(
     admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str, topic: str
-) -> int | None:
-    """Messages of `topic` that `group` has not committed yet; None if the topic does not exist."""
+) -> dict[TopicPartition, tuple[int, int]] | None:
+    """Each partition of `topic`: (offset `group` has handled up to, end offset); None if the topic
+    does not exist. The end offsets are asked first, so a record below an end was appended before
+    the call began."""
     [described] = await admin.describe_topics([topic])
     if described["error_code"] or not described["partitions"]:
         return None
@@ -40,7 +42,17 @@ async def group_lag(
     unread = [tp for tp in tps if tp not in positions]
     if unread:
         positions |= await asyncio.wait_for(consumer.beginning_offsets(unread), REQUEST_TIMEOUT_S)
-    return sum(max(ends[tp] - positions[tp], 0) for tp in tps)
+    return {tp: (positions[tp], ends[tp]) for tp in tps}
+
+
+async def group_lag(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str, topic: str
+) -> int | None:
+    """Messages of `topic` that `group` has not committed yet; None if the topic does not exist."""
+    offsets = await handled_offsets(admin, consumer, group, topic)
+    if offsets is None:
+        return None
+    return sum(max(end - handled, 0) for handled, end in offsets.values())
 
 
 async def _measure_forever(bootstrap: str, service: str, groups: Mapping[str, str], interval: float) -> None:

@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 
 from haggle.contracts import Envelope, encode
 from haggle.runtime import metrics
@@ -116,6 +117,12 @@ def relay_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, InvalidProducerEpoch, UnknownProducerId, ProducerFenced)
+"""An idempotent producer that got one of these never sends again: aiokafka keeps its producer id
+and sequence numbers, and every retry fails the same way (seen after a broker restart in a long
+chaos run: the listing relay stuck for good). The relay goes on with a new producer."""
+
+
 class OutboxRelay:
     """Publishes a schema's outbox. One active relay per schema (advisory lock) keeps key order."""
 
@@ -127,22 +134,50 @@ class OutboxRelay:
         service: str,
         batch: int = 500,
         idle_poll: float = 0.25,
+        renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None,
     ) -> None:
         self.pool, self.producer, self.schema, self.service = pool, producer, schema, service
         self.batch, self.idle_poll = batch, idle_poll
         self._wake = asyncio.Event()
         self.healthy = False
+        self._renew = renew
+        self._renewed: AIOKafkaProducer | None = None
+        """A producer this relay started (and stops); the first one is the caller's."""
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._run_locked()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.healthy = False
-                log.exception("outbox relay failed; restarting", extra={"schema": self.schema})
-                await asyncio.sleep(1.0)
+        try:
+            while True:
+                try:
+                    await self._run_locked()
+                except asyncio.CancelledError:
+                    raise
+                except FATAL_PRODUCER_ERRORS:
+                    self.healthy = False
+                    log.exception("producer unusable; relaying with a new one", extra={"schema": self.schema})
+                    await self._new_producer()
+                except Exception:
+                    self.healthy = False
+                    log.exception("outbox relay failed; restarting", extra={"schema": self.schema})
+                    await asyncio.sleep(1.0)
+        finally:
+            if self._renewed is not None:
+                with contextlib.suppress(Exception):
+                    await self._renewed.stop()
+
+    async def _new_producer(self) -> None:
+        if self._renew is None:
+            await asyncio.sleep(1.0)
+            return
+        try:
+            fresh = await self._renew()
+        except Exception:
+            log.exception("no new producer yet", extra={"schema": self.schema})
+            await asyncio.sleep(1.0)
+            return
+        if self._renewed is not None:
+            with contextlib.suppress(Exception):
+                await self._renewed.stop()
+        self.producer = self._renewed = fresh
 
     async def _run_locked(self) -> None:
         async with self.pool.acquire() as conn:

@@ -159,7 +159,15 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
     await producer.start()
     ctx = ServiceContext(module.name, module.schema, settings, pool, producer)
     parts = module.build(ctx)
-    relay = OutboxRelay(pool, producer, module.schema, module.name, settings.relay_batch)
+
+    async def relay_producer() -> AIOKafkaProducer:
+        fresh = make_producer(settings.kafka_bootstrap_servers, f"haggle-{module.name}-relay")
+        await fresh.start()
+        return fresh
+
+    relay = OutboxRelay(
+        pool, producer, module.schema, module.name, settings.relay_batch, renew=relay_producer
+    )
     broker = make_broker(settings.kafka_bootstrap_servers, f"haggle-{module.name}")
     consumers = []
     for sub in parts.subscriptions:

@@ -222,5 +222,5 @@ class Settlement:
             return fulfilment.accept_goods(deal, party)
         if isinstance(cmd, OpenDispute):
             listed = self.conditions.get(deal.listing_id)
-            return fulfilment.open_dispute(deal, party, cmd.reason, cmd.detail, listed, self.rules, now)
+            return fulfilment.open_dispute(deal, party, cmd.reason, cmd.detail, listed, self.rules, now, now)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from haggle.contracts.listing import (
 )
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_EVENTS_TOPIC, MARKET_EVENTS, NEGOTIATION_COMMANDS
-from haggle.runtime import markets
+from haggle.runtime import handled, markets
 from haggle.runtime.outbox import unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.negotiation import handlers, store
@@ -75,23 +76,34 @@ def subscriptions() -> list[Subscription]:
     ]
 
 
-async def expire_due_once(ctx: ServiceContext) -> int:
-    """End every open thread past its deadline; safe with several instances (SKIP LOCKED)."""
+async def expire_due_once(ctx: ServiceContext, due_by: datetime) -> int:
+    """End every open thread whose deadline is before `due_by` (and past); safe with several
+    instances (SKIP LOCKED)."""
+    due_by = min(due_by, handlers.now())
     async with unit_of_work(ctx.pool, ctx.notify_channel) as uow:
         threads = uow.repo(Threads)
-        due = await threads.due(handlers.now())
+        due = await threads.due(due_by)
         for thread in due:
             market_id = threads.market_of(thread.thread_id)
             cause = handlers.Cause(market_id, f"deadline:{thread.thread_id}")
-            await handlers.apply_decision(uow, cause, expire(thread, handlers.now()))
+            await handlers.apply_decision(uow, cause, expire(thread, due_by))
     return len(due)
 
 
 def expiry_job(ctx: ServiceContext, interval: float = 0.5) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A deadline passes only once every move the broker took before it has been handled: a
+    counter-offer sent in time while the referee was down is applied, not expired."""
+    guard = handled.for_service(ctx, (NEGOTIATION_COMMANDS.name,))
+
     async def expire_forever() -> None:
-        while True:  # run under the service's supervisor: an error restarts it after a backoff
-            await expire_due_once(ctx)
-            await asyncio.sleep(interval)
+        try:
+            while True:  # run under the service's supervisor: an error restarts it after a backoff
+                due_by = await guard.fire_until(await store.first_deadline(ctx.pool))
+                if due_by is not None:
+                    await expire_due_once(ctx, due_by)
+                await asyncio.sleep(interval)
+        finally:
+            await guard.close()
 
     return expire_forever
 

@@ -30,6 +30,7 @@ from haggle.contracts.negotiation import (
 )
 from haggle.contracts.topics import AGENT_INBOX, NEGOTIATION_EVENTS_TOPIC
 from haggle.runtime import identity, markets
+from haggle.runtime.consumer import appended_at
 from haggle.runtime.outbox import UnitOfWork
 from services.negotiation import store
 from services.negotiation.domain import (
@@ -141,7 +142,7 @@ async def _context(uow: UnitOfWork, env: Envelope, cmd: Message, agent: identity
         listing=listing,
         thread=None,
         rules=DEFAULT_RULES,
-        now=now(),
+        now=appended_at() or now(),  # when the broker took the move: a sender cannot backdate it
         market_id=env.market_id,
     )
     if isinstance(cmd, OpenNegotiation):

@@ -257,3 +257,9 @@ async def save_deal(conn: asyncpg.Connection, deal: DealAgreed) -> None:
 
 async def cancel_deal(conn: asyncpg.Connection, deal_id: str) -> None:
     await conn.execute("UPDATE deals SET cancelled = true WHERE deal_id = $1", deal_id)
+
+
+async def first_deadline(pool: asyncpg.Pool) -> datetime | None:
+    """The earliest deadline of an open thread."""
+    found: datetime | None = await pool.fetchval("SELECT min(deadline) FROM threads WHERE status = 'open'")
+    return found

@@ -34,7 +34,7 @@ from haggle.contracts.topics import (
     NEGOTIATION_EVENTS_TOPIC,
     SETTLEMENT_COMMANDS,
 )
-from haggle.runtime import markets
+from haggle.runtime import handled, markets
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.settlement import store
 from services.settlement.check import run_checks
@@ -150,12 +150,20 @@ def routes(ctx: ServiceContext) -> list[Route]:
     ]
 
 
+def deadline_guard(ctx: ServiceContext) -> handled.HandledThrough:
+    """Deadlines wait for the parties' commands and the humans' approval answers sent before them."""
+    return handled.for_service(ctx, (SETTLEMENT_COMMANDS.name, APPROVAL_EVENTS.name))
+
+
 def build(ctx: ServiceContext) -> ServiceParts:
     rails = payments.wiring(ctx.pool, ctx.notify_channel)
     return ServiceParts(
         subscriptions=subscriptions(),
         routes=[*routes(ctx), *rails.routes],
-        background=[timer_job(ctx.pool, ctx.notify_channel, TICK_SECONDS), *rails.background],
+        background=[
+            timer_job(ctx.pool, ctx.notify_channel, deadline_guard(ctx), TICK_SECONDS),
+            *rails.background,
+        ],
     )
 
 

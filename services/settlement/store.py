@@ -63,6 +63,12 @@ async def due_deals(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     return [Deal.model_validate_json(r["data"]) for r in rows]
 
 
+async def first_due(pool: asyncpg.Pool) -> datetime | None:
+    """The earliest deadline waiting, locked or not."""
+    found: datetime | None = await pool.fetchval("SELECT min(due_at) FROM deals WHERE due_at IS NOT NULL")
+    return found
+
+
 async def postpone(conn: asyncpg.Connection, deal_id: str, until: datetime) -> None:
     await conn.execute("UPDATE deals SET due_at = $2 WHERE deal_id = $1", deal_id, until)
 

@@ -130,5 +130,5 @@ def delivered_world(packed: Condition, method: ShippingMethod = ShippingMethod.P
 
 def dispute(world: World, reason: DisputeReason, listed: Condition | None = Condition.VERY_GOOD) -> Outcome:
     return world.run(
-        fulfilment.open_dispute(world.current, Party.BUYER, reason, "", listed, RULES, world.now)
+        fulfilment.open_dispute(world.current, Party.BUYER, reason, "", listed, RULES, world.now, world.now)
     )

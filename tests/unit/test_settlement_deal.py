@@ -296,13 +296,18 @@ def test_a_human_resolves_by_posting_or_voiding_once(
 def test_disputes_come_from_the_buyer_within_the_window() -> None:
     world = delivered_world(Condition.VERY_GOOD)
     seller = fulfilment.open_dispute(
-        world.current, Party.SELLER, DisputeReason.WRONG_ITEM, "", None, RULES, world.now
+        world.current, Party.SELLER, DisputeReason.WRONG_ITEM, "", None, RULES, world.now, world.now
     ).refusal
     assert seller is not None and seller.reason is SettlementRefusal.WRONG_PARTY
     late = world.now + timedelta(seconds=RULES.inspection_window_seconds + 1)
     closed = fulfilment.open_dispute(
-        world.current, Party.BUYER, DisputeReason.WRONG_ITEM, "", None, RULES, late
+        world.current, Party.BUYER, DisputeReason.WRONG_ITEM, "", None, RULES, world.now, late
     )
     assert closed.refusal is not None and closed.refusal.reason is SettlementRefusal.INSPECTION_CLOSED
+    sent_inside = fulfilment.open_dispute(
+        world.current, Party.BUYER, DisputeReason.WRONG_ITEM, "", None, RULES, late, world.now
+    )
+    assert sent_inside.refusal is None and sent_inside.deal is not None
+    assert sent_inside.deal.state is DealState.DISPUTED
     accept = fulfilment.accept_goods(world.current, Party.SELLER).refusal
     assert accept is not None and accept.reason is SettlementRefusal.WRONG_PARTY

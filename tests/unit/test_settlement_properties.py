@@ -36,7 +36,9 @@ def act(world: World, action: tuple[object, ...]) -> Outcome:
         case ("accept", Party() as party):
             decision = fulfilment.accept_goods(deal, party)
         case ("dispute", Party() as party, DisputeReason() as reason):
-            decision = fulfilment.open_dispute(deal, party, reason, "", Condition.VERY_GOOD, world.rules, now)
+            decision = fulfilment.open_dispute(
+                deal, party, reason, "", Condition.VERY_GOOD, world.rules, now, now
+            )
         case ("resolve", DisputeOutcome() as outcome):
             decision = fulfilment.resolve(deal, outcome, world.rules, now, resolved_by="ops")
         case ("answer", bool(granted)):

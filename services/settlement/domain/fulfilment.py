@@ -225,13 +225,18 @@ def open_dispute(
     listed: Condition | None,
     rules: MarketRulesSet,
     now: datetime,
+    sent_at: datetime,
 ) -> Outcome:
+    """`sent_at`: when the broker took the dispute. A dispute sent inside the window is honoured
+    however late it is handled (the window's timer waits for it)."""
     if party is not Party.BUYER:
         return refused(SettlementRefusal.WRONG_PARTY, "only the buyer opens a dispute")
     if deal.state is not DealState.INSPECTING:
         return _wrong_state(deal, "open a dispute")
-    if deal.due_at is not None and now > deal.due_at:
-        return refused(SettlementRefusal.INSPECTION_CLOSED, f"the window closed at {deal.due_at}")
+    if deal.due_at is not None and sent_at > deal.due_at:
+        return refused(
+            SettlementRefusal.INSPECTION_CLOSED, f"sent {sent_at}; the window closed at {deal.due_at}"
+        )
     opened = DisputeOpened(deal_id=deal.deal_id, reason=reason, opened_by=deal.buyer_agent_id, detail=detail)
     disputed = deal.after(state=DealState.DISPUTED, due_at=None, dispute_reason=reason, dispute_detail=detail)
     first = Outcome(disputed, (opened,))

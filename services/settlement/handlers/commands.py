@@ -28,6 +28,7 @@ from haggle.contracts.settlement import (
 from haggle.contracts.topics import SETTLEMENT_EVENTS_TOPIC
 from haggle.contracts.types import MAX_PRICE_CENTS
 from haggle.runtime import identity, operators
+from haggle.runtime.consumer import appended_at
 from haggle.runtime.outbox import UnitOfWork
 from services.settlement import ledger_store, store
 from services.settlement.domain import fulfilment
@@ -98,7 +99,8 @@ async def open_dispute(uow: UnitOfWork, env: Envelope, cmd: OpenDispute) -> None
     async def decide(deal: Deal, party: Party, rules: MarketRulesSet, now: datetime) -> Outcome:
         listed = await store.listing_condition(uow.conn, deal.listing_id, deal.market_id)
         detail = printable(cmd.detail, 2_000)
-        return fulfilment.open_dispute(deal, party, cmd.reason, detail, listed, rules, now)
+        sent_at = appended_at() or now  # the broker's time, never the sender's `occurred_at`
+        return fulfilment.open_dispute(deal, party, cmd.reason, detail, listed, rules, now, sent_at)
 
     await _agent_command(uow, env, cmd.deal_id, decide, for_buyer=True)
 
