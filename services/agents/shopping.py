@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from haggle.guard.budget import hold_for as hold_for
+
 SHOP_SECONDS = 1.0
 """A want's first openings wait this long, so listings published together are compared."""
 PARALLEL_PER_WANT = 1
@@ -31,12 +33,6 @@ def worth_opening(
     return held_cents > 0 and (
         held_cents >= could_hold_cents or held_cents >= OPENING_SHARE * asking_cents + cheapest_shipping_cents
     )
-
-
-def hold_for(buying_cap_cents: int, asking_cents: int, cheapest_shipping_cents: int, free_cents: int) -> int:
-    """What a buyer thread holds of the budget from its opening to its end: the most it can commit,
-    never more than the asking price plus the cheapest shipping (a brain may accept the asking price)."""
-    return min(buying_cap_cents, asking_cents + cheapest_shipping_cents, free_cents)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ from prometheus_client import Counter
 from haggle.contracts import Envelope, Message, signed
 from haggle.contracts.decisions import decision_for, mandate_digest
 from haggle.contracts.listing import ListingFacts
-from haggle.contracts.negotiation import MessagePosted, NegotiationEnded, OfferMade, Party, ThreadOpened
+from haggle.contracts.negotiation import Party, ThreadOpened
 from haggle.contracts.topics import AGENT_DECISIONS
+from haggle.guard.commands import THREAD_EVENTS
+from haggle.runtime import identity
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import shopping, store
 from services.agents.brains import Brain, build_brain
@@ -31,13 +33,6 @@ LIMITER = RateLimiter(
     burst=int(os.environ.get("HAGGLE_AGENT_MOVE_BURST", "40")),
 )
 _brains: dict[str, Brain] = {}
-
-THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {
-    "ThreadOpened": ThreadOpened,
-    "OfferMade": OfferMade,
-    "MessagePosted": MessagePosted,
-    "NegotiationEnded": NegotiationEnded,
-}
 
 
 def now() -> datetime:
@@ -66,7 +61,7 @@ def turn_now(uow: UnitOfWork, neg: Negotiation) -> None:
 
 async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> Envelope:
     """Sign with the agent's key and next seq, and queue in the outbox (sent after commit)."""
-    seq = await store.take_seq(uow.conn, principal.principal_id)
+    seq = await identity.take_seq(uow.conn, principal.principal_id)
     env = signed(
         payload,
         key=principal.key,

@@ -9,27 +9,23 @@ from datetime import timedelta
 from haggle.contracts import Envelope, Message
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import (
-    AcceptOffer,
     ActionRefused,
-    CounterOffer,
     DealAgreed,
     EndReason,
     NegotiationEnded,
     OfferMade,
-    OpenNegotiation,
-    RejectOffer,
-    SendMessage,
     ThreadOpened,
     WithdrawNegotiation,
 )
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
+from haggle.guard.commands import command_for
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import shopping, store
 from services.agents.brains import BrainUnavailable
 from services.agents.brains.base import is_remote
 from services.agents.decide import Decision, next_move
 from services.agents.handlers import common, shop
-from services.agents.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from services.agents.moves import Move, Walk
 from services.agents.ratelimit import RefundedOnRollback
 from services.agents.store import Negotiation, Principal
 from services.agents.view import MandateLimits, NegotiationView
@@ -198,7 +194,7 @@ async def _funded_wants(uow: UnitOfWork, principal: Principal) -> set[str]:
 async def _send_move(
     uow: UnitOfWork, principal: Principal, neg: Negotiation, view: NegotiationView, move: Move
 ) -> Envelope | None:
-    command = _command(neg, view, move)
+    command = command_for(move, neg.listing_id, neg.thread_id)
     if command is None:
         if isinstance(move, Walk) and neg.thread_id is None:
             neg.status, neg.end_reason, neg.reserved_cents = "ended", "declined_to_open", 0
@@ -206,40 +202,6 @@ async def _send_move(
     neg.retry_at = None
     common.AGENT_MOVES.labels(common.brain_label(principal), command.type).inc()
     return await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
-
-
-def _command(neg: Negotiation, view: NegotiationView, move: Move) -> Message | None:
-    listing_id, thread_id = neg.listing_id, neg.thread_id
-    if isinstance(move, MakeOffer):
-        if thread_id is None:
-            return OpenNegotiation(
-                listing_id=listing_id,
-                price_cents=move.price_cents,
-                shipping_method=move.shipping_method,
-                shipping_paid_by=move.shipping_paid_by,
-                message=move.message,
-            )
-        return CounterOffer(
-            listing_id=listing_id,
-            thread_id=thread_id,
-            price_cents=move.price_cents,
-            shipping_method=move.shipping_method,
-            shipping_paid_by=move.shipping_paid_by,
-            message=move.message,
-        )
-    if thread_id is None:
-        return None
-    if isinstance(move, Accept):
-        return AcceptOffer(listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id)
-    if isinstance(move, Reject):
-        return RejectOffer(
-            listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id, message=move.message
-        )
-    if isinstance(move, Walk):
-        return WithdrawNegotiation(listing_id=listing_id, thread_id=thread_id)
-    if isinstance(move, Say) and move.text:
-        return SendMessage(listing_id=listing_id, thread_id=thread_id, text=move.text)
-    return None
 
 
 # Inbox: thread events -------------------------------------------------------
