@@ -18,22 +18,11 @@ from haggle.contracts import Message
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.mandate import Mandate, Want
-from haggle.contracts.negotiation import (
-    MAX_CHAT_CHARS,
-    AcceptOffer,
-    CounterOffer,
-    MessagePosted,
-    NegotiationEnded,
-    OfferMade,
-    OpenNegotiation,
-    Party,
-    RejectOffer,
-    SendMessage,
-    ThreadOpened,
-    WithdrawNegotiation,
-)
+from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from haggle.contracts.types import Id
-from haggle.guard.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from haggle.guard import budget, commands
+from haggle.guard.commands import NEGOTIATION_COMMANDS
+from haggle.guard.moves import MakeOffer, Move
 from haggle.guard.rules import GuardRefusal
 from haggle.guard.view import ListingView, MandateLimits, NegotiationView
 
@@ -51,6 +40,8 @@ class GatewayRefusal(StrEnum):
     NO_MATCHING_WANT = "no_matching_want"
     ALREADY_NEGOTIATING = "already_negotiating"
     UNKNOWN_NEGOTIATION = "unknown_negotiation"
+    BUDGET_HELD = "budget_held"
+    WRONG_LISTING = "wrong_listing"
     GUARD = "guard"
 
 
@@ -107,36 +98,46 @@ class SayRequest(Mutating):
     text: str = Field(min_length=1, max_length=MAX_CHAT_CHARS)
 
 
-THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {
-    "ThreadOpened": ThreadOpened,
-    "OfferMade": OfferMade,
-    "MessagePosted": MessagePosted,
-    "NegotiationEnded": NegotiationEnded,
-}
-
-
 @dataclass(frozen=True)
 class Standing:
     """What the guard needs about one principal and one negotiation."""
 
     agent_id: str
     mandate: Mandate
-    committed_cents: int
+    held_cents: int
+    """What this negotiation holds of the budget: all it may ever commit."""
     facts: ListingFacts
     want: Want
     events: tuple[dict[str, Any], ...] = ()
 
     def limits(self) -> MandateLimits:
-        remaining = max(0, self.mandate.budget_cents - self.committed_cents)
-        return MandateLimits.for_buyer(self.want.max_price_cents, remaining, self.want.min_condition)
+        """The thread spends only what it holds; the budget and the approval limit are secrets too."""
+        return MandateLimits.for_buyer(
+            self.want.max_price_cents,
+            self.held_cents,
+            self.want.min_condition,
+            budget_cents=self.mandate.budget_cents,
+            auto_approve_cents=self.mandate.auto_approve_limit_cents,
+        )
 
     def view(self) -> NegotiationView:
         view = NegotiationView(
             self.agent_id, Party.BUYER, ListingView.from_facts(self.facts), self.limits(), 20
         )
         for entry in self.events:
-            view = view.with_event(THREAD_EVENTS[entry["type"]].model_validate(entry["payload"]))
+            view = view.with_event(commands.THREAD_EVENTS[entry["type"]].model_validate(entry["payload"]))
         return view
+
+
+def hold(mandate: Mandate, want: Want, facts: ListingFacts, committed_cents: int, held_cents: int) -> int:
+    """What opening a negotiation on this listing holds of the budget; none free is a typed refusal."""
+    free = budget.free_cents(mandate.budget_cents, committed_cents, held_cents)
+    cap = budget.hold_for(
+        want.max_price_cents, facts.price_cents, budget.cheapest_shipping(facts.shipping), free
+    )
+    if cap <= 0:
+        raise Refused(GatewayRefusal.BUDGET_HELD, "open negotiations and deals hold all of the budget")
+    return cap
 
 
 def want_for(mandate: Mandate, facts: ListingFacts, want_id: str | None, fulfilled: set[str]) -> Want:
@@ -165,56 +166,16 @@ def counter_move(req: CounterRequest) -> MakeOffer:
     return MakeOffer(req.price_cents, req.shipping_method, req.message, req.shipping_paid_by)
 
 
-SIGNED_COMMANDS: tuple[type[Message], ...] = (
-    OpenNegotiation,
-    CounterOffer,
-    AcceptOffer,
-    RejectOffer,
-    SendMessage,
-    WithdrawNegotiation,
-)
+SIGNED_COMMANDS = NEGOTIATION_COMMANDS
 """What a self-signing agent may send through the gateway (besides its own registration)."""
-
-
-def move_of(command: Message) -> tuple[Move, str, str | None]:
-    """The move a signed command makes, its listing and its thread (None: it opens one)."""
-    if isinstance(command, OpenNegotiation | CounterOffer):
-        offer = MakeOffer(
-            command.price_cents, command.shipping_method, command.message, command.shipping_paid_by
-        )
-        return offer, command.listing_id, getattr(command, "thread_id", None)
-    if isinstance(command, AcceptOffer):
-        return Accept(command.offer_id), command.listing_id, command.thread_id
-    if isinstance(command, RejectOffer):
-        return Reject(command.offer_id, command.message), command.listing_id, command.thread_id
-    if isinstance(command, SendMessage):
-        return Say(command.text), command.listing_id, command.thread_id
-    assert isinstance(command, WithdrawNegotiation)
-    return Walk(), command.listing_id, command.thread_id
 
 
 def command_for(move: Move, listing_id: str, thread_id: str | None) -> Message:
     """The signed command a checked move becomes (the same mapping as the agents service's)."""
-    if isinstance(move, MakeOffer):
-        terms = {
-            "listing_id": listing_id,
-            "price_cents": move.price_cents,
-            "shipping_method": move.shipping_method,
-            "shipping_paid_by": move.shipping_paid_by,
-            "message": move.message,
-        }
-        if thread_id is None:
-            return OpenNegotiation(**terms)
-        return CounterOffer(thread_id=thread_id, **terms)
-    assert thread_id is not None
-    if isinstance(move, Accept):
-        return AcceptOffer(listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id)
-    if isinstance(move, Reject):
-        return RejectOffer(
-            listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id, message=move.message
-        )
-    assert isinstance(move, Say)
-    return SendMessage(listing_id=listing_id, thread_id=thread_id, text=move.text)
+    command = commands.command_for(move, listing_id, thread_id)
+    if command is None:
+        raise Refused(GatewayRefusal.INVALID_REQUEST, "this move sends nothing here")
+    return command
 
 
 def summary(standing_view: NegotiationView, status: str, listing_id: str) -> dict[str, Any]:

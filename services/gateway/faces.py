@@ -1,15 +1,16 @@
 """The gateway's two faces over the same operations: an HTTP API and an MCP server.
 
 HTTP: `Authorization: Bearer <api key>`; GET /v1/listings?q=, /v1/negotiations, /v1/deals;
-POST /v1/negotiations (open), /v1/negotiations/{thread_id}/counter|accept|reject|messages.
+POST /v1/negotiations (open), /v1/negotiations/{thread_id}/counter|accept|reject|messages;
+GET /v1/changes?after=N&timeout=S waits for a change after cursor N (instead of polling).
 An agent with its own Ed25519 key POSTs the envelopes it signed (its registration, then its
 negotiation commands, as contracts/ describes them) to /v1/signed, and reads its agent.inbox.
 A refusal is `{"refused": reason, "detail": ...}` with 401 (unauthorized), 429 (rate limited),
 409 (replayed request) or 422 (anything else, the guard's reasons as `guard:<reason>`).
 
 MCP (streamable HTTP at /mcp, the same bearer key): the tools search_listings,
-open_negotiation, counter, accept, reject, send_message, my_negotiations, my_deals. A refusal
-is a tool error whose text is the same JSON.
+open_negotiation, counter, accept, reject, send_message, my_negotiations, wait_for_changes,
+my_deals. A refusal is a tool error whose text is the same JSON.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def http_routes(gateway: Gateway) -> list[BaseRoute]:
 
         return run
 
+    async def changes(who: store.Principal, request: Request) -> dict[str, Any]:
+        after, timeout = request.query_params.get("after", "0"), request.query_params.get("timeout", "20")
+        if not after.isdigit() or not timeout.replace(".", "", 1).isdigit():
+            raise Refused(GatewayRefusal.INVALID_REQUEST, "after is a whole cursor, timeout seconds")
+        return await gateway.wait_for_changes(who, int(after), float(timeout))
+
     async def search(who: store.Principal, request: Request) -> dict[str, Any]:
         limit = request.query_params.get("limit", "20")
         return await gateway.search(who, request.query_params.get("q"), int(limit) if limit.isdigit() else 20)
@@ -102,6 +109,7 @@ def http_routes(gateway: Gateway) -> list[BaseRoute]:
         route("/v1/listings", search, "GET"),
         route("/v1/negotiations", lambda who, _: gateway.my_negotiations(who), "GET"),
         route("/v1/deals", lambda who, _: gateway.my_deals(who), "GET"),
+        route("/v1/changes", changes, "GET"),
         route("/v1/negotiations", body(domain.OpenRequest, gateway.open), "POST"),
         route(f"{thread}/counter", body(domain.CounterRequest, gateway.counter), "POST"),
         route(f"{thread}/accept", body(domain.AnswerRequest, gateway.accept), "POST"),
@@ -196,6 +204,13 @@ def mcp_server(gateway: Gateway) -> MCPServer:
     async def my_negotiations(ctx: Context) -> dict[str, Any]:
         """Your negotiations: thread ids, every offer so far, whose turn it is, the last refusal."""
         return await call(ctx, gateway.my_negotiations)
+
+    @server.tool()
+    async def wait_for_changes(ctx: Context, after: int = 0, timeout_seconds: float = 20.0) -> dict[str, Any]:
+        """Wait until something changes in your negotiations or deals after `after` (the cursor a
+        previous call returned; 0 at first), up to `timeout_seconds` (at most 30): returns the new
+        cursor and what changed. Call this instead of polling my_negotiations."""
+        return await call(ctx, lambda who: gateway.wait_for_changes(who, after, timeout_seconds))
 
     @server.tool()
     async def my_deals(ctx: Context) -> dict[str, Any]:

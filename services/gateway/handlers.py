@@ -10,9 +10,9 @@ from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.decisions import mandate_digest
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import AssignMandate
-from haggle.contracts.negotiation import ActionRefused, DealAgreed
+from haggle.contracts.negotiation import ActionRefused, DealAgreed, EndReason, NegotiationEnded
 from haggle.contracts.topics import AGENT_EVENTS
-from haggle.runtime import operators
+from haggle.runtime import identity, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.gateway import store
 
@@ -34,7 +34,7 @@ async def send(
 ) -> Envelope:
     """Sign for the external agent with the key the gateway keeps for it, and queue it."""
     assert principal.key is not None, "a self-signing agent's commands are forwarded, never signed here"
-    seq = await store.take_seq(uow.conn, principal.agent_id)
+    seq = await identity.take_seq(uow.conn, principal.agent_id, by="agent_id")
     env = signed(
         payload,
         key=principal.key,
@@ -83,8 +83,11 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: Message) -> None:
 
 async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> None:
     agent_id, listing_id = str(env.agent_id), str(event.listing_id)  # type: ignore[attr-defined]
+    await store.changed(uow.conn, agent_id)
     entry = {"type": env.type, "payload": env.payload, "at": env.occurred_at.isoformat()}
     await store.add_thread_event(uow.conn, agent_id, listing_id, entry, getattr(event, "thread_id", None))
+    if isinstance(event, NegotiationEnded) and event.reason is not EndReason.DEAL:
+        await store.release_hold(uow.conn, agent_id, listing_id)
 
 
 async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
@@ -92,13 +95,17 @@ async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> N
     if event.buyer_agent_id != agent_id:
         return
     total = event.buyer_total_cents
+    await store.changed(uow.conn, agent_id)
     if await store.add_deal(uow.conn, agent_id, event.deal_id, event.listing_id, total, env.payload):
-        await store.add_committed(uow.conn, agent_id, total)
+        await store.commit_hold(uow.conn, agent_id, event.listing_id, total)
 
 
 async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> None:
     refusal = {"reason": event.reason.value, "detail": event.detail, "command": event.command_type}
+    await store.changed(uow.conn, str(env.agent_id))
     await store.note_refusal(uow.conn, str(env.agent_id), event.listing_id, refusal)
+    if event.command_type == "OpenNegotiation" and event.thread_id is None:
+        await store.release_hold(uow.conn, str(env.agent_id), event.listing_id, opening=True)
 
 
 async def on_deal_step(uow: UnitOfWork, env: Envelope, event: Message) -> None:
@@ -109,7 +116,12 @@ async def on_deal_step(uow: UnitOfWork, env: Envelope, event: Message) -> None:
         "EscrowFailed": "failed",
         "Refunded": "refunded",
     }
-    row = await store.set_deal_status(uow.conn, str(event.deal_id), status[env.type])  # type: ignore[attr-defined]
+    deal_id = str(event.deal_id)  # type: ignore[attr-defined]
+    agent_id = await store.deal_agent(uow.conn, deal_id)
+    if agent_id is None:
+        return  # not a deal of an agent of ours
+    await store.changed(uow.conn, agent_id)
+    row = await store.set_deal_status(uow.conn, deal_id, status[env.type])
     if row is not None and env.type in ("EscrowFailed", "Refunded"):
         await store.add_committed(uow.conn, row["agent_id"], -int(row["total_cents"]))
 

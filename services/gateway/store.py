@@ -13,6 +13,11 @@ from haggle.contracts import AgentKey
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.mandate import Mandate
 
+CHANGES_CHANNEL = "gateway_changes"
+"""NOTIFY'd with the agent id when a change of that agent's commits (waiting reads wake on it)."""
+_STAMP = "changed = (SELECT changes FROM principals p WHERE p.agent_id = $1)"
+"""Stamps a row with the change its transaction took (`changed` first)."""
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -88,16 +93,50 @@ async def by_agent(conn: asyncpg.Connection, agent_id: str, lock: bool = False) 
     return _principal(row) if row is not None else None
 
 
-async def managed(pool: asyncpg.Pool, agent_ids: list[str]) -> list[str]:
-    rows = await pool.fetch("SELECT agent_id FROM principals WHERE agent_id = ANY($1::text[])", agent_ids)
-    return [r["agent_id"] for r in rows]
-
-
-async def take_seq(conn: asyncpg.Connection, agent_id: str) -> int:
-    seq: int = await conn.fetchval(
-        "UPDATE principals SET next_seq = next_seq + 1 WHERE agent_id = $1 RETURNING next_seq - 1", agent_id
+async def changed(conn: asyncpg.Connection, agent_id: str) -> int:
+    """The next number of the agent's change counter, taken first in a transaction that changes what
+    the agent can see: it locks the principal's row to commit, so the numbers commit in order."""
+    change = await conn.fetchval(
+        "WITH c AS (UPDATE principals SET changes = changes + 1 WHERE agent_id = $1 RETURNING changes)"
+        " SELECT changes FROM c, pg_notify($2, $1)",
+        agent_id,
+        CHANGES_CHANNEL,
     )
-    return seq
+    return int(change or 0)
+
+
+async def deal_agent(conn: asyncpg.Connection, deal_id: str) -> str | None:
+    agent_id: str | None = await conn.fetchval("SELECT agent_id FROM deals WHERE deal_id = $1", deal_id)
+    return agent_id
+
+
+@dataclass(frozen=True)
+class Changes:
+    cursor: int
+    negotiations: list[asyncpg.Record]
+    deals: list[asyncpg.Record]
+
+
+async def changes_since(pool: asyncpg.Pool, agent_id: str, after: int) -> Changes:
+    """The agent's counter and its rows changed past `after`, from one snapshot: every change up to
+    the counter has committed (each held the principal's row lock until it did)."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cursor = int(await conn.fetchval("SELECT changes FROM principals WHERE agent_id = $1", agent_id) or 0)
+        if cursor <= after:
+            return Changes(cursor, [], [])
+        negotiations = await conn.fetch(
+            "SELECT * FROM negotiations WHERE agent_id = $1 AND changed > $2 ORDER BY changed",
+            agent_id,
+            after,
+        )
+        deals = await conn.fetch(
+            "SELECT * FROM deals WHERE agent_id = $1 AND changed > $2 ORDER BY changed", agent_id, after
+        )
+        return Changes(cursor, list(negotiations), list(deals))
+
+
+async def cursor_of(pool: asyncpg.Pool | asyncpg.Connection, agent_id: str) -> int:
+    return int(await pool.fetchval("SELECT changes FROM principals WHERE agent_id = $1", agent_id) or 0)
 
 
 async def set_admitted(conn: asyncpg.Connection, agent_id: str) -> None:
@@ -163,15 +202,51 @@ async def negotiation_by_thread(
     )
 
 
-async def start_negotiation(conn: asyncpg.Connection, agent_id: str, listing_id: str, want_id: str) -> bool:
+async def start_negotiation(
+    conn: asyncpg.Connection, agent_id: str, listing_id: str, want_id: str, held_cents: int
+) -> bool:
     created = await conn.fetchval(
-        "INSERT INTO negotiations (agent_id, listing_id, want_id) VALUES ($1, $2, $3)"
+        "INSERT INTO negotiations (agent_id, listing_id, want_id, held_cents) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT DO NOTHING RETURNING 1",
         agent_id,
         listing_id,
         want_id,
+        held_cents,
     )
     return created is not None
+
+
+async def held(conn: asyncpg.Connection, agent_id: str) -> int:
+    """What the agent's negotiations hold of its budget (call it holding the principal's row lock)."""
+    total = await conn.fetchval(
+        "SELECT coalesce(sum(held_cents), 0) FROM negotiations WHERE agent_id = $1 AND held_cents > 0",
+        agent_id,
+    )
+    return int(total)
+
+
+async def release_hold(
+    conn: asyncpg.Connection, agent_id: str, listing_id: str, opening: bool = False
+) -> None:
+    """The negotiation ended without a deal (`opening`: its opening was refused): its money is free again."""
+    await conn.execute(
+        f"UPDATE negotiations SET held_cents = 0, status = 'ended', updated_at = now(), {_STAMP}"
+        " WHERE agent_id = $1 AND listing_id = $2 AND (NOT $3 OR status = 'opening')",
+        agent_id,
+        listing_id,
+        opening,
+    )
+
+
+async def commit_hold(conn: asyncpg.Connection, agent_id: str, listing_id: str, total_cents: int) -> None:
+    """A deal: the hold becomes the deal's committed total, in one statement."""
+    await add_committed(conn, agent_id, total_cents)  # the principal's row first, as every move locks it
+    await conn.execute(
+        f"UPDATE negotiations SET held_cents = 0, updated_at = now(), {_STAMP}"
+        " WHERE agent_id = $1 AND listing_id = $2",
+        agent_id,
+        listing_id,
+    )
 
 
 async def add_thread_event(
@@ -181,7 +256,8 @@ async def add_thread_event(
     status = "ended" if entry["type"] == "NegotiationEnded" else None
     await conn.execute(
         "UPDATE negotiations SET events = events || $3::jsonb, thread_id = coalesce(thread_id, $4),"
-        " status = coalesce($5, CASE WHEN status = 'opening' THEN 'open' ELSE status END), updated_at = now()"
+        " status = coalesce($5, CASE WHEN status = 'opening' THEN 'open' ELSE status END),"
+        f" updated_at = now(), {_STAMP}"
         " WHERE agent_id = $1 AND listing_id = $2",
         agent_id,
         listing_id,
@@ -195,7 +271,7 @@ async def note_refusal(
     conn: asyncpg.Connection, agent_id: str, listing_id: str, refusal: dict[str, Any]
 ) -> None:
     await conn.execute(
-        "UPDATE negotiations SET last_refusal = $3::jsonb, updated_at = now()"
+        f"UPDATE negotiations SET last_refusal = $3::jsonb, updated_at = now(), {_STAMP}"
         " WHERE agent_id = $1 AND listing_id = $2",
         agent_id,
         listing_id,
@@ -223,8 +299,9 @@ async def add_deal(
     conn: asyncpg.Connection, agent_id: str, deal_id: str, listing_id: str, total: int, agreed: Any
 ) -> bool:
     created = await conn.fetchval(
-        "INSERT INTO deals (deal_id, agent_id, listing_id, total_cents, status, agreed)"
-        " VALUES ($1, $2, $3, $4, 'agreed', $5) ON CONFLICT DO NOTHING RETURNING 1",
+        "INSERT INTO deals (deal_id, agent_id, listing_id, total_cents, status, agreed, changed)"
+        " VALUES ($1, $2, $3, $4, 'agreed', $5, (SELECT changes FROM principals p WHERE p.agent_id = $2))"
+        " ON CONFLICT DO NOTHING RETURNING 1",
         deal_id,
         agent_id,
         listing_id,
@@ -236,7 +313,9 @@ async def add_deal(
 
 async def set_deal_status(conn: asyncpg.Connection, deal_id: str, status: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "UPDATE deals SET status = $2 WHERE deal_id = $1 AND status NOT IN ('failed', 'refunded')"
+        "UPDATE deals SET status = $2,"
+        " changed = (SELECT changes FROM principals p WHERE p.agent_id = deals.agent_id)"
+        " WHERE deal_id = $1 AND status NOT IN ('failed', 'refunded')"
         " RETURNING agent_id, total_cents",
         deal_id,
         status,

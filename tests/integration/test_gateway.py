@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -19,6 +20,7 @@ from haggle.contracts.negotiation import AcceptOffer, CounterOffer, OpenNegotiat
 from haggle.contracts.topics import NEGOTIATION_COMMANDS
 from haggle_lab.testing import mandates as m
 from haggle_lab.testing.observe import Observer, of_type
+from services.gateway.domain import key_digest
 from tests.integration.gateway_support import external_buyer, http_client, mcp_tools, request_id, until
 
 TOPICS = ("negotiation.commands", "negotiation.events", "agent.decisions", "settlement.events")
@@ -34,6 +36,8 @@ def gateway(running_services: tuple[str, ...]) -> Iterator[str]:
     procs.wait_ready("gateway")
     yield procs.url_for("gateway")
     procs.stop("gateway")
+    procs.start("gateway")  # as `services up` runs it, for the tests after these
+    procs.wait_ready("gateway")
 
 
 async def _market(
@@ -337,6 +341,11 @@ async def test_an_agent_with_its_own_key_trades_and_its_forgeries_and_replays_ar
         )
         answer = await agent.post(forged)
         assert answer.status_code == 401 and answer.json()["refused"] == "bad_signature", answer.text
+        elsewhere = agent.sign(  # its own thread, but another listing than the thread's
+            AcceptOffer(listing_id=f"{listing_id}x", thread_id=offer["thread_id"], offer_id=offer["offer_id"])
+        )
+        answer = await agent.post(elsewhere)
+        assert answer.status_code == 422 and answer.json()["refused"] == "wrong_listing", answer.text
         counter = CounterOffer(
             listing_id=listing_id,
             thread_id=offer["thread_id"],
@@ -349,7 +358,7 @@ async def test_an_agent_with_its_own_key_trades_and_its_forgeries_and_replays_ar
     sent = [c for c in obs.matching(lambda e: e.agent_id == agent.agent_id, "negotiation.commands")]
     assert [c.type for c in sent][:2] == ["OpenNegotiation", "CounterOffer"]
     assert all(c.producer == "their-agent" for c in sent)  # forwarded as the agent signed them
-    assert not any(c.event_id == forged.event_id for c in sent)
+    assert not any(c.event_id in (forged.event_id, elsewhere.event_id) for c in sent)
 
 
 async def _until_accepted(agent: SelfSigning, move: Any) -> None:
@@ -406,3 +415,127 @@ async def _close(agent: SelfSigning, obs: Observer, listing_id: str, thread_id: 
         await _until_accepted(agent, move)
     assert deals, "no deal within 30 s"
     return deals[0].payload
+
+
+# Open negotiations hold budget ------------------------------------------------------------
+
+
+async def _gateway_row(database_url: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "gateway"})
+    try:
+        return await conn.fetchrow(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _held(database_url: str, agent_id: str, listing_id: str) -> int:
+    row = await _gateway_row(
+        database_url,
+        "SELECT held_cents FROM negotiations WHERE agent_id = $1 AND listing_id = $2",
+        agent_id,
+        listing_id,
+    )
+    return int(row["held_cents"])
+
+
+async def _seller_answer(client: httpx.AsyncClient, listing_id: str) -> dict[str, Any]:
+    async def answered() -> dict[str, Any] | None:
+        mine = (await client.get("/v1/negotiations")).json().get("negotiations", [])
+        neg = next((n for n in mine if n["listing_id"] == listing_id), None)
+        return neg if neg and neg["my_turn"] and neg["offers"] else None
+
+    found: dict[str, Any] = await until(answered, what=f"the seller's answer on {listing_id}")
+    return found
+
+
+@pytest.mark.usefixtures("gateway")
+async def test_open_negotiations_hold_budget_freed_without_a_deal_committed_on_one(
+    bootstrap: str, market_id: str, database_url: str
+) -> None:
+    """Six openings at once on a budget that covers two holds: exactly two go out."""
+    api_key, agent_id = f"key-{market_id}", f"{market_id}-ext.agent"
+    items = [m.sell_item(f"bike{i}", asking=10_000, floor=7_000) for i in range(7)]
+    seller = m.seller(f"{market_id}-alice", items)
+    wants = [m.want("ride", max_price=12_000), m.want("spare", max_price=12_000)]
+    brain = {"kind": "external", "api_key_sha256": key_digest(api_key), "label": "holds"}
+    buyer = m.buyer(f"{market_id}-ext", wants, budget=20_000, brain=brain)
+    listings = [f"{market_id}-alice.bike{i}" for i in range(7)]
+    async with Publisher(bootstrap) as pub, http_client(api_key) as client:
+        await m.assign(pub, market_id, seller)
+        await m.assign(pub, market_id, buyer)
+
+        async def all_listed() -> bool:
+            found = (await client.get("/v1/listings", params={"limit": 50})).json()
+            return len(found.get("listings", [])) == len(listings)
+
+        await until(all_listed, what="every listing in the gateway")
+
+        async def opening(listing_id: str) -> httpx.Response:
+            body = {
+                "request_id": request_id(),
+                "listing_id": listing_id,
+                "price_cents": 5_000,
+                "shipping_method": "local_pickup",
+            }
+            return await client.post("/v1/negotiations", json=body)
+
+        await until(
+            lambda: _admitted(client), what="the agent's admission"
+        )  # a refused opening changes nothing, so probing is safe
+        answers = await asyncio.gather(*(opening(listing_id) for listing_id in listings[:6]))
+        accepted = [lid for lid, a in zip(listings, answers, strict=False) if a.status_code == 202]
+        refused = {a.json()["refused"] for a in answers if a.status_code != 202}
+        assert len(accepted) == 2, [a.json() for a in answers]
+        assert refused == {"budget_held"}
+        assert [await _held(database_url, agent_id, lid) for lid in accepted] == [10_000, 10_000]
+
+        walked, dealt = accepted
+        offer = await _seller_answer(client, walked)
+        answer = await client.post(
+            f"/v1/negotiations/{offer['thread_id']}/reject",
+            json={"request_id": request_id(), "offer_id": offer["latest_offer_id"]},
+        )
+        assert answer.status_code == 202, answer.json()
+        await until(
+            lambda: _freed(database_url, agent_id, walked), what="the hold freed when the thread ended"
+        )
+        reopened = await opening(listings[6])  # the freed money opens another listing
+        assert reopened.status_code == 202, reopened.json()
+
+        offer = await _seller_answer(client, dealt)
+        answer = await client.post(
+            f"/v1/negotiations/{offer['thread_id']}/accept",
+            json={"request_id": request_id(), "offer_id": offer["latest_offer_id"]},
+        )
+        assert answer.status_code == 202, answer.json()
+        deals = await until(lambda: _deal_list(client), what="the deal")
+        total = deals[0]["total_cents"]
+        principal = await _gateway_row(
+            database_url, "SELECT committed_cents FROM principals WHERE agent_id = $1", agent_id
+        )
+        assert principal["committed_cents"] == total
+        assert await _held(database_url, agent_id, dealt) == 0
+        # 20 000 less the deal less the 10 000 the reopened thread holds: not enough to open again
+        again = await opening(next(lid for lid in listings[:6] if lid not in accepted))
+        assert again.status_code == 422
+        assert again.json()["refused"] in {"budget_held", "guard:over_budget"}
+
+
+async def _admitted(client: httpx.AsyncClient) -> bool:
+    probe = {
+        "request_id": request_id(),
+        "listing_id": "none",
+        "price_cents": 1,
+        "shipping_method": "local_pickup",
+    }
+    answer = (await client.post("/v1/negotiations", json=probe)).json()
+    return answer.get("refused") != "not_admitted"
+
+
+async def _freed(database_url: str, agent_id: str, listing_id: str) -> bool:
+    return await _held(database_url, agent_id, listing_id) == 0
+
+
+async def _deal_list(client: httpx.AsyncClient) -> list[dict[str, Any]] | None:
+    deals: list[dict[str, Any]] = (await client.get("/v1/deals")).json().get("deals", [])
+    return deals or None
