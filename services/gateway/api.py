@@ -24,7 +24,12 @@ from pydantic import ValidationError
 from haggle.contracts import Envelope, InvalidPayload, envelope_signature_valid, payload_of
 from haggle.contracts.agents import AgentRegistered
 from haggle.contracts.decisions import decision_for
-from haggle.contracts.topics import AGENT_DECISIONS, AGENT_EVENTS, NEGOTIATION_COMMANDS
+from haggle.contracts.topics import (
+    AGENT_DECISIONS,
+    AGENT_EVENTS,
+    LISTING_COMMANDS_TOPIC,
+    NEGOTIATION_COMMANDS,
+)
 from haggle.guard.commands import move_of
 from haggle.guard.moves import Accept, Move, Reject, Say
 from haggle.guard.ratelimit import RateLimiter, RefundedOnRollback
@@ -132,6 +137,32 @@ class Gateway:
     async def say(self, who: store.Principal, req: domain.SayRequest) -> dict[str, Any]:
         return await self._on_thread(who, req.request_id, req.thread_id, Say(req.text))
 
+    async def list_item(self, who: store.Principal, req: domain.ListRequest) -> dict[str, Any]:
+        """List one of the mandate's items (signed with the agent's key, like our agents' listings)."""
+        try:
+            async with unit_of_work(self.pool, self.notify_channel) as uow:
+                principal = await self._locked(uow, who)
+                await self._once(req.request_id)(uow, principal)
+                command = domain.listing_for(principal.mandate, principal.agent_id, req)
+                found = await store.listing(uow.conn, principal.market_id, command.listing_id)
+                if found is not None and found[1] != "withdrawn":
+                    raise Refused(GatewayRefusal.ALREADY_LISTED, f"{command.listing_id} is listed")
+                env = await send(uow, principal, command, LISTING_COMMANDS_TOPIC.name, command.listing_id)
+        except Refused as refused:
+            REFUSALS.labels(refused.code).inc()
+            raise
+        MOVES.labels(env.type).inc()
+        return {"accepted": True, "command": env.type, "listing_id": command.listing_id, "seq": env.seq}
+
+    @staticmethod
+    async def _locked(uow: UnitOfWork, who: store.Principal) -> store.Principal:
+        """The principal, its row locked for this transaction; refused until the referee admits it."""
+        principal = await store.by_agent(uow.conn, who.agent_id, lock=True)
+        assert principal is not None
+        if not principal.admitted:
+            raise Refused(GatewayRefusal.NOT_ADMITTED, "the referee has not admitted this agent yet")
+        return principal
+
     async def _on_thread(
         self, who: store.Principal, request_id: str, thread_id: str, move: Move
     ) -> dict[str, Any]:
@@ -198,10 +229,7 @@ class Gateway:
     ) -> dict[str, Any]:
         try:
             async with unit_of_work(self.pool, self.notify_channel) as uow:
-                principal = await store.by_agent(uow.conn, who.agent_id, lock=True)
-                assert principal is not None
-                if not principal.admitted:
-                    raise Refused(GatewayRefusal.NOT_ADMITTED, "the referee has not admitted this agent yet")
+                principal = await self._locked(uow, who)
                 await claim(uow, principal)
                 standing, move = await decide(uow, principal)
                 env = await publish(uow, principal, move, standing)
@@ -307,5 +335,8 @@ async def _standing(conn: asyncpg.Connection, who: store.Principal, row: asyncpg
     if found is None:
         raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"listing {listing_id} is not known")
     entries = tuple(_json(row["events"]))
+    if row["role"] == "seller":
+        item_id = listing_id.removeprefix(f"{who.principal_id}.")
+        return Standing(who.agent_id, who.mandate, 0, found[0], None, entries, item_id)
     want = who.mandate.want(row["want_id"])
     return Standing(who.agent_id, who.mandate, row["held_cents"], found[0], want, entries)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from haggle.contracts import Message
 from haggle.contracts.goods import ShippingMethod
-from haggle.contracts.listing import ListingFacts
+from haggle.contracts.listing import CreateListing, ListingFacts
 from haggle.contracts.mandate import Mandate, Want
 from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from haggle.contracts.types import Id
@@ -42,6 +42,8 @@ class GatewayRefusal(StrEnum):
     UNKNOWN_NEGOTIATION = "unknown_negotiation"
     BUDGET_HELD = "budget_held"
     WRONG_LISTING = "wrong_listing"
+    UNKNOWN_ITEM = "unknown_item"
+    ALREADY_LISTED = "already_listed"
     GUARD = "guard"
 
 
@@ -93,6 +95,11 @@ class AnswerRequest(Mutating):
     message: str = Field(default="", max_length=MAX_CHAT_CHARS)
 
 
+class ListRequest(Mutating):
+    item_id: Id
+    asking_price_cents: int | None = Field(default=None, strict=True, description="default: the mandate's")
+
+
 class SayRequest(Mutating):
     thread_id: Id
     text: str = Field(min_length=1, max_length=MAX_CHAT_CHARS)
@@ -100,33 +107,55 @@ class SayRequest(Mutating):
 
 @dataclass(frozen=True)
 class Standing:
-    """What the guard needs about one principal and one negotiation."""
+    """What the guard needs about one principal and one negotiation, as its buyer or its seller."""
 
     agent_id: str
     mandate: Mandate
     held_cents: int
-    """What this negotiation holds of the budget: all it may ever commit."""
+    """A buyer's: what this negotiation holds of the budget, all it may ever commit."""
     facts: ListingFacts
-    want: Want
+    want: Want | None
+    """The want a buyer's negotiation serves; None: the agent sells (`item_id`)."""
     events: tuple[dict[str, Any], ...] = ()
+    item_id: str | None = None
+
+    @property
+    def role(self) -> Party:
+        return Party.BUYER if self.want is not None else Party.SELLER
 
     def limits(self) -> MandateLimits:
-        """The thread spends only what it holds; the budget and the approval limit are secrets too."""
+        """A buyer's thread spends only what it holds; the budget and the approval limit are secrets too."""
+        secrets = {
+            "budget_cents": self.mandate.budget_cents,
+            "auto_approve_cents": self.mandate.auto_approve_limit_cents,
+        }
+        if self.want is None:
+            return MandateLimits.for_seller(self.mandate.item(str(self.item_id)).floor_cents, **secrets)
         return MandateLimits.for_buyer(
-            self.want.max_price_cents,
-            self.held_cents,
-            self.want.min_condition,
-            budget_cents=self.mandate.budget_cents,
-            auto_approve_cents=self.mandate.auto_approve_limit_cents,
+            self.want.max_price_cents, self.held_cents, self.want.min_condition, **secrets
         )
 
     def view(self) -> NegotiationView:
         view = NegotiationView(
-            self.agent_id, Party.BUYER, ListingView.from_facts(self.facts), self.limits(), 20
+            self.agent_id, self.role, ListingView.from_facts(self.facts), self.limits(), 20
         )
         for entry in self.events:
             view = view.with_event(commands.THREAD_EVENTS[entry["type"]].model_validate(entry["payload"]))
         return view
+
+
+def listing_for(mandate: Mandate, agent_id: str, req: ListRequest) -> CreateListing:
+    """The listing of one of the mandate's items, at its asking price or the one asked (never under the
+    floor: the guard's reason, without the floor)."""
+    item = next((i for i in mandate.items if i.id == req.item_id), None)
+    if item is None:
+        raise Refused(GatewayRefusal.UNKNOWN_ITEM, f"the mandate sells no item {req.item_id}")
+    asking = item.asking_price_cents if req.asking_price_cents is None else req.asking_price_cents
+    if asking < item.floor_cents:
+        raise Refused(GatewayRefusal.GUARD, "the asking price is under the principal's floor", "below_floor")
+    listing_id = f"{mandate.principal_id}.{item.id}"
+    command = item.to_listing(listing_id, agent_id, mandate.principal_id)
+    return CreateListing.model_validate({**command.model_dump(), "price_cents": asking})
 
 
 def hold(mandate: Mandate, want: Want, facts: ListingFacts, committed_cents: int, held_cents: int) -> int:
@@ -183,6 +212,7 @@ def summary(standing_view: NegotiationView, status: str, listing_id: str) -> dic
     latest = standing_view.latest
     return {
         "listing_id": listing_id,
+        "role": standing_view.role.value,
         "thread_id": standing_view.thread_id,
         "status": "ended" if standing_view.ended else status,
         "my_turn": standing_view.my_turn,

@@ -111,6 +111,7 @@ def http_routes(gateway: Gateway) -> list[BaseRoute]:
         route("/v1/deals", lambda who, _: gateway.my_deals(who), "GET"),
         route("/v1/changes", changes, "GET"),
         route("/v1/negotiations", body(domain.OpenRequest, gateway.open), "POST"),
+        route("/v1/listings", body(domain.ListRequest, gateway.list_item), "POST"),
         route(f"{thread}/counter", body(domain.CounterRequest, gateway.counter), "POST"),
         route(f"{thread}/accept", body(domain.AnswerRequest, gateway.accept), "POST"),
         route(f"{thread}/reject", body(domain.AnswerRequest, gateway.reject), "POST"),
@@ -125,10 +126,11 @@ def mcp_server(gateway: Gateway) -> MCPServer:
     server = MCPServer(
         "haggle-gateway",
         instructions=(
-            "Trade for your principal on a haggle market: search listings, open a negotiation with an"
-            " offer, then counter, accept or reject the seller's offers. Every move is checked against"
-            " your principal's mandate; a refused move returns its reason. Money is integer cents."
-            " Give each move a fresh request_id."
+            "Trade for your principal on a haggle market. To buy: search listings, open a negotiation"
+            " with an offer, then counter, accept or reject the seller's offers. To sell: list your"
+            " principal's items, then answer buyers' offers. Wait for the other side with"
+            " wait_for_changes. Every move is checked against your principal's mandate; a refused move"
+            " returns its reason. Money is integer cents. Give each move a fresh request_id."
         ),
     )
 
@@ -176,13 +178,13 @@ def mcp_server(gateway: Gateway) -> MCPServer:
         shipping_paid_by: Party = Party.BUYER,
         message: str = "",
     ) -> dict[str, Any]:
-        """Answer the seller's offer with a counter-offer."""
+        """Answer the other side's offer with a counter-offer."""
         req = parsed(domain.CounterRequest, locals())
         return await call(ctx, lambda who: gateway.counter(who, req))
 
     @server.tool()
     async def accept(ctx: Context, request_id: str, thread_id: str, offer_id: str) -> dict[str, Any]:
-        """Accept the seller's latest offer: a binding deal at its terms."""
+        """Accept the other side's latest offer: a binding deal at its terms."""
         req = parsed(domain.AnswerRequest, locals())
         return await call(ctx, lambda who: gateway.accept(who, req))
 
@@ -190,7 +192,7 @@ def mcp_server(gateway: Gateway) -> MCPServer:
     async def reject(
         ctx: Context, request_id: str, thread_id: str, offer_id: str, message: str = ""
     ) -> dict[str, Any]:
-        """Reject the seller's latest offer and end the negotiation."""
+        """Reject the other side's latest offer and end the negotiation."""
         req = parsed(domain.AnswerRequest, locals())
         return await call(ctx, lambda who: gateway.reject(who, req))
 
@@ -199,6 +201,15 @@ def mcp_server(gateway: Gateway) -> MCPServer:
         """Say something in a negotiation without making a move (it binds nobody)."""
         req = parsed(domain.SayRequest, locals())
         return await call(ctx, lambda who: gateway.say(who, req))
+
+    @server.tool()
+    async def list_item(
+        ctx: Context, request_id: str, item_id: str, asking_price_cents: int | None = None
+    ) -> dict[str, Any]:
+        """List one of the items your principal's mandate sells (at its asking price, or the one you
+        give: never under the principal's floor). Buyers' offers then arrive in my_negotiations."""
+        req = parsed(domain.ListRequest, locals())
+        return await call(ctx, lambda who: gateway.list_item(who, req))
 
     @server.tool()
     async def my_negotiations(ctx: Context) -> dict[str, Any]:

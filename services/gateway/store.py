@@ -190,7 +190,9 @@ async def search(pool: asyncpg.Pool, market_id: str, text: str | None, limit: in
 
 async def negotiation(conn: asyncpg.Connection, agent_id: str, listing_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM negotiations WHERE agent_id = $1 AND listing_id = $2 FOR UPDATE", agent_id, listing_id
+        "SELECT * FROM negotiations WHERE agent_id = $1 AND neg_id = 'b|' || $2 FOR UPDATE",
+        agent_id,
+        listing_id,
     )
 
 
@@ -206,8 +208,8 @@ async def start_negotiation(
     conn: asyncpg.Connection, agent_id: str, listing_id: str, want_id: str, held_cents: int
 ) -> bool:
     created = await conn.fetchval(
-        "INSERT INTO negotiations (agent_id, listing_id, want_id, held_cents) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING RETURNING 1",
+        "INSERT INTO negotiations (agent_id, neg_id, listing_id, want_id, held_cents)"
+        " VALUES ($1, 'b|' || $2, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1",
         agent_id,
         listing_id,
         want_id,
@@ -231,7 +233,7 @@ async def release_hold(
     """The negotiation ended without a deal (`opening`: its opening was refused): its money is free again."""
     await conn.execute(
         f"UPDATE negotiations SET held_cents = 0, status = 'ended', updated_at = now(), {_STAMP}"
-        " WHERE agent_id = $1 AND listing_id = $2 AND (NOT $3 OR status = 'opening')",
+        " WHERE agent_id = $1 AND neg_id = 'b|' || $2 AND (NOT $3 OR status = 'opening')",
         agent_id,
         listing_id,
         opening,
@@ -243,14 +245,40 @@ async def commit_hold(conn: asyncpg.Connection, agent_id: str, listing_id: str, 
     await add_committed(conn, agent_id, total_cents)  # the principal's row first, as every move locks it
     await conn.execute(
         f"UPDATE negotiations SET held_cents = 0, updated_at = now(), {_STAMP}"
-        " WHERE agent_id = $1 AND listing_id = $2",
+        " WHERE agent_id = $1 AND neg_id = 'b|' || $2",
         agent_id,
         listing_id,
     )
 
 
+def neg_id(listing_id: str, thread_id: str | None, selling: bool) -> str:
+    """A buyer has one negotiation per listing; a seller one per thread (one per buyer)."""
+    return f"s|{thread_id}" if selling else f"b|{listing_id}"
+
+
+async def selling(conn: asyncpg.Connection, agent_id: str, thread_id: str | None) -> bool:
+    """Whether the agent is this thread's seller (its seller row was made when the thread opened)."""
+    if thread_id is None:
+        return False
+    found = await conn.fetchval(
+        "SELECT 1 FROM negotiations WHERE agent_id = $1 AND neg_id = 's|' || $2", agent_id, thread_id
+    )
+    return found is not None
+
+
+async def open_selling(conn: asyncpg.Connection, agent_id: str, listing_id: str, thread_id: str) -> None:
+    """A buyer opened a thread on one of the agent's listings."""
+    await conn.execute(
+        "INSERT INTO negotiations (agent_id, neg_id, listing_id, thread_id, role, status)"
+        " VALUES ($1, 's|' || $2, $3, $2, 'seller', 'open') ON CONFLICT DO NOTHING",
+        agent_id,
+        thread_id,
+        listing_id,
+    )
+
+
 async def add_thread_event(
-    conn: asyncpg.Connection, agent_id: str, listing_id: str, entry: dict[str, Any], thread_id: str | None
+    conn: asyncpg.Connection, agent_id: str, neg: str, entry: dict[str, Any], thread_id: str | None
 ) -> None:
     """Append one event; a thread opened by us gets its id, an ended one its status."""
     status = "ended" if entry["type"] == "NegotiationEnded" else None
@@ -258,23 +286,21 @@ async def add_thread_event(
         "UPDATE negotiations SET events = events || $3::jsonb, thread_id = coalesce(thread_id, $4),"
         " status = coalesce($5, CASE WHEN status = 'opening' THEN 'open' ELSE status END),"
         f" updated_at = now(), {_STAMP}"
-        " WHERE agent_id = $1 AND listing_id = $2",
+        " WHERE agent_id = $1 AND neg_id = $2",
         agent_id,
-        listing_id,
+        neg,
         json.dumps([entry]),
         thread_id,
         status,
     )
 
 
-async def note_refusal(
-    conn: asyncpg.Connection, agent_id: str, listing_id: str, refusal: dict[str, Any]
-) -> None:
+async def note_refusal(conn: asyncpg.Connection, agent_id: str, neg: str, refusal: dict[str, Any]) -> None:
     await conn.execute(
         f"UPDATE negotiations SET last_refusal = $3::jsonb, updated_at = now(), {_STAMP}"
-        " WHERE agent_id = $1 AND listing_id = $2",
+        " WHERE agent_id = $1 AND neg_id = $2",
         agent_id,
-        listing_id,
+        neg,
         json.dumps(refusal),
     )
 
@@ -289,24 +315,33 @@ async def negotiations(pool: asyncpg.Pool, agent_id: str) -> list[asyncpg.Record
 async def fulfilled_wants(conn: asyncpg.Connection, agent_id: str) -> set[str]:
     rows = await conn.fetch(
         "SELECT n.want_id FROM negotiations n JOIN deals d ON d.agent_id = n.agent_id"
-        " AND d.listing_id = n.listing_id WHERE n.agent_id = $1 AND d.status NOT IN ('failed', 'refunded')",
+        " AND d.listing_id = n.listing_id AND d.role = 'buyer' WHERE n.agent_id = $1 AND n.role = 'buyer'"
+        " AND d.status NOT IN ('failed', 'refunded')",
         agent_id,
     )
     return {r["want_id"] for r in rows}
 
 
 async def add_deal(
-    conn: asyncpg.Connection, agent_id: str, deal_id: str, listing_id: str, total: int, agreed: Any
+    conn: asyncpg.Connection,
+    agent_id: str,
+    deal_id: str,
+    listing_id: str,
+    total: int,
+    agreed: Any,
+    role: str = "buyer",
 ) -> bool:
+    """A deal of the agent's: as buyer `total` is what it pays, as seller what it nets."""
     created = await conn.fetchval(
-        "INSERT INTO deals (deal_id, agent_id, listing_id, total_cents, status, agreed, changed)"
-        " VALUES ($1, $2, $3, $4, 'agreed', $5, (SELECT changes FROM principals p WHERE p.agent_id = $2))"
+        "INSERT INTO deals (deal_id, agent_id, listing_id, total_cents, status, agreed, role, changed)"
+        " VALUES ($1, $2, $3, $4, 'agreed', $5, $6, (SELECT changes FROM principals p WHERE p.agent_id = $2))"
         " ON CONFLICT DO NOTHING RETURNING 1",
         deal_id,
         agent_id,
         listing_id,
         total,
         json.dumps(agreed),
+        role,
     )
     return created is not None
 
@@ -316,7 +351,7 @@ async def set_deal_status(conn: asyncpg.Connection, deal_id: str, status: str) -
         "UPDATE deals SET status = $2,"
         " changed = (SELECT changes FROM principals p WHERE p.agent_id = deals.agent_id)"
         " WHERE deal_id = $1 AND status NOT IN ('failed', 'refunded')"
-        " RETURNING agent_id, total_cents",
+        " RETURNING agent_id, total_cents, role",
         deal_id,
         status,
     )

@@ -539,3 +539,101 @@ async def _freed(database_url: str, agent_id: str, listing_id: str) -> bool:
 async def _deal_list(client: httpx.AsyncClient) -> list[dict[str, Any]] | None:
     deals: list[dict[str, Any]] = (await client.get("/v1/deals")).json().get("deals", [])
     return deals or None
+
+
+# The seller side ----------------------------------------------------------------------------
+
+
+async def _listed_item(tools: Any, item_id: str, asking: int | None = None) -> dict[str, Any] | None:
+    arguments: dict[str, Any] = {"request_id": request_id(), "item_id": item_id}
+    if asking is not None:
+        arguments["asking_price_cents"] = asking
+    answer: dict[str, Any] = await tools.call("list_item", **arguments)
+    return None if answer.get("refused") == "not_admitted" else answer
+
+
+async def _sell(tools: Any, obs: Observer, floor_text: str) -> dict[str, Any]:
+    """Wait for the buyer's moves; accept 24,000 or more, else counter down towards 22,000."""
+    cursor = (await tools.call("my_negotiations"))["cursor"]
+    asks = iter([28_000, 26_000, 25_000, 24_000, 23_000, 22_000])
+    tried_rules = False
+    for _ in range(60):
+        if deals := obs.matching(of_type("DealAgreed"), "negotiation.events"):
+            return deals[0].payload
+        found = await tools.call("wait_for_changes", after=cursor, timeout_seconds=10)
+        cursor = found["cursor"]
+        neg = next((n for n in found["negotiations"] if n["role"] == "seller"), None)
+        if neg is None or not neg["my_turn"] or not neg["offers"]:
+            continue
+        thread, offer = neg["thread_id"], neg["offers"][-1]
+        if not tried_rules:  # the guard holds a seller to its floor and its secrets too
+            tried_rules = True
+            under = await tools.call(
+                "counter",
+                request_id=request_id(),
+                thread_id=thread,
+                price_cents=19_000,
+                shipping_method="local_pickup",
+            )
+            assert under["refused"] == "guard:below_floor", under
+            told = await tools.call(
+                "send_message",
+                request_id=request_id(),
+                thread_id=thread,
+                text=f"I cannot go under {floor_text}",
+            )
+            assert told["refused"] == "guard:discloses_private", told
+            assert floor_text not in told["detail"]
+        if offer["price_cents"] >= 24_000:
+            answer = await tools.call(
+                "accept", request_id=request_id(), thread_id=thread, offer_id=offer["offer_id"]
+            )
+        else:
+            price = next(asks, 22_000)
+            answer = await tools.call(
+                "counter",
+                request_id=request_id(),
+                thread_id=thread,
+                price_cents=price,
+                shipping_method="local_pickup",
+            )
+        assert answer.get("accepted") is True, answer
+    deal = await obs.wait_for(of_type("DealAgreed"), "negotiation.events", timeout=30)
+    return deal[0].payload
+
+
+@pytest.mark.usefixtures("gateway")
+async def test_an_mcp_agent_sells_to_one_of_our_buyers(bootstrap: str, market_id: str) -> None:
+    api_key = f"key-{market_id}"
+    brain = {"kind": "external", "api_key_sha256": key_digest(api_key), "label": "seller-mcp"}
+    seller = m.seller(f"{market_id}-ext", [m.sell_item("bike", asking=30_000, floor=20_000)], brain=brain)
+    buyer = m.buyer(f"{market_id}-bob", [m.want("ride", max_price=26_000)], budget=50_000)
+    async with Publisher(bootstrap) as pub, Observer(bootstrap, *TOPICS, market_id=market_id) as obs:
+        await m.assign(pub, market_id, seller)
+        async with mcp_tools(api_key) as tools:
+            unknown = await until(lambda: _listed_item(tools, "nope"), what="the agent's admission")
+            assert unknown["refused"] == "unknown_item"
+            under = await tools.call(
+                "list_item", request_id=request_id(), item_id="bike", asking_price_cents=19_999
+            )
+            assert under["refused"] == "guard:below_floor" and "20000" not in under["detail"]
+            listed = await tools.call("list_item", request_id=request_id(), item_id="bike")
+            assert listed["accepted"] is True and listed["listing_id"] == f"{market_id}-ext.bike"
+            await _listed(tools, listed["listing_id"])
+            again = await tools.call("list_item", request_id=request_id(), item_id="bike")
+            assert again["refused"] == "already_listed"
+            await m.assign(pub, market_id, buyer)  # one of ours, who shops for a bike
+            deal = await _sell(tools, obs, "20000")
+            assert deal["seller_agent_id"] == f"{market_id}-ext.agent"
+            assert deal["buyer_agent_id"] == f"{market_id}-bob.agent"
+            assert 20_000 <= deal["price_cents"] <= 26_000
+            deals = await until(lambda: _deals(tools), what="the sale in my_deals")
+            assert [(d["deal_id"], d["total_cents"]) for d in deals] == [
+                (deal["deal_id"], deal["price_cents"])
+            ]
+    moves = [
+        c for c in obs.matching(lambda e: e.agent_id == f"{market_id}-ext.agent", "negotiation.commands")
+    ]
+    assert moves and all(c.producer == "gateway" for c in moves)
+    prices = [c.payload.get("price_cents") for c in moves if c.type == "CounterOffer"]
+    assert 19_000 not in prices  # the refused counter never left

@@ -7,6 +7,7 @@ import pytest
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.mandate import ExternalBrainConfig
+from haggle.contracts.negotiation import OfferMade
 from haggle.contracts.samples import sample_payload
 from haggle.guard.moves import Accept, MakeOffer, Say
 from haggle.guard.rules import check
@@ -131,3 +132,57 @@ def test_a_request_must_carry_its_own_id_and_whole_cents() -> None:
         domain.CounterRequest.model_validate(
             {"request_id": "r" * 10, "thread_id": "t", "price_cents": 1.5, "shipping_method": "local_pickup"}
         )
+
+
+def seller_standing() -> Standing:
+    brain = {"kind": "external", "api_key_sha256": "0" * 64}
+    mandate = m.seller("s", [m.sell_item("bike", asking=30_000, floor=20_000)], brain=brain)
+    return Standing("s.agent", mandate, 0, facts(), None, item_id="bike")
+
+
+def test_a_seller_is_held_to_its_floor_and_keeps_it_secret() -> None:
+    where = seller_standing()
+    assert where.limits().floor_cents == 20_000
+    opened = {
+        "type": "ThreadOpened",
+        "payload": {
+            "thread_id": "t",
+            "listing_id": "s.bike",
+            "buyer_agent_id": "b.agent",
+            "seller_agent_id": "s.agent",
+            "deadline": "2030-01-01T00:00:00+00:00",
+            "max_rounds": 20,
+        },
+    }
+    offer = sample_payload(OfferMade)
+    offer.update(
+        thread_id="t", listing_id="s.bike", offer_id="t.1", by="buyer", agent_id="b.agent", price_cents=15_000
+    )
+    offer.update(shipping_method="local_pickup", shipping_cost_cents=0, shipping_paid_by="buyer", final=False)
+    where = Standing(
+        "s.agent",
+        where.mandate,
+        0,
+        facts(),
+        None,
+        ({**opened}, {"type": "OfferMade", "payload": offer}),
+        "bike",
+    )
+    assert refusal(MakeOffer(19_000, PICKUP), where).code == "guard:below_floor"
+    assert refusal(Say("my floor is 20000"), where).code == "guard:discloses_private"
+    assert domain.guarded(MakeOffer(25_000, PICKUP), where, check) == MakeOffer(25_000, PICKUP)
+
+
+def test_an_item_is_listed_from_the_mandate_never_under_its_floor() -> None:
+    mandate = seller_standing().mandate
+    listing = domain.listing_for(mandate, "s.agent", domain.ListRequest(request_id="r" * 8, item_id="bike"))
+    assert (listing.listing_id, listing.price_cents, listing.seller_agent_id) == ("s.bike", 30_000, "s.agent")
+    cheaper = domain.ListRequest(request_id="r" * 8, item_id="bike", asking_price_cents=25_000)
+    assert domain.listing_for(mandate, "s.agent", cheaper).price_cents == 25_000
+    with pytest.raises(Refused) as refused:
+        domain.listing_for(mandate, "s.agent", domain.ListRequest(request_id="r" * 8, item_id="car"))
+    assert refused.value.reason is GatewayRefusal.UNKNOWN_ITEM
+    under = domain.ListRequest(request_id="r" * 8, item_id="bike", asking_price_cents=19_999)
+    with pytest.raises(Refused) as refused:
+        domain.listing_for(mandate, "s.agent", under)
+    assert refused.value.code == "guard:below_floor" and "20000" not in refused.value.detail
