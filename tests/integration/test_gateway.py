@@ -195,9 +195,10 @@ async def test_a_hostile_external_agent_is_refused_and_nothing_changes(
         async with http_client(api_key) as client:
             await _typed_refusals(client, listing_id)
         async with http_client(api_key) as flood:
-            answers = [await flood.get("/v1/deals") for _ in range(BURST + 30)]
+            # at once: one after another, a loaded machine may serve them slower than the refill
+            answers = await asyncio.gather(*(flood.get("/v1/deals") for _ in range(BURST + 30)))
             codes = [a.status_code for a in answers]
-            assert codes[0] == 200 and codes.count(429) >= 5
+            assert codes.count(200) >= 1 and codes.count(429) >= 5
             assert next(a for a in answers if a.status_code == 429).json()["refused"] == "rate_limited"
         await asyncio.sleep(0.5)
         assert [c.type for c in _commands_of(obs, agent_id)] == [
