@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench import (
     audit_verify,
+    gateway_mcp,
     kafka_ceiling,
     listing_throughput,
     negmas_peer,
@@ -28,6 +29,7 @@ SHORT_RUNS = (
     (scale.main, ["search", "--listings", "100000", "--queries", "20"]),
     (scale.main, ["open", "--negotiations", "1000", "--buyers", "20"]),
     (audit_verify.main, ["--deals", "1000"]),
+    (gateway_mcp.main, ["--runs", "3"]),
     (web_pages.main, ["--listings", "200", "--principals", "50", "--requests", "300", "--streams", "50"]),
 )
 

@@ -35,7 +35,7 @@ from haggle.infra.state import (
 )
 from haggle.runtime.settings import SERVICE_PORTS
 
-SERVICES = ("listing", "negotiation", "settlement", "agents", "web")
+SERVICES = ("listing", "negotiation", "settlement", "agents", "web", "gateway")
 """Services in start order. Each issue that adds a service adds it here."""
 
 INSTANCE_PORT_STEP = 100

@@ -257,12 +257,31 @@ def people() -> list[Panel]:
     ]
 
 
+def gateway() -> list[Panel]:
+    """Agents we do not run, trading through the gateway (MCP and HTTP)."""
+    return [
+        stat("Gateway moves", f"sum(increase(haggle_gateway_moves_total[{RANGE}]))"),
+        stat("Gateway refusals", f"sum(increase(haggle_gateway_refusals_total[{RANGE}]))"),
+        graph(
+            "Gateway moves /s by command",
+            {"{{type}}": f"sum by (type) (rate(haggle_gateway_moves_total[{RATE}]))"},
+            unit="ops",
+        ),
+        graph(
+            "Gateway refusals /s by reason",
+            {"{{reason}}": f"sum by (reason) (rate(haggle_gateway_refusals_total[{RATE}]))"},
+            unit="ops",
+        ),
+    ]
+
+
 ROWS = {
     "Market overview": market,
     "Settlement": settlement,
     "Health": health,
     "Agents": agents,
     "People": people,
+    "Gateway": gateway,
 }
 
 

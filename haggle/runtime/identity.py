@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 import asyncpg
 
@@ -197,3 +198,31 @@ async def authenticate(uow: UnitOfWork, env: Envelope, scope: str) -> Agent | Au
     if advanced is None:
         return AuthFailure.REPLAYED_SEQ
     return agent
+
+
+# The signing side: a service that signs for the agents it keeps ------------------------------
+
+SeqKey = Literal["principal_id", "agent_id"]
+_SEQ_KEYS: dict[str, str] = {"principal_id": "principal_id", "agent_id": "agent_id"}
+"""The only column names `take_seq` puts in its SQL."""
+
+
+async def take_seq(conn: asyncpg.Connection, key: str, by: SeqKey = "principal_id") -> int:
+    """The next seq an agent we sign for signs with: its principal's `principals.next_seq` (from 1),
+    taken and advanced in the caller's transaction, so a rolled-back move leaves no gap.
+
+    Every service that keeps agents' keys (agents, gateway) has a `principals` table in its own
+    schema with `principal_id`, `agent_id` and `next_seq`; `by` says which names the row."""
+    seq = await conn.fetchval(
+        f"UPDATE principals SET next_seq = next_seq + 1 WHERE {_SEQ_KEYS[by]} = $1 RETURNING next_seq - 1",
+        key,
+    )
+    if seq is None:
+        raise LookupError(f"no principal with {by} {key!r} to sign for")
+    return int(seq)
+
+
+async def managed(pool: asyncpg.Pool, agent_ids: list[str]) -> list[str]:
+    """Which of these agents this service keeps (its `principals` table): the others' inbox is not ours."""
+    rows = await pool.fetch("SELECT agent_id FROM principals WHERE agent_id = ANY($1::text[])", agent_ids)
+    return [r["agent_id"] for r in rows]

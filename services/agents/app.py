@@ -50,7 +50,7 @@ from haggle.contracts.settlement import (
     ShipmentDelivered,
 )
 from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_COMMANDS, MARKET_EVENTS
-from haggle.runtime import markets
+from haggle.runtime import identity, markets
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
 from services.agents import store
@@ -94,7 +94,7 @@ def subscriptions(tools: Toolkit | None = None) -> list[Subscription]:
                 FundsReleased: settle.on_released,
                 ApprovalRequested: _ignore,
             },
-            keys=store.managed,
+            keys=identity.managed,
             batched=True,
         ),
         Subscription(

@@ -80,12 +80,6 @@ async def principal_by_agent(conn: asyncpg.Connection, agent_id: str) -> Princip
     return _principal(row) if row else None
 
 
-async def managed(pool: asyncpg.Pool, agent_ids: list[str]) -> list[str]:
-    """Which of these agents this service runs: the others' inbox messages are not ours."""
-    rows = await pool.fetch("SELECT agent_id FROM principals WHERE agent_id = ANY($1::text[])", agent_ids)
-    return [r["agent_id"] for r in rows]
-
-
 async def admitted_buyers(conn: asyncpg.Connection, market_id: str) -> list[Principal]:
     """Every admitted principal with wants, locked in a fixed order (no deadlocks between lanes)."""
     rows = await conn.fetch(
@@ -94,15 +88,6 @@ async def admitted_buyers(conn: asyncpg.Connection, market_id: str) -> list[Prin
         market_id,
     )
     return [_principal(r) for r in rows]
-
-
-async def take_seq(conn: asyncpg.Connection, principal_id: str) -> int:
-    return int(
-        await conn.fetchval(
-            "UPDATE principals SET next_seq = next_seq + 1 WHERE principal_id = $1 RETURNING next_seq - 1",
-            principal_id,
-        )
-    )
 
 
 async def set_admitted(conn: asyncpg.Connection, principal_id: str) -> bool:

@@ -24,7 +24,13 @@ from pydantic import ValidationError
 from haggle.contracts import Envelope, InvalidPayload, envelope_signature_valid, payload_of
 from haggle.contracts.agents import AgentRegistered
 from haggle.contracts.decisions import decision_for
-from haggle.contracts.topics import AGENT_DECISIONS, AGENT_EVENTS, NEGOTIATION_COMMANDS
+from haggle.contracts.topics import (
+    AGENT_DECISIONS,
+    AGENT_EVENTS,
+    LISTING_COMMANDS_TOPIC,
+    NEGOTIATION_COMMANDS,
+)
+from haggle.guard.commands import move_of
 from haggle.guard.moves import Accept, Move, Reject, Say
 from haggle.guard.ratelimit import RateLimiter, RefundedOnRollback
 from haggle.guard.rules import check
@@ -32,6 +38,7 @@ from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from services.gateway import domain, store
 from services.gateway.domain import GatewayRefusal, Refused, Standing
 from services.gateway.handlers import PRODUCER, send
+from services.gateway.waiting import Waiters
 
 log = logging.getLogger(__name__)
 REFUSALS = Counter("haggle_gateway_refusals_total", "Requests the agent gateway refused", ["reason"])
@@ -53,10 +60,12 @@ class Gateway:
     notify_channel: str
     requests: RateLimiter
     moves: RateLimiter
+    waiters: Waiters
 
     @classmethod
     def build(cls, pool: asyncpg.Pool, notify_channel: str) -> Gateway:
-        return cls(pool, notify_channel, _limiter("REQUESTS", "20", "40"), _limiter("MOVES", "5", "10"))
+        requests, moves = _limiter("REQUESTS", "20", "40"), _limiter("MOVES", "5", "10")
+        return cls(pool, notify_channel, requests, moves, Waiters(pool))
 
     async def authenticate(self, api_key: str | None) -> store.Principal:
         """The principal whose agent holds this key; every call, even a read, takes a token."""
@@ -79,28 +88,36 @@ class Gateway:
         return {"count": len(listings), "listings": listings}
 
     async def my_negotiations(self, who: store.Principal) -> dict[str, Any]:
-        found = []
-        async with self.pool.acquire() as conn:
-            for row in await store.negotiations(self.pool, who.agent_id):
-                standing = await _standing(conn, who, row["listing_id"], row["want_id"], row["events"])
-                summary = domain.summary(standing.view(), row["status"], row["listing_id"])
-                summary["last_refusal"] = row["last_refusal"] and _json(row["last_refusal"])
-                found.append(summary)
-        return {"negotiations": found}
+        """Every negotiation of the agent, and the cursor to wait after (read first: never ahead)."""
+        cursor = await store.cursor_of(self.pool, who.agent_id)
+        rows = await store.negotiations(self.pool, who.agent_id)
+        return {"cursor": cursor, "negotiations": await self._summaries(who, rows)}
 
     async def my_deals(self, who: store.Principal) -> dict[str, Any]:
         rows = await store.deals(self.pool, who.agent_id)
+        return {"deals": [_deal(r) for r in rows]}
+
+    async def wait_for_changes(
+        self, who: store.Principal, after: int = 0, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """What changed in the agent's negotiations and deals after `after`, as soon as anything has."""
+        found = await self.waiters.wait(who.agent_id, after, timeout)
         return {
-            "deals": [
-                {
-                    "deal_id": r["deal_id"],
-                    "listing_id": r["listing_id"],
-                    "total_cents": r["total_cents"],
-                    "status": r["status"],
-                }
-                for r in rows
-            ]
+            "cursor": found.cursor,
+            "changed": bool(found.negotiations or found.deals),
+            "negotiations": await self._summaries(who, found.negotiations),
+            "deals": [_deal(r) for r in found.deals],
         }
+
+    async def _summaries(self, who: store.Principal, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+        found = []
+        async with self.pool.acquire() as conn:
+            for row in rows:
+                standing = await _standing(conn, who, row)
+                summary = domain.summary(standing.view(), row["status"], row["listing_id"])
+                summary["last_refusal"] = row["last_refusal"] and _json(row["last_refusal"])
+                found.append(summary)
+        return found
 
     # moves ------------------------------------------------------------------
 
@@ -120,6 +137,32 @@ class Gateway:
     async def say(self, who: store.Principal, req: domain.SayRequest) -> dict[str, Any]:
         return await self._on_thread(who, req.request_id, req.thread_id, Say(req.text))
 
+    async def list_item(self, who: store.Principal, req: domain.ListRequest) -> dict[str, Any]:
+        """List one of the mandate's items (signed with the agent's key, like our agents' listings)."""
+        try:
+            async with unit_of_work(self.pool, self.notify_channel) as uow:
+                principal = await self._locked(uow, who)
+                await self._once(req.request_id)(uow, principal)
+                command = domain.listing_for(principal.mandate, principal.agent_id, req)
+                found = await store.listing(uow.conn, principal.market_id, command.listing_id)
+                if found is not None and found[1] != "withdrawn":
+                    raise Refused(GatewayRefusal.ALREADY_LISTED, f"{command.listing_id} is listed")
+                env = await send(uow, principal, command, LISTING_COMMANDS_TOPIC.name, command.listing_id)
+        except Refused as refused:
+            REFUSALS.labels(refused.code).inc()
+            raise
+        MOVES.labels(env.type).inc()
+        return {"accepted": True, "command": env.type, "listing_id": command.listing_id, "seq": env.seq}
+
+    @staticmethod
+    async def _locked(uow: UnitOfWork, who: store.Principal) -> store.Principal:
+        """The principal, its row locked for this transaction; refused until the referee admits it."""
+        principal = await store.by_agent(uow.conn, who.agent_id, lock=True)
+        assert principal is not None
+        if not principal.admitted:
+            raise Refused(GatewayRefusal.NOT_ADMITTED, "the referee has not admitted this agent yet")
+        return principal
+
     async def _on_thread(
         self, who: store.Principal, request_id: str, thread_id: str, move: Move
     ) -> dict[str, Any]:
@@ -134,21 +177,27 @@ class Gateway:
                 raise Refused(GatewayRefusal.ALREADY_NEGOTIATING, f"already negotiating on {listing_id}")
             fulfilled = await store.fulfilled_wants(uow.conn, principal.agent_id)
             want = domain.want_for(principal.mandate, found[0], want_id, fulfilled)
-            standing = Standing(
-                principal.agent_id, principal.mandate, principal.committed_cents, found[0], want
-            )
+            held = await store.held(uow.conn, principal.agent_id)  # under the principal's row lock
+            hold = domain.hold(principal.mandate, want, found[0], principal.committed_cents, held)
+            standing = Standing(principal.agent_id, principal.mandate, hold, found[0], want)
             checked = self._guard(uow, move, standing)
-            await store.start_negotiation(uow.conn, principal.agent_id, listing_id, want.id)
+            await store.start_negotiation(uow.conn, principal.agent_id, listing_id, want.id, hold)
             return standing, checked
 
         return decide
 
-    def _in_thread(self, thread_id: str, move: Move) -> Decide:
+    def _in_thread(self, thread_id: str, move: Move, listing_id: str | None = None) -> Decide:
+        """A move in one of the agent's threads; a `listing_id` the agent named must be the thread's."""
+
         async def decide(uow: UnitOfWork, principal: store.Principal) -> tuple[Standing, Move]:
             row = await store.negotiation_by_thread(uow.conn, principal.agent_id, thread_id)
             if row is None:
                 raise Refused(GatewayRefusal.UNKNOWN_NEGOTIATION, f"no negotiation {thread_id} of yours")
-            standing = await _standing(uow.conn, principal, row["listing_id"], row["want_id"], row["events"])
+            if listing_id is not None and listing_id != row["listing_id"]:
+                raise Refused(
+                    GatewayRefusal.WRONG_LISTING, f"thread {thread_id} is not on listing {listing_id}"
+                )
+            standing = await _standing(uow.conn, principal, row)
             return standing, self._guard(uow, move, standing)
 
         return decide
@@ -180,10 +229,7 @@ class Gateway:
     ) -> dict[str, Any]:
         try:
             async with unit_of_work(self.pool, self.notify_channel) as uow:
-                principal = await store.by_agent(uow.conn, who.agent_id, lock=True)
-                assert principal is not None
-                if not principal.admitted:
-                    raise Refused(GatewayRefusal.NOT_ADMITTED, "the referee has not admitted this agent yet")
+                principal = await self._locked(uow, who)
                 await claim(uow, principal)
                 standing, move = await decide(uow, principal)
                 env = await publish(uow, principal, move, standing)
@@ -213,9 +259,11 @@ class Gateway:
             command = payload_of(env, domain.SIGNED_COMMANDS)
         except InvalidPayload as exc:
             raise self._refused(GatewayRefusal.INVALID_REQUEST, str(exc)) from None
-        move, listing_id, thread_id = domain.move_of(command)
+        move, listing_id, thread_id = move_of(command)
         decide = (
-            self._opening(listing_id, None, move) if thread_id is None else self._in_thread(thread_id, move)
+            self._opening(listing_id, None, move)
+            if thread_id is None
+            else self._in_thread(thread_id, move, listing_id)
         )
 
         async def claim(uow: UnitOfWork, principal: store.Principal) -> None:
@@ -267,17 +315,28 @@ def _decision(env: Envelope, principal: store.Principal) -> Envelope:
     )
 
 
+def _deal(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "deal_id": row["deal_id"],
+        "listing_id": row["listing_id"],
+        "total_cents": row["total_cents"],
+        "status": row["status"],
+    }
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-async def _standing(
-    conn: asyncpg.Connection, who: store.Principal, listing_id: str, want_id: str, events: Any
-) -> Standing:
+async def _standing(conn: asyncpg.Connection, who: store.Principal, row: asyncpg.Record) -> Standing:
+    """What the guard needs about one of the agent's negotiations (a `negotiations` row)."""
+    listing_id = row["listing_id"]
     found = await store.listing(conn, who.market_id, listing_id)
     if found is None:
         raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"listing {listing_id} is not known")
-    entries = tuple(_json(events))
-    return Standing(
-        who.agent_id, who.mandate, who.committed_cents, found[0], who.mandate.want(want_id), entries
-    )
+    entries = tuple(_json(row["events"]))
+    if row["role"] == "seller":
+        item_id = listing_id.removeprefix(f"{who.principal_id}.")
+        return Standing(who.agent_id, who.mandate, 0, found[0], None, entries, item_id)
+    want = who.mandate.want(row["want_id"])
+    return Standing(who.agent_id, who.mandate, row["held_cents"], found[0], want, entries)

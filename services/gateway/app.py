@@ -39,8 +39,9 @@ from haggle.contracts.settlement import (
     Refunded,
 )
 from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_COMMANDS
+from haggle.runtime import identity
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
-from services.gateway import handlers, store
+from services.gateway import handlers
 from services.gateway.api import Gateway
 from services.gateway.faces import http_routes, mcp_route, mcp_server
 
@@ -71,7 +72,7 @@ def subscriptions() -> list[Subscription]:
                 ApprovalRequested: handlers.ignore,
                 **settlement_steps,
             },
-            keys=store.managed,
+            keys=identity.managed,
         ),
         Subscription(
             LISTING_EVENTS_TOPIC.name,
@@ -99,7 +100,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
             await asyncio.Event().wait()
 
     return ServiceParts(
-        subscriptions=subscriptions(), routes=[*http_routes(gateway), mount], background=[run_mcp_sessions]
+        subscriptions=subscriptions(),
+        routes=[*http_routes(gateway), mount],
+        background=[run_mcp_sessions, gateway.waiters.listen],
     )
 
 

@@ -16,24 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from haggle.contracts import Message
 from haggle.contracts.goods import ShippingMethod
-from haggle.contracts.listing import ListingFacts
+from haggle.contracts.listing import CreateListing, ListingFacts
 from haggle.contracts.mandate import Mandate, Want
-from haggle.contracts.negotiation import (
-    MAX_CHAT_CHARS,
-    AcceptOffer,
-    CounterOffer,
-    MessagePosted,
-    NegotiationEnded,
-    OfferMade,
-    OpenNegotiation,
-    Party,
-    RejectOffer,
-    SendMessage,
-    ThreadOpened,
-    WithdrawNegotiation,
-)
+from haggle.contracts.negotiation import MAX_CHAT_CHARS, Party
 from haggle.contracts.types import Id
-from haggle.guard.moves import Accept, MakeOffer, Move, Reject, Say, Walk
+from haggle.guard import budget, commands
+from haggle.guard.commands import NEGOTIATION_COMMANDS
+from haggle.guard.moves import MakeOffer, Move
 from haggle.guard.rules import GuardRefusal
 from haggle.guard.view import ListingView, MandateLimits, NegotiationView
 
@@ -51,6 +40,10 @@ class GatewayRefusal(StrEnum):
     NO_MATCHING_WANT = "no_matching_want"
     ALREADY_NEGOTIATING = "already_negotiating"
     UNKNOWN_NEGOTIATION = "unknown_negotiation"
+    BUDGET_HELD = "budget_held"
+    WRONG_LISTING = "wrong_listing"
+    UNKNOWN_ITEM = "unknown_item"
+    ALREADY_LISTED = "already_listed"
     GUARD = "guard"
 
 
@@ -102,41 +95,78 @@ class AnswerRequest(Mutating):
     message: str = Field(default="", max_length=MAX_CHAT_CHARS)
 
 
+class ListRequest(Mutating):
+    item_id: Id
+    asking_price_cents: int | None = Field(default=None, strict=True, description="default: the mandate's")
+
+
 class SayRequest(Mutating):
     thread_id: Id
     text: str = Field(min_length=1, max_length=MAX_CHAT_CHARS)
 
 
-THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {
-    "ThreadOpened": ThreadOpened,
-    "OfferMade": OfferMade,
-    "MessagePosted": MessagePosted,
-    "NegotiationEnded": NegotiationEnded,
-}
-
-
 @dataclass(frozen=True)
 class Standing:
-    """What the guard needs about one principal and one negotiation."""
+    """What the guard needs about one principal and one negotiation, as its buyer or its seller."""
 
     agent_id: str
     mandate: Mandate
-    committed_cents: int
+    held_cents: int
+    """A buyer's: what this negotiation holds of the budget, all it may ever commit."""
     facts: ListingFacts
-    want: Want
+    want: Want | None
+    """The want a buyer's negotiation serves; None: the agent sells (`item_id`)."""
     events: tuple[dict[str, Any], ...] = ()
+    item_id: str | None = None
+
+    @property
+    def role(self) -> Party:
+        return Party.BUYER if self.want is not None else Party.SELLER
 
     def limits(self) -> MandateLimits:
-        remaining = max(0, self.mandate.budget_cents - self.committed_cents)
-        return MandateLimits.for_buyer(self.want.max_price_cents, remaining, self.want.min_condition)
+        """A buyer's thread spends only what it holds; the budget and the approval limit are secrets too."""
+        secrets = {
+            "budget_cents": self.mandate.budget_cents,
+            "auto_approve_cents": self.mandate.auto_approve_limit_cents,
+        }
+        if self.want is None:
+            return MandateLimits.for_seller(self.mandate.item(str(self.item_id)).floor_cents, **secrets)
+        return MandateLimits.for_buyer(
+            self.want.max_price_cents, self.held_cents, self.want.min_condition, **secrets
+        )
 
     def view(self) -> NegotiationView:
         view = NegotiationView(
-            self.agent_id, Party.BUYER, ListingView.from_facts(self.facts), self.limits(), 20
+            self.agent_id, self.role, ListingView.from_facts(self.facts), self.limits(), 20
         )
         for entry in self.events:
-            view = view.with_event(THREAD_EVENTS[entry["type"]].model_validate(entry["payload"]))
+            view = view.with_event(commands.THREAD_EVENTS[entry["type"]].model_validate(entry["payload"]))
         return view
+
+
+def listing_for(mandate: Mandate, agent_id: str, req: ListRequest) -> CreateListing:
+    """The listing of one of the mandate's items, at its asking price or the one asked (never under the
+    floor: the guard's reason, without the floor)."""
+    item = next((i for i in mandate.items if i.id == req.item_id), None)
+    if item is None:
+        raise Refused(GatewayRefusal.UNKNOWN_ITEM, f"the mandate sells no item {req.item_id}")
+    asking = item.asking_price_cents if req.asking_price_cents is None else req.asking_price_cents
+    if asking < item.floor_cents:
+        raise Refused(GatewayRefusal.GUARD, "the asking price is under the principal's floor", "below_floor")
+    listing_id = f"{mandate.principal_id}.{item.id}"
+    command = item.to_listing(listing_id, agent_id, mandate.principal_id)
+    return CreateListing.model_validate({**command.model_dump(), "price_cents": asking})
+
+
+def hold(mandate: Mandate, want: Want, facts: ListingFacts, committed_cents: int, held_cents: int) -> int:
+    """What opening a negotiation on this listing holds of the budget; none free is a typed refusal."""
+    free = budget.free_cents(mandate.budget_cents, committed_cents, held_cents)
+    cap = budget.hold_for(
+        want.max_price_cents, facts.price_cents, budget.cheapest_shipping(facts.shipping), free_cents=free
+    )
+    if cap <= 0:
+        raise Refused(GatewayRefusal.BUDGET_HELD, "open negotiations and deals hold all of the budget")
+    return cap
 
 
 def want_for(mandate: Mandate, facts: ListingFacts, want_id: str | None, fulfilled: set[str]) -> Want:
@@ -165,56 +195,16 @@ def counter_move(req: CounterRequest) -> MakeOffer:
     return MakeOffer(req.price_cents, req.shipping_method, req.message, req.shipping_paid_by)
 
 
-SIGNED_COMMANDS: tuple[type[Message], ...] = (
-    OpenNegotiation,
-    CounterOffer,
-    AcceptOffer,
-    RejectOffer,
-    SendMessage,
-    WithdrawNegotiation,
-)
+SIGNED_COMMANDS = NEGOTIATION_COMMANDS
 """What a self-signing agent may send through the gateway (besides its own registration)."""
-
-
-def move_of(command: Message) -> tuple[Move, str, str | None]:
-    """The move a signed command makes, its listing and its thread (None: it opens one)."""
-    if isinstance(command, OpenNegotiation | CounterOffer):
-        offer = MakeOffer(
-            command.price_cents, command.shipping_method, command.message, command.shipping_paid_by
-        )
-        return offer, command.listing_id, getattr(command, "thread_id", None)
-    if isinstance(command, AcceptOffer):
-        return Accept(command.offer_id), command.listing_id, command.thread_id
-    if isinstance(command, RejectOffer):
-        return Reject(command.offer_id, command.message), command.listing_id, command.thread_id
-    if isinstance(command, SendMessage):
-        return Say(command.text), command.listing_id, command.thread_id
-    assert isinstance(command, WithdrawNegotiation)
-    return Walk(), command.listing_id, command.thread_id
 
 
 def command_for(move: Move, listing_id: str, thread_id: str | None) -> Message:
     """The signed command a checked move becomes (the same mapping as the agents service's)."""
-    if isinstance(move, MakeOffer):
-        terms = {
-            "listing_id": listing_id,
-            "price_cents": move.price_cents,
-            "shipping_method": move.shipping_method,
-            "shipping_paid_by": move.shipping_paid_by,
-            "message": move.message,
-        }
-        if thread_id is None:
-            return OpenNegotiation(**terms)
-        return CounterOffer(thread_id=thread_id, **terms)
-    assert thread_id is not None
-    if isinstance(move, Accept):
-        return AcceptOffer(listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id)
-    if isinstance(move, Reject):
-        return RejectOffer(
-            listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id, message=move.message
-        )
-    assert isinstance(move, Say)
-    return SendMessage(listing_id=listing_id, thread_id=thread_id, text=move.text)
+    command = commands.command_for(move, listing_id, thread_id)
+    if command is None:
+        raise Refused(GatewayRefusal.INVALID_REQUEST, "this move sends nothing here")
+    return command
 
 
 def summary(standing_view: NegotiationView, status: str, listing_id: str) -> dict[str, Any]:
@@ -222,6 +212,7 @@ def summary(standing_view: NegotiationView, status: str, listing_id: str) -> dic
     latest = standing_view.latest
     return {
         "listing_id": listing_id,
+        "role": standing_view.role.value,
         "thread_id": standing_view.thread_id,
         "status": "ended" if standing_view.ended else status,
         "my_turn": standing_view.my_turn,

@@ -1,15 +1,16 @@
 """The gateway's two faces over the same operations: an HTTP API and an MCP server.
 
 HTTP: `Authorization: Bearer <api key>`; GET /v1/listings?q=, /v1/negotiations, /v1/deals;
-POST /v1/negotiations (open), /v1/negotiations/{thread_id}/counter|accept|reject|messages.
+POST /v1/negotiations (open), /v1/negotiations/{thread_id}/counter|accept|reject|messages;
+GET /v1/changes?after=N&timeout=S waits for a change after cursor N (instead of polling).
 An agent with its own Ed25519 key POSTs the envelopes it signed (its registration, then its
 negotiation commands, as contracts/ describes them) to /v1/signed, and reads its agent.inbox.
 A refusal is `{"refused": reason, "detail": ...}` with 401 (unauthorized), 429 (rate limited),
 409 (replayed request) or 422 (anything else, the guard's reasons as `guard:<reason>`).
 
 MCP (streamable HTTP at /mcp, the same bearer key): the tools search_listings,
-open_negotiation, counter, accept, reject, send_message, my_negotiations, my_deals. A refusal
-is a tool error whose text is the same JSON.
+open_negotiation, counter, accept, reject, send_message, my_negotiations, wait_for_changes,
+my_deals. A refusal is a tool error whose text is the same JSON.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def http_routes(gateway: Gateway) -> list[BaseRoute]:
 
         return run
 
+    async def changes(who: store.Principal, request: Request) -> dict[str, Any]:
+        after, timeout = request.query_params.get("after", "0"), request.query_params.get("timeout", "20")
+        if not after.isdigit() or not timeout.replace(".", "", 1).isdigit():
+            raise Refused(GatewayRefusal.INVALID_REQUEST, "after is a whole cursor, timeout seconds")
+        return await gateway.wait_for_changes(who, int(after), float(timeout))
+
     async def search(who: store.Principal, request: Request) -> dict[str, Any]:
         limit = request.query_params.get("limit", "20")
         return await gateway.search(who, request.query_params.get("q"), int(limit) if limit.isdigit() else 20)
@@ -102,7 +109,9 @@ def http_routes(gateway: Gateway) -> list[BaseRoute]:
         route("/v1/listings", search, "GET"),
         route("/v1/negotiations", lambda who, _: gateway.my_negotiations(who), "GET"),
         route("/v1/deals", lambda who, _: gateway.my_deals(who), "GET"),
+        route("/v1/changes", changes, "GET"),
         route("/v1/negotiations", body(domain.OpenRequest, gateway.open), "POST"),
+        route("/v1/listings", body(domain.ListRequest, gateway.list_item), "POST"),
         route(f"{thread}/counter", body(domain.CounterRequest, gateway.counter), "POST"),
         route(f"{thread}/accept", body(domain.AnswerRequest, gateway.accept), "POST"),
         route(f"{thread}/reject", body(domain.AnswerRequest, gateway.reject), "POST"),
@@ -117,10 +126,11 @@ def mcp_server(gateway: Gateway) -> MCPServer:
     server = MCPServer(
         "haggle-gateway",
         instructions=(
-            "Trade for your principal on a haggle market: search listings, open a negotiation with an"
-            " offer, then counter, accept or reject the seller's offers. Every move is checked against"
-            " your principal's mandate; a refused move returns its reason. Money is integer cents."
-            " Give each move a fresh request_id."
+            "Trade for your principal on a haggle market. To buy: search listings, open a negotiation"
+            " with an offer, then counter, accept or reject the seller's offers. To sell: list your"
+            " principal's items, then answer buyers' offers. Wait for the other side with"
+            " wait_for_changes. Every move is checked against your principal's mandate; a refused move"
+            " returns its reason. Money is integer cents. Give each move a fresh request_id."
         ),
     )
 
@@ -168,13 +178,13 @@ def mcp_server(gateway: Gateway) -> MCPServer:
         shipping_paid_by: Party = Party.BUYER,
         message: str = "",
     ) -> dict[str, Any]:
-        """Answer the seller's offer with a counter-offer."""
+        """Answer the other side's offer with a counter-offer."""
         req = parsed(domain.CounterRequest, locals())
         return await call(ctx, lambda who: gateway.counter(who, req))
 
     @server.tool()
     async def accept(ctx: Context, request_id: str, thread_id: str, offer_id: str) -> dict[str, Any]:
-        """Accept the seller's latest offer: a binding deal at its terms."""
+        """Accept the other side's latest offer: a binding deal at its terms."""
         req = parsed(domain.AnswerRequest, locals())
         return await call(ctx, lambda who: gateway.accept(who, req))
 
@@ -182,7 +192,7 @@ def mcp_server(gateway: Gateway) -> MCPServer:
     async def reject(
         ctx: Context, request_id: str, thread_id: str, offer_id: str, message: str = ""
     ) -> dict[str, Any]:
-        """Reject the seller's latest offer and end the negotiation."""
+        """Reject the other side's latest offer and end the negotiation."""
         req = parsed(domain.AnswerRequest, locals())
         return await call(ctx, lambda who: gateway.reject(who, req))
 
@@ -193,9 +203,25 @@ def mcp_server(gateway: Gateway) -> MCPServer:
         return await call(ctx, lambda who: gateway.say(who, req))
 
     @server.tool()
+    async def list_item(
+        ctx: Context, request_id: str, item_id: str, asking_price_cents: int | None = None
+    ) -> dict[str, Any]:
+        """List one of the items your principal's mandate sells (at its asking price, or the one you
+        give: never under the principal's floor). Buyers' offers then arrive in my_negotiations."""
+        req = parsed(domain.ListRequest, locals())
+        return await call(ctx, lambda who: gateway.list_item(who, req))
+
+    @server.tool()
     async def my_negotiations(ctx: Context) -> dict[str, Any]:
         """Your negotiations: thread ids, every offer so far, whose turn it is, the last refusal."""
         return await call(ctx, gateway.my_negotiations)
+
+    @server.tool()
+    async def wait_for_changes(ctx: Context, after: int = 0, timeout_seconds: float = 20.0) -> dict[str, Any]:
+        """Wait until something changes in your negotiations or deals after `after` (the cursor a
+        previous call returned; 0 at first), up to `timeout_seconds` (at most 30): returns the new
+        cursor and what changed. Call this instead of polling my_negotiations."""
+        return await call(ctx, lambda who: gateway.wait_for_changes(who, after, timeout_seconds))
 
     @server.tool()
     async def my_deals(ctx: Context) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from haggle.contracts import AgentKey, Envelope, Message, signed
 from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.decisions import mandate_digest
 from haggle.contracts.listing import ListingPublished
-from haggle.contracts.mandate import AssignMandate
-from haggle.contracts.negotiation import ActionRefused, DealAgreed
+from haggle.contracts.mandate import AssignMandate, Mandate
+from haggle.contracts.negotiation import ActionRefused, DealAgreed, EndReason, NegotiationEnded, ThreadOpened
 from haggle.contracts.topics import AGENT_EVENTS
-from haggle.runtime import operators
+from haggle.runtime import identity, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.gateway import store
 
@@ -34,7 +34,7 @@ async def send(
 ) -> Envelope:
     """Sign for the external agent with the key the gateway keeps for it, and queue it."""
     assert principal.key is not None, "a self-signing agent's commands are forwarded, never signed here"
-    seq = await store.take_seq(uow.conn, principal.agent_id)
+    seq = await identity.take_seq(uow.conn, principal.agent_id, by="agent_id")
     env = signed(
         payload,
         key=principal.key,
@@ -71,7 +71,7 @@ async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) 
         agent_id=agent_id,
         principal_id=mandate.principal_id,
         owner_id=mandate.owner_id,
-        role=Role.BUYER,
+        role=role_of(mandate),
         public_key=principal.public_key,
     )
     await send(uow, principal, registration, AGENT_EVENTS.name, agent_id)
@@ -81,24 +81,53 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: Message) -> None:
     await store.set_admitted(uow.conn, str(env.agent_id))
 
 
+def role_of(mandate: Mandate) -> Role:
+    if mandate.items and mandate.wants:
+        return Role.BOTH
+    return Role.SELLER if mandate.items else Role.BUYER
+
+
 async def on_thread_event(uow: UnitOfWork, env: Envelope, event: Message) -> None:
     agent_id, listing_id = str(env.agent_id), str(event.listing_id)  # type: ignore[attr-defined]
+    thread_id: str = event.thread_id  # type: ignore[attr-defined]
+    await store.changed(uow.conn, agent_id)
+    if isinstance(event, ThreadOpened) and event.seller_agent_id == agent_id:
+        await store.open_selling(uow.conn, agent_id, listing_id, thread_id)
+        sells = True
+    else:
+        sells = await store.selling(uow.conn, agent_id, thread_id)
     entry = {"type": env.type, "payload": env.payload, "at": env.occurred_at.isoformat()}
-    await store.add_thread_event(uow.conn, agent_id, listing_id, entry, getattr(event, "thread_id", None))
+    neg = store.neg_id(listing_id, thread_id, sells)
+    await store.add_thread_event(uow.conn, agent_id, neg, entry, thread_id)
+    if isinstance(event, NegotiationEnded) and event.reason is not EndReason.DEAL and not sells:
+        await store.release_hold(uow.conn, agent_id, listing_id)
 
 
 async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
     agent_id = str(env.agent_id)
+    if agent_id == event.seller_agent_id:
+        await store.changed(uow.conn, agent_id)
+        net = event.seller_net_cents
+        await store.add_deal(uow.conn, agent_id, event.deal_id, event.listing_id, net, env.payload, "seller")
+        return
     if event.buyer_agent_id != agent_id:
         return
     total = event.buyer_total_cents
+    await store.changed(uow.conn, agent_id)
     if await store.add_deal(uow.conn, agent_id, event.deal_id, event.listing_id, total, env.payload):
-        await store.add_committed(uow.conn, agent_id, total)
+        await store.commit_hold(uow.conn, agent_id, event.listing_id, total)
 
 
 async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> None:
     refusal = {"reason": event.reason.value, "detail": event.detail, "command": event.command_type}
-    await store.note_refusal(uow.conn, str(env.agent_id), event.listing_id, refusal)
+    agent_id = str(env.agent_id)
+    await store.changed(uow.conn, agent_id)
+    sells = await store.selling(uow.conn, agent_id, event.thread_id)
+    await store.note_refusal(
+        uow.conn, agent_id, store.neg_id(event.listing_id, event.thread_id, sells), refusal
+    )
+    if event.command_type == "OpenNegotiation" and event.thread_id is None:
+        await store.release_hold(uow.conn, str(env.agent_id), event.listing_id, opening=True)
 
 
 async def on_deal_step(uow: UnitOfWork, env: Envelope, event: Message) -> None:
@@ -109,8 +138,13 @@ async def on_deal_step(uow: UnitOfWork, env: Envelope, event: Message) -> None:
         "EscrowFailed": "failed",
         "Refunded": "refunded",
     }
-    row = await store.set_deal_status(uow.conn, str(event.deal_id), status[env.type])  # type: ignore[attr-defined]
-    if row is not None and env.type in ("EscrowFailed", "Refunded"):
+    deal_id = str(event.deal_id)  # type: ignore[attr-defined]
+    agent_id = await store.deal_agent(uow.conn, deal_id)
+    if agent_id is None:
+        return  # not a deal of an agent of ours
+    await store.changed(uow.conn, agent_id)
+    row = await store.set_deal_status(uow.conn, deal_id, status[env.type])
+    if row is not None and row["role"] == "buyer" and env.type in ("EscrowFailed", "Refunded"):
         await store.add_committed(uow.conn, row["agent_id"], -int(row["total_cents"]))
 
 

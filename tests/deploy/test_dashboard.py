@@ -61,9 +61,9 @@ def test_every_panel_reads_the_selectable_prometheus(dashboard: dict[str, Any]) 
         assert panel["targets"], panel["title"]
 
 
-def test_dashboard_has_the_five_sections(dashboard: dict[str, Any]) -> None:
+def test_dashboard_has_the_six_sections(dashboard: dict[str, Any]) -> None:
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Market overview", "Settlement", "Health", "Agents", "People"]
+    assert rows == ["Market overview", "Settlement", "Health", "Agents", "People", "Gateway"]
 
 
 def test_alert_rules_are_well_formed() -> None:

@@ -7,15 +7,9 @@ import pytest
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.mandate import ExternalBrainConfig
-from haggle.contracts.negotiation import (
-    AcceptOffer,
-    CounterOffer,
-    OpenNegotiation,
-    Party,
-    WithdrawNegotiation,
-)
+from haggle.contracts.negotiation import OfferMade
 from haggle.contracts.samples import sample_payload
-from haggle.guard.moves import Accept, MakeOffer, Walk
+from haggle.guard.moves import Accept, MakeOffer, Say
 from haggle.guard.rules import check
 from haggle_lab.testing import mandates as m
 from services.gateway import domain
@@ -37,10 +31,13 @@ def facts(price: int = 30_000, title: str = "A road bike") -> ListingFacts:
     return ListingFacts.model_validate(data)
 
 
-def standing(budget: int = 50_000, committed: int = 0, max_price: int = 26_000) -> Standing:
+def standing(
+    budget: int = 50_000, held: int = 26_000, max_price: int = 26_000, auto_approve: int = 10_000_000
+) -> Standing:
     brain = {"kind": "external", "api_key_sha256": "0" * 64}
-    mandate = m.buyer("b", [m.want("ride", max_price=max_price)], budget=budget, brain=brain)
-    return Standing("b.agent", mandate, committed, facts(), mandate.wants[0])
+    want = m.want("ride", max_price=max_price)
+    mandate = m.buyer("b", [want], budget=budget, brain=brain, auto_approve=auto_approve)
+    return Standing("b.agent", mandate, held, facts(), mandate.wants[0])
 
 
 def refusal(move: object, where: Standing) -> Refused:
@@ -60,9 +57,32 @@ def test_over_the_private_max_is_the_guards_typed_refusal_without_the_limit() ->
     assert "26000" not in refused.detail and "26_000" not in refused.detail
 
 
-def test_committed_deals_shrink_the_budget_the_guard_sees() -> None:
-    refused = refusal(MakeOffer(20_000, PICKUP), standing(budget=30_000, committed=15_000))
+def test_a_negotiation_spends_only_what_it_holds() -> None:
+    refused = refusal(MakeOffer(20_000, PICKUP), standing(held=15_000))
     assert refused.code == "guard:over_budget"
+    assert domain.guarded(MakeOffer(15_000, PICKUP), standing(held=15_000), check) == MakeOffer(
+        15_000, PICKUP
+    )
+
+
+def test_an_opening_holds_its_cap_what_is_free_or_is_refused() -> None:
+    mandate, want = standing().mandate, standing().want
+    # the listing asks 30 000 with free pickup; the want's max is 26 000; the budget 50 000
+    assert domain.hold(mandate, want, facts(), committed_cents=0, held_cents=0) == 26_000
+    assert domain.hold(mandate, want, facts(), committed_cents=10_000, held_cents=26_000) == 14_000
+    assert domain.hold(mandate, want, facts(price=9_000), committed_cents=0, held_cents=0) == 9_000
+    with pytest.raises(Refused) as refused:
+        domain.hold(mandate, want, facts(), committed_cents=24_000, held_cents=26_000)
+    assert refused.value.reason is GatewayRefusal.BUDGET_HELD
+    assert "50000" not in refused.value.detail
+
+
+@pytest.mark.parametrize("secret", ["50000", "$500", "500.00", "41000"])
+def test_words_that_give_away_the_budget_or_the_approval_limit_are_refused(secret: str) -> None:
+    where = standing(budget=50_000, auto_approve=41_000)
+    assert refusal(Say(f"between us, I can go to {secret}"), where).code == "guard:discloses_private"
+    offer = MakeOffer(15_000, PICKUP, message=f"my limit is {secret}")
+    assert refusal(offer, where).code == "guard:discloses_private"
 
 
 def test_shipping_the_listing_does_not_offer_is_refused() -> None:
@@ -86,16 +106,10 @@ def test_a_listing_no_want_matches_is_no_matching_want() -> None:
     assert domain.want_for(mandate, facts(), None, set()).id == "ride"
 
 
-def test_a_signed_command_is_the_move_it_makes_and_back() -> None:
-    opening = OpenNegotiation(listing_id="s.bike", price_cents=100, shipping_method=PICKUP)
-    move, listing, thread = domain.move_of(opening)
-    assert (move, listing, thread) == (MakeOffer(100, PICKUP, "", Party.BUYER), "s.bike", None)
-    assert domain.command_for(move, listing, thread) == opening
-    counter = CounterOffer(listing_id="s.bike", thread_id="t", price_cents=200, shipping_method=PICKUP)
-    assert domain.command_for(*domain.move_of(counter)) == counter
-    accept = AcceptOffer(listing_id="s.bike", thread_id="t", offer_id="t.2")
-    assert domain.command_for(*domain.move_of(accept)) == accept
-    assert domain.move_of(WithdrawNegotiation(listing_id="s.bike", thread_id="t"))[0] == Walk()
+def test_a_command_that_sends_nothing_is_an_invalid_request() -> None:
+    with pytest.raises(Refused) as refused:
+        domain.command_for(Accept("t.1"), "s.bike", None)  # no thread to accept in
+    assert refused.value.reason is GatewayRefusal.INVALID_REQUEST
 
 
 def test_an_external_brain_needs_exactly_one_credential() -> None:
@@ -118,3 +132,57 @@ def test_a_request_must_carry_its_own_id_and_whole_cents() -> None:
         domain.CounterRequest.model_validate(
             {"request_id": "r" * 10, "thread_id": "t", "price_cents": 1.5, "shipping_method": "local_pickup"}
         )
+
+
+def seller_standing() -> Standing:
+    brain = {"kind": "external", "api_key_sha256": "0" * 64}
+    mandate = m.seller("s", [m.sell_item("bike", asking=30_000, floor=20_000)], brain=brain)
+    return Standing("s.agent", mandate, 0, facts(), None, item_id="bike")
+
+
+def test_a_seller_is_held_to_its_floor_and_keeps_it_secret() -> None:
+    where = seller_standing()
+    assert where.limits().floor_cents == 20_000
+    opened = {
+        "type": "ThreadOpened",
+        "payload": {
+            "thread_id": "t",
+            "listing_id": "s.bike",
+            "buyer_agent_id": "b.agent",
+            "seller_agent_id": "s.agent",
+            "deadline": "2030-01-01T00:00:00+00:00",
+            "max_rounds": 20,
+        },
+    }
+    offer = sample_payload(OfferMade)
+    offer.update(
+        thread_id="t", listing_id="s.bike", offer_id="t.1", by="buyer", agent_id="b.agent", price_cents=15_000
+    )
+    offer.update(shipping_method="local_pickup", shipping_cost_cents=0, shipping_paid_by="buyer", final=False)
+    where = Standing(
+        "s.agent",
+        where.mandate,
+        0,
+        facts(),
+        None,
+        ({**opened}, {"type": "OfferMade", "payload": offer}),
+        "bike",
+    )
+    assert refusal(MakeOffer(19_000, PICKUP), where).code == "guard:below_floor"
+    assert refusal(Say("my floor is 20000"), where).code == "guard:discloses_private"
+    assert domain.guarded(MakeOffer(25_000, PICKUP), where, check) == MakeOffer(25_000, PICKUP)
+
+
+def test_an_item_is_listed_from_the_mandate_never_under_its_floor() -> None:
+    mandate = seller_standing().mandate
+    listing = domain.listing_for(mandate, "s.agent", domain.ListRequest(request_id="r" * 8, item_id="bike"))
+    assert (listing.listing_id, listing.price_cents, listing.seller_agent_id) == ("s.bike", 30_000, "s.agent")
+    cheaper = domain.ListRequest(request_id="r" * 8, item_id="bike", asking_price_cents=25_000)
+    assert domain.listing_for(mandate, "s.agent", cheaper).price_cents == 25_000
+    with pytest.raises(Refused) as refused:
+        domain.listing_for(mandate, "s.agent", domain.ListRequest(request_id="r" * 8, item_id="car"))
+    assert refused.value.reason is GatewayRefusal.UNKNOWN_ITEM
+    under = domain.ListRequest(request_id="r" * 8, item_id="bike", asking_price_cents=19_999)
+    with pytest.raises(Refused) as refused:
+        domain.listing_for(mandate, "s.agent", under)
+    assert refused.value.code == "guard:below_floor" and "20000" not in refused.value.detail

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate, Want
+from haggle.guard.budget import hold_for as hold_for
 from services.agents.domain.negotiation import EndedBecause, Negotiation, Status
 
 SHOP_SECONDS = 1.0
@@ -36,20 +37,6 @@ def worth_opening(
     return held_cents > 0 and (
         held_cents >= could_hold_cents or held_cents >= OPENING_SHARE * asking_cents + cheapest_shipping_cents
     )
-
-
-def hold_for(
-    buying_cap_cents: int,
-    asking_cents: int,
-    cheapest_shipping_cents: int,
-    *,
-    free_cents: int | None = None,
-) -> int:
-    """What a buyer thread holds of the budget from its opening to its end: the most it can commit,
-    never more than the asking price plus the cheapest shipping (a brain may accept the asking price),
-    nor than `free_cents` (None: no budget limit, to rank wants as if money were plenty)."""
-    most = min(buying_cap_cents, asking_cents + cheapest_shipping_cents)
-    return most if free_cents is None else min(most, free_cents)
 
 
 @dataclass(frozen=True, slots=True)

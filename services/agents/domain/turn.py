@@ -12,19 +12,12 @@ from prometheus_client import Counter
 from haggle.contracts import Message
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import (
-    AcceptOffer,
-    CounterOffer,
-    MessagePosted,
-    NegotiationEnded,
-    OfferMade,
-    OpenNegotiation,
     Party,
-    RejectOffer,
-    SendMessage,
     ThreadOpened,
-    WithdrawNegotiation,
 )
-from haggle.guard.moves import Accept, MakeOffer, Move, Reject, Say, Walk, walk_away
+from haggle.guard import commands
+from haggle.guard.commands import THREAD_EVENTS
+from haggle.guard.moves import Move, Walk, walk_away
 from haggle.guard.ratelimit import Limiter
 from haggle.guard.rules import GUARD_REFUSALS, GuardRefusal, check, token_refusal
 from haggle.guard.view import ListingView, MandateLimits, NegotiationView, time_fraction
@@ -117,13 +110,6 @@ def _fallback(view: NegotiationView, limits: MandateLimits) -> Move:
 
 # What the brain sees, and the limits the guard applies ------------------------
 
-THREAD_EVENTS: dict[str, type[ThreadOpened | OfferMade | MessagePosted | NegotiationEnded]] = {
-    "ThreadOpened": ThreadOpened,
-    "OfferMade": OfferMade,
-    "MessagePosted": MessagePosted,
-    "NegotiationEnded": NegotiationEnded,
-}
-
 
 def view_of(
     principal: Principal,
@@ -215,33 +201,11 @@ def hold_for_opening(
 
 
 def command_for(neg: Negotiation, move: Move) -> Message | None:
-    """The command a guarded move becomes; None: nothing to send (a walk before opening declines it)."""
-    listing_id, thread_id = neg.listing_id, neg.thread_id
-    if isinstance(move, MakeOffer):
-        terms = {
-            "price_cents": move.price_cents,
-            "shipping_method": move.shipping_method,
-            "shipping_paid_by": move.shipping_paid_by,
-            "message": move.message,
-        }
-        if thread_id is None:
-            return OpenNegotiation(listing_id=listing_id, **terms)
-        return CounterOffer(listing_id=listing_id, thread_id=thread_id, **terms)
-    if thread_id is None:
-        if isinstance(move, Walk):
-            neg.end(EndedBecause.DECLINED_TO_OPEN)
-        return None
-    if isinstance(move, Accept):
-        return AcceptOffer(listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id)
-    if isinstance(move, Reject):
-        return RejectOffer(
-            listing_id=listing_id, thread_id=thread_id, offer_id=move.offer_id, message=move.message
-        )
-    if isinstance(move, Walk):
-        return WithdrawNegotiation(listing_id=listing_id, thread_id=thread_id)
-    if isinstance(move, Say) and move.text:
-        return SendMessage(listing_id=listing_id, thread_id=thread_id, text=move.text)
-    return None
+    """The command a guarded move becomes (`haggle.guard.commands`); None: nothing to send. A walk
+    before the thread opens declines the negotiation."""
+    if neg.thread_id is None and isinstance(move, Walk):
+        neg.end(EndedBecause.DECLINED_TO_OPEN)
+    return commands.command_for(move, neg.listing_id, neg.thread_id)
 
 
 def same_turn(before: NegotiationView, now: NegotiationView) -> bool:

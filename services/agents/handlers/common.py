@@ -15,6 +15,7 @@ from haggle.contracts.mandate import BrainConfig
 from haggle.contracts.topics import AGENT_DECISIONS
 from haggle.guard.ratelimit import RateLimiter
 from haggle.guard.view import MandateLimits
+from haggle.runtime import identity
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
 from services.agents.brains import Brain, build_brain
@@ -71,7 +72,7 @@ def turn_now(uow: UnitOfWork, neg: Negotiation) -> None:
 
 async def send(uow: UnitOfWork, principal: Principal, payload: Message, topic: str, key: str) -> Envelope:
     """Sign with the agent's key and next seq, and queue in the outbox (sent after commit)."""
-    seq = await store.take_seq(uow.conn, principal.principal_id)
+    seq = await identity.take_seq(uow.conn, principal.principal_id)
     env = signed(
         payload,
         key=principal.key,

@@ -140,7 +140,7 @@ imagePullSecrets:
 
 {{/* The enabled services, in start order. */}}
 {{- define "haggle.enabledServices" -}}
-{{- range $name := list "listing" "negotiation" "settlement" "agents" "web" }}
+{{- range $name := list "listing" "negotiation" "settlement" "agents" "web" "gateway" }}
 {{- $svc := get $.Values.services $name }}
 {{- if and $svc $svc.enabled }}
 - {{ $name }}
