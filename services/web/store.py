@@ -48,27 +48,26 @@ async def my_threads(db: Db, principal_id: str) -> list[Row]:
     )
 
 
+MY_THREAD = (
+    "SELECT t.*, coalesce(l.title, t.listing_id) AS title,"
+    " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role,"
+    " coalesce((SELECT json_agg(json_build_object('kind', i.kind, 'by_party', i.by_party, 'round', i.round,"
+    "   'price_cents', i.price_cents, 'text', i.text, 'at', i.at) ORDER BY i.id)"
+    "   FROM thread_items i WHERE i.thread_id = t.thread_id), '[]') AS items,"
+    " coalesce((SELECT json_agg(json_build_object('reason', g.reason, 'at', g.at) ORDER BY g.id)"
+    "   FROM guard_refusals g WHERE g.principal_id = $1 AND g.listing_id = t.listing_id"
+    "   AND (g.thread_id = t.thread_id OR g.thread_id IS NULL)), '[]') AS guard"
+    " FROM threads t LEFT JOIN listings l USING (listing_id)"
+    " WHERE t.thread_id = $2 AND (t.buyer_agent_id IN " + _MINE + " OR t.seller_agent_id IN " + _MINE + ")"
+)
+"""One negotiation of mine with its moves and what my own agent's guard stopped, in one statement."""
+
+
 async def my_thread(db: Db, principal_id: str, thread_id: str) -> Row | None:
-    row = await db.fetchrow(
-        "SELECT t.*, coalesce(l.title, t.listing_id) AS title,"
-        " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role"
-        " FROM threads t LEFT JOIN listings l USING (listing_id)"
-        " WHERE t.thread_id = $2 AND (t.buyer_agent_id IN "
-        + _MINE
-        + " OR t.seller_agent_id IN "
-        + _MINE
-        + ")",
-        principal_id,
-        thread_id,
-    )
+    row = await db.fetchrow(MY_THREAD, principal_id, thread_id)
     if row is None:
         return None
-    items = await db.fetch(
-        "SELECT kind, by_party, round, price_cents, text, at FROM thread_items"
-        " WHERE thread_id = $1 ORDER BY id",
-        thread_id,
-    )
-    return {**dict(row), "items": _rows(items)}
+    return {**dict(row), "items": orjson.loads(row["items"]), "guard": orjson.loads(row["guard"])}
 
 
 async def my_refusals(db: Db, principal_id: str) -> list[Row]:
