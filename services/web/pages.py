@@ -29,18 +29,17 @@ MAX_NOTE = 2_000
 
 
 async def home(page: Page) -> Response:
-    pid = page.principal_id
-    mandate = await store.mandate_of(page.db, pid)
+    mine = await store.my_home(page.db, page.principal_id)
     return page.render(
         "me.html",
         title="My agent",
         stream="/me/stream",
-        mandate=mandate["mandate"] if mandate else None,
-        listings=await store.my_listings(page.db, pid),
-        threads=await store.my_threads(page.db, pid),
-        deals=await store.my_deals(page.db, pid),
-        approvals=[a for a in await store.my_approvals(page.db, pid) if a["status"] == "waiting"],
-        refusals=await store.my_refusals(page.db, pid),
+        mandate=mine.mandate,
+        listings=mine.listings,
+        threads=mine.threads,
+        deals=mine.deals,
+        approvals=mine.approvals,
+        refusals=mine.refusals,
     )
 
 
