@@ -13,13 +13,21 @@ service running as its own process:
   until every stream has its event, and the process's memory.
 
     .venv/bin/python -m bench.web_pages --listings 1000 --principals 200 --streams 200
+
+With `--baseline REV` the pages are measured twice in one run, on the same read model and the
+same request plan: first the web app of revision REV (its files from `git archive`, run as
+the service process), then this checkout's. Both lines are printed with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -43,6 +51,7 @@ from haggle.contracts.topics import (
     topic_configs,
 )
 from haggle.contracts.types import Id
+from haggle.infra.state import REPO_ROOT, Settings, spawn, write_pid
 from haggle_lab.testing.goods import sample_commands
 from services.web import auth
 
@@ -321,11 +330,41 @@ def _rss_mib(pid: int | None) -> float:
     return float("nan")
 
 
+def baseline_tree(rev: str, into: Path) -> Path:
+    """The files of revision `rev`, to run its web app from."""
+    archive = subprocess.run(["git", "archive", rev], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def start_web(tree: Path | None) -> None:
+    """This checkout's web app, or the one in `tree` (imports resolve there first)."""
+    if tree is None:
+        procs.start(SERVICE)
+    else:
+        port = procs.url_for(SERVICE).rsplit(":", 1)[1]
+        env = {**os.environ, "HAGGLE_HTTP_PORT": port, "PYTHONPATH": str(tree)}
+        argv = [sys.executable, "-m", "haggle", "run", SERVICE, f"--tag={Settings.from_env().state_dir}"]
+        log = procs.log_path(SERVICE)
+        write_pid(log.with_suffix(".pid"), spawn(argv, log, tree, env=env))
+    procs.wait_ready(SERVICE)
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min {five:.1f})"
+
+
 async def run(args: argparse.Namespace) -> None:
     endpoints = infra.up(progress=print)
     infra.ensure_topics(endpoints.kafka_bootstrap, all_topic_partitions(), topic_configs())
-    procs.start(SERVICE)
-    procs.wait_ready(SERVICE)
+    procs.stop(SERVICE)
+    with tempfile.TemporaryDirectory(prefix="web-baseline-") as tmp:
+        start_web(baseline_tree(args.baseline, Path(tmp)) if args.baseline else None)
+        await measure(args, endpoints)
+
+
+async def measure(args: argparse.Namespace, endpoints: infra.InfraEndpoints) -> None:
     base = procs.url_for(SERVICE)
     market_id = f"bench-web-{uuid.uuid4().hex[:8]}"
     principals = [f"{market_id}-p{i:04d}" for i in range(args.principals)]
@@ -340,21 +379,35 @@ async def run(args: argparse.Namespace) -> None:
         tokens = await sessions(pool, market_id, principals)
     finally:
         await pool.close()
+    if args.baseline:
+        print(f"baseline {args.baseline}:")
+        await page_report(args, base, market_id, tokens)
+        procs.stop(SERVICE)
+        start_web(None)
+        print("this checkout:")
     await report(args, endpoints.kafka_bootstrap, base, market_id, tokens)
+
+
+async def page_report(args: argparse.Namespace, base: str, market_id: str, tokens: dict[str, str]) -> None:
+    plan = page_plan(market_id, tokens, args.requests, args.seed)
+    await pages(base, plan[: min(100, len(plan))], args.concurrency)  # warm-up
+    before = load()
+    started = time.perf_counter()
+    timings = await pages(base, plan, args.concurrency)
+    wall = time.perf_counter() - started
+    print(f"pages: {args.requests} GETs, {args.concurrency} at a time, {args.requests / wall:.0f} pages/s")
+    print(f"  {before} before, {load()} after")
+    for label, seconds in sorted(timings.items()):
+        print(_row(label, seconds))
+    print(_row("all pages", [s for v in timings.values() for s in v]))
 
 
 async def report(
     args: argparse.Namespace, bootstrap: str, base: str, market_id: str, tokens: dict[str, str]
 ) -> None:
-    plan = page_plan(market_id, tokens, args.requests, args.seed)
-    await pages(base, plan[: min(100, len(plan))], args.concurrency)  # warm-up
-    started = time.perf_counter()
-    timings = await pages(base, plan, args.concurrency)
-    wall = time.perf_counter() - started
-    print(f"pages: {args.requests} GETs, {args.concurrency} at a time, {args.requests / wall:.0f} pages/s")
-    for label, seconds in sorted(timings.items()):
-        print(_row(label, seconds))
-    print(_row("all pages", [s for v in timings.values() for s in v]))
+    await page_report(args, base, market_id, tokens)
+    if args.pages_only:
+        return
     delays = await event_to_browser(bootstrap, base, market_id, tokens, args.samples)
     print("event on Kafka → open stream:")
     print(_row("event to browser", delays))
@@ -377,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=30, help="event-to-browser measurements")
     parser.add_argument("--streams", type=int, default=200, help="live streams held open at once")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--baseline", metavar="REV", help="also measure the pages of revision REV first")
+    parser.add_argument("--pages-only", action="store_true", help="skip the live-stream measurements")
     args = parser.parse_args(argv)
     if args.streams > args.principals:
         parser.error("--streams cannot exceed --principals (one stream per signed-in principal)")

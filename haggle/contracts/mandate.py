@@ -374,8 +374,36 @@ def load_mandate(path: str | Path) -> Mandate:
     return parse_mandate(data, str(path))
 
 
+AMENDABLE = ("auto_approve_limit_cents", "wants[].max_price_cents", "wants[].min_condition")
+"""What a principal may change once their agent runs; everything else stays as first assigned."""
+
+
+def amendment_problems(old: Mandate, new: Mandate) -> list[str]:
+    """Why `new` is no amendment of `old` (empty: it is), each problem with the field's path.
+
+    Only the auto-approve limit and each want's max price and minimum condition may change: the
+    agent's identity, its brain, its budget, what it sells and what each want is stay fixed."""
+    found = [
+        f"{name}: cannot change once the agent runs"
+        for name in Mandate.model_fields
+        if name not in ("wants", "auto_approve_limit_cents") and getattr(old, name) != getattr(new, name)
+    ]
+    if [w.id for w in old.wants] != [w.id for w in new.wants]:
+        return [*found, "wants: wants cannot be added, removed or reordered"]
+    for index, (was, now) in enumerate(zip(old.wants, new.wants, strict=True)):
+        kept = now.model_copy(
+            update={"max_price_cents": was.max_price_cents, "min_condition": was.min_condition}
+        )
+        if kept != was:
+            found.append(f"wants[{index}]: only the max price and minimum condition may change")
+    return found
+
+
 class AssignMandate(Message):
-    """mandate.commands (key principal_id): start, or keep running, the agent of one principal."""
+    """mandate.commands (key principal_id): start, or keep running, the agent of one principal.
+
+    A second one for the same principal is an amendment: applied when `amendment_problems`
+    finds none, ignored otherwise."""
 
     type: Literal["AssignMandate"] = "AssignMandate"
     mandate: Mandate

@@ -179,6 +179,15 @@ class ProviderEvent(Message):
     signature: str = Field(max_length=2_000)
 
 
+class SetShipTo(Message):
+    """Operator (the web app, for the buyer): where this deal's parcel goes, sealed for this deal
+    under the shipping key (`haggle.contracts.sealing`); only settlement opens it, to book the label."""
+
+    type: Literal["SetShipTo"] = "SetShipTo"
+    deal_id: Id
+    sealed_address: str = Field(min_length=16, max_length=4_096)
+
+
 SETTLEMENT_COMMANDS: tuple[type[Message], ...] = (
     FundWallet,
     ShipItem,
@@ -188,6 +197,7 @@ SETTLEMENT_COMMANDS: tuple[type[Message], ...] = (
     ResolveDispute,
     LinkPaymentAccount,
     ProviderEvent,
+    SetShipTo,
 )
 
 
@@ -232,6 +242,16 @@ class ShipmentBooked(Message):
     carrier: str = Field(max_length=64)
     tracking_id: str = Field(max_length=128)
     method: ShippingMethod
+
+
+class ShippingLabelSealed(Message):
+    """The carrier's label for a forward shipment, with the buyer's address: sealed for this deal
+    under the shipping key, for the seller's eyes only (the web app opens it on the seller's page)."""
+
+    type: Literal["ShippingLabelSealed"] = "ShippingLabelSealed"
+    deal_id: Id
+    tracking_id: str = Field(max_length=128)
+    sealed_label: str = Field(min_length=16, max_length=8_192)
 
 
 class ShipmentInTransit(Message):
@@ -336,8 +356,9 @@ SETTLEMENT_EVENTS: tuple[type[Message], ...] = (
     FundsReleased,
     Refunded,
     SettlementCommandRefused,
+    ShippingLabelSealed,
 )
 SETTLEMENT_INBOX_EVENTS: tuple[type[Message], ...] = tuple(
-    e for e in SETTLEMENT_EVENTS if e is not WalletFunded
+    e for e in SETTLEMENT_EVENTS if e not in (WalletFunded, ShippingLabelSealed)
 )
 """What settlement fans out to the parties' `agent.inbox` (ApprovalRequested rides there too)."""

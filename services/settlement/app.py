@@ -24,6 +24,7 @@ from haggle.contracts.settlement import (
     OpenDispute,
     ProviderEvent,
     ResolveDispute,
+    SetShipTo,
     ShipItem,
 )
 from haggle.contracts.topics import (
@@ -63,6 +64,7 @@ def subscriptions() -> list[Subscription]:
                 ResolveDispute: commands.resolve_dispute,
                 LinkPaymentAccount: link_payment_account,
                 ProviderEvent: provider_event,
+                SetShipTo: commands.set_ship_to,
             },
             commands=True,
             on_invalid=commands.refuse_invalid,

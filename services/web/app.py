@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from haggle.contracts.topics import (
+    AGENT_DECISIONS,
     AGENT_EVENTS,
     APPROVAL_EVENTS,
     LISTING_EVENTS_TOPIC,
@@ -21,7 +22,7 @@ from haggle.contracts.topics import (
     SETTLEMENT_EVENTS_TOPIC,
 )
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
-from services.web import interview_pages, ops, pages, public, readmodel, signin
+from services.web import amend, interview_pages, ops, pages, public, readmodel, signin
 from services.web.live import Hub
 from services.web.site import Frame, Web
 
@@ -33,6 +34,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def subscriptions() -> list[Subscription]:
     return [
         Subscription(AGENT_EVENTS.name, readmodel.AGENT_HANDLERS, batched=True),
+        Subscription(AGENT_DECISIONS.name, readmodel.DECISION_HANDLERS, batched=True),
         Subscription(MARKET_EVENTS.name, readmodel.MARKET_HANDLERS),
         Subscription(LISTING_EVENTS_TOPIC.name, readmodel.LISTING_HANDLERS, batched=True),
         Subscription(NEGOTIATION_EVENTS_TOPIC.name, readmodel.NEGOTIATION_HANDLERS, batched=True),
@@ -46,6 +48,7 @@ def site(web: Web) -> Starlette:
         *public.routes(web),
         *signin.routes(web),
         *pages.routes(web),
+        *amend.routes(web),
         *interview_pages.routes(web),
         *ops.routes(web),
     ]

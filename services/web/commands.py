@@ -8,14 +8,22 @@ transaction as the web app's own record of it, and the relay publishes it.
 
 from __future__ import annotations
 
-from haggle.contracts import Message
+from haggle.contracts import Message, sealing
 from haggle.contracts.approval import ApprovalDenied, ApprovalGranted
 from haggle.contracts.mandate import AssignMandate, Mandate
 from haggle.contracts.market import MarketClosing, MarketRulesSet
-from haggle.contracts.settlement import DisputeOutcome, DisputeReason, FundWallet, OpenDispute, ResolveDispute
+from haggle.contracts.settlement import (
+    DisputeOutcome,
+    DisputeReason,
+    FundWallet,
+    OpenDispute,
+    ResolveDispute,
+    SetShipTo,
+)
 from haggle.contracts.topics import APPROVAL_EVENTS, MANDATE_COMMANDS, MARKET_EVENTS, SETTLEMENT_COMMANDS
 from haggle.runtime.operators import operator_envelope
 from haggle.runtime.outbox import UnitOfWork
+from services.web import vault
 
 PRODUCER = "web"
 
@@ -56,6 +64,22 @@ async def assign_mandate(uow: UnitOfWork, market_id: str, mandate: Mandate, sour
     return True
 
 
+async def amend_mandate(uow: UnitOfWork, market_id: str, old: Mandate, new: Mandate) -> bool:
+    """Record the amended mandate and hand it to the agents service; False when it changed meanwhile."""
+    stored = await uow.conn.fetchval(
+        "UPDATE mandates SET mandate = $3, submitted_at = now()"
+        " WHERE principal_id = $1 AND mandate = $2::jsonb RETURNING 1",
+        new.principal_id,
+        old.model_dump_json(),
+        new.model_dump_json(),
+    )
+    if stored is None:
+        return False
+    assign = AssignMandate(mandate=new, variant="web")
+    _emit(uow, MANDATE_COMMANDS.name, new.principal_id, assign, market_id, None)
+    return True
+
+
 async def answer_approval(
     uow: UnitOfWork, approval: dict[str, object], principal_id: str, grant: bool
 ) -> bool:
@@ -82,6 +106,22 @@ async def answer_approval(
     )
     market_id, deal_id = str(approval["market_id"]), str(approval["deal_id"])
     _emit(uow, APPROVAL_EVENTS.name, principal_id, answer, market_id, deal_id)
+    return True
+
+
+async def send_ship_to(uow: UnitOfWork, market_id: str, deal_id: str, buyer_principal_id: str) -> bool:
+    """The buyer's address to settlement for one deal: opened from the web's vault in memory and
+    sealed for this deal under the shipping key. False when the buyer gave no address."""
+    row = await uow.conn.fetchrow(
+        "SELECT nonce, ciphertext FROM addresses WHERE principal_id = $1", buyer_principal_id
+    )
+    if row is None:
+        return False
+    address = vault.unseal(buyer_principal_id, bytes(row["nonce"]), bytes(row["ciphertext"]))
+    sealed = sealing.seal(sealing.shipping_key(create=True), sealing.Sealed.ADDRESS, deal_id, address)
+    del address
+    command = SetShipTo(deal_id=deal_id, sealed_address=sealed)
+    _emit(uow, SETTLEMENT_COMMANDS.name, deal_id, command, market_id, deal_id)
     return True
 
 

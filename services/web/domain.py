@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from haggle.contracts.negotiation import EndReason, NegotiationRefusal
+from haggle.guard.rules import GuardRefusalReason as G
 
 
 class DealPhase(StrEnum):
@@ -25,6 +26,8 @@ class DealPhase(StrEnum):
     FAILED = "failed"
 
 
+LABEL_PENDING = frozenset({DealPhase.AGREED, DealPhase.AWAITING_APPROVAL, DealPhase.ESCROW_HELD})
+"""Deals whose parcel is not yet labelled: a new address still reaches the carrier."""
 FINAL_PHASES = frozenset({DealPhase.RELEASED, DealPhase.REFUNDED, DealPhase.FAILED})
 
 PHASE_OF_EVENT: dict[str, DealPhase] = {
@@ -89,6 +92,7 @@ EVENT_WORDS: dict[str, str] = {
     "FundsReleased": "Funds released to the seller",
     "Refunded": "Refunded to the buyer",
     "SettlementCommandRefused": "A settlement step was refused",
+    "ShippingLabelSealed": "Shipping label printed",
 }
 
 REFUSAL_WORDS: dict[NegotiationRefusal, str] = {
@@ -125,6 +129,41 @@ END_WORDS: dict[EndReason, str] = {
     EndReason.LISTING_SOLD: "the listing sold to someone else",
     EndReason.LISTING_WITHDRAWN: "the listing was withdrawn",
 }
+
+
+GUARD_WORDS: dict[G, str] = {
+    G.INVALID_MOVE: "Your agent proposed a move that made no sense, so it was stopped.",
+    G.ROLE_MISMATCH: "Your agent tried to act for the wrong side of the deal.",
+    G.THREAD_ENDED: "Your agent tried to move in a negotiation that had already ended.",
+    G.NO_THREAD: "Your agent tried to answer a negotiation that had not started.",
+    G.NOT_MY_TURN: "Your agent tried to move out of turn.",
+    G.NO_ROUNDS_LEFT: "Your agent had no rounds left for another offer.",
+    G.FINAL_OFFER_PENDING: "A final offer was on the table: your agent could only accept it or walk away.",
+    G.NOT_LATEST_OFFER: "Your agent answered an offer that had since been replaced.",
+    G.INVALID_PRICE: "Your agent proposed a price that is not a valid amount.",
+    G.ABOVE_MAX: "Your agent tried to offer more than the most you said you would pay.",
+    G.OVER_BUDGET: "Your agent tried to spend more than is left of your budget.",
+    G.ABOVE_ASKING: "Your agent tried to offer more than the seller asks.",
+    G.BELOW_FLOOR: "Your agent tried to sell below the lowest price you set.",
+    G.CONDITION_BELOW_MINIMUM: "Your agent tried to buy an item in worse condition than you accept.",
+    G.SHIPPING_NOT_OFFERED: "Your agent chose a shipping method the seller does not offer.",
+    G.SHIPPING_INFEASIBLE: "Your agent chose a shipping method that cannot carry the item.",
+    G.MESSAGE_TOO_LONG: "Your agent wrote a message too long to send.",
+    G.RATE_LIMITED: "Your agent was moving too fast and had to wait.",
+    G.DISCLOSES_PRIVATE: "Your agent's message would have given away a private limit; it was not sent.",
+    G.MALFORMED_REPLY: "Your agent's model gave an answer that could not be read.",
+    G.TOKEN_BUDGET_SPENT: "Your agent's model has used up its token budget.",
+}
+"""A fixed sentence per reason: never the guard's detail, which can name a private limit."""
+GUARD_UNKNOWN = "Your agent's mandate guard stopped a move."
+
+
+def guard_words(reason: str) -> str:
+    """The sentence shown to the principal for one guard refusal; an unknown code gets a fixed one."""
+    try:
+        return GUARD_WORDS[G(reason)]
+    except ValueError:
+        return GUARD_UNKNOWN
 
 
 def refusal_words(reason: str) -> str:

@@ -14,12 +14,13 @@ from typing import Any
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from haggle.contracts import sealing
 from haggle.contracts.goods import CONDITION_DEFINITIONS, ShippingMethod
 from haggle.contracts.mandate import StrategyName
 from haggle.contracts.settlement import DisputeReason
 from haggle.runtime.outbox import unit_of_work
 from services.web import commands, intake, store, vault
-from services.web.domain import DealPhase, can_open_dispute, surplus_cents
+from services.web.domain import LABEL_PENDING, DealPhase, can_open_dispute, surplus_cents
 from services.web.live import Audience, events
 from services.web.report import reference_cents
 from services.web.site import Page, Web, principal_page
@@ -28,18 +29,17 @@ MAX_NOTE = 2_000
 
 
 async def home(page: Page) -> Response:
-    pid = page.principal_id
-    mandate = await store.mandate_of(page.db, pid)
+    mine = await store.my_home(page.db, page.principal_id)
     return page.render(
         "me.html",
         title="My agent",
         stream="/me/stream",
-        mandate=mandate["mandate"] if mandate else None,
-        listings=await store.my_listings(page.db, pid),
-        threads=await store.my_threads(page.db, pid),
-        deals=await store.my_deals(page.db, pid),
-        approvals=[a for a in await store.my_approvals(page.db, pid) if a["status"] == "waiting"],
-        refusals=await store.my_refusals(page.db, pid),
+        mandate=mine.mandate,
+        listings=mine.listings,
+        threads=mine.threads,
+        deals=mine.deals,
+        approvals=mine.approvals,
+        refusals=mine.refusals,
     )
 
 
@@ -166,8 +166,27 @@ async def save_address(page: Page) -> Response:
     if not 10 <= len(text) <= vault.MAX_ADDRESS_CHARS:
         message = f"an address is 10 to {vault.MAX_ADDRESS_CHARS} characters"
         return page.render("address.html", 422, title="Where my goods go", shown=None, error=message)
-    await store.save_address(page.db, page.principal_id, *vault.seal(page.principal_id, text))
+    async with unit_of_work(page.web.pool, page.web.notify_channel) as uow:
+        await store.save_address(uow.conn, page.principal_id, *vault.seal(page.principal_id, text))
+        for view in await store.my_deals(uow.conn, page.principal_id):
+            if view.role == "buyer" and view.phase in LABEL_PENDING:
+                await commands.send_ship_to(
+                    uow, view.deal["market_id"], view.deal["deal_id"], page.principal_id
+                )
     return RedirectResponse("/me/address", 303)
+
+
+async def label(page: Page) -> Response:
+    """The carrier's label for a parcel I sell: the buyer's address, for my eyes only."""
+    view = await store.my_deal(page.db, page.principal_id, page.request.path_params["deal_id"])
+    if view is None or view.role != "seller":
+        return page.not_found("label")
+    sealed = next((e["payload"] for e in view.events if e["type"] == "ShippingLabelSealed"), None)
+    text = None
+    if sealed is not None:
+        key = sealing.shipping_key(create=True)
+        text = sealing.open_sealed(key, sealing.Sealed.LABEL, view.deal["deal_id"], sealed["sealed_label"])
+    return page.render("label.html", title=f"Label: {view.deal['title']}", view=view, label=text)
 
 
 @dataclass(frozen=True)
@@ -230,6 +249,7 @@ def routes(web: Web) -> list[Route]:
         p("/me/negotiations/{thread_id}", negotiation),
         p("/me/deals/{deal_id}", deal),
         p("/me/deals/{deal_id}/dispute", dispute, ("POST",)),
+        p("/me/deals/{deal_id}/label", label),
         p("/me/approvals", approvals),
         p("/me/approvals/{approval_id}", answer, ("POST",)),
         p("/me/address", address),

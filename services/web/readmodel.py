@@ -6,11 +6,18 @@ principal ids), and wakes the live streams at commit (NOTIFY web_feed).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
 import orjson
 
 from haggle.contracts import Envelope, Message
 from haggle.contracts.agents import AgentRegistered
 from haggle.contracts.approval import ApprovalDenied, ApprovalExpired, ApprovalGranted, ApprovalRequested
+from haggle.contracts.decisions import MoveDecided
 from haggle.contracts.listing import (
     ListingPriceUpdated,
     ListingPublished,
@@ -29,11 +36,118 @@ from haggle.contracts.negotiation import (
     ThreadOpened,
 )
 from haggle.contracts.settlement import SETTLEMENT_EVENTS
+from haggle.contracts.signing import envelope_signature_valid
 from haggle.runtime import operators
 from haggle.runtime.consumer import Handler
 from haggle.runtime.outbox import UnitOfWork
+from services.web import commands
 
 FEED_CHANNEL = "web_feed"
+Source = str | Callable[[Envelope, Any], object]
+"""Where a column's value comes from: the event's field of that name, or a function of the event."""
+
+
+def _market(env: Envelope, _: Any) -> object:
+    return env.market_id
+
+
+def _at(env: Envelope, _: Any) -> object:
+    return env.occurred_at
+
+
+@dataclass(frozen=True)
+class Row:
+    """One read-model row made from one event: written once, a repeat of the event changes nothing."""
+
+    table: str
+    key: str
+    columns: Mapping[str, Source]
+
+    @functools.cached_property
+    def sql(self) -> str:
+        names = ", ".join(self.columns)
+        places = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
+        return f"INSERT INTO {self.table} ({names}) VALUES ({places}) ON CONFLICT ({self.key}) DO NOTHING"
+
+    def values(self, env: Envelope, event: Message) -> list[object]:
+        found = [
+            source(env, event) if callable(source) else getattr(event, source)
+            for source in self.columns.values()
+        ]
+        return [value.value if isinstance(value, Enum) else value for value in found]
+
+    async def insert(self, uow: UnitOfWork, env: Envelope, event: Message) -> None:
+        await uow.conn.execute(self.sql, *self.values(env, event))
+
+
+def _same(*names: str) -> dict[str, Source]:
+    return {name: name for name in names}
+
+
+def _shipping(_: Envelope, event: ListingPublished) -> object:
+    return orjson.dumps([s.model_dump(mode="json") for s in event.shipping]).decode()
+
+
+ROWS: dict[type[Message], Row] = {
+    AgentRegistered: Row(
+        "agent_principals",
+        "agent_id",
+        {**_same("agent_id", "principal_id"), "market_id": _market, "public_key": "public_key"},
+    ),
+    ListingPublished: Row(
+        "listings",
+        "listing_id",
+        {
+            **_same("listing_id"),
+            "market_id": _market,
+            **_same(
+                "seller_agent_id", "seller_principal_id", "title", "description", "category", "condition"
+            ),
+            **_same("price_cents"),
+            "shipping": _shipping,
+            "status": lambda env, event: "active",
+            "created_at": _at,
+        },
+    ),
+    ThreadOpened: Row(
+        "threads",
+        "thread_id",
+        {
+            **_same("thread_id", "listing_id"),
+            "market_id": _market,
+            **_same("buyer_agent_id", "seller_agent_id", "deadline"),
+            "opened_at": _at,
+        },
+    ),
+    DealAgreed: Row(
+        "deals",
+        "deal_id",
+        {
+            "deal_id": "deal_id",
+            "market_id": _market,
+            **_same("listing_id", "thread_id", "buyer_agent_id", "buyer_principal_id", "seller_agent_id"),
+            **_same(
+                "seller_principal_id",
+                "price_cents",
+                "shipping_method",
+                "shipping_cost_cents",
+                "shipping_paid_by",
+            ),
+            "agreed_at": _at,
+        },
+    ),
+    ApprovalRequested: Row(
+        "approvals",
+        "approval_id",
+        {
+            **_same("approval_id", "deal_id"),
+            "market_id": _market,
+            **_same("principal_id", "listing_id", "amount_cents", "expires_at"),
+            "requested_at": _at,
+        },
+    ),
+}
+"""The events that each make one row, and how (one table-driven insert serves them all)."""
 
 
 async def feed(uow: UnitOfWork, env: Envelope, kind: str, ref_id: str, *audience: str) -> None:
@@ -47,17 +161,42 @@ async def feed(uow: UnitOfWork, env: Envelope, kind: str, ref_id: str, *audience
     uow.wake.add(FEED_CHANNEL)
 
 
+async def on_move_decided(uow: UnitOfWork, env: Envelope, event: MoveDecided) -> None:
+    """What the guard stopped, for the principal whose agent it is: reason codes only, and only
+    when the record checks out against the key that agent registered (a forged one is dropped)."""
+    if not event.guard_refusals:
+        return
+    owner = await uow.conn.fetchrow(
+        "SELECT principal_id, public_key FROM agent_principals WHERE agent_id = $1", env.agent_id
+    )
+    if owner is None or owner["public_key"] is None or not envelope_signature_valid(env, owner["public_key"]):
+        return
+    principal_id = owner["principal_id"]
+    await uow.conn.executemany(
+        "INSERT INTO guard_refusals (event_id, market_id, principal_id, listing_id, thread_id, position,"
+        " reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, position) DO NOTHING",
+        [
+            (
+                env.event_id,
+                env.market_id,
+                principal_id,
+                event.listing_id,
+                event.thread_id,
+                i,
+                reason[:64],
+                env.occurred_at,
+            )
+            for i, reason in enumerate(event.guard_refusals)
+        ],
+    )
+    await feed(uow, env, "guard", event.listing_id, principal_id)
+
+
 # agents and markets ------------------------------------------------------------------
 
 
 async def on_agent_registered(uow: UnitOfWork, env: Envelope, event: AgentRegistered) -> None:
-    await uow.conn.execute(
-        "INSERT INTO agent_principals (agent_id, principal_id, market_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT (agent_id) DO NOTHING",
-        event.agent_id,
-        event.principal_id,
-        env.market_id,
-    )
+    await ROWS[AgentRegistered].insert(uow, env, event)
     await feed(uow, env, "agent", event.agent_id, event.principal_id)
 
 
@@ -91,23 +230,7 @@ async def on_closed(uow: UnitOfWork, env: Envelope, event: MarketClosed) -> None
 
 
 async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPublished) -> None:
-    await uow.conn.execute(
-        "INSERT INTO listings (listing_id, market_id, seller_agent_id, seller_principal_id, title,"
-        " description, category, condition, price_cents, shipping, status, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11)"
-        " ON CONFLICT (listing_id) DO NOTHING",
-        event.listing_id,
-        env.market_id,
-        event.seller_agent_id,
-        event.seller_principal_id,
-        event.title,
-        event.description,
-        event.category,
-        event.condition.value,
-        event.price_cents,
-        orjson.dumps([s.model_dump(mode="json") for s in event.shipping]).decode(),
-        env.occurred_at,
-    )
+    await ROWS[ListingPublished].insert(uow, env, event)
     await feed(uow, env, "listing", event.listing_id, event.seller_principal_id)
 
 
@@ -150,17 +273,7 @@ async def on_listing_relisted(uow: UnitOfWork, env: Envelope, event: ListingReli
 
 
 async def on_thread_opened(uow: UnitOfWork, env: Envelope, event: ThreadOpened) -> None:
-    await uow.conn.execute(
-        "INSERT INTO threads (thread_id, listing_id, market_id, buyer_agent_id, seller_agent_id,"
-        " deadline, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id) DO NOTHING",
-        event.thread_id,
-        event.listing_id,
-        env.market_id,
-        event.buyer_agent_id,
-        event.seller_agent_id,
-        event.deadline,
-        env.occurred_at,
-    )
+    await ROWS[ThreadOpened].insert(uow, env, event)
     await feed(uow, env, "thread", event.thread_id, event.buyer_agent_id, event.seller_agent_id)
 
 
@@ -239,27 +352,9 @@ async def on_refused(uow: UnitOfWork, env: Envelope, event: ActionRefused) -> No
 
 
 async def on_deal_agreed(uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
-    await uow.conn.execute(
-        "INSERT INTO deals (deal_id, market_id, listing_id, thread_id, buyer_agent_id, buyer_principal_id,"
-        " seller_agent_id, seller_principal_id, price_cents, shipping_method, shipping_cost_cents,"
-        " shipping_paid_by, agreed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        " ON CONFLICT (deal_id) DO NOTHING",
-        event.deal_id,
-        env.market_id,
-        event.listing_id,
-        event.thread_id,
-        event.buyer_agent_id,
-        event.buyer_principal_id,
-        event.seller_agent_id,
-        event.seller_principal_id,
-        event.price_cents,
-        event.shipping_method.value,
-        event.shipping_cost_cents,
-        event.shipping_paid_by.value,
-        env.occurred_at,
-    )
-    audience = (event.buyer_principal_id, event.seller_principal_id)
-    await feed(uow, env, "deal", event.deal_id, *audience)
+    await ROWS[DealAgreed].insert(uow, env, event)
+    await commands.send_ship_to(uow, env.market_id, event.deal_id, event.buyer_principal_id)
+    await feed(uow, env, "deal", event.deal_id, event.buyer_principal_id, event.seller_principal_id)
 
 
 async def on_settlement_event(uow: UnitOfWork, env: Envelope, event: Message) -> None:
@@ -291,19 +386,7 @@ async def _deal_event(uow: UnitOfWork, env: Envelope, deal_id: str, event: Messa
 
 
 async def on_approval_requested(uow: UnitOfWork, env: Envelope, event: ApprovalRequested) -> None:
-    await uow.conn.execute(
-        "INSERT INTO approvals (approval_id, deal_id, market_id, principal_id, listing_id, amount_cents,"
-        " expires_at, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        " ON CONFLICT (approval_id) DO NOTHING",
-        event.approval_id,
-        event.deal_id,
-        env.market_id,
-        event.principal_id,
-        event.listing_id,
-        event.amount_cents,
-        event.expires_at,
-        env.occurred_at,
-    )
+    await ROWS[ApprovalRequested].insert(uow, env, event)
     await _deal_event(uow, env, event.deal_id, event)
     await feed(uow, env, "approval", event.approval_id, event.principal_id)
 
@@ -345,6 +428,7 @@ async def on_approval_expired(uow: UnitOfWork, env: Envelope, event: ApprovalExp
 
 
 AGENT_HANDLERS: dict[type[Message], Handler] = {AgentRegistered: on_agent_registered}
+DECISION_HANDLERS: dict[type[Message], Handler] = {MoveDecided: on_move_decided}
 MARKET_HANDLERS: dict[type[Message], Handler] = {
     MarketRulesSet: on_rules,
     MarketClosing: on_closing,

@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.web import auth
-from services.web.domain import EVENT_WORDS, dollars, end_words, refusal_words
+from services.web.domain import EVENT_WORDS, dollars, end_words, guard_words, refusal_words
 from services.web.live import Hub
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -58,7 +58,13 @@ def _when(value: Any) -> str:
 
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html", "svg")))
-    env.filters |= {"dollars": dollars, "when": _when, "refusal": refusal_words, "ended": end_words}
+    env.filters |= {
+        "dollars": dollars,
+        "when": _when,
+        "refusal": refusal_words,
+        "ended": end_words,
+        "guard": guard_words,
+    }
     env.globals["words"] = EVENT_WORDS
     return env
 

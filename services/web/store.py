@@ -24,61 +24,40 @@ def _rows(records: list[asyncpg.Record]) -> list[Row]:
 # a principal's own -------------------------------------------------------------------
 
 
-async def my_listings(db: Db, principal_id: str) -> list[Row]:
-    return _rows(
-        await db.fetch(
-            "SELECT listing_id, title, category, condition, price_cents, status FROM listings"
-            " WHERE seller_principal_id = $1 ORDER BY created_at DESC LIMIT 200",
-            principal_id,
-        )
-    )
+MY_THREADS = (
+    "SELECT t.thread_id, t.listing_id, t.status, t.end_reason, t.rounds, t.last_price_cents,"
+    " t.opened_at, coalesce(l.title, t.listing_id) AS title,"
+    " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role"
+    " FROM threads t LEFT JOIN listings l USING (listing_id)"
+    " WHERE t.buyer_agent_id IN " + _MINE + " OR t.seller_agent_id IN " + _MINE + ""
+    " ORDER BY t.updated_at DESC LIMIT 200"
+)
+MY_REFUSALS = (
+    "SELECT listing_id, thread_id, reason, at FROM refusals WHERE agent_id IN " + _MINE + ""
+    " ORDER BY id DESC LIMIT 50"
+)
 
 
-async def my_threads(db: Db, principal_id: str) -> list[Row]:
-    return _rows(
-        await db.fetch(
-            "SELECT t.thread_id, t.listing_id, t.status, t.end_reason, t.rounds, t.last_price_cents,"
-            " t.opened_at, coalesce(l.title, t.listing_id) AS title,"
-            " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role"
-            " FROM threads t LEFT JOIN listings l USING (listing_id)"
-            " WHERE t.buyer_agent_id IN " + _MINE + " OR t.seller_agent_id IN " + _MINE + ""
-            " ORDER BY t.updated_at DESC LIMIT 200",
-            principal_id,
-        )
-    )
+MY_THREAD = (
+    "SELECT t.*, coalesce(l.title, t.listing_id) AS title,"
+    " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role,"
+    " coalesce((SELECT json_agg(json_build_object('kind', i.kind, 'by_party', i.by_party, 'round', i.round,"
+    "   'price_cents', i.price_cents, 'text', i.text, 'at', i.at) ORDER BY i.id)"
+    "   FROM thread_items i WHERE i.thread_id = t.thread_id), '[]') AS items,"
+    " coalesce((SELECT json_agg(json_build_object('reason', g.reason, 'at', g.at) ORDER BY g.id)"
+    "   FROM guard_refusals g WHERE g.principal_id = $1 AND g.listing_id = t.listing_id"
+    "   AND (g.thread_id = t.thread_id OR g.thread_id IS NULL)), '[]') AS guard"
+    " FROM threads t LEFT JOIN listings l USING (listing_id)"
+    " WHERE t.thread_id = $2 AND (t.buyer_agent_id IN " + _MINE + " OR t.seller_agent_id IN " + _MINE + ")"
+)
+"""One negotiation of mine with its moves and what my own agent's guard stopped, in one statement."""
 
 
 async def my_thread(db: Db, principal_id: str, thread_id: str) -> Row | None:
-    row = await db.fetchrow(
-        "SELECT t.*, coalesce(l.title, t.listing_id) AS title,"
-        " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role"
-        " FROM threads t LEFT JOIN listings l USING (listing_id)"
-        " WHERE t.thread_id = $2 AND (t.buyer_agent_id IN "
-        + _MINE
-        + " OR t.seller_agent_id IN "
-        + _MINE
-        + ")",
-        principal_id,
-        thread_id,
-    )
+    row = await db.fetchrow(MY_THREAD, principal_id, thread_id)
     if row is None:
         return None
-    items = await db.fetch(
-        "SELECT kind, by_party, round, price_cents, text, at FROM thread_items"
-        " WHERE thread_id = $1 ORDER BY id",
-        thread_id,
-    )
-    return {**dict(row), "items": _rows(items)}
-
-
-async def my_refusals(db: Db, principal_id: str) -> list[Row]:
-    return _rows(
-        await db.fetch(
-            "SELECT listing_id, thread_id, reason, at FROM refusals WHERE agent_id IN " + _MINE + ""
-            " ORDER BY id DESC LIMIT 50",
-            principal_id,
-        )
-    )
+    return {**dict(row), "items": orjson.loads(row["items"]), "guard": orjson.loads(row["guard"])}
 
 
 @dataclass(frozen=True)
@@ -107,44 +86,74 @@ class DealView:
         return {**opened, "resolution": resolved}
 
 
-def _deal_view(deal: asyncpg.Record, principal_id: str, events: list[asyncpg.Record]) -> DealView:
+_DEAL = (
+    "SELECT d.*, coalesce(l.title, d.listing_id) AS title, l.condition,"
+    " coalesce((SELECT json_agg(json_build_object('type', e.type, 'payload', e.payload, 'at', e.at)"
+    "   ORDER BY e.id) FROM deal_events e WHERE e.deal_id = d.deal_id), '[]') AS events"
+    " FROM deals d LEFT JOIN listings l USING (listing_id)"
+)
+MY_DEALS = (
+    _DEAL
+    + " WHERE d.buyer_principal_id = $1 OR d.seller_principal_id = $1 ORDER BY d.agreed_at DESC LIMIT 200"
+)
+MY_DEAL = _DEAL + " WHERE d.deal_id = $2 AND (d.buyer_principal_id = $1 OR d.seller_principal_id = $1)"
+"""A deal of mine with its timeline, in one statement."""
+
+
+def _deal_view(deal: Row, principal_id: str) -> DealView:
     role = "buyer" if deal["buyer_principal_id"] == principal_id else "seller"
-    parsed = [{**dict(e), "payload": orjson.loads(e["payload"])} for e in events]
-    return DealView(dict(deal), role, parsed)
-
-
-async def _events_of(db: Db, deal_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
-    found: dict[str, list[asyncpg.Record]] = {d: [] for d in deal_ids}
-    for e in await db.fetch(
-        "SELECT deal_id, type, payload, at FROM deal_events WHERE deal_id = ANY($1::text[]) ORDER BY id",
-        deal_ids,
-    ):
-        found[e["deal_id"]].append(e)
-    return found
+    events = deal.pop("events")
+    return DealView(deal, role, orjson.loads(events) if isinstance(events, str) else events)
 
 
 async def my_deals(db: Db, principal_id: str) -> list[DealView]:
-    deals = await db.fetch(
-        "SELECT d.*, coalesce(l.title, d.listing_id) AS title, l.condition FROM deals d"
-        " LEFT JOIN listings l USING (listing_id)"
-        " WHERE d.buyer_principal_id = $1 OR d.seller_principal_id = $1 ORDER BY d.agreed_at DESC LIMIT 200",
-        principal_id,
-    )
-    events = await _events_of(db, [d["deal_id"] for d in deals])
-    return [_deal_view(d, principal_id, events[d["deal_id"]]) for d in deals]
+    return [_deal_view(dict(d), principal_id) for d in await db.fetch(MY_DEALS, principal_id)]
 
 
 async def my_deal(db: Db, principal_id: str, deal_id: str) -> DealView | None:
-    deal = await db.fetchrow(
-        "SELECT d.*, coalesce(l.title, d.listing_id) AS title, l.condition FROM deals d"
-        " LEFT JOIN listings l USING (listing_id)"
-        " WHERE d.deal_id = $2 AND (d.buyer_principal_id = $1 OR d.seller_principal_id = $1)",
-        principal_id,
-        deal_id,
+    deal = await db.fetchrow(MY_DEAL, principal_id, deal_id)
+    return _deal_view(dict(deal), principal_id) if deal else None
+
+
+MY_HOME = (
+    "SELECT (SELECT mandate FROM mandates WHERE principal_id = $1) AS mandate,"
+    " coalesce((SELECT json_agg(x) FROM (SELECT listing_id, title, category, condition, price_cents,"
+    "   status FROM listings WHERE seller_principal_id = $1 ORDER BY created_at DESC LIMIT 200) x), '[]')"
+    "   AS listings,"
+    " coalesce((SELECT json_agg(x) FROM (" + MY_THREADS + ") x), '[]') AS threads,"
+    " coalesce((SELECT json_agg(x) FROM (" + MY_DEALS + ") x), '[]') AS deals,"
+    " coalesce((SELECT json_agg(x) FROM (SELECT a.*, coalesce(l.title, a.listing_id) AS title"
+    "   FROM approvals a LEFT JOIN listings l USING (listing_id) WHERE a.principal_id = $1"
+    "   AND a.status = 'waiting' ORDER BY a.requested_at DESC LIMIT 200) x), '[]') AS approvals,"
+    " coalesce((SELECT json_agg(x) FROM (" + MY_REFUSALS + ") x), '[]') AS refusals"
+)
+"""Everything of mine the home page shows, in one statement."""
+
+
+@dataclass(frozen=True)
+class Home:
+    mandate: Row | None
+    listings: list[Row]
+    threads: list[Row]
+    deals: list[DealView]
+    approvals: list[Row]
+    refusals: list[Row]
+
+
+async def my_home(db: Db, principal_id: str) -> Home:
+    row = await db.fetchrow(MY_HOME, principal_id)
+    assert row is not None
+    lists = {
+        name: orjson.loads(row[name]) for name in ("listings", "threads", "deals", "approvals", "refusals")
+    }
+    return Home(
+        orjson.loads(row["mandate"]) if row["mandate"] else None,
+        lists["listings"],
+        lists["threads"],
+        [_deal_view(d, principal_id) for d in lists["deals"]],
+        lists["approvals"],
+        lists["refusals"],
     )
-    if deal is None:
-        return None
-    return _deal_view(deal, principal_id, (await _events_of(db, [deal_id]))[deal_id])
 
 
 async def my_approvals(db: Db, principal_id: str) -> list[Row]:

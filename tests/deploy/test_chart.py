@@ -176,10 +176,16 @@ def test_config_and_secrets_are_wired(rendered: dict[str, list[Doc]]) -> None:
         else:
             assert "HAGGLE_STRIPE_API_KEY" not in env, "only settlement holds the Stripe keys"
         if name.endswith("web"):
-            for key in ("HAGGLE_OPERATOR_KEY", "HAGGLE_WEB_DATA_KEY"):
+            for key in ("HAGGLE_OPERATOR_KEY", "HAGGLE_WEB_DATA_KEY", "HAGGLE_SHIPPING_KEY"):
                 assert env[key] == {"name": "market-haggle-web", "key": key}
         else:
             assert "HAGGLE_OPERATOR_KEY" not in env, "only the web app holds the operator's private key"
+            assert "HAGGLE_WEB_DATA_KEY" not in env, "only the web app opens addresses at rest"
+        if name.endswith("settlement"):
+            shipping = {"name": "market-haggle-web", "key": "HAGGLE_SHIPPING_KEY", "optional": True}
+            assert env["HAGGLE_SHIPPING_KEY"] == shipping, "settlement prints labels when it has the key"
+        elif not name.endswith("web"):
+            assert "HAGGLE_SHIPPING_KEY" not in env, "only the web app and settlement hold the shipping key"
     minimal = rendered["minimal"]
     secret = by_kind(minimal, "Secret")["market-haggle-database"]
     assert secret["stringData"]["DATABASE_URL"] == MINIMAL["database.url"]

@@ -83,6 +83,10 @@ def test_haggle_containers_share_one_image_and_run_hardened(compose: Doc) -> Non
     assert services["topics"]["command"] == ["topics", "ensure"]
     assert services["migrate"]["command"][0] == "migrate"
     assert "ANTHROPIC_API_KEY" in services["agents"]["environment"]
+    holders = {
+        name for name, service in services.items() if "HAGGLE_SHIPPING_KEY" in service.get("environment", {})
+    }
+    assert holders == {"web", "settlement"}, "only the web app and settlement hold the shipping key"
 
 
 def test_mounted_files_exist_and_prometheus_scrapes_every_service(compose: Doc) -> None:

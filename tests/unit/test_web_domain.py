@@ -6,8 +6,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from haggle.contracts.mandate import Mandate
+from haggle.guard.rules import GuardRefusalReason
 from services.web import intake
-from services.web.domain import DealPhase, can_open_dispute, deal_phase, dollars, parse_dollars, plain_dollars
+from services.web.domain import (
+    GUARD_UNKNOWN,
+    GUARD_WORDS,
+    DealPhase,
+    can_open_dispute,
+    deal_phase,
+    dollars,
+    guard_words,
+    parse_dollars,
+    plain_dollars,
+)
 
 FORM = {
     "budget": "500",
@@ -93,3 +104,13 @@ def test_an_empty_form_asks_for_something_and_a_half_filled_one_names_the_gaps()
     assert isinstance(errors, dict)
     assert {"sell_category", "sell_condition", "sell_asking"} <= set(errors)
     assert "_form" not in errors
+
+
+def test_every_guard_refusal_has_a_plain_sentence_without_a_number() -> None:
+    assert set(GUARD_WORDS) == set(GuardRefusalReason)
+    for reason in GuardRefusalReason:
+        sentence = guard_words(reason.value)
+        assert sentence == GUARD_WORDS[reason] and sentence.endswith(".")
+        assert not any(ch.isdigit() for ch in sentence) and "_" not in sentence
+    assert guard_words("above_max: 26000 > 25000") == GUARD_UNKNOWN
+    assert guard_words("<script>") == GUARD_UNKNOWN

@@ -61,6 +61,8 @@ class Carrier(Protocol):
 
     async def track(self, booking: Booking, now: datetime) -> Tracking: ...
 
+    async def label(self, booking: Booking, ship_to: str) -> str: ...
+
 
 @dataclass(frozen=True)
 class SimulatedCarrier:
@@ -95,6 +97,10 @@ class SimulatedCarrier:
 
     async def track(self, booking: Booking, now: datetime) -> Tracking:
         return self.status_at(booking, now)
+
+    async def label(self, booking: Booking, ship_to: str) -> str:
+        """The printable label of a booked parcel: carrier, tracking id and where it goes."""
+        return f"{self.name} {booking.tracking_id}\nSHIP TO:\n{ship_to}"
 
     def status_at(self, booking: Booking, now: datetime) -> Tracking:
         in_transit_at = booking.booked_at + self.pickup

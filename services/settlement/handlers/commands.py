@@ -21,6 +21,7 @@ from haggle.contracts.settlement import (
     FundWallet,
     OpenDispute,
     ResolveDispute,
+    SetShipTo,
     SettlementRefusal,
     ShipItem,
     WalletFunded,
@@ -41,6 +42,7 @@ from services.settlement.domain.deal import (
     wallet_account_id,
 )
 from services.settlement.domain.ledger import Account, AccountKind, Phase, Transfer, TransferResult
+from services.settlement.handlers import ship_to
 from services.settlement.handlers.outcomes import PRODUCER, finish, printable, refuse, utcnow
 
 Decision = Callable[[Deal, Party, MarketRulesSet, datetime], Awaitable[Outcome]]
@@ -125,6 +127,17 @@ async def resolve_dispute(uow: UnitOfWork, env: Envelope, cmd: ResolveDispute) -
     by, note = printable(cmd.resolved_by, 128), printable(cmd.note, 2_000)
     outcome = fulfilment.resolve(deal, cmd.outcome, rules, now, resolved_by=by, note=note)
     await finish(uow, env, outcome, rules, now)
+
+
+async def set_ship_to(uow: UnitOfWork, env: Envelope, cmd: SetShipTo) -> None:
+    """Operator (the web app, for the buyer): where the parcel goes, sealed; labels a booked parcel."""
+    if refusal := _not_operator(env):
+        await refuse(uow, env, cmd.deal_id, refusal)
+        return
+    await ship_to.keep(uow, env.market_id, cmd)
+    deal = await store.load_deal(uow.conn, cmd.deal_id)
+    if deal is not None and deal.market_id == env.market_id:
+        await ship_to.label_booked(uow, deal, await store.rules(uow.conn, deal.market_id))
 
 
 async def fund_wallet(uow: UnitOfWork, env: Envelope, cmd: FundWallet) -> None:

@@ -21,6 +21,7 @@ from services.settlement.domain import escrow, fulfilment
 from services.settlement.domain.carrier import ShipmentRequest
 from services.settlement.domain.deal import Deal, LedgerRefused, Outcome, Refusal, deal_accounts
 from services.settlement.domain.ledger import SUCCESS
+from services.settlement.handlers import ship_to
 from services.settlement.payments import hooks as payments
 
 PRODUCER = "settlement"
@@ -63,6 +64,8 @@ async def carry_out(
             )
             tracking = await carrier.track(booking, now)
             outcome = fulfilment.booked(deal, outcome.book, booking, tracking, now)
+            if outcome.deal is not None:
+                await ship_to.label_booked(uow, outcome.deal, rules)
         else:
             return deal, events
 

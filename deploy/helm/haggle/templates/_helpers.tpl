@@ -50,7 +50,8 @@ HAGGLE_WEB_PUBLIC_URL: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* The Secret with the web app's signing and data keys (HAGGLE_OPERATOR_KEY, HAGGLE_WEB_DATA_KEY). */}}
+{{/* The Secret with the web app's signing and data keys (HAGGLE_OPERATOR_KEY, HAGGLE_WEB_DATA_KEY,
+HAGGLE_SHIPPING_KEY; settlement reads only the last, optionally). */}}
 {{- define "haggle.webSecretName" -}}
 {{ .Values.web.existingSecret | default (printf "%s-web" (include "haggle.fullname" .)) }}
 {{- end -}}
