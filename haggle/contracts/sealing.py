@@ -43,24 +43,26 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _key_file() -> Path:
+def _state_file(name: str) -> Path:
     from haggle.infra.state import Settings
 
-    return Settings.from_env().state_dir / KEY_FILE
+    return Settings.from_env().state_dir / name
 
 
-def shipping_key(create: bool = False) -> bytes:
-    """The key from the environment, else the local file (made when `create`); else NoShippingKey."""
-    if raw := os.environ.get(KEY_ENV):
+def aes_key(env: str, file_name: str, create: bool = True) -> bytes:
+    """A 256-bit key from the environment variable `env` (urlsafe base64), else from the state
+    folder's `file_name` (made, mode 0600, when `create`); else NoShippingKey. One loader for every
+    key we seal personal data with."""
+    if raw := os.environ.get(env):
         key = _unb64(raw)
         if len(key) != 32:
-            raise ValueError(f"{KEY_ENV} must be 32 bytes of urlsafe base64")
+            raise ValueError(f"{env} must be 32 bytes of urlsafe base64")
         return key
-    path = _key_file()
+    path = _state_file(file_name)
     if path.exists():
         return path.read_bytes()
     if not create:
-        raise NoShippingKey(f"no {KEY_ENV} and no {path}")
+        raise NoShippingKey(f"no {env} and no {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -69,6 +71,11 @@ def shipping_key(create: bool = False) -> bytes:
     with os.fdopen(fd, "wb") as out:
         out.write(AESGCM.generate_key(bit_length=256))
     return path.read_bytes()
+
+
+def shipping_key(create: bool = False) -> bytes:
+    """The key from the environment, else the local file (made when `create`); else NoShippingKey."""
+    return aes_key(KEY_ENV, KEY_FILE, create)
 
 
 def _aad(what: Sealed, deal_id: str) -> bytes:

@@ -8,39 +8,18 @@ The address is never logged, never published on a topic, never put in a prompt.
 
 from __future__ import annotations
 
-import base64
-import os
 import secrets
-from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from haggle.contracts.sealing import aes_key
 
 KEY_ENV = "HAGGLE_WEB_DATA_KEY"
 MAX_ADDRESS_CHARS = 500
 
 
-def _key_file() -> Path:
-    from haggle.infra.state import Settings
-
-    return Settings.from_env().state_dir / "web-data.key"
-
-
 def data_key() -> bytes:
-    if raw := os.environ.get(KEY_ENV):
-        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        if len(key) != 32:
-            raise ValueError(f"{KEY_ENV} must be 32 bytes of urlsafe base64")
-        return key
-    path = _key_file()
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as out:
-            out.write(AESGCM.generate_key(bit_length=256))
-    return path.read_bytes()
+    return aes_key(KEY_ENV, "web-data.key")
 
 
 def seal(principal_id: str, address: str) -> tuple[bytes, bytes]:
