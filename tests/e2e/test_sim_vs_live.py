@@ -21,10 +21,10 @@ EFFICIENCY_BAND = 0.25
 SOLD_BAND = 0.20
 
 
-async def test_the_engine_and_the_live_market_agree_within_a_band(bootstrap: str, database_url: str) -> None:
+async def test_the_engine_and_the_live_market_agree_within_a_band(bootstrap: str) -> None:
     population = build_population(1, 20, 60, 10_000, 0.1, ["boulware", "conceder"], False)
     (sim,) = await simulate_async(population, SimConfig())
-    (live,) = await run_all(population, RunConfig(deadline_seconds=300), bootstrap, database_url)
+    (live,) = await run_all(population, RunConfig(deadline_seconds=300), bootstrap)
 
     assert sim.population_digest == live.population_digest
     assert sim.invariants == {name: True for name in live.invariants}, sim.invariants
