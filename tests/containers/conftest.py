@@ -102,6 +102,7 @@ def image_services(
     web_keys = {
         "HAGGLE_OPERATOR_KEY": base64.urlsafe_b64encode(operators.private_key().private_bytes()).decode(),
         "HAGGLE_WEB_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "HAGGLE_SHIPPING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
     }
     steps, runs = chart_runs(helm, values, web_keys)
     assert set(runs) == set(procs.SERVICES), "the chart and procs.SERVICES disagree on the services"

@@ -92,6 +92,7 @@ def stack(image_refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
         # the web app's keys, as its operator would set them (compose refuses to start without)
         "HAGGLE_OPERATOR_KEY": base64.urlsafe_b64encode(operators.private_key().private_bytes()).decode(),
         "HAGGLE_WEB_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "HAGGLE_SHIPPING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         **{f"HAGGLE_COMPOSE_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     project = f"haggle-test-{uuid.uuid4().hex[:8]}"
