@@ -24,12 +24,14 @@ from pydantic import ValidationError
 from haggle.contracts import Envelope, InvalidPayload, envelope_signature_valid, payload_of
 from haggle.contracts.agents import AgentRegistered
 from haggle.contracts.decisions import decision_for
+from haggle.contracts.listing import CreateListing
 from haggle.contracts.topics import (
     AGENT_DECISIONS,
     AGENT_EVENTS,
     LISTING_COMMANDS_TOPIC,
     NEGOTIATION_COMMANDS,
 )
+from haggle.guard import commands as guard_commands
 from haggle.guard.commands import move_of
 from haggle.guard.moves import Accept, Move, Reject, Say
 from haggle.guard.ratelimit import RateLimiter, RefundedOnRollback
@@ -43,6 +45,13 @@ from services.gateway.waiting import Waiters
 log = logging.getLogger(__name__)
 REFUSALS = Counter("haggle_gateway_refusals_total", "Requests the agent gateway refused", ["reason"])
 MOVES = Counter("haggle_gateway_moves_total", "Moves external agents made through the gateway", ["type"])
+# Every known series from zero at start-up, so a dashboard's rate() has data (0) before the first
+# outside agent moves, and a first refusal shows as an increase rather than a new series.
+for _reason in GatewayRefusal:
+    if _reason is not GatewayRefusal.GUARD:  # the guard's refusals travel as guard:<reason>
+        REFUSALS.labels(_reason.value)
+for _type in [*(c.__name__ for c in guard_commands.NEGOTIATION_COMMANDS), CreateListing.__name__]:
+    MOVES.labels(_type)  # a message's type is its class name
 
 ANONYMOUS = "(no key)"
 
