@@ -25,7 +25,10 @@ async def _seed(pool: asyncpg.Pool, listings: tuple[str, ...]) -> None:
     )
     for listing_id in listings:
         await pool.execute(
-            "INSERT INTO negotiations (agent_id, listing_id, want_id) VALUES ($1, $2, 'w')", AGENT, listing_id
+            "INSERT INTO negotiations (agent_id, neg_id, listing_id, want_id) VALUES ($1, $2, $3, 'w')",
+            AGENT,
+            store.neg_id(listing_id, None, selling=False),
+            listing_id,
         )
 
 
@@ -37,7 +40,7 @@ async def _change(pool: asyncpg.Pool, listing_id: str) -> None:
     """What a handler does: take the next change under the principal's lock, then change a row."""
     async with pool.acquire() as conn, conn.transaction():
         await store.changed(conn, AGENT)
-        await store.add_thread_event(conn, AGENT, listing_id, _entry(1), None)
+        await store.add_thread_event(conn, AGENT, store.neg_id(listing_id, None, False), _entry(1), None)
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +70,7 @@ async def test_a_change_that_commits_late_wakes_the_waiter_at_once_and_none_is_s
             slow = first.transaction()
             await slow.start()
             assert await store.changed(first, AGENT) == 1
-            await store.add_thread_event(first, AGENT, "l1", _entry(0), None)
+            await store.add_thread_event(first, AGENT, store.neg_id("l1", None, False), _entry(0), None)
             second = asyncio.create_task(_change(pool, "l2"))  # waits for the principal's row lock
             waiting = asyncio.create_task(waiters.wait(AGENT, 0, timeout=20))
             await asyncio.sleep(1.0)
