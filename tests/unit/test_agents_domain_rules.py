@@ -75,8 +75,34 @@ def test_wants_are_funded_by_surplus_per_dollar_when_money_is_short() -> None:
         shopping.BestCandidate("cheap", 5_000, 2_000, 0, holding=False),
         shopping.BestCandidate("dear", 20_000, 18_000, 0, holding=False),
     ]
-    assert shopping.funded_wants(best, 19_000) == {"cheap"}
+    assert shopping.funded_wants(best, 14_000) == {"cheap"}  # 12,000 left: under 70% of 18,000
     assert shopping.funded_wants(best, 20_000) == {"cheap", "dear"}
+
+
+def test_the_rest_of_the_budget_goes_to_a_want_worth_haggling_down_to_it() -> None:
+    """What is left when a want's asking price does not fit still funds it when it is worth opening
+    on (at least 70% of the asking price plus shipping): the buyer haggles down to it. It takes the
+    whole rest, so a want ranked below it waits."""
+    best = [
+        shopping.BestCandidate("cheap", 5_000, 2_000, 0, holding=False),
+        shopping.BestCandidate("dear", 20_000, 18_000, 0, holding=False),
+        shopping.BestCandidate("small", 1_100, 1_000, 0, holding=False),
+    ]
+    assert shopping.funded_wants(best, 15_000) == {"cheap", "dear"}  # 13,000 left ≥ 12,600
+    assert shopping.funded_wants(best, 19_000) == {"cheap", "dear"}  # dear takes the last 17,000
+    assert shopping.funded_wants(best, 21_000) == {"cheap", "dear", "small"}
+    shipped = [shopping.BestCandidate("dear", 20_000, 18_000, 1_000, holding=False)]
+    assert shopping.funded_wants(shipped, 13_599) == set()  # 12,600 + 1,000 shipping
+    assert shopping.funded_wants(shipped, 13_600) == {"dear"}
+    for left in range(0, 25_000, 500):  # never a want the rest could not even open on
+        for want_id in shopping.funded_wants(best, left):
+            b = next(c for c in best if c.want_id == want_id)
+            assert shopping.worth_opening(
+                min(left, shopping.hold_for(b.buying_cap_cents, b.asking_cents, b.cheapest_shipping_cents)),
+                shopping.hold_for(b.buying_cap_cents, b.asking_cents, b.cheapest_shipping_cents),
+                b.asking_cents,
+                b.cheapest_shipping_cents,
+            )
 
 
 def test_opening_holds_the_thread_cap_or_declines(bob: Principal) -> None:

@@ -10,6 +10,7 @@ ranked again first, so a cheaper listing published meanwhile goes ahead of it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,12 +31,18 @@ OPENING_SHARE = 0.7
 sit around two thirds of their asking prices): less would haggle hopelessly and hold the listing."""
 
 
+def least_worth_holding(asking_cents: int, cheapest_shipping_cents: int) -> int:
+    """The least a buyer opens on when it cannot hold the asking price (`OPENING_SHARE`)."""
+    return math.ceil(OPENING_SHARE * asking_cents) + cheapest_shipping_cents
+
+
 def worth_opening(
     held_cents: int, could_hold_cents: int, asking_cents: int, cheapest_shipping_cents: int
 ) -> bool:
     """Whether to open holding `held_cents`; with money to spare the want could hold `could_hold_cents`."""
     return held_cents > 0 and (
-        held_cents >= could_hold_cents or held_cents >= OPENING_SHARE * asking_cents + cheapest_shipping_cents
+        held_cents >= could_hold_cents
+        or held_cents >= least_worth_holding(asking_cents, cheapest_shipping_cents)
     )
 
 
@@ -48,11 +55,14 @@ class WantPlan:
     """What its best candidate would take: the hold."""
     holding: bool
     """A thread for it holds money already."""
+    least_cents: int = 0
+    """The least hold worth opening its best candidate on (`least_worth_holding`); 0: its whole cost."""
 
 
 def funded(wants: Sequence[WantPlan], budget_left_cents: int) -> set[str]:
     """Which wants the budget goes to when it cannot cover them all: those already holding, then the
-    most surplus per dollar first (a greedy knapsack)."""
+    most surplus per dollar first (a greedy knapsack). A want the rest cannot cover in full still gets
+    all of it when that is worth opening on (haggling down from the asking price); then none is left."""
     chosen: set[str] = set()
     left = budget_left_cents
     order = sorted(
@@ -63,6 +73,9 @@ def funded(wants: Sequence[WantPlan], budget_left_cents: int) -> set[str]:
         if want.holding or want.cost_cents <= left:
             chosen.add(want.want_id)
             left -= want.cost_cents
+        elif 0 < want.least_cents <= left:
+            chosen.add(want.want_id)
+            left = 0
     return chosen
 
 
@@ -163,6 +176,7 @@ def funded_wants(best: Sequence[BestCandidate], budget_left_cents: int) -> set[s
             b.buying_cap_cents,
             hold_for(b.buying_cap_cents, b.asking_cents, b.cheapest_shipping_cents, free_cents=None),
             b.holding,
+            least_worth_holding(b.asking_cents, b.cheapest_shipping_cents),
         )
         for b in best
     ]
