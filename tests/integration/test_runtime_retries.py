@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import asyncpg
@@ -23,6 +23,7 @@ from haggle.runtime import lag, metrics
 from haggle.runtime.consumer import TopicConsumer
 from haggle.runtime.kafka import make_producer
 from haggle.runtime.outbox import OutboxRelay, UnitOfWork
+from tests.integration import test_consumer_batches as batches
 from tests.integration.scratch import scratch_schema
 from tests.integration.test_consumer_batches import Handler, batch, counter, effects
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.timeout(120)
 TOPIC = NEGOTIATION_COMMANDS.name  # a real topic, so its DLQ exists on the broker
 SERVICE = "retry-test"
 OUT = "retrytest.events"
+pool, producer = batches.pool, batches.producer  # the batch tests' fixtures: a scratch schema, a producer
 
 
 class Waits(list[float]):
@@ -48,24 +50,27 @@ class Waits(list[float]):
 
 
 @pytest.fixture(scope="module")
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with scratch_schema(database_url, "retry") as pool:
-        await pool.execute("CREATE TABLE effects (agent_id text NOT NULL, event_id uuid NOT NULL)")
-        yield pool
-
-
-@pytest.fixture(scope="module")
 async def out_topic(bootstrap: str) -> str:
     await infra.ensure_topics_async(bootstrap, {OUT: 1})
     return OUT
 
 
-@pytest.fixture(scope="module")
-async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(bootstrap, "retry-test")
-    await producer.start()
-    yield producer
-    await producer.stop()
+class Renewals:
+    """The relay's `renew`: a new started producer each call, after `failures` refused calls."""
+
+    def __init__(self, bootstrap: str, failures: int = 0) -> None:
+        self.bootstrap, self.failures = bootstrap, failures
+        self.tries = 0
+        self.made: list[AIOKafkaProducer] = []
+
+    async def __call__(self) -> AIOKafkaProducer:
+        self.tries += 1
+        if self.tries <= self.failures:
+            raise ConnectionError("broker not back yet")
+        fresh = make_producer(self.bootstrap, "retry-relay-new")
+        await fresh.start()
+        self.made.append(fresh)
+        return fresh  # the relay stops it
 
 
 def consumer(
@@ -163,71 +168,40 @@ async def _relay_until_sent(relay: OutboxRelay, pool: asyncpg.Pool, rows: int) -
 
 
 async def test_a_fenced_producer_is_replaced_at_once(
-    database_url: str, bootstrap: str, out_topic: str
+    database_url: str, bootstrap: str, out_topic: str, producer: AIOKafkaProducer
 ) -> None:
-    real = make_producer(bootstrap, "retry-relay")
-    await real.start()
-    made: list[AIOKafkaProducer] = []
-
-    async def renew() -> AIOKafkaProducer:
-        fresh = make_producer(bootstrap, "retry-relay-new")
-        await fresh.start()
-        made.append(fresh)
-        return fresh
-
-    try:
-        async with scratch_schema(database_url, "relay") as pool:
-            fenced = cast(AIOKafkaProducer, FailsFirst(real, failures=10**6))  # never sends again
-            relay = OutboxRelay(pool, fenced, "relay", SERVICE, renew=renew)
-            relay.sleep = waits = Waits()
-            await _relay_until_sent(relay, pool, 5)
-        assert waits == [0.0]
-        assert len(made) == 1 and relay.producer is made[0]
-    finally:
-        await real.stop()
+    renew = Renewals(bootstrap)
+    async with scratch_schema(database_url, "relay") as pool:
+        fenced = cast(AIOKafkaProducer, FailsFirst(producer, failures=10**6))  # never sends again
+        relay = OutboxRelay(pool, fenced, "relay", SERVICE, renew=renew)
+        relay.sleep = waits = Waits()
+        await _relay_until_sent(relay, pool, 5)
+    assert waits == [0.0]
+    assert len(renew.made) == 1 and relay.producer is renew.made[0]
 
 
 async def test_without_a_way_to_renew_the_relay_starts_again_a_second_later(
-    database_url: str, bootstrap: str, out_topic: str, caplog: pytest.LogCaptureFixture
+    database_url: str, out_topic: str, producer: AIOKafkaProducer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = make_producer(bootstrap, "retry-relay")
-    await real.start()
-    try:
-        async with scratch_schema(database_url, "relay") as pool:
-            relay = OutboxRelay(pool, cast(AIOKafkaProducer, FailsFirst(real)), "relay", SERVICE)
-            relay.sleep = waits = Waits()
-            with caplog.at_level(logging.ERROR, "haggle.runtime.outbox"):
-                await _relay_until_sent(relay, pool, 3)
-        assert waits == [1.0]
-        assert [r.message for r in caplog.records] == ["producer unusable; relaying with a new one"]
-    finally:
-        await real.stop()
+    async with scratch_schema(database_url, "relay") as pool:
+        relay = OutboxRelay(pool, cast(AIOKafkaProducer, FailsFirst(producer)), "relay", SERVICE)
+        relay.sleep = waits = Waits()
+        with caplog.at_level(logging.ERROR, "haggle.runtime.outbox"):
+            await _relay_until_sent(relay, pool, 3)
+    assert waits == [1.0]
+    assert [r.message for r in caplog.records] == ["producer unusable; relaying with a new one"]
 
 
 async def test_a_renewal_that_fails_is_tried_again_after_a_second(
-    database_url: str, bootstrap: str, out_topic: str
+    database_url: str, bootstrap: str, out_topic: str, producer: AIOKafkaProducer
 ) -> None:
-    real = make_producer(bootstrap, "retry-relay")
-    await real.start()
-    tries: list[int] = []
-
-    async def renew() -> AIOKafkaProducer:
-        tries.append(1)
-        if len(tries) == 1:
-            raise ConnectionError("broker not back yet")
-        fresh = make_producer(bootstrap, "retry-relay-new")
-        await fresh.start()
-        return fresh  # the relay stops it
-
-    try:
-        async with scratch_schema(database_url, "relay") as pool:
-            relay = OutboxRelay(pool, cast(AIOKafkaProducer, FailsFirst(real)), "relay", SERVICE, renew=renew)
-            relay.sleep = waits = Waits()
-            await _relay_until_sent(relay, pool, 2)
-        assert waits == [0.0, 1.0]
-        assert len(tries) == 2
-    finally:
-        await real.stop()
+    renew = Renewals(bootstrap, failures=1)
+    async with scratch_schema(database_url, "relay") as pool:
+        relay = OutboxRelay(pool, cast(AIOKafkaProducer, FailsFirst(producer)), "relay", SERVICE, renew=renew)
+        relay.sleep = waits = Waits()
+        await _relay_until_sent(relay, pool, 2)
+    assert waits == [0.0, 1.0]
+    assert renew.tries == 2 and relay.producer is renew.made[0]
 
 
 async def test_lag_measurement_starts_again_after_each_failure_until_cancelled(
