@@ -33,7 +33,7 @@ from haggle.infra.state import (
     stop_process,
     write_pid,
 )
-from haggle.runtime.settings import SERVICE_PORTS
+from haggle.runtime.settings import SERVICE_PORTS, current
 
 SERVICES = ("listing", "negotiation", "settlement", "agents", "web", "gateway")
 """Services in start order. Each issue that adds a service adds it here."""
@@ -83,7 +83,7 @@ def _pid_file(name: str, instance: int = 0) -> Path:
 
 
 def url_for(name: str, instance: int = 0) -> str:
-    port = int(os.environ.get(f"HAGGLE_{name.upper()}_PORT", SERVICE_PORTS[name]))
+    port = current().service_port(name)
     return f"http://127.0.0.1:{port + instance * INSTANCE_PORT_STEP}"
 
 
@@ -124,7 +124,7 @@ def _kafka_env() -> dict[str, str]:
     from haggle.infra import kafka
 
     settings = Settings.from_env()
-    if settings.external_kafka or "HAGGLE_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+    if "kafka_bootstrap_servers" in current().model_fields_set:  # set outright: kept as it is
         return {}
     return {"HAGGLE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_address(settings)}
 

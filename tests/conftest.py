@@ -16,6 +16,16 @@ import pytest
 from haggle import infra, procs
 from haggle.contracts.topics import all_topic_partitions, topic_configs
 from haggle.infra import InfraEndpoints
+from haggle.runtime import settings as runtime_settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """The process's settings read again for each test, so an environment a test sets (and
+    monkeypatch restores) is the one the code under test reads."""
+    runtime_settings.current.cache_clear()
+    yield
+    runtime_settings.current.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +53,7 @@ def _pointed_at(found: InfraEndpoints) -> Iterator[None]:
     wanted = {"KAFKA_BOOTSTRAP_SERVERS": found.kafka_bootstrap, "DATABASE_URL": found.database_url}
     before = {key: os.environ.get(key) for key in wanted}
     os.environ.update(wanted)
+    runtime_settings.current.cache_clear()
     try:
         yield
     finally:

@@ -60,17 +60,23 @@ def run(
 ) -> None:
     """Run one service in the foreground (what a container runs)."""
     from haggle.runtime.service import ServiceModule, serve
+    from haggle.runtime.settings import BadSettings, current
 
     try:
         module: ServiceModule = importlib.import_module(f"services.{service}.app").MODULE
     except ModuleNotFoundError as exc:
         raise typer.BadParameter(f"unknown service {service!r}") from exc
     try:
+        settings = current()
+    except BadSettings as exc:
+        typer.echo(f"bad settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
         import uvloop
 
-        uvloop.run(serve(module))
+        uvloop.run(serve(module, settings))
     except ImportError:
-        asyncio.run(serve(module))
+        asyncio.run(serve(module, settings))
 
 
 @services_app.command("up")

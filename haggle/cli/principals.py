@@ -39,11 +39,12 @@ async def make_link(role: str, principal: str | None, market: str, ttl: timedelt
     from services.web import auth
     from services.web.ops import invite_link
 
-    pool = await create_pool(Settings().database_url, web_app.SCHEMA, 2)
+    settings = Settings()
+    pool = await create_pool(settings.database_url, web_app.SCHEMA, 2)
     try:
         await migrate(pool, web_app.SCHEMA, web_app.MIGRATIONS)
         async with pool.acquire() as conn:
             token = await auth.create_invite(conn, auth.Role(role), principal, market, ttl)
     finally:
         await pool.close()
-    return invite_link(token)
+    return invite_link(token, settings)

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
+
+from haggle.runtime.settings import Settings, current
 
 KEY_ENV = "HAGGLE_SHIPPING_KEY"
 KEY_FILE = "shipping.key"
@@ -43,22 +46,15 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _state_file(name: str) -> Path:
-    from haggle.infra.state import Settings
-
-    return Settings.from_env().state_dir / name
-
-
-def aes_key(env: str, file_name: str, create: bool = True) -> bytes:
-    """A 256-bit key from the environment variable `env` (urlsafe base64), else from the state
-    folder's `file_name` (made, mode 0600, when `create`); else NoShippingKey. One loader for every
-    key we seal personal data with."""
-    if raw := os.environ.get(env):
-        key = _unb64(raw)
+def aes_key(configured: SecretStr | None, env: str, path: Path, create: bool = True) -> bytes:
+    """A 256-bit key: the `configured` setting (urlsafe base64, from the variable `env`), else the
+    file `path` (made, mode 0600, when `create`); else NoShippingKey. One loader for every key we
+    seal personal data with."""
+    if configured is not None:
+        key = _unb64(configured.get_secret_value())
         if len(key) != 32:
             raise ValueError(f"{env} must be 32 bytes of urlsafe base64")
         return key
-    path = _state_file(file_name)
     if path.exists():
         return path.read_bytes()
     if not create:
@@ -73,9 +69,11 @@ def aes_key(env: str, file_name: str, create: bool = True) -> bytes:
     return path.read_bytes()
 
 
-def shipping_key(create: bool = False) -> bytes:
-    """The key from the environment, else the local file (made when `create`); else NoShippingKey."""
-    return aes_key(KEY_ENV, KEY_FILE, create)
+def shipping_key(settings: Settings | None = None, create: bool = False) -> bytes:
+    """The key of `settings` (the process's by default), else the local file (made when `create`);
+    else NoShippingKey."""
+    settings = settings or current()
+    return aes_key(settings.shipping_key, KEY_ENV, settings.state_dir / KEY_FILE, create)
 
 
 def _aad(what: Sealed, deal_id: str) -> bytes:

@@ -27,6 +27,13 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from haggle.contracts import Envelope, InvalidPayload, MalformedMessage, Message, decode, payload_of
 from haggle.runtime import metrics
@@ -72,6 +79,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     TimeoutError,
 )
+
+
+OUTAGE_WAIT = wait_exponential(multiplier=0.2, max=5.0)
+"""After the n-th failure in a row of an outage: 0.2 s, 0.4 s, … doubling, at most 5 s."""
+HANDLER_WAIT = wait_exponential(multiplier=0.1)
+"""After the n-th failure of a handler: 0.1 s, 0.2 s, 0.4 s … (up to `max_attempts` tries)."""
 
 
 def dlq_record(record: ConsumerRecord, service: str, reason: str, error: str) -> bytes:
@@ -120,6 +133,8 @@ class TopicConsumer:
     health: dict[str, bool] = field(default_factory=lambda: {"infra_ok": True})
     keys: KeyFilter | None = None
     prefetch: Prefetch | None = None
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    """How retries wait (tenacity's sleep): tests pass one that records the waits."""
 
     async def ours(self, records: tuple[ConsumerRecord, ...]) -> tuple[ConsumerRecord, ...]:
         """The records whose key `keys` accepts (all of them without a filter), in order."""
@@ -198,32 +213,47 @@ class TopicConsumer:
     async def _with_retries(self, work: Work) -> None:
         """Handle one record: outages retried until the infrastructure is back, handler
         failures up to `max_attempts`, then the record goes to the DLQ."""
-        for failures in range(1, self.max_attempts + 1):
-            try:
-                await self._until_infra_ok(lambda: self._once(work))
-                return
-            except Exception as exc:
-                metrics.RETRIES.labels(self.service, self.topic, "handler").inc()
-                log.exception("handler failed", extra={"event_id": str(work.envelope.event_id)})
-                if failures >= self.max_attempts:
-                    await self.dead_letter(work.record, "handler_failed", repr(exc))
-                    return
-                await asyncio.sleep(0.05 * 2**failures)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=HANDLER_WAIT,
+            after=self._handler_failed(work),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            await retrying(self._until_infra_ok, lambda: self._once(work))
+        except Exception as exc:
+            await self.dead_letter(work.record, "handler_failed", repr(exc))
+
+    def _handler_failed(self, work: Work) -> Callable[[RetryCallState], None]:
+        def note(state: RetryCallState) -> None:
+            metrics.RETRIES.labels(self.service, self.topic, "handler").inc()
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.error("handler failed", exc_info=error, extra={"event_id": str(work.envelope.event_id)})
+
+        return note
 
     async def _until_infra_ok(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run `attempt` again for as long as an outage stops it; any other error is raised."""
-        outage = 0
-        while True:
-            try:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            wait=OUTAGE_WAIT,
+            before_sleep=self._outage,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        async for tried in retrying:
+            with tried:
                 result = await attempt()
-                self.health["infra_ok"] = True
-                return result
-            except TRANSIENT_ERRORS as exc:
-                outage += 1
-                self.health["infra_ok"] = False
-                metrics.RETRIES.labels(self.service, self.topic, "infrastructure").inc()
-                log.warning("infrastructure unavailable; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(outage, 6)))
+        self.health["infra_ok"] = True
+        return result
+
+    def _outage(self, state: RetryCallState) -> None:
+        self.health["infra_ok"] = False
+        metrics.RETRIES.labels(self.service, self.topic, "infrastructure").inc()
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning("infrastructure unavailable; retrying", extra={"error": repr(error)})
 
     async def _once(self, work: Work) -> None:
         async with unit_of_work(self.pool, self.notify_channel) as uow:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_fixed
 
 from haggle.runtime.metrics import CONSUMER_LAG
 
@@ -76,18 +77,27 @@ async def _measure_forever(bootstrap: str, service: str, groups: Mapping[str, st
             await admin.close()
 
 
+def _not_measured(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    log.warning("consumer lag not measured", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+
 async def monitor(
-    bootstrap: str, service: str, groups: Mapping[str, str], interval: float = LAG_INTERVAL_S
+    bootstrap: str,
+    service: str,
+    groups: Mapping[str, str],
+    interval: float = LAG_INTERVAL_S,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Set the lag gauge of each topic (topic → group id) every `interval` s until cancelled.
 
-    A broker outage only pauses the measurement; it never stops the service.
+    A broker outage only pauses the measurement (it starts again `interval` s later); it never
+    stops the service.
     """
-    while True:
-        try:
-            await _measure_forever(bootstrap, service, groups, interval)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("consumer lag not measured", extra={"error": f"{type(exc).__name__}: {exc}"})
-        await asyncio.sleep(interval)
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(Exception),  # never CancelledError: stopping ends it
+        wait=wait_fixed(interval),
+        before_sleep=_not_measured,
+        sleep=sleep,
+    )
+    await retrying(_measure_forever, bootstrap, service, groups, interval)

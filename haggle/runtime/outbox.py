@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from haggle.contracts import Envelope, encode
 from haggle.runtime import metrics
@@ -117,6 +118,7 @@ def relay_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+RELAY_RESTART_SECONDS = 1.0
 FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, InvalidProducerEpoch, UnknownProducerId, ProducerFenced)
 """An idempotent producer that got one of these never sends again: aiokafka keeps its producer id
 and sequence numbers, and every retry fails the same way (seen after a broker restart in a long
@@ -143,41 +145,60 @@ class OutboxRelay:
         self._renew = renew
         self._renewed: AIOKafkaProducer | None = None
         """A producer this relay started (and stops); the first one is the caller's."""
+        self._stale = False
+        """The producer failed for good: relay with a new one first."""
+        self._extra = {"schema": schema}
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        """How the relay waits before it starts again (tenacity's sleep)."""
 
     async def run(self) -> None:
+        """Relay until cancelled. After an error the relay starts again a second later; after a
+        fatal producer error it starts at once with a new producer (if it can make one)."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),  # never CancelledError: stopping ends it
+            wait=self._wait,
+            before_sleep=self._failed,
+            sleep=self.sleep,
+        )
         try:
-            while True:
-                try:
-                    await self._run_locked()
-                except asyncio.CancelledError:
-                    raise
-                except FATAL_PRODUCER_ERRORS:
-                    self.healthy = False
-                    log.exception("producer unusable; relaying with a new one", extra={"schema": self.schema})
-                    await self._new_producer()
-                except Exception:
-                    self.healthy = False
-                    log.exception("outbox relay failed; restarting", extra={"schema": self.schema})
-                    await asyncio.sleep(1.0)
+            await retrying(self._relay)
         finally:
             if self._renewed is not None:
                 with contextlib.suppress(Exception):
                     await self._renewed.stop()
 
+    async def _relay(self) -> None:
+        if self._stale:
+            await self._new_producer()
+        await self._run_locked()
+
+    def _wait(self, state: RetryCallState) -> float:
+        renewing = self._renew is not None and self._fatal(state)
+        return 0.0 if renewing else RELAY_RESTART_SECONDS
+
+    @staticmethod
+    def _fatal(state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return isinstance(error, FATAL_PRODUCER_ERRORS)
+
+    def _failed(self, state: RetryCallState) -> None:
+        self.healthy = False
+        error = state.outcome.exception() if state.outcome is not None else None
+        if self._fatal(state):
+            self._stale = self._renew is not None
+            log.error("producer unusable; relaying with a new one", exc_info=error, extra=self._extra)
+        else:
+            log.error("outbox relay failed; restarting", exc_info=error, extra=self._extra)
+
     async def _new_producer(self) -> None:
-        if self._renew is None:
-            await asyncio.sleep(1.0)
-            return
-        try:
-            fresh = await self._renew()
-        except Exception:
-            log.exception("no new producer yet", extra={"schema": self.schema})
-            await asyncio.sleep(1.0)
-            return
+        """A new producer in place of the unusable one; an error here is the relay's (retried)."""
+        assert self._renew is not None  # only stale when it can be renewed
+        fresh = await self._renew()
         if self._renewed is not None:
             with contextlib.suppress(Exception):
                 await self._renewed.stop()
         self.producer = self._renewed = fresh
+        self._stale = False
 
     async def _run_locked(self) -> None:
         async with self.pool.acquire() as conn:

@@ -35,7 +35,7 @@ from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.http import build_app, make_server
 from haggle.runtime.kafka import make_broker, make_producer
 from haggle.runtime.outbox import OutboxRelay, prune_sent, relay_channel
-from haggle.runtime.settings import Settings
+from haggle.runtime.settings import Settings, current
 from haggle.runtime.supervise import supervise
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def _prune_forever(pool: asyncpg.Pool) -> Callable[[], Coroutine[Any, Any, None]
 
 async def serve(module: ServiceModule, settings: Settings | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly."""
-    settings = settings or Settings()
+    settings = settings or current()
     logs.configure(module.name, settings.log_level)
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,13 +1,24 @@
-"""Settings for every service and command, from the environment (pydantic-settings).
+"""The one settings object of every service and command, from the environment (pydantic-settings).
 
-`KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` name external servers; without
-them the local infrastructure's addresses are used.
+A process reads its environment once (`current()`, at its composition root) and hands the
+`Settings` down; nothing below reads `os.environ`. Every variable keeps its deployed name
+(`HAGGLE_*`, and the conventional `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
+`ANTHROPIC_API_KEY`, `OPENAI_*`), which the Helm chart, compose and `.ci/run` set. A bad value
+(a port that is not a number) fails at start-up with a `ValidationError` naming the variable.
+Keys are `SecretStr`: a repr or a log line shows `**********`, never the key.
+
+`KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` name external servers; without them the local
+infrastructure's addresses (`HAGGLE_KAFKA_PORT`, `HAGGLE_PG_PORT`) are used.
 """
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import functools
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICE_PORTS = {
     "listing": 8101,
@@ -17,24 +28,27 @@ SERVICE_PORTS = {
     "web": 8105,
     "gateway": 8106,
 }
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+Port = Annotated[int, Field(gt=0, lt=65_536)]
 
 
-def _local_kafka() -> str:
-    import os
-
-    return f"127.0.0.1:{os.environ.get('HAGGLE_KAFKA_PORT', '19092')}"
+def _local_kafka(data: dict[str, Any]) -> str:
+    return f"127.0.0.1:{data['kafka_port']}"
 
 
-def _local_database() -> str:
-    import os
-
-    port = os.environ.get("HAGGLE_PG_PORT", "15432")
-    return f"postgresql://haggle:haggle@127.0.0.1:{port}/haggle"
+def _local_database(data: dict[str, Any]) -> str:
+    return f"postgresql://haggle:haggle@127.0.0.1:{data['pg_port']}/haggle"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HAGGLE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HAGGLE_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
+    # Where the infrastructure is (local ports, else external servers) and where state lives.
+    kafka_port: Port = 19092
+    pg_port: Port = 15432
     kafka_bootstrap_servers: str = Field(
         default_factory=_local_kafka,
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "HAGGLE_KAFKA_BOOTSTRAP_SERVERS"),
@@ -43,9 +57,18 @@ class Settings(BaseSettings):
         default_factory=_local_database,
         validation_alias=AliasChoices("DATABASE_URL", "HAGGLE_DATABASE_URL"),
     )
+    state_dir: Path = REPO_ROOT / ".haggle"
+
+    # Every service.
     market_id: str = "default"
     http_host: str = "127.0.0.1"
-    http_port: int | None = None
+    http_port: Port | None = None
+    listing_port: Port = SERVICE_PORTS["listing"]
+    negotiation_port: Port = SERVICE_PORTS["negotiation"]
+    settlement_port: Port = SERVICE_PORTS["settlement"]
+    agents_port: Port = SERVICE_PORTS["agents"]
+    web_port: Port = SERVICE_PORTS["web"]
+    gateway_port: Port = SERVICE_PORTS["gateway"]
     log_level: str = "INFO"
     group_prefix: str = "haggle"
     max_handler_attempts: int = Field(default=3, ge=1, le=100)
@@ -54,6 +77,31 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=12, ge=1, le=200)
     handler_concurrency: int = Field(default=8, ge=1, le=200, description="keys handled at once per batch")
 
+    # Keys (secrets): the operator's, and the AES keys personal data is sealed with.
+    operator_key: SecretStr | None = Field(
+        default=None, description="the operator's private key, urlsafe base64"
+    )
+    operator_public_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated urlsafe base64 public keys; replace the local key"
+    )
+    shipping_key: SecretStr | None = Field(
+        default=None, description="32 bytes, urlsafe base64 (web, settlement)"
+    )
+    web_data_key: SecretStr | None = Field(default=None, description="32 bytes, urlsafe base64 (web)")
+
+    # Model providers (their conventional names, no prefix).
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+
+    # One service's own knobs.
+    settlement_tick_seconds: float = Field(default=0.25, gt=0, le=60, description="timer poll")
+    agent_moves_per_second: float = Field(default=20.0, gt=0)
+    agent_move_burst: int = Field(default=40, ge=1)
+    web_secure_cookies: bool = True
+    web_public_url: str | None = None
+    web_interview_model: str = "claude-sonnet-4-5"
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
@@ -61,5 +109,67 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         return value
 
+    @field_validator("operator_public_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    def service_port(self, service: str) -> int:
+        """The port `service` listens on (`HAGGLE_<SERVICE>_PORT`, else its default)."""
+        port = getattr(self, f"{service}_port", None) if service in SERVICE_PORTS else None
+        return port if isinstance(port, int) else 8100
+
     def port_for(self, service: str) -> int:
-        return self.http_port if self.http_port is not None else SERVICE_PORTS.get(service, 8100)
+        """This process's HTTP port: `HAGGLE_HTTP_PORT` (set per instance), else the service's."""
+        return self.http_port if self.http_port is not None else self.service_port(service)
+
+
+class BadSettings(ValueError):
+    """The environment holds a value a setting cannot take; the message names each variable
+    (never a secret's value)."""
+
+
+def env_name(field: str) -> str:
+    """The environment variable a setting is read from (the first one, when it has several)."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return alias if isinstance(alias, str) else f"HAGGLE_{field.upper()}"
+
+
+def _problem(error: Any) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field not in Settings.model_fields:
+        return str(error["msg"])
+    annotation = str(Settings.model_fields[field].annotation)
+    shown = "" if "SecretStr" in annotation else f"={error['input']!r}"
+    return f"{env_name(field)}{shown}: {error['msg']}"
+
+
+def described(exc: ValidationError) -> BadSettings:
+    """A settings validation error as BadSettings: each variable, its value unless secret, why."""
+    # A default built from a bad setting (the local bootstrap from a bad port) adds nothing.
+    problems = [_problem(e) for e in exc.errors() if e["type"] != "default_factory_not_called"]
+    return BadSettings("; ".join(problems))
+
+
+def load() -> Settings:
+    """Settings from the environment, or BadSettings naming every variable that is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise described(exc) from None
+
+
+@functools.cache
+def current() -> Settings:
+    """This process's settings: its environment, read once. Composition roots (a service's
+    `serve`, a command) take them here and pass them down."""
+    return load()

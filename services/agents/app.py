@@ -53,6 +53,7 @@ from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_C
 from haggle.runtime import identity, markets
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
+from haggle.runtime.settings import current
 from services.agents import store
 from services.agents.domain.brain import is_remote
 from services.agents.handlers import common, lifecycle, settle, shop, turns
@@ -70,7 +71,7 @@ async def _ignore(*_: object) -> None:
 
 
 def subscriptions(tools: Toolkit | None = None) -> list[Subscription]:
-    tools = tools or Toolkit.from_env()
+    tools = tools or Toolkit.from_settings(current())
     on_thread_event = partial(turns.on_thread_event, tools)
     return [
         Subscription(
@@ -225,7 +226,7 @@ def market_route(ctx: ServiceContext) -> Route:
 
 def build(ctx: ServiceContext) -> ServiceParts:
     """The composition root: one toolkit (rate limiter, brains) for every handler of this app."""
-    tools = Toolkit.from_env()
+    tools = Toolkit.from_settings(ctx.settings)
     return ServiceParts(
         subscriptions=subscriptions(tools),
         routes=[market_route(ctx), usage_route(ctx.pool)],

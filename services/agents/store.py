@@ -75,6 +75,14 @@ async def principal(conn: asyncpg.Connection, principal_id: str) -> Principal | 
     return _principal(row) if row else None
 
 
+async def save_mandate(conn: asyncpg.Connection, principal: Principal) -> None:
+    await conn.execute(
+        "UPDATE principals SET mandate = $2 WHERE principal_id = $1",
+        principal.principal_id,
+        principal.mandate.model_dump_json(),
+    )
+
+
 async def principal_by_agent(conn: asyncpg.Connection, agent_id: str) -> Principal | None:
     row = await conn.fetchrow("SELECT * FROM principals WHERE agent_id = $1 FOR NO KEY UPDATE", agent_id)
     return _principal(row) if row else None

@@ -26,6 +26,7 @@ from services.listing import domain, store
 from services.listing.domain import Listing, Refusal
 
 log = logging.getLogger(__name__)
+ListingCommand = CreateListing | UpdateListingPrice | WithdrawListing
 PRODUCER = "listing"
 
 LISTINGS_PUBLISHED = Counter("haggle_listings_published_total", "Listings published")
@@ -77,7 +78,7 @@ async def _refuse(uow: UnitOfWork, env: Envelope, raw_listing_id: str, refusal: 
     uow.emit(LISTING_EVENTS_TOPIC.name, listing_id or "unknown", out)
 
 
-async def authorise(uow: UnitOfWork, env: Envelope, cmd: Message) -> Refusal | None:
+async def authorise(uow: UnitOfWork, env: Envelope, cmd: ListingCommand) -> Refusal | None:
     """A listing command is signed by the seller agent it names (fresh seq per listing), or by an
     operator. Naming someone else's agent id is not enough to touch their listing."""
     if operators.is_operator(env):
@@ -93,41 +94,35 @@ async def authorise(uow: UnitOfWork, env: Envelope, cmd: Message) -> Refusal | N
     return None
 
 
-async def create_listing(uow: UnitOfWork, env: Envelope, cmd: CreateListing) -> None:
+CommandDecision = Callable[[Listing | None], tuple[Listing | None, Sequence[Message], Refusal | None]]
+
+
+async def _command(uow: UnitOfWork, env: Envelope, cmd: ListingCommand, decide: CommandDecision) -> int:
+    """A seller's command: authorise, load, decide, then save or refuse. The events published."""
+    listing_id = cmd.listing_id
     if refusal := await authorise(uow, env, cmd):
-        await _refuse(uow, env, cmd.listing_id, refusal)
-        return
-    existing = await store.load(uow.conn, cmd.listing_id)
-    listing, events, refusal = domain.create(existing, cmd)
+        await _refuse(uow, env, listing_id, refusal)
+        return 0
+    listing, events, refusal = decide(await store.load(uow.conn, listing_id))
     if refusal:
-        await _refuse(uow, env, cmd.listing_id, refusal)
-        return
-    LISTINGS_PUBLISHED.inc(len(events))
+        await _refuse(uow, env, listing_id, refusal)
+        return 0
     await _commit(uow, env, listing, list(events))
+    return len(events)
+
+
+async def create_listing(uow: UnitOfWork, env: Envelope, cmd: CreateListing) -> None:
+    LISTINGS_PUBLISHED.inc(await _command(uow, env, cmd, lambda existing: domain.create(existing, cmd)))
 
 
 async def update_price(uow: UnitOfWork, env: Envelope, cmd: UpdateListingPrice) -> None:
-    if refusal := await authorise(uow, env, cmd):
-        await _refuse(uow, env, cmd.listing_id, refusal)
-        return
-    existing = await store.load(uow.conn, cmd.listing_id)
-    listing, events, refusal = domain.update_price(existing, cmd.seller_agent_id, cmd.price_cents)
-    if refusal:
-        await _refuse(uow, env, cmd.listing_id, refusal)
-        return
-    await _commit(uow, env, listing, list(events))
+    await _command(
+        uow, env, cmd, lambda existing: domain.update_price(existing, cmd.seller_agent_id, cmd.price_cents)
+    )
 
 
 async def withdraw_listing(uow: UnitOfWork, env: Envelope, cmd: WithdrawListing) -> None:
-    if refusal := await authorise(uow, env, cmd):
-        await _refuse(uow, env, cmd.listing_id, refusal)
-        return
-    existing = await store.load(uow.conn, cmd.listing_id)
-    listing, events, refusal = domain.withdraw(existing, cmd.seller_agent_id)
-    if refusal:
-        await _refuse(uow, env, cmd.listing_id, refusal)
-        return
-    await _commit(uow, env, listing, list(events))
+    await _command(uow, env, cmd, lambda existing: domain.withdraw(existing, cmd.seller_agent_id))
 
 
 def _failing_fields(exc: InvalidPayload) -> list[tuple[str | int, ...]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,7 +47,6 @@ from services.settlement.timers import timer_job
 NAME = "settlement"
 SCHEMA = "settlement"
 MIGRATIONS = Path(__file__).parent / "migrations"
-TICK_SECONDS = float(os.environ.get("HAGGLE_SETTLEMENT_TICK_SECONDS", "0.25"))
 
 
 def subscriptions() -> list[Subscription]:
@@ -159,11 +157,12 @@ def deadline_guard(ctx: ServiceContext) -> handled.HandledThrough:
 
 def build(ctx: ServiceContext) -> ServiceParts:
     rails = payments.wiring(ctx.pool, ctx.notify_channel)
+    settings = ctx.settings
     return ServiceParts(
         subscriptions=subscriptions(),
         routes=[*routes(ctx), *rails.routes],
         background=[
-            timer_job(ctx.pool, ctx.notify_channel, deadline_guard(ctx), TICK_SECONDS),
+            timer_job(ctx.pool, ctx.notify_channel, deadline_guard(ctx), settings.settlement_tick_seconds),
             *rails.background,
         ],
     )

@@ -153,3 +153,30 @@ async def record_refusal(
         reason,
         detail,
     )
+
+
+async def keep_ship_to(conn: asyncpg.Connection, market_id: str, deal_id: str, sealed_address: str) -> None:
+    """The sealed address of a deal; a newer one replaces it until the label is out."""
+    await conn.execute(
+        "INSERT INTO ship_to (deal_id, market_id, sealed_address) VALUES ($1, $2, $3)"
+        " ON CONFLICT (deal_id) DO UPDATE SET sealed_address = $3, updated_at = now()"
+        " WHERE ship_to.label_sent_at IS NULL AND ship_to.market_id = $2",
+        deal_id,
+        market_id,
+        sealed_address,
+    )
+
+
+async def ship_to_unlabelled(conn: asyncpg.Connection, market_id: str, deal_id: str) -> str | None:
+    """The sealed address of a deal whose label is not out yet (locked until commit), else None."""
+    sealed: str | None = await conn.fetchval(
+        "SELECT sealed_address FROM ship_to WHERE deal_id = $1 AND market_id = $2 AND label_sent_at IS NULL"
+        " FOR UPDATE",
+        deal_id,
+        market_id,
+    )
+    return sealed
+
+
+async def label_sent(conn: asyncpg.Connection, deal_id: str) -> None:
+    await conn.execute("UPDATE ship_to SET label_sent_at = now() WHERE deal_id = $1", deal_id)

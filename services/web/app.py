@@ -57,7 +57,7 @@ def site(web: Web) -> Starlette:
 
 def build(ctx: ServiceContext) -> ServiceParts:
     hub = Hub(ctx.pool)
-    web = Web.build(ctx.pool, hub, ctx.notify_channel)
+    web = Web.build(ctx.pool, hub, ctx.notify_channel, ctx.settings)
     return ServiceParts(
         subscriptions=subscriptions(), routes=[Mount("/", app=site(web))], background=[hub.run]
     )

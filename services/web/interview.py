@@ -9,7 +9,6 @@ address is cut out of whatever they type before it reaches the model.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +16,9 @@ import orjson
 from anthropic import APIError, AsyncAnthropic
 
 from haggle.contracts.mandate import StrategyName
+from haggle.runtime.settings import Settings
 from services.web import intake
 
-MODEL_ENV = "HAGGLE_WEB_INTERVIEW_MODEL"
 DEFAULT_MODEL = "claude-sonnet-4-5"
 MAX_TURNS = 24
 MAX_SAY = 2_000
@@ -67,8 +66,8 @@ class Turn:
     draft: dict[str, Any] | None
 
 
-def configured() -> bool:
-    return bool(os.environ.get("ANTHROPIC_API_KEY"))
+def configured(settings: Settings) -> bool:
+    return settings.anthropic_api_key is not None
 
 
 def redact(text: str, address: str | None) -> str:
@@ -93,11 +92,13 @@ def _draft(arguments: dict[str, Any]) -> dict[str, Any]:
     return form
 
 
-async def ask(client: AsyncAnthropic, messages: list[dict[str, Any]]) -> tuple[Turn, list[dict[str, Any]]]:
+async def ask(
+    client: AsyncAnthropic, messages: list[dict[str, Any]], model: str = DEFAULT_MODEL
+) -> tuple[Turn, list[dict[str, Any]]]:
     """One model turn over the transcript; returns what it did and the transcript after it."""
     try:
         reply = await client.messages.create(
-            model=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
+            model=model,
             max_tokens=1_024,
             system=SYSTEM,
             tools=[FILL_FORM],  # type: ignore[list-item]
@@ -119,11 +120,11 @@ async def ask(client: AsyncAnthropic, messages: list[dict[str, Any]]) -> tuple[T
     return Turn(said, _draft(dict(call.get("input") or {}))), [*after, {"role": "user", "content": [result]}]
 
 
-def client() -> AsyncAnthropic:
+def client(settings: Settings) -> AsyncAnthropic:
     """`ANTHROPIC_API_KEY` (and `ANTHROPIC_BASE_URL` if set, as the SDK honours it)."""
-    if not configured():
+    if settings.anthropic_api_key is None:
         raise InterviewUnavailable("no model is configured (ANTHROPIC_API_KEY)")
-    return AsyncAnthropic(max_retries=2, timeout=60.0)
+    return AsyncAnthropic(api_key=settings.anthropic_api_key.get_secret_value(), max_retries=2, timeout=60.0)
 
 
 def dumps(messages: list[dict[str, Any]]) -> str:

@@ -41,7 +41,7 @@ def _render(page: Page, messages: list[dict[str, Any]], draft: Any, error: str |
         lines=interview.shown(messages),
         draft=draft,
         error=error,
-        available=interview.configured(),
+        available=interview.configured(page.web.settings),
     )
 
 
@@ -68,7 +68,8 @@ async def say(page: Page) -> Response:
         return _render(page, messages, draft, "say something (the interview has a limit of turns)")
     asked = [*messages, {"role": "user", "content": interview.redact(text, await _address(page))}]
     try:
-        turn, after = await interview.ask(interview.client(), asked)
+        settings = page.web.settings
+        turn, after = await interview.ask(interview.client(settings), asked, settings.web_interview_model)
     except interview.InterviewUnavailable as exc:
         return _render(page, messages, draft, str(exc))
     await _save(page, after, turn.draft)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ from starlette.routing import Route
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.settlement import DisputeOutcome
 from haggle.runtime.outbox import unit_of_work
+from haggle.runtime.settings import Settings
 from services.web import auth, commands, store
 from services.web.live import Audience, events
 from services.web.site import Page, Web, operator_page
@@ -19,14 +19,14 @@ from services.web.site import Page, Web, operator_page
 ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
-def public_url() -> str:
+def public_url(settings: Settings) -> str:
     from haggle.procs import url_for
 
-    return os.environ.get("HAGGLE_WEB_PUBLIC_URL") or url_for("web")
+    return settings.web_public_url or url_for("web")
 
 
-def invite_link(token: str) -> str:
-    return f"{public_url().rstrip('/')}/signin/{token}"
+def invite_link(token: str, settings: Settings) -> str:
+    return f"{public_url(settings).rstrip('/')}/signin/{token}"
 
 
 async def console(
@@ -84,7 +84,7 @@ async def invite(page: Page) -> Response:
     if not (ID.match(form["principal_id"]) and ID.match(form["market_id"])):
         return await console(page, error="ids are 1-64 letters, digits or _.:-", status=422)
     token = await auth.create_invite(page.db, auth.Role.PRINCIPAL, form["principal_id"], form["market_id"])
-    return await console(page, link=invite_link(token))
+    return await console(page, link=invite_link(token, page.web.settings))
 
 
 async def resolve(page: Page) -> Response:

@@ -38,7 +38,13 @@ def _client(request: Request) -> str:
 
 def _cookie(page: Page, response: Response, name: str, value: str, max_age: int) -> None:
     response.set_cookie(
-        name, value, max_age=max_age, httponly=True, samesite="lax", secure=page.web.secure_cookies, path="/"
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=page.web.settings.web_secure_cookies,
+        path="/",
     )
 
 

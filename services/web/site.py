@@ -8,7 +8,6 @@ page; a POST without the session's CSRF token gets 403 and changes nothing.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from haggle.runtime.settings import Settings
 from services.web import auth
 from services.web.domain import EVENT_WORDS, dollars, end_words, guard_words, refusal_words
 from services.web.live import Hub
@@ -75,12 +75,11 @@ class Web:
     hub: Hub
     notify_channel: str
     templates: Environment
-    secure_cookies: bool = True
+    settings: Settings
 
     @classmethod
-    def build(cls, pool: asyncpg.Pool, hub: Hub, notify_channel: str) -> Web:
-        secure = os.environ.get("HAGGLE_WEB_SECURE_COOKIES", "1") not in ("0", "false", "no")
-        return cls(pool, hub, notify_channel, environment(), secure)
+    def build(cls, pool: asyncpg.Pool, hub: Hub, notify_channel: str, settings: Settings) -> Web:
+        return cls(pool, hub, notify_channel, environment(), settings)
 
 
 @dataclass

@@ -13,13 +13,15 @@ import secrets
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from haggle.contracts.sealing import aes_key
+from haggle.runtime.settings import Settings, current
 
 KEY_ENV = "HAGGLE_WEB_DATA_KEY"
 MAX_ADDRESS_CHARS = 500
 
 
-def data_key() -> bytes:
-    return aes_key(KEY_ENV, "web-data.key")
+def data_key(settings: Settings | None = None) -> bytes:
+    settings = settings or current()
+    return aes_key(settings.web_data_key, KEY_ENV, settings.state_dir / "web-data.key")
 
 
 def seal(principal_id: str, address: str) -> tuple[bytes, bytes]:

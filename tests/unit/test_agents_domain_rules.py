@@ -195,3 +195,18 @@ def test_each_want_is_costed_at_its_cheapest_live_candidate() -> None:
         shopping.BestCandidate("bob-headphones", 16_000, 9_000, 500, holding=True),
         shopping.BestCandidate("bob-lens", 9_500, 8_000, 300, holding=False),
     ]
+
+
+def test_an_amendment_the_mandate_allows_replaces_the_mandate(bob: Principal) -> None:
+    want = bob.mandate.wants[0]
+    raised = want.model_copy(update={"max_price_cents": want.max_price_cents + 1_000})
+    amended = bob.mandate.model_copy(update={"wants": [raised, *bob.mandate.wants[1:]]})
+    assert bob.amend(amended) == []
+    assert bob.mandate == amended
+
+
+def test_an_amendment_of_a_fixed_field_is_refused_and_changes_nothing(bob: Principal) -> None:
+    before = bob.mandate
+    richer = before.model_copy(update={"budget_cents": before.budget_cents * 2})
+    assert bob.amend(richer) == ["budget_cents: cannot change once the agent runs"]
+    assert bob.mandate is before

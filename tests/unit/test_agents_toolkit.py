@@ -6,6 +6,7 @@ from pathlib import Path
 
 from haggle.contracts import AgentKey
 from haggle.contracts.mandate import BrainConfig
+from haggle.runtime.settings import Settings
 from services.agents.brains import Brain, build_brain
 from services.agents.domain import Principal
 from services.agents.handlers.common import Toolkit
@@ -26,7 +27,7 @@ def test_each_principal_gets_its_brain_built_once_per_app() -> None:
         built.append(config)
         return build_brain(config)
 
-    tools = Toolkit.from_env()
+    tools = Toolkit.from_settings(Settings())
     tools.build_brain = counting
     alice, bob = principal("alice"), principal("bob")
     assert tools.brain_for(alice) is tools.brain_for(alice)
@@ -35,7 +36,7 @@ def test_each_principal_gets_its_brain_built_once_per_app() -> None:
 
 
 def test_two_apps_share_no_brain_and_no_rate_limit() -> None:
-    one, two = Toolkit.from_env(), Toolkit.from_env()
+    one, two = Toolkit.from_settings(Settings()), Toolkit.from_settings(Settings())
     alice = principal("alice")
     assert one.brain_for(alice) is not two.brain_for(alice)
     assert one.limiter is not two.limiter

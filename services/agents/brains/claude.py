@@ -12,7 +12,6 @@ the brain raises `BrainUnavailable`.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ import anthropic
 from anthropic import AsyncAnthropic
 from anthropic.types import Message as ApiMessage
 
+from haggle.runtime.settings import Settings, current
 from services.agents.brains.base import BrainUnavailable
 from services.agents.brains.claude_prompt import (
     move_from_tool,
@@ -60,12 +60,15 @@ class ClaudeReply:
     stop_reason: str | None
 
 
-def client_from_env(max_retries: int = SDK_MAX_RETRIES, timeout_seconds: float = 60.0) -> AsyncAnthropic:
-    """`ANTHROPIC_API_KEY` is required; `ANTHROPIC_BASE_URL`, if set, is honoured by the SDK."""
-    key = os.environ.get("ANTHROPIC_API_KEY")
-    if not key:
+def client_from_env(
+    max_retries: int = SDK_MAX_RETRIES, timeout_seconds: float = 60.0, settings: Settings | None = None
+) -> AsyncAnthropic:
+    """`ANTHROPIC_API_KEY` (of `settings`, the process's by default) is required;
+    `ANTHROPIC_BASE_URL`, if set, is honoured by the SDK."""
+    key = (settings or current()).anthropic_api_key
+    if key is None:
         raise BrainUnavailable("the claude brain needs ANTHROPIC_API_KEY in the environment")
-    return AsyncAnthropic(api_key=key, max_retries=max_retries, timeout=timeout_seconds)
+    return AsyncAnthropic(api_key=key.get_secret_value(), max_retries=max_retries, timeout=timeout_seconds)
 
 
 def read_reply(message: ApiMessage) -> tuple[Move, str | None, str | None]:

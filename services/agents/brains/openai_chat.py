@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
+from haggle.runtime.settings import Settings, current
 from services.agents.brains.base import BrainUnavailable
 from services.agents.brains.claude_prompt import TOOLS, move_from_tool, system_prompt, user_prompt
 from services.agents.brains.model_calls import (
@@ -47,11 +47,15 @@ FUNCTIONS: list[dict[str, Any]] = [
 ]
 
 
-def client_from_env(base_url: str | None = None, timeout_seconds: float = 60.0) -> AsyncOpenAI:
+def client_from_env(
+    base_url: str | None = None, timeout_seconds: float = 60.0, settings: Settings | None = None
+) -> AsyncOpenAI:
     """`OPENAI_API_KEY` (any value for a local server that checks none); the base URL from the mandate,
-    else `OPENAI_BASE_URL`, else OpenAI's own."""
-    url = base_url or os.environ.get("OPENAI_BASE_URL")
-    key = os.environ.get("OPENAI_API_KEY") or ("unused" if url else None)
+    else `OPENAI_BASE_URL`, else OpenAI's own (of `settings`, the process's by default)."""
+    settings = settings or current()
+    url = base_url or settings.openai_base_url
+    secret = settings.openai_api_key
+    key = secret.get_secret_value() if secret is not None else ("unused" if url else None)
     if not key:
         raise BrainUnavailable("the openai brain needs OPENAI_API_KEY (or a base URL of a local server)")
     return AsyncOpenAI(api_key=key, base_url=url, max_retries=SDK_MAX_RETRIES, timeout=timeout_seconds)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from haggle.contracts import AgentKey
-from haggle.contracts.mandate import Mandate
+from haggle.contracts.mandate import Mandate, amendment_problems
 from services.agents.domain import purchases
 from services.agents.domain.budget import Budget
 from services.agents.domain.negotiation import Negotiation
@@ -38,6 +38,14 @@ class Principal:
     def spend(self, budget: Budget) -> None:
         """Take a budget's commitment as this principal's (saved with it)."""
         self.committed_cents = budget.committed_cents
+
+    def amend(self, mandate: Mandate) -> list[str]:
+        """Take a second mandate if the mandate contract allows the change; else why not
+        (`amendment_problems`), the mandate kept."""
+        problems = amendment_problems(self.mandate, mandate)
+        if not problems:
+            self.mandate = mandate
+        return problems
 
     def refuse_purchase(self, listing_id: str, want_id: str | None) -> None:
         """The principal did not consent to buying this listing for this want (`purchases`)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from haggle.guard.ratelimit import RateLimiter
 from haggle.guard.view import MandateLimits
 from haggle.runtime import identity
 from haggle.runtime.outbox import UnitOfWork
+from haggle.runtime.settings import Settings
 from services.agents import store
 from services.agents.brains import Brain, build_brain
 from services.agents.domain import Negotiation, Principal, turn
@@ -38,13 +38,8 @@ class Toolkit:
     brains: dict[str, Brain] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> Toolkit:
-        return cls(
-            RateLimiter(
-                per_second=float(os.environ.get("HAGGLE_AGENT_MOVES_PER_SECOND", "20")),
-                burst=int(os.environ.get("HAGGLE_AGENT_MOVE_BURST", "40")),
-            )
-        )
+    def from_settings(cls, settings: Settings) -> Toolkit:
+        return cls(RateLimiter(per_second=settings.agent_moves_per_second, burst=settings.agent_move_burst))
 
     def brain_for(self, principal: Principal) -> Brain:
         if principal.principal_id not in self.brains:

@@ -16,7 +16,7 @@ from haggle.contracts.listing import (
     ListingSold,
     ListingWithdrawn,
 )
-from haggle.contracts.mandate import AssignMandate, Mandate, amendment_problems
+from haggle.contracts.mandate import AssignMandate, Mandate
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import AgentAdmitted
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
@@ -68,27 +68,22 @@ async def on_assign_mandate(uow: UnitOfWork, env: Envelope, cmd: AssignMandate) 
 
 async def amend(uow: UnitOfWork, mandate: Mandate) -> None:
     """A second mandate for a running agent: its new limits apply when the mandate contract allows
-    the change (`amendment_problems`), and its wants look again at what is for sale."""
+    the change (`Principal.amend`), and its wants look again at what is for sale."""
     principal = await store.principal(uow.conn, mandate.principal_id)
     if principal is None or principal.mandate == mandate:
         return
-    if problems := amendment_problems(principal.mandate, mandate):
+    if problems := principal.amend(mandate):
         log.warning(
             "mandate amendment refused", extra={"principal_id": mandate.principal_id, "problems": problems}
         )
         return
-    await uow.conn.execute(
-        "UPDATE principals SET mandate = $2 WHERE principal_id = $1",
-        mandate.principal_id,
-        mandate.model_dump_json(),
-    )
-    amended = await store.principal(uow.conn, mandate.principal_id)
-    if amended is None or not amended.admitted:
+    await store.save_mandate(uow.conn, principal)
+    if not principal.admitted:
         return
-    await market_lock(uow, amended.market_id)
-    if await market_open(uow, amended.market_id):
-        for listing in await store.active_listings(uow.conn, amended.market_id):
-            await consider(uow, amended, listing)
+    await market_lock(uow, principal.market_id)
+    if await market_open(uow, principal.market_id):
+        for listing in await store.active_listings(uow.conn, principal.market_id):
+            await consider(uow, principal, listing)
 
 
 async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> None:

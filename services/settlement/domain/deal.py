@@ -193,6 +193,22 @@ def external_account_id(market_id: str) -> str:
     return f"external:{market_id}"
 
 
+def funding(
+    market_id: str, principal_id: str, funding_id: str, amount_cents: int
+) -> tuple[tuple[Account, Account], Transfer]:
+    """Money in from outside: the principal's wallet and the market's external account, and the
+    transfer between them (its id is the funding id, so a replay is the same transfer)."""
+    wallet, source = wallet_account_id(market_id, principal_id), external_account_id(market_id)
+    accounts = (
+        Account(wallet, AccountKind.WALLET),
+        Account(source, AccountKind.EXTERNAL, no_overdraft=False),
+    )
+    transfer = Transfer(
+        f"fund:{market_id}:{funding_id}", Phase.SINGLE, source, wallet, amount_cents, code="funding"
+    )
+    return accounts, transfer
+
+
 def hold_id(deal_id: str) -> str:
     return f"hold:{deal_id}"
 

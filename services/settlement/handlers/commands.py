@@ -38,10 +38,9 @@ from services.settlement.domain.deal import (
     LedgerRefused,
     Outcome,
     Refusal,
-    external_account_id,
-    wallet_account_id,
+    funding,
 )
-from services.settlement.domain.ledger import Account, AccountKind, Phase, Transfer, TransferResult
+from services.settlement.domain.ledger import TransferResult
 from services.settlement.handlers import ship_to
 from services.settlement.handlers.outcomes import PRODUCER, finish, printable, refuse, utcnow
 
@@ -146,16 +145,10 @@ async def fund_wallet(uow: UnitOfWork, env: Envelope, cmd: FundWallet) -> None:
         await _refuse_funding(uow, env, cmd, refusal)
         return
     market = env.market_id
-    wallet = wallet_account_id(market, cmd.principal_id)
-    source = external_account_id(market)
-    accounts = (
-        Account(wallet, AccountKind.WALLET),
-        Account(source, AccountKind.EXTERNAL, no_overdraft=False),
-    )
+    accounts, request = funding(market, cmd.principal_id, cmd.funding_id, cmd.amount_cents)
     await ledger_store.open_accounts(uow.conn, market, accounts)
-    transfer_id = f"fund:{market}:{cmd.funding_id}"
-    request = Transfer(transfer_id, Phase.SINGLE, source, wallet, cmd.amount_cents, code="funding")
     result = await ledger_store.transfer(uow.conn, market, request)
+    transfer_id, wallet = request.id, request.credit_account_id
     if result is TransferResult.EXISTS:
         return
     if result is TransferResult.EXISTS_WITH_DIFFERENT_FIELDS:

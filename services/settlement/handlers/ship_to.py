@@ -17,6 +17,7 @@ from haggle.contracts.sealing import NoShippingKey, Sealed, open_sealed, seal, s
 from haggle.contracts.settlement import SetShipTo, ShipmentLeg, ShippingLabelSealed
 from haggle.contracts.topics import SETTLEMENT_EVENTS_TOPIC
 from haggle.runtime.outbox import UnitOfWork
+from services.settlement import store
 from services.settlement.carriers import carrier_for
 from services.settlement.domain.carrier import Booking
 from services.settlement.domain.deal import Deal
@@ -27,26 +28,14 @@ PRODUCER = "settlement"
 
 async def keep(uow: UnitOfWork, market_id: str, cmd: SetShipTo) -> None:
     """Keep the sealed address; a newer one replaces it until the label is out."""
-    await uow.conn.execute(
-        "INSERT INTO ship_to (deal_id, market_id, sealed_address) VALUES ($1, $2, $3)"
-        " ON CONFLICT (deal_id) DO UPDATE SET sealed_address = $3, updated_at = now()"
-        " WHERE ship_to.label_sent_at IS NULL AND ship_to.market_id = $2",
-        cmd.deal_id,
-        market_id,
-        cmd.sealed_address,
-    )
+    await store.keep_ship_to(uow.conn, market_id, cmd.deal_id, cmd.sealed_address)
 
 
 async def label_booked(uow: UnitOfWork, deal: Deal, rules: MarketRulesSet) -> None:
     """The forward label with the buyer's address, sealed for the seller; once per deal."""
     if deal.leg is not ShipmentLeg.FORWARD or deal.tracking_id is None or deal.booked_at is None:
         return
-    sealed = await uow.conn.fetchval(
-        "SELECT sealed_address FROM ship_to WHERE deal_id = $1 AND market_id = $2 AND label_sent_at IS NULL"
-        " FOR UPDATE",
-        deal.deal_id,
-        deal.market_id,
-    )
+    sealed = await store.ship_to_unlabelled(uow.conn, deal.market_id, deal.deal_id)
     if sealed is None:
         return
     try:
@@ -62,7 +51,7 @@ async def label_booked(uow: UnitOfWork, deal: Deal, rules: MarketRulesSet) -> No
     booking = Booking(deal.carrier or carrier.name, deal.tracking_id, deal.booked_at)
     label = seal(key, Sealed.LABEL, deal.deal_id, await carrier.label(booking, address))
     del address
-    await uow.conn.execute("UPDATE ship_to SET label_sent_at = now() WHERE deal_id = $1", deal.deal_id)
+    await store.label_sent(uow.conn, deal.deal_id)
     event = ShippingLabelSealed(deal_id=deal.deal_id, tracking_id=deal.tracking_id, sealed_label=label)
     envelope = wrap(event, market_id=deal.market_id, producer=PRODUCER, correlation_id=deal.deal_id)
     uow.emit(SETTLEMENT_EVENTS_TOPIC.name, deal.deal_id, envelope)
