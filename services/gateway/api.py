@@ -148,15 +148,33 @@ class Gateway:
 
     async def list_item(self, who: store.Principal, req: domain.ListRequest) -> dict[str, Any]:
         """List one of the mandate's items (signed with the agent's key, like our agents' listings)."""
+
+        def listing(principal: store.Principal) -> CreateListing:
+            mandate, agent_id = principal.mandate, principal.agent_id
+            return domain.listing_for(mandate, agent_id, req.item_id, req.asking_price_cents)
+
+        async def sign(uow: UnitOfWork, principal: store.Principal, command: CreateListing) -> Envelope:
+            return await send(uow, principal, command, LISTING_COMMANDS_TOPIC.name, command.listing_id)
+
+        return await self._list(who, self._once(req.request_id), listing, sign)
+
+    async def _list(
+        self,
+        who: store.Principal,
+        claim: Claim,
+        listing: Callable[[store.Principal], CreateListing],
+        publish: Callable[[UnitOfWork, store.Principal, CreateListing], Awaitable[Envelope]],
+    ) -> dict[str, Any]:
+        """A listing of one of the mandate's items, unless it is listed already."""
         try:
             async with unit_of_work(self.pool, self.notify_channel) as uow:
                 principal = await self._locked(uow, who)
-                await self._once(req.request_id)(uow, principal)
-                command = domain.listing_for(principal.mandate, principal.agent_id, req)
+                await claim(uow, principal)
+                command = listing(principal)
                 found = await store.listing(uow.conn, principal.market_id, command.listing_id)
                 if found is not None and found[1] != "withdrawn":
                     raise Refused(GatewayRefusal.ALREADY_LISTED, f"{command.listing_id} is listed")
-                env = await send(uow, principal, command, LISTING_COMMANDS_TOPIC.name, command.listing_id)
+                env = await publish(uow, principal, command)
         except Refused as refused:
             REFUSALS.labels(refused.code).inc()
             raise
@@ -182,7 +200,8 @@ class Gateway:
             found = await store.listing(uow.conn, principal.market_id, listing_id)
             if found is None or found[1] != "active":
                 raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"no active listing {listing_id}")
-            if await store.negotiation(uow.conn, principal.agent_id, listing_id) is not None:
+            earlier = await store.negotiation(uow.conn, principal.agent_id, listing_id)
+            if earlier is not None and not store.opening_refused(earlier):
                 raise Refused(GatewayRefusal.ALREADY_NEGOTIATING, f"already negotiating on {listing_id}")
             fulfilled = await store.fulfilled_wants(uow.conn, principal.agent_id)
             want = domain.want_for(principal.mandate, found[0], want_id, fulfilled)
@@ -265,9 +284,22 @@ class Gateway:
         if env.type == "AgentRegistered":
             return await self._register(who, env)
         try:
-            command = payload_of(env, domain.SIGNED_COMMANDS)
+            command = payload_of(env, (*domain.SIGNED_COMMANDS, CreateListing))
         except InvalidPayload as exc:
             raise self._refused(GatewayRefusal.INVALID_REQUEST, str(exc)) from None
+
+        async def claim(uow: UnitOfWork, principal: store.Principal) -> None:
+            if not await store.claim_signed_seq(uow.conn, principal.agent_id, int(env.seq or 0)):
+                raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"seq {env.seq} was used before")
+
+        if isinstance(command, CreateListing):
+            listing = LISTING_COMMANDS_TOPIC.name
+            return await self._list(
+                who,
+                claim,
+                lambda principal: domain.own_listing(principal.mandate, principal.agent_id, command),
+                lambda uow, _, checked: self._forward(uow, listing, checked.listing_id, env),
+            )
         move, listing_id, thread_id = move_of(command)
         decide = (
             self._opening(listing_id, None, move)
@@ -275,17 +307,18 @@ class Gateway:
             else self._in_thread(thread_id, move, listing_id)
         )
 
-        async def claim(uow: UnitOfWork, principal: store.Principal) -> None:
-            if not await store.claim_signed_seq(uow.conn, principal.agent_id, int(env.seq or 0)):
-                raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"seq {env.seq} was used before")
-
         async def forward(
             uow: UnitOfWork, principal: store.Principal, move: Move, standing: Standing
         ) -> Envelope:
-            uow.emit(NEGOTIATION_COMMANDS.name, listing_id, env)
-            return env
+            return await self._forward(uow, NEGOTIATION_COMMANDS.name, listing_id, env)
 
         return await self._act(who, claim, decide, forward)
+
+    @staticmethod
+    async def _forward(uow: UnitOfWork, topic: str, key: str, env: Envelope) -> Envelope:
+        """A self-signing agent's envelope, queued unchanged (its signature is its own)."""
+        uow.emit(topic, key, env)
+        return env
 
     async def _register(self, who: store.Principal, env: Envelope) -> dict[str, Any]:
         registration = payload_of(env, (AgentRegistered,))
