@@ -274,9 +274,26 @@ class SelfSigning:
         self.key, self.market_id, self.principal_id = AgentKey.generate(), market_id, principal_id
         self.agent_id, self.seq = f"{principal_id}.agent", 0
 
+    @property
+    def brain(self) -> dict[str, Any]:
+        return {"kind": "external", "public_key": self.key.public, "label": "own-key"}
+
     def mandate(self, max_price: int, budget: int) -> Any:
-        brain = {"kind": "external", "public_key": self.key.public, "label": "own-key"}
-        return m.buyer(self.principal_id, [m.want("ride", max_price=max_price)], budget=budget, brain=brain)
+        return m.buyer(
+            self.principal_id, [m.want("ride", max_price=max_price)], budget=budget, brain=self.brain
+        )
+
+    async def register(self, role: Role, obs: Observer) -> None:
+        """Its self-signed registration, once the gateway knows the mandate; until the referee admits it."""
+        registration = AgentRegistered(
+            agent_id=self.agent_id, principal_id=self.principal_id, role=role, public_key=self.key.public
+        )
+
+        async def registered() -> bool:
+            return bool((await self.post(self.sign(registration))).status_code == 202)
+
+        await until(registered, what="the gateway to know the mandate")
+        await obs.wait_for(lambda e: e.type == "AgentAdmitted" and e.agent_id == self.agent_id, "agent.inbox")
 
     def sign(self, message: Any, key: AgentKey | None = None) -> Any:
         self.seq += 1
@@ -305,20 +322,7 @@ async def test_an_agent_with_its_own_key_trades_and_its_forgeries_and_replays_ar
         await m.assign(pub, market_id, seller)
         await m.assign(pub, market_id, agent.mandate(max_price=26_000, budget=50_000))
         listing_id = f"{market_id}-alice.bike"
-        registration = AgentRegistered(
-            agent_id=agent.agent_id,
-            principal_id=agent.principal_id,
-            role=Role.BUYER,
-            public_key=agent.key.public,
-        )
-
-        async def registered() -> bool:
-            return (await agent.post(agent.sign(registration))).status_code == 202
-
-        await until(registered, what="the gateway to know the mandate")
-        await obs.wait_for(
-            lambda e: e.type == "AgentAdmitted" and e.agent_id == agent.agent_id, "agent.inbox"
-        )
+        await agent.register(Role.BUYER, obs)
 
         over = OpenNegotiation(
             listing_id=listing_id, price_cents=27_000, shipping_method=ShippingMethod.LOCAL_PICKUP
@@ -360,6 +364,80 @@ async def test_an_agent_with_its_own_key_trades_and_its_forgeries_and_replays_ar
     assert [c.type for c in sent][:2] == ["OpenNegotiation", "CounterOffer"]
     assert all(c.producer == "their-agent" for c in sent)  # forwarded as the agent signed them
     assert not any(c.event_id in (forged.event_id, elsewhere.event_id) for c in sent)
+
+
+@pytest.mark.usefixtures("gateway")
+async def test_an_agent_with_its_own_key_lists_its_principals_item_and_a_buyer_of_ours_opens(
+    bootstrap: str, market_id: str, database_url: str
+) -> None:
+    agent = SelfSigning(market_id, f"{market_id}-own")
+    mandate = m.seller(
+        agent.principal_id, [m.sell_item("bike", asking=30_000, floor=20_000)], brain=agent.brain
+    )
+    listing_id = f"{agent.principal_id}.bike"
+    own = mandate.items[0].to_listing(listing_id, agent.agent_id, agent.principal_id)  # from the contracts
+    inbox = ("agent.inbox", "listing.commands", "listing.events", *TOPICS)
+    async with Publisher(bootstrap) as pub, Observer(bootstrap, *inbox, market_id=market_id) as obs:
+        await m.assign(pub, market_id, mandate)
+        await agent.register(Role.SELLER, obs)
+        cases = [
+            (own.model_copy(update={"price_cents": 19_999}), "guard:below_floor"),
+            (own.model_copy(update={"title": "A carbon racing bike"}), "unknown_item"),
+            (own.model_copy(update={"listing_id": f"{market_id}-alice.bike"}), "unknown_item"),
+        ]
+        refused = [agent.sign(listing) for listing, _ in cases]
+        for envelope, (_, reason) in zip(refused, cases, strict=True):
+            answer = await agent.post(envelope)
+            assert (answer.status_code, answer.json()["refused"]) == (422, reason), answer.text
+        listing = own.model_copy(update={"price_cents": 28_000})
+        sent = await _published(agent, obs, listing)
+        replayed = await agent.post(sent)
+        assert replayed.status_code == 409 and replayed.json()["refused"] == "replayed_request"
+
+        async def seen() -> bool:  # read, not probed: a probe the gateway accepted would list it twice
+            row = await _gateway_row(
+                database_url, "SELECT status FROM listings WHERE listing_id = $1", listing_id
+            )
+            return row is not None and row["status"] == "active"
+
+        await until(seen, what="the gateway to see the listing")
+        again = await agent.post(agent.sign(listing))
+        assert again.status_code == 422 and again.json()["refused"] == "already_listed"
+        await m.assign(pub, market_id, m.buyer(f"{market_id}-bob", [m.want("ride", 29_000)], budget=50_000))
+        opened = await obs.wait_for(
+            lambda e: e.type == "ThreadOpened" and e.agent_id == agent.agent_id, "agent.inbox", timeout=60
+        )
+        assert opened[0].payload["listing_id"] == listing_id
+    commands = obs.matching(lambda e: e.agent_id == agent.agent_id, "listing.commands")
+    assert commands and all(c.producer == "their-agent" for c in commands)  # forwarded as it signed them
+    assert not any(c.event_id in {e.event_id for e in refused} for c in commands)
+    published = obs.matching(of_type("ListingPublished"), "listing.events")
+    assert [(p.payload["listing_id"], p.payload["price_cents"]) for p in published] == [(listing_id, 28_000)]
+
+
+async def _published(agent: SelfSigning, obs: Observer, listing: Any) -> Any:
+    """Post the listing; the listing service may refuse it while it has not read the agent's
+    registration yet: then sign it again (a new seq) and post it again. The envelope it published."""
+
+    def outcome_of(envelope: Any) -> Any:
+        def match(e: Any) -> bool:
+            if e.payload.get("listing_id") != listing.listing_id:
+                return False
+            if e.type == "ListingCommandRefused":
+                return bool(e.payload["command_event_id"] == str(envelope.event_id))
+            return bool(e.type == "ListingPublished")
+
+        return match
+
+    for _ in range(20):
+        envelope = agent.sign(listing)
+        answer = await agent.post(envelope)
+        assert answer.status_code == 202, answer.text
+        outcome = await obs.wait_for(outcome_of(envelope), "listing.events")
+        if outcome[-1].type == "ListingPublished":
+            return envelope
+        await asyncio.sleep(0.5)
+    raise AssertionError("the listing service never took the agent's listing")
 
 
 async def _until_accepted(agent: SelfSigning, move: Any) -> None:
