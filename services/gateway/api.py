@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,12 +33,12 @@ from haggle.contracts.topics import (
 from haggle.guard import commands as guard_commands
 from haggle.guard.commands import move_of
 from haggle.guard.moves import Accept, Move, Reject, Say
-from haggle.guard.ratelimit import RateLimiter, RefundedOnRollback
-from haggle.guard.rules import check
+from haggle.guard.rules import GuardRefusalReason, check
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from services.gateway import domain, store
 from services.gateway.domain import GatewayRefusal, Refused, Standing
 from services.gateway.handlers import PRODUCER, send
+from services.gateway.limits import Bucket
 from services.gateway.waiting import Waiters
 
 log = logging.getLogger(__name__)
@@ -56,30 +55,35 @@ for _type in [*(c.__name__ for c in guard_commands.NEGOTIATION_COMMANDS), Create
 ANONYMOUS = "(no key)"
 
 
-def _limiter(prefix: str, rate: str, burst: str) -> RateLimiter:
-    return RateLimiter(
-        per_second=float(os.environ.get(f"HAGGLE_GATEWAY_{prefix}_PER_SECOND", rate)),
-        burst=int(os.environ.get(f"HAGGLE_GATEWAY_{prefix}_BURST", burst)),
-    )
+class _Deferred:
+    """The guard's limiter for a move: the guard's other rules decide first, and whether the move
+    costs a token (leaving never does); the token itself is then taken from the shared bucket."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def allow(self, key: str) -> bool:
+        self.asked = True
+        return True
 
 
 @dataclass
 class Gateway:
     pool: asyncpg.Pool
     notify_channel: str
-    requests: RateLimiter
-    moves: RateLimiter
+    requests: Bucket
+    moves: Bucket
     waiters: Waiters
 
     @classmethod
     def build(cls, pool: asyncpg.Pool, notify_channel: str) -> Gateway:
-        requests, moves = _limiter("REQUESTS", "20", "40"), _limiter("MOVES", "5", "10")
+        requests, moves = Bucket.from_env("requests", "20", "40"), Bucket.from_env("moves", "5", "10")
         return cls(pool, notify_channel, requests, moves, Waiters(pool))
 
     async def authenticate(self, api_key: str | None) -> store.Principal:
         """The principal whose agent holds this key; every call, even a read, takes a token."""
         digest = domain.key_digest(api_key) if api_key else ANONYMOUS
-        if not self.requests.allow(digest):
+        if not await self.requests.take(self.pool, digest):
             raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this key")
         principal = await store.by_api_key(self.pool, digest) if api_key else None
         if principal is None:
@@ -208,7 +212,7 @@ class Gateway:
             held = await store.held(uow.conn, principal.agent_id)  # under the principal's row lock
             hold = domain.hold(principal.mandate, want, found[0], principal.committed_cents, held)
             standing = Standing(principal.agent_id, principal.mandate, hold, found[0], want)
-            checked = self._guard(uow, move, standing)
+            checked = await self._guard(uow, move, standing)
             await store.start_negotiation(uow.conn, principal.agent_id, listing_id, want.id, hold)
             return standing, checked
 
@@ -226,13 +230,19 @@ class Gateway:
                     GatewayRefusal.WRONG_LISTING, f"thread {thread_id} is not on listing {listing_id}"
                 )
             standing = await _standing(uow.conn, principal, row)
-            return standing, self._guard(uow, move, standing)
+            return standing, await self._guard(uow, move, standing)
 
         return decide
 
-    def _guard(self, uow: UnitOfWork, move: Move, standing: Standing) -> Move:
-        limiter = RefundedOnRollback(self.moves, uow.on_rollback)
-        return domain.guarded(move, standing, lambda m, v, lim: check(m, v, lim, limiter))
+    async def _guard(self, uow: UnitOfWork, move: Move, standing: Standing) -> Move:
+        """The same guard as our agents'; a move that costs a token takes it from the agent's shared
+        bucket in this transaction (a refusal later in it rolls the token back)."""
+        limiter = _Deferred()
+        checked = domain.guarded(move, standing, lambda m, v, lim: check(m, v, lim, limiter))
+        if limiter.asked and not await self.moves.take(uow.conn, standing.agent_id):
+            too_fast = f"agent {standing.agent_id} is moving too fast"
+            raise Refused(GatewayRefusal.GUARD, too_fast, GuardRefusalReason.RATE_LIMITED.value)
+        return checked
 
     @staticmethod
     def _once(request_id: str) -> Claim:
@@ -273,7 +283,7 @@ class Gateway:
     async def signed(self, raw: Any) -> dict[str, Any]:
         """A command (or its registration) the external agent signed with its own key, forwarded unchanged."""
         env = _envelope(raw)
-        if not self.requests.allow(f"agent:{env.agent_id}"):
+        if not await self.requests.take(self.pool, f"agent:{env.agent_id}"):
             raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this agent")
         async with self.pool.acquire() as conn:
             who = await store.by_agent(conn, str(env.agent_id)) if env.agent_id else None
