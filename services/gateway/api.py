@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,12 +33,12 @@ from haggle.contracts.topics import (
 from haggle.guard import commands as guard_commands
 from haggle.guard.commands import move_of
 from haggle.guard.moves import Accept, Move, Reject, Say
-from haggle.guard.ratelimit import RateLimiter, RefundedOnRollback
-from haggle.guard.rules import check
+from haggle.guard.rules import GuardRefusalReason, check
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from services.gateway import domain, store
 from services.gateway.domain import GatewayRefusal, Refused, Standing
 from services.gateway.handlers import PRODUCER, send
+from services.gateway.limits import Bucket
 from services.gateway.waiting import Waiters
 
 log = logging.getLogger(__name__)
@@ -56,30 +55,35 @@ for _type in [*(c.__name__ for c in guard_commands.NEGOTIATION_COMMANDS), Create
 ANONYMOUS = "(no key)"
 
 
-def _limiter(prefix: str, rate: str, burst: str) -> RateLimiter:
-    return RateLimiter(
-        per_second=float(os.environ.get(f"HAGGLE_GATEWAY_{prefix}_PER_SECOND", rate)),
-        burst=int(os.environ.get(f"HAGGLE_GATEWAY_{prefix}_BURST", burst)),
-    )
+class _Deferred:
+    """The guard's limiter for a move: the guard's other rules decide first, and whether the move
+    costs a token (leaving never does); the token itself is then taken from the shared bucket."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def allow(self, key: str) -> bool:
+        self.asked = True
+        return True
 
 
 @dataclass
 class Gateway:
     pool: asyncpg.Pool
     notify_channel: str
-    requests: RateLimiter
-    moves: RateLimiter
+    requests: Bucket
+    moves: Bucket
     waiters: Waiters
 
     @classmethod
     def build(cls, pool: asyncpg.Pool, notify_channel: str) -> Gateway:
-        requests, moves = _limiter("REQUESTS", "20", "40"), _limiter("MOVES", "5", "10")
+        requests, moves = Bucket.from_env("requests", "20", "40"), Bucket.from_env("moves", "5", "10")
         return cls(pool, notify_channel, requests, moves, Waiters(pool))
 
     async def authenticate(self, api_key: str | None) -> store.Principal:
         """The principal whose agent holds this key; every call, even a read, takes a token."""
         digest = domain.key_digest(api_key) if api_key else ANONYMOUS
-        if not self.requests.allow(digest):
+        if not await self.requests.take(self.pool, digest):
             raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this key")
         principal = await store.by_api_key(self.pool, digest) if api_key else None
         if principal is None:
@@ -148,15 +152,33 @@ class Gateway:
 
     async def list_item(self, who: store.Principal, req: domain.ListRequest) -> dict[str, Any]:
         """List one of the mandate's items (signed with the agent's key, like our agents' listings)."""
+
+        def listing(principal: store.Principal) -> CreateListing:
+            mandate, agent_id = principal.mandate, principal.agent_id
+            return domain.listing_for(mandate, agent_id, req.item_id, req.asking_price_cents)
+
+        async def sign(uow: UnitOfWork, principal: store.Principal, command: CreateListing) -> Envelope:
+            return await send(uow, principal, command, LISTING_COMMANDS_TOPIC.name, command.listing_id)
+
+        return await self._list(who, self._once(req.request_id), listing, sign)
+
+    async def _list(
+        self,
+        who: store.Principal,
+        claim: Claim,
+        listing: Callable[[store.Principal], CreateListing],
+        publish: Callable[[UnitOfWork, store.Principal, CreateListing], Awaitable[Envelope]],
+    ) -> dict[str, Any]:
+        """A listing of one of the mandate's items, unless it is listed already."""
         try:
             async with unit_of_work(self.pool, self.notify_channel) as uow:
                 principal = await self._locked(uow, who)
-                await self._once(req.request_id)(uow, principal)
-                command = domain.listing_for(principal.mandate, principal.agent_id, req)
+                await claim(uow, principal)
+                command = listing(principal)
                 found = await store.listing(uow.conn, principal.market_id, command.listing_id)
                 if found is not None and found[1] != "withdrawn":
                     raise Refused(GatewayRefusal.ALREADY_LISTED, f"{command.listing_id} is listed")
-                env = await send(uow, principal, command, LISTING_COMMANDS_TOPIC.name, command.listing_id)
+                env = await publish(uow, principal, command)
         except Refused as refused:
             REFUSALS.labels(refused.code).inc()
             raise
@@ -182,14 +204,15 @@ class Gateway:
             found = await store.listing(uow.conn, principal.market_id, listing_id)
             if found is None or found[1] != "active":
                 raise Refused(GatewayRefusal.UNKNOWN_LISTING, f"no active listing {listing_id}")
-            if await store.negotiation(uow.conn, principal.agent_id, listing_id) is not None:
+            earlier = await store.negotiation(uow.conn, principal.agent_id, listing_id)
+            if earlier is not None and not store.opening_refused(earlier):
                 raise Refused(GatewayRefusal.ALREADY_NEGOTIATING, f"already negotiating on {listing_id}")
             fulfilled = await store.fulfilled_wants(uow.conn, principal.agent_id)
             want = domain.want_for(principal.mandate, found[0], want_id, fulfilled)
             held = await store.held(uow.conn, principal.agent_id)  # under the principal's row lock
             hold = domain.hold(principal.mandate, want, found[0], principal.committed_cents, held)
             standing = Standing(principal.agent_id, principal.mandate, hold, found[0], want)
-            checked = self._guard(uow, move, standing)
+            checked = await self._guard(uow, move, standing)
             await store.start_negotiation(uow.conn, principal.agent_id, listing_id, want.id, hold)
             return standing, checked
 
@@ -207,13 +230,19 @@ class Gateway:
                     GatewayRefusal.WRONG_LISTING, f"thread {thread_id} is not on listing {listing_id}"
                 )
             standing = await _standing(uow.conn, principal, row)
-            return standing, self._guard(uow, move, standing)
+            return standing, await self._guard(uow, move, standing)
 
         return decide
 
-    def _guard(self, uow: UnitOfWork, move: Move, standing: Standing) -> Move:
-        limiter = RefundedOnRollback(self.moves, uow.on_rollback)
-        return domain.guarded(move, standing, lambda m, v, lim: check(m, v, lim, limiter))
+    async def _guard(self, uow: UnitOfWork, move: Move, standing: Standing) -> Move:
+        """The same guard as our agents'; a move that costs a token takes it from the agent's shared
+        bucket in this transaction (a refusal later in it rolls the token back)."""
+        limiter = _Deferred()
+        checked = domain.guarded(move, standing, lambda m, v, lim: check(m, v, lim, limiter))
+        if limiter.asked and not await self.moves.take(uow.conn, standing.agent_id):
+            too_fast = f"agent {standing.agent_id} is moving too fast"
+            raise Refused(GatewayRefusal.GUARD, too_fast, GuardRefusalReason.RATE_LIMITED.value)
+        return checked
 
     @staticmethod
     def _once(request_id: str) -> Claim:
@@ -254,7 +283,7 @@ class Gateway:
     async def signed(self, raw: Any) -> dict[str, Any]:
         """A command (or its registration) the external agent signed with its own key, forwarded unchanged."""
         env = _envelope(raw)
-        if not self.requests.allow(f"agent:{env.agent_id}"):
+        if not await self.requests.take(self.pool, f"agent:{env.agent_id}"):
             raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this agent")
         async with self.pool.acquire() as conn:
             who = await store.by_agent(conn, str(env.agent_id)) if env.agent_id else None
@@ -265,9 +294,22 @@ class Gateway:
         if env.type == "AgentRegistered":
             return await self._register(who, env)
         try:
-            command = payload_of(env, domain.SIGNED_COMMANDS)
+            command = payload_of(env, (*domain.SIGNED_COMMANDS, CreateListing))
         except InvalidPayload as exc:
             raise self._refused(GatewayRefusal.INVALID_REQUEST, str(exc)) from None
+
+        async def claim(uow: UnitOfWork, principal: store.Principal) -> None:
+            if not await store.claim_signed_seq(uow.conn, principal.agent_id, int(env.seq or 0)):
+                raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"seq {env.seq} was used before")
+
+        if isinstance(command, CreateListing):
+            listing = LISTING_COMMANDS_TOPIC.name
+            return await self._list(
+                who,
+                claim,
+                lambda principal: domain.own_listing(principal.mandate, principal.agent_id, command),
+                lambda uow, _, checked: self._forward(uow, listing, checked.listing_id, env),
+            )
         move, listing_id, thread_id = move_of(command)
         decide = (
             self._opening(listing_id, None, move)
@@ -275,17 +317,18 @@ class Gateway:
             else self._in_thread(thread_id, move, listing_id)
         )
 
-        async def claim(uow: UnitOfWork, principal: store.Principal) -> None:
-            if not await store.claim_signed_seq(uow.conn, principal.agent_id, int(env.seq or 0)):
-                raise Refused(GatewayRefusal.REPLAYED_REQUEST, f"seq {env.seq} was used before")
-
         async def forward(
             uow: UnitOfWork, principal: store.Principal, move: Move, standing: Standing
         ) -> Envelope:
-            uow.emit(NEGOTIATION_COMMANDS.name, listing_id, env)
-            return env
+            return await self._forward(uow, NEGOTIATION_COMMANDS.name, listing_id, env)
 
         return await self._act(who, claim, decide, forward)
+
+    @staticmethod
+    async def _forward(uow: UnitOfWork, topic: str, key: str, env: Envelope) -> Envelope:
+        """A self-signing agent's envelope, queued unchanged (its signature is its own)."""
+        uow.emit(topic, key, env)
+        return env
 
     async def _register(self, who: store.Principal, env: Envelope) -> dict[str, Any]:
         registration = payload_of(env, (AgentRegistered,))

@@ -2,8 +2,7 @@
 
 Consumes mandate.commands (mandates whose brain is `external`), its agents' agent.inbox and
 listing.events; serves the HTTP API and the MCP server (services/gateway/faces.py) on
-HAGGLE_GATEWAY_PORT. Start it with `haggle run gateway` (it is not among the four core services
-`haggle services up` starts).
+HAGGLE_GATEWAY_PORT. `haggle services up` starts it with the others; `haggle run gateway` alone.
 """
 
 from __future__ import annotations

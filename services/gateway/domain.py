@@ -144,18 +144,30 @@ class Standing:
         return view
 
 
-def listing_for(mandate: Mandate, agent_id: str, req: ListRequest) -> CreateListing:
+def listing_for(mandate: Mandate, agent_id: str, item_id: str, asking_cents: int | None) -> CreateListing:
     """The listing of one of the mandate's items, at its asking price or the one asked (never under the
     floor: the guard's reason, without the floor)."""
-    item = next((i for i in mandate.items if i.id == req.item_id), None)
+    item = next((i for i in mandate.items if i.id == item_id), None)
     if item is None:
-        raise Refused(GatewayRefusal.UNKNOWN_ITEM, f"the mandate sells no item {req.item_id}")
-    asking = item.asking_price_cents if req.asking_price_cents is None else req.asking_price_cents
+        raise Refused(GatewayRefusal.UNKNOWN_ITEM, f"the mandate sells no item {item_id}")
+    asking = item.asking_price_cents if asking_cents is None else asking_cents
     if asking < item.floor_cents:
         raise Refused(GatewayRefusal.GUARD, "the asking price is under the principal's floor", "below_floor")
     listing_id = f"{mandate.principal_id}.{item.id}"
     command = item.to_listing(listing_id, agent_id, mandate.principal_id)
     return CreateListing.model_validate({**command.model_dump(), "price_cents": asking})
+
+
+def own_listing(mandate: Mandate, agent_id: str, command: CreateListing) -> CreateListing:
+    """A listing a self-signing agent signed: exactly the mandate's item as `listing_for` lists it, at
+    the price the agent chose (never under the floor), by this agent for this principal."""
+    item_id = command.listing_id.removeprefix(f"{mandate.principal_id}.")
+    if item_id == command.listing_id:
+        raise Refused(GatewayRefusal.UNKNOWN_ITEM, f"{command.listing_id} is not a listing of this principal")
+    expected = listing_for(mandate, agent_id, item_id, command.price_cents)
+    if command != expected:
+        raise Refused(GatewayRefusal.UNKNOWN_ITEM, f"{command.listing_id} is not the mandate's item as it is")
+    return command
 
 
 def hold(mandate: Mandate, want: Want, facts: ListingFacts, committed_cents: int, held_cents: int) -> int:
@@ -196,7 +208,8 @@ def counter_move(req: CounterRequest) -> MakeOffer:
 
 
 SIGNED_COMMANDS = NEGOTIATION_COMMANDS
-"""What a self-signing agent may send through the gateway (besides its own registration)."""
+"""The moves a self-signing agent may send through the gateway (besides its registration and its
+listings, `own_listing`)."""
 
 
 def command_for(move: Move, listing_id: str, thread_id: str | None) -> Message:

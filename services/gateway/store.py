@@ -204,12 +204,22 @@ async def negotiation_by_thread(
     )
 
 
+def opening_refused(row: asyncpg.Record) -> bool:
+    """A buyer's negotiation whose opening the referee refused (e.g. it had not read the listing yet):
+    it never became a thread, holds nothing, and the agent may open on the listing again."""
+    return bool(row["status"] == "ended" and row["thread_id"] is None)
+
+
 async def start_negotiation(
     conn: asyncpg.Connection, agent_id: str, listing_id: str, want_id: str, held_cents: int
 ) -> bool:
+    """A buyer's negotiation, opening; over one whose opening was refused (`opening_refused`)."""
     created = await conn.fetchval(
         "INSERT INTO negotiations (agent_id, neg_id, listing_id, want_id, held_cents)"
-        " VALUES ($1, 'b|' || $2, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1",
+        " VALUES ($1, 'b|' || $2, $2, $3, $4) ON CONFLICT (agent_id, neg_id) DO UPDATE"
+        " SET want_id = EXCLUDED.want_id, held_cents = EXCLUDED.held_cents, status = 'opening',"
+        " events = '[]', last_refusal = NULL, updated_at = now()"
+        " WHERE negotiations.status = 'ended' AND negotiations.thread_id IS NULL RETURNING 1",
         agent_id,
         listing_id,
         want_id,

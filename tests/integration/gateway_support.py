@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import httpx2
 from mcp import Client
@@ -65,3 +66,21 @@ async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 60, what: 
             return found
         await asyncio.sleep(0.1)
     raise TimeoutError(f"waited {timeout}s for {what}")
+
+
+async def referee_knows(database_url: str, *listing_ids: str) -> None:
+    """Until the referee has read these listings. The gateway reads listing.events on its own: an
+    opening sent before the referee has is refused `listing_unknown` (the agent may open again)."""
+
+    async def known() -> bool:
+        conn = await asyncpg.connect(database_url)
+        try:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM negotiation.listings_view WHERE listing_id = ANY($1::text[])",
+                list(listing_ids),
+            )
+        finally:
+            await conn.close()
+        return bool(found == len(listing_ids))
+
+    await until(known, what="the referee to read the listings")

@@ -21,7 +21,14 @@ from haggle.contracts.topics import NEGOTIATION_COMMANDS
 from haggle_lab.testing import mandates as m
 from haggle_lab.testing.observe import Observer, of_type
 from services.gateway.domain import key_digest
-from tests.integration.gateway_support import external_buyer, http_client, mcp_tools, request_id, until
+from tests.integration.gateway_support import (
+    external_buyer,
+    http_client,
+    mcp_tools,
+    referee_knows,
+    request_id,
+    until,
+)
 
 TOPICS = ("negotiation.commands", "negotiation.events", "agent.decisions", "settlement.events")
 BURST = 30
@@ -50,12 +57,15 @@ async def _market(
     return f"{market_id}-alice.bike"
 
 
-async def _listed(tools: Any, listing_id: str) -> None:
+async def _listed(tools: Any, listing_id: str, database_url: str) -> None:
+    """Until the gateway and the referee both know the listing."""
+
     async def seen() -> bool:
         found = await tools.call("search_listings", text="bike")
         return not found.get("error") and any(x["listing_id"] == listing_id for x in found["listings"])
 
     await until(seen, what="the listing in the gateway")
+    await referee_knows(database_url, listing_id)
 
 
 async def _open(tools: Any, listing_id: str, price: int) -> dict[str, Any]:
@@ -74,12 +84,14 @@ async def _open(tools: Any, listing_id: str, price: int) -> dict[str, Any]:
 
 
 @pytest.mark.usefixtures("gateway")
-async def test_an_mcp_agent_negotiates_a_whole_deal_with_one_of_ours(bootstrap: str, market_id: str) -> None:
+async def test_an_mcp_agent_negotiates_a_whole_deal_with_one_of_ours(
+    bootstrap: str, market_id: str, database_url: str
+) -> None:
     api_key = f"key-{market_id}"
     async with Publisher(bootstrap) as pub, Observer(bootstrap, *TOPICS, market_id=market_id) as obs:
         listing_id = await _market(pub, market_id, api_key)
         async with mcp_tools(api_key) as tools:
-            await _listed(tools, listing_id)
+            await _listed(tools, listing_id, database_url)
             started = time.perf_counter()
             assert (await _open(tools, listing_id, 18_000))["accepted"] is True
             deal = await _haggle(tools, obs, max_price=26_000)
@@ -153,14 +165,14 @@ def _commands_of(obs: Observer, agent_id: str) -> list[Any]:
 
 @pytest.mark.usefixtures("gateway")
 async def test_a_hostile_external_agent_is_refused_and_nothing_changes(
-    bootstrap: str, market_id: str
+    bootstrap: str, market_id: str, database_url: str
 ) -> None:
     api_key = f"key-{market_id}"
     agent_id = f"{market_id}-ext.agent"
     async with Publisher(bootstrap) as pub, Observer(bootstrap, *TOPICS, market_id=market_id) as obs:
         listing_id = await _market(pub, market_id, api_key, max_price=22_000, budget=25_000)
         async with mcp_tools(api_key) as tools:
-            await _listed(tools, listing_id)
+            await _listed(tools, listing_id, database_url)
             over = await _open(tools, listing_id, 24_000)  # over the private max
             assert over == {"error": True, "refused": "guard:above_max", "detail": over["detail"]}
             assert "22000" not in over["detail"]  # the refusal does not tell the limit
@@ -274,9 +286,26 @@ class SelfSigning:
         self.key, self.market_id, self.principal_id = AgentKey.generate(), market_id, principal_id
         self.agent_id, self.seq = f"{principal_id}.agent", 0
 
+    @property
+    def brain(self) -> dict[str, Any]:
+        return {"kind": "external", "public_key": self.key.public, "label": "own-key"}
+
     def mandate(self, max_price: int, budget: int) -> Any:
-        brain = {"kind": "external", "public_key": self.key.public, "label": "own-key"}
-        return m.buyer(self.principal_id, [m.want("ride", max_price=max_price)], budget=budget, brain=brain)
+        return m.buyer(
+            self.principal_id, [m.want("ride", max_price=max_price)], budget=budget, brain=self.brain
+        )
+
+    async def register(self, role: Role, obs: Observer) -> None:
+        """Its self-signed registration, once the gateway knows the mandate; until the referee admits it."""
+        registration = AgentRegistered(
+            agent_id=self.agent_id, principal_id=self.principal_id, role=role, public_key=self.key.public
+        )
+
+        async def registered() -> bool:
+            return bool((await self.post(self.sign(registration))).status_code == 202)
+
+        await until(registered, what="the gateway to know the mandate")
+        await obs.wait_for(lambda e: e.type == "AgentAdmitted" and e.agent_id == self.agent_id, "agent.inbox")
 
     def sign(self, message: Any, key: AgentKey | None = None) -> Any:
         self.seq += 1
@@ -296,7 +325,7 @@ class SelfSigning:
 
 @pytest.mark.usefixtures("gateway")
 async def test_an_agent_with_its_own_key_trades_and_its_forgeries_and_replays_are_refused(
-    bootstrap: str, market_id: str
+    bootstrap: str, market_id: str, database_url: str
 ) -> None:
     agent = SelfSigning(market_id, f"{market_id}-own")
     inbox = ("agent.inbox", *TOPICS)
@@ -305,26 +334,14 @@ async def test_an_agent_with_its_own_key_trades_and_its_forgeries_and_replays_ar
         await m.assign(pub, market_id, seller)
         await m.assign(pub, market_id, agent.mandate(max_price=26_000, budget=50_000))
         listing_id = f"{market_id}-alice.bike"
-        registration = AgentRegistered(
-            agent_id=agent.agent_id,
-            principal_id=agent.principal_id,
-            role=Role.BUYER,
-            public_key=agent.key.public,
-        )
-
-        async def registered() -> bool:
-            return (await agent.post(agent.sign(registration))).status_code == 202
-
-        await until(registered, what="the gateway to know the mandate")
-        await obs.wait_for(
-            lambda e: e.type == "AgentAdmitted" and e.agent_id == agent.agent_id, "agent.inbox"
-        )
+        await agent.register(Role.BUYER, obs)
 
         over = OpenNegotiation(
             listing_id=listing_id, price_cents=27_000, shipping_method=ShippingMethod.LOCAL_PICKUP
         )
         refused = await until(lambda: _listing_known(agent, over), what="the listing in the gateway")
         assert refused.json()["refused"] == "guard:above_max"
+        await referee_knows(database_url, listing_id)
 
         opening = agent.sign(
             OpenNegotiation(
@@ -360,6 +377,80 @@ async def test_an_agent_with_its_own_key_trades_and_its_forgeries_and_replays_ar
     assert [c.type for c in sent][:2] == ["OpenNegotiation", "CounterOffer"]
     assert all(c.producer == "their-agent" for c in sent)  # forwarded as the agent signed them
     assert not any(c.event_id in (forged.event_id, elsewhere.event_id) for c in sent)
+
+
+@pytest.mark.usefixtures("gateway")
+async def test_an_agent_with_its_own_key_lists_its_principals_item_and_a_buyer_of_ours_opens(
+    bootstrap: str, market_id: str, database_url: str
+) -> None:
+    agent = SelfSigning(market_id, f"{market_id}-own")
+    mandate = m.seller(
+        agent.principal_id, [m.sell_item("bike", asking=30_000, floor=20_000)], brain=agent.brain
+    )
+    listing_id = f"{agent.principal_id}.bike"
+    own = mandate.items[0].to_listing(listing_id, agent.agent_id, agent.principal_id)  # from the contracts
+    inbox = ("agent.inbox", "listing.commands", "listing.events", *TOPICS)
+    async with Publisher(bootstrap) as pub, Observer(bootstrap, *inbox, market_id=market_id) as obs:
+        await m.assign(pub, market_id, mandate)
+        await agent.register(Role.SELLER, obs)
+        cases = [
+            (own.model_copy(update={"price_cents": 19_999}), "guard:below_floor"),
+            (own.model_copy(update={"title": "A carbon racing bike"}), "unknown_item"),
+            (own.model_copy(update={"listing_id": f"{market_id}-alice.bike"}), "unknown_item"),
+        ]
+        refused = [agent.sign(listing) for listing, _ in cases]
+        for envelope, (_, reason) in zip(refused, cases, strict=True):
+            answer = await agent.post(envelope)
+            assert (answer.status_code, answer.json()["refused"]) == (422, reason), answer.text
+        listing = own.model_copy(update={"price_cents": 28_000})
+        sent = await _published(agent, obs, listing)
+        replayed = await agent.post(sent)
+        assert replayed.status_code == 409 and replayed.json()["refused"] == "replayed_request"
+
+        async def seen() -> bool:  # read, not probed: a probe the gateway accepted would list it twice
+            row = await _gateway_row(
+                database_url, "SELECT status FROM listings WHERE listing_id = $1", listing_id
+            )
+            return row is not None and row["status"] == "active"
+
+        await until(seen, what="the gateway to see the listing")
+        again = await agent.post(agent.sign(listing))
+        assert again.status_code == 422 and again.json()["refused"] == "already_listed"
+        await m.assign(pub, market_id, m.buyer(f"{market_id}-bob", [m.want("ride", 29_000)], budget=50_000))
+        opened = await obs.wait_for(
+            lambda e: e.type == "ThreadOpened" and e.agent_id == agent.agent_id, "agent.inbox", timeout=60
+        )
+        assert opened[0].payload["listing_id"] == listing_id
+    commands = obs.matching(lambda e: e.agent_id == agent.agent_id, "listing.commands")
+    assert commands and all(c.producer == "their-agent" for c in commands)  # forwarded as it signed them
+    assert not any(c.event_id in {e.event_id for e in refused} for c in commands)
+    published = obs.matching(of_type("ListingPublished"), "listing.events")
+    assert [(p.payload["listing_id"], p.payload["price_cents"]) for p in published] == [(listing_id, 28_000)]
+
+
+async def _published(agent: SelfSigning, obs: Observer, listing: Any) -> Any:
+    """Post the listing; the listing service may refuse it while it has not read the agent's
+    registration yet: then sign it again (a new seq) and post it again. The envelope it published."""
+
+    def outcome_of(envelope: Any) -> Any:
+        def match(e: Any) -> bool:
+            if e.payload.get("listing_id") != listing.listing_id:
+                return False
+            if e.type == "ListingCommandRefused":
+                return bool(e.payload["command_event_id"] == str(envelope.event_id))
+            return bool(e.type == "ListingPublished")
+
+        return match
+
+    for _ in range(20):
+        envelope = agent.sign(listing)
+        answer = await agent.post(envelope)
+        assert answer.status_code == 202, answer.text
+        outcome = await obs.wait_for(outcome_of(envelope), "listing.events")
+        if outcome[-1].type == "ListingPublished":
+            return envelope
+        await asyncio.sleep(0.5)
+    raise AssertionError("the listing service never took the agent's listing")
 
 
 async def _until_accepted(agent: SelfSigning, move: Any) -> None:
@@ -470,6 +561,7 @@ async def test_open_negotiations_hold_budget_freed_without_a_deal_committed_on_o
             return len(found.get("listings", [])) == len(listings)
 
         await until(all_listed, what="every listing in the gateway")
+        await referee_knows(database_url, *listings)
 
         async def opening(listing_id: str) -> httpx.Response:
             body = {
@@ -522,6 +614,42 @@ async def test_open_negotiations_hold_budget_freed_without_a_deal_committed_on_o
         assert again.json()["refused"] in {"budget_held", "guard:over_budget"}
 
 
+@pytest.mark.usefixtures("gateway")
+async def test_an_opening_the_referee_refused_can_be_opened_again(
+    bootstrap: str, market_id: str, database_url: str
+) -> None:
+    """The gateway knows a listing the referee does not (each reads listing.events on its own)."""
+    api_key, agent_id = f"key-{market_id}", f"{market_id}-ext.agent"
+    ghost = m.seller(f"{market_id}-ghost", [m.sell_item("bike", asking=20_000, floor=15_000)])
+    listing_id = f"{market_id}-ghost.bike"
+    facts = ghost.items[0].to_listing(listing_id, f"{market_id}-ghost.agent", ghost.principal_id)
+    async with Publisher(bootstrap) as pub, http_client(api_key) as client:
+        await m.assign(pub, market_id, external_buyer(f"{market_id}-ext", api_key, 26_000, budget=50_000))
+        await until(lambda: _admitted(client), what="the agent's admission")
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": "gateway"})
+        try:
+            await conn.execute(
+                "INSERT INTO listings (listing_id, market_id, facts, status) VALUES ($1, $2, $3, 'active')",
+                listing_id,
+                market_id,
+                facts.model_dump_json(),
+            )
+        finally:
+            await conn.close()
+        body = {"listing_id": listing_id, "price_cents": 15_000, "shipping_method": "local_pickup"}
+        for _ in range(2):  # refused by the referee each time; never already_negotiating
+            answer = await client.post("/v1/negotiations", json={"request_id": request_id(), **body})
+            assert answer.status_code == 202, answer.json()
+
+            async def refused() -> dict[str, Any] | None:
+                mine = (await client.get("/v1/negotiations")).json()["negotiations"]
+                return mine[0] if mine and mine[0]["status"] == "ended" else None
+
+            neg = await until(refused, what="the referee's refusal")
+            assert neg["thread_id"] is None and neg["last_refusal"]["reason"] == "listing_unknown"
+            assert await _held(database_url, agent_id, listing_id) == 0
+
+
 async def _admitted(client: httpx.AsyncClient) -> bool:
     probe = {
         "request_id": request_id(),
@@ -530,7 +658,7 @@ async def _admitted(client: httpx.AsyncClient) -> bool:
         "shipping_method": "local_pickup",
     }
     answer = (await client.post("/v1/negotiations", json=probe)).json()
-    return answer.get("refused") != "not_admitted"
+    return answer.get("refused") not in ("not_admitted", "unauthorized")  # the key is not known yet
 
 
 async def _freed(database_url: str, agent_id: str, listing_id: str) -> bool:
@@ -606,7 +734,9 @@ async def _sell(tools: Any, obs: Observer, floor_text: str) -> dict[str, Any]:
 
 
 @pytest.mark.usefixtures("gateway")
-async def test_an_mcp_agent_sells_to_one_of_our_buyers(bootstrap: str, market_id: str) -> None:
+async def test_an_mcp_agent_sells_to_one_of_our_buyers(
+    bootstrap: str, market_id: str, database_url: str
+) -> None:
     api_key = f"key-{market_id}"
     brain = {"kind": "external", "api_key_sha256": key_digest(api_key), "label": "seller-mcp"}
     seller = m.seller(f"{market_id}-ext", [m.sell_item("bike", asking=30_000, floor=20_000)], brain=brain)
@@ -622,7 +752,7 @@ async def test_an_mcp_agent_sells_to_one_of_our_buyers(bootstrap: str, market_id
             assert under["refused"] == "guard:below_floor" and "20000" not in under["detail"]
             listed = await tools.call("list_item", request_id=request_id(), item_id="bike")
             assert listed["accepted"] is True and listed["listing_id"] == f"{market_id}-ext.bike"
-            await _listed(tools, listed["listing_id"])
+            await _listed(tools, listed["listing_id"], database_url)
             again = await tools.call("list_item", request_id=request_id(), item_id="bike")
             assert again["refused"] == "already_listed"
             await m.assign(pub, market_id, buyer)  # one of ours, who shops for a bike

@@ -175,14 +175,31 @@ def test_a_seller_is_held_to_its_floor_and_keeps_it_secret() -> None:
 
 def test_an_item_is_listed_from_the_mandate_never_under_its_floor() -> None:
     mandate = seller_standing().mandate
-    listing = domain.listing_for(mandate, "s.agent", domain.ListRequest(request_id="r" * 8, item_id="bike"))
+    listing = domain.listing_for(mandate, "s.agent", "bike", None)
     assert (listing.listing_id, listing.price_cents, listing.seller_agent_id) == ("s.bike", 30_000, "s.agent")
-    cheaper = domain.ListRequest(request_id="r" * 8, item_id="bike", asking_price_cents=25_000)
-    assert domain.listing_for(mandate, "s.agent", cheaper).price_cents == 25_000
+    assert domain.listing_for(mandate, "s.agent", "bike", 25_000).price_cents == 25_000
     with pytest.raises(Refused) as refused:
-        domain.listing_for(mandate, "s.agent", domain.ListRequest(request_id="r" * 8, item_id="car"))
+        domain.listing_for(mandate, "s.agent", "car", None)
     assert refused.value.reason is GatewayRefusal.UNKNOWN_ITEM
-    under = domain.ListRequest(request_id="r" * 8, item_id="bike", asking_price_cents=19_999)
     with pytest.raises(Refused) as refused:
-        domain.listing_for(mandate, "s.agent", under)
+        domain.listing_for(mandate, "s.agent", "bike", 19_999)
     assert refused.value.code == "guard:below_floor" and "20000" not in refused.value.detail
+
+
+def test_a_self_signed_listing_must_be_the_mandates_item_at_or_over_its_floor() -> None:
+    mandate = seller_standing().mandate
+    own = domain.listing_for(mandate, "s.agent", "bike", 26_000)
+    assert domain.own_listing(mandate, "s.agent", own) == own
+    changed = {
+        "title": own.model_copy(update={"title": "a better bike"}),
+        "seller": own.model_copy(update={"seller_agent_id": "t.agent"}),
+        "principal": own.model_copy(update={"listing_id": "t.bike"}),
+        "item": own.model_copy(update={"listing_id": "s.car"}),
+    }
+    for what, listing in changed.items():
+        with pytest.raises(Refused) as refused:
+            domain.own_listing(mandate, "s.agent", listing)
+        assert refused.value.reason is GatewayRefusal.UNKNOWN_ITEM, what
+    with pytest.raises(Refused) as refused:
+        domain.own_listing(mandate, "s.agent", own.model_copy(update={"price_cents": 19_999}))
+    assert refused.value.code == "guard:below_floor"
