@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     settlement_tick_seconds: float = Field(default=0.25, gt=0, le=60, description="timer poll")
     agent_moves_per_second: float = Field(default=20.0, gt=0)
     agent_move_burst: int = Field(default=40, ge=1)
+    gateway_requests_per_second: float = Field(default=20.0, gt=0, description="per API key")
+    gateway_requests_burst: int = Field(default=40, ge=1)
+    gateway_moves_per_second: float = Field(default=5.0, gt=0, description="per agent key")
+    gateway_moves_burst: int = Field(default=10, ge=1)
     web_secure_cookies: bool = True
     web_public_url: str | None = None
     web_interview_model: str = "claude-sonnet-4-5"

@@ -35,6 +35,7 @@ from haggle.guard.commands import move_of
 from haggle.guard.moves import Accept, Move, Reject, Say
 from haggle.guard.rules import GuardRefusalReason, check
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
+from haggle.runtime.settings import Settings
 from services.gateway import domain, store
 from services.gateway.domain import GatewayRefusal, Refused, Standing
 from services.gateway.handlers import PRODUCER, send
@@ -76,8 +77,10 @@ class Gateway:
     waiters: Waiters
 
     @classmethod
-    def build(cls, pool: asyncpg.Pool, notify_channel: str) -> Gateway:
-        requests, moves = Bucket.from_env("requests", "20", "40"), Bucket.from_env("moves", "5", "10")
+    def build(cls, pool: asyncpg.Pool, notify_channel: str, settings: Settings) -> Gateway:
+        """HAGGLE_GATEWAY_{REQUESTS,MOVES}_{PER_SECOND,BURST} set the shared buckets."""
+        requests = Bucket("requests", settings.gateway_requests_per_second, settings.gateway_requests_burst)
+        moves = Bucket("moves", settings.gateway_moves_per_second, settings.gateway_moves_burst)
         return cls(pool, notify_channel, requests, moves, Waiters(pool))
 
     async def authenticate(self, api_key: str | None) -> store.Principal:

@@ -90,7 +90,7 @@ def subscriptions() -> list[Subscription]:
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
-    gateway = Gateway.build(ctx.pool, ctx.notify_channel)
+    gateway = Gateway.build(ctx.pool, ctx.notify_channel, ctx.settings)
     server = mcp_server(gateway)
     mount = mcp_route(server)
 

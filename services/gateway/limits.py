@@ -9,7 +9,6 @@ after. Taken on a transaction's connection, a token is given back if the transac
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import asyncpg
@@ -36,16 +35,6 @@ class Bucket:
     def __post_init__(self) -> None:
         if self.per_second <= 0 or self.burst < 1:
             raise ValueError(f"rate limit {self.scope}: needs per_second > 0 and burst >= 1")
-
-    @classmethod
-    def from_env(cls, scope: str, per_second: str, burst: str) -> Bucket:
-        """HAGGLE_GATEWAY_<SCOPE>_PER_SECOND and _BURST, else the defaults given."""
-        prefix = f"HAGGLE_GATEWAY_{scope.upper()}"
-        return cls(
-            scope,
-            float(os.environ.get(f"{prefix}_PER_SECOND", per_second)),
-            int(os.environ.get(f"{prefix}_BURST", burst)),
-        )
 
     async def take(self, conn: asyncpg.Pool | asyncpg.Connection, key: str) -> bool:
         """One token for `key` if it has one (on a transaction's connection: refunded on rollback)."""

@@ -23,6 +23,7 @@ def test_variables_keep_their_deployed_names(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HAGGLE_OPERATOR_PUBLIC_KEYS", " one , two,")
     monkeypatch.setenv("HAGGLE_SETTLEMENT_TICK_SECONDS", "0.5")
     monkeypatch.setenv("HAGGLE_WEB_SECURE_COOKIES", "0")
+    monkeypatch.setenv("HAGGLE_GATEWAY_MOVES_BURST", "3")
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.delenv("HAGGLE_KAFKA_BOOTSTRAP_SERVERS", raising=False)
@@ -35,6 +36,7 @@ def test_variables_keep_their_deployed_names(monkeypatch: pytest.MonkeyPatch) ->
     assert read.operator_public_keys == ("one", "two")
     assert read.settlement_tick_seconds == 0.5
     assert read.web_secure_cookies is False
+    assert read.gateway_moves_burst == 3
     assert read.anthropic_api_key is not None and read.anthropic_api_key.get_secret_value() == SECRET
 
 
@@ -68,7 +70,13 @@ def test_a_secret_never_shows_in_a_repr_or_a_log_line(monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("HAGGLE_KAFKA_PORT", "nine"), ("HAGGLE_PG_PORT", "70000"), ("HAGGLE_CONSUMER_BATCH", "0")],
+    [
+        ("HAGGLE_KAFKA_PORT", "nine"),
+        ("HAGGLE_PG_PORT", "70000"),
+        ("HAGGLE_CONSUMER_BATCH", "0"),
+        ("HAGGLE_GATEWAY_MOVES_BURST", "0"),
+        ("HAGGLE_GATEWAY_REQUESTS_PER_SECOND", "-1"),
+    ],
 )
 def test_a_bad_value_is_a_typed_error_naming_its_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
