@@ -92,6 +92,10 @@ class Negotiation:
     attempts: int = 0
     end_reason: str | None = None
     """An `EndedBecause`, the referee's `EndReason`, or the `NegotiationRefusal` of its opening."""
+    parsed: list[tuple[dict[str, Any], Any]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+    """`events` already parsed, each with the entry it came from: `turn.view_of`'s cache (not saved)."""
 
     @property
     def live(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -20,7 +21,7 @@ from haggle.guard.commands import THREAD_EVENTS
 from haggle.guard.moves import Move, Walk, walk_away
 from haggle.guard.ratelimit import Limiter
 from haggle.guard.rules import GUARD_REFUSALS, GuardRefusal, check, token_refusal
-from haggle.guard.view import ListingView, MandateLimits, NegotiationView, time_fraction
+from haggle.guard.view import ListingView, MandateLimits, NegotiationView, ThreadEvent, time_fraction
 from services.agents.domain import shopping
 from services.agents.domain.brain import Brain, BrainUnavailable, confidential_text
 from services.agents.domain.budget import Budget
@@ -123,14 +124,26 @@ def view_of(
     role = Party.BUYER if neg.is_buyer else Party.SELLER
     view = NegotiationView(principal.agent_id, role, ListingView.from_facts(facts), limits, max_rounds)
     opened_at: datetime | None = None
-    for entry in neg.events:
-        event = THREAD_EVENTS[entry["type"]].model_validate(entry["payload"])
+    for entry, event in _parsed(neg):
         if isinstance(event, ThreadOpened):
             opened_at = datetime.fromisoformat(entry["at"])
         view = view.with_event(event)
     if opened_at is not None and view.deadline is not None:
         view = replace(view, time_fraction=time_fraction(opened_at, view.deadline, now))
     return view
+
+
+def _parsed(neg: Negotiation) -> list[tuple[dict[str, Any], ThreadEvent]]:
+    """The negotiation's events parsed, each once: a turn parses only what arrived since the last."""
+    cache = neg.parsed
+    kept = 0
+    while kept < len(cache) and kept < len(neg.events) and cache[kept][0] is neg.events[kept]:
+        kept += 1
+    del cache[kept:]
+    cache.extend(
+        (entry, THREAD_EVENTS[entry["type"]].model_validate(entry["payload"])) for entry in neg.events[kept:]
+    )
+    return cache
 
 
 def limits_for(
