@@ -120,21 +120,29 @@ def view_of(
     now: datetime,
     max_rounds: int = 20,
 ) -> NegotiationView:
-    """Fold the thread's events (as this agent received them) into what the brain may see."""
+    """Fold the thread's events (as this agent received them) into what the brain may see. The fold
+    is kept on the negotiation (`Negotiation.folded`): the next turn folds only the new events, unless
+    the listing, the limits or the events before them changed."""
     role = Party.BUYER if neg.is_buyer else Party.SELLER
-    view = NegotiationView(principal.agent_id, role, ListingView.from_facts(facts), limits, max_rounds)
-    opened_at: datetime | None = None
-    for entry, event in _parsed(neg):
+    base = NegotiationView(principal.agent_id, role, ListingView.from_facts(facts), limits, max_rounds)
+    parsed, kept = _parsed(neg)
+    folded = neg.folded
+    done, view, opened_at = 0, base, None
+    if folded is not None and folded[1] <= kept and folded[0] == base:
+        _, done, view, opened_at = folded
+    for entry, event in parsed[done:]:
         if isinstance(event, ThreadOpened):
             opened_at = datetime.fromisoformat(entry["at"])
         view = view.with_event(event)
+    neg.folded = (base, len(parsed), view, opened_at)
     if opened_at is not None and view.deadline is not None:
         view = replace(view, time_fraction=time_fraction(opened_at, view.deadline, now))
     return view
 
 
-def _parsed(neg: Negotiation) -> list[tuple[dict[str, Any], ThreadEvent]]:
-    """The negotiation's events parsed, each once: a turn parses only what arrived since the last."""
+def _parsed(neg: Negotiation) -> tuple[list[tuple[dict[str, Any], ThreadEvent]], int]:
+    """The negotiation's events parsed, each once: a turn parses only what arrived since the last.
+    Also how many were parsed before and are still the same entries."""
     cache = neg.parsed
     kept = 0
     while kept < len(cache) and kept < len(neg.events) and cache[kept][0] is neg.events[kept]:
@@ -143,7 +151,7 @@ def _parsed(neg: Negotiation) -> list[tuple[dict[str, Any], ThreadEvent]]:
     cache.extend(
         (entry, THREAD_EVENTS[entry["type"]].model_validate(entry["payload"])) for entry in neg.events[kept:]
     )
-    return cache
+    return cache, kept
 
 
 def limits_for(
