@@ -42,7 +42,16 @@ def many_seeds(count: int, participants: int = 20, listings: int = 60) -> None:
         return build_population(seed, participants, listings, 10_000, 0.1, VARIANTS, False)
 
     wall, cpu = time.perf_counter(), time.process_time()
-    reports = simulate_seeds(list(range(1, count + 1)), build, SimConfig())
+
+    def progress(seed: int, _: object) -> None:
+        if seed % 100 == 0 and seed < count:
+            spent = time.perf_counter() - wall, time.process_time() - cpu
+            print(
+                f"  {seed} seeds: {spent[0]:.0f} s wall, {spent[1]:.0f} s CPU, load {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+
+    reports = simulate_seeds(list(range(1, count + 1)), build, SimConfig(), progress)
     from haggle.market.seeds import summarise
 
     summary = summarise(reports)
@@ -69,9 +78,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--listings", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=1_000, help="seeds of the 20-principal market (0: none)")
+    parser.add_argument("--no-market", action="store_true", help="only the seeds, not the one large market")
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    one_market(args.participants, args.listings, args.seed)
+    if not args.no_market:
+        one_market(args.participants, args.listings, args.seed)
     if args.seeds:
         many_seeds(args.seeds)
     print(f"load average {os.getloadavg()[0]:.2f}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,33 @@ from rich.live import Live
 from rich.table import Table
 
 app = typer.Typer(help="Run agent markets and report on them.", no_args_is_help=True)
+
+# The population and rules flags, shared by `market run` and `haggle sim market`.
+Participants = Annotated[int, typer.Option(help="principals in the market")]
+Listings = Annotated[int, typer.Option(help="items put up for sale")]
+Budget = Annotated[int, typer.Option(help="each principal's budget, in whole dollars")]
+Seed = Annotated[int, typer.Option(help="same seed, same population (and, in process, same report)")]
+Variants = Annotated[str, typer.Option(help="comma-separated brains or models")]
+Parallel = Annotated[bool, typer.Option(help="one market per variant over the same population")]
+MisdescribedRate = Annotated[float, typer.Option(help="share of listings whose condition is overstated")]
+ApprovalPolicy = Annotated[
+    str,
+    typer.Option(
+        help="consistent:<share> (a seeded share of principals declines), grant-all, deny-all, human,"
+        " grant-up-to:<cents>"
+    ),
+]
+Seeds = Annotated[
+    str, typer.Option(help="several populations, e.g. 1-20 or 1,4,9: per-variant means with 95% CIs")
+]
+NegotiationTtl = Annotated[int, typer.Option(help="seconds a negotiation may last")]
+MaxRounds = Annotated[int, typer.Option(help="offers per negotiation at most")]
+
+
+def variant_names(variants: str) -> list[str]:
+    return [v.strip() for v in variants.split(",") if v.strip()]
+
+
 console = Console()
 
 
@@ -43,24 +71,18 @@ def ensure_running(instances: int = 1) -> tuple[str, str]:
 
 @app.command()
 def run(
-    participants: int = typer.Option(20, help="principals in the market"),
-    listings: int = typer.Option(60, help="items put up for sale"),
-    budget: int = typer.Option(100, help="each principal's budget, in whole dollars"),
-    seed: int = typer.Option(1, help="same seed, same population"),
-    variants: str = typer.Option("boulware,conceder", help="comma-separated brains or models"),
-    parallel: bool = typer.Option(False, help="one market per variant over the same population"),
-    misdescribed_rate: float = typer.Option(0.1, help="share of listings whose condition is overstated"),
-    approval_policy: str = typer.Option(
-        "consistent:0.1",
-        help="consistent:<share> (a seeded share of principals declines), grant-all, deny-all, human,"
-        " grant-up-to:<cents>",
-    ),
-    seeds: str = typer.Option(
-        "", help="several populations, e.g. 1-20 or 1,4,9: per-variant means with 95% CIs"
-    ),
+    participants: Participants = 20,
+    listings: Listings = 60,
+    budget: Budget = 100,
+    seed: Seed = 1,
+    variants: Variants = "boulware,conceder",
+    parallel: Parallel = False,
+    misdescribed_rate: MisdescribedRate = 0.1,
+    approval_policy: ApprovalPolicy = "consistent:0.1",
+    seeds: Seeds = "",
     deadline: float = typer.Option(600, help="stop watching after this many seconds"),
-    negotiation_ttl: int = typer.Option(60, help="seconds a negotiation may last"),
-    max_rounds: int = typer.Option(12, help="offers per negotiation at most"),
+    negotiation_ttl: NegotiationTtl = 60,
+    max_rounds: MaxRounds = 12,
     json_path: Path | None = typer.Option(None, "--json", help="also write the report as JSON"),
     html_path: Path | None = typer.Option(
         None, "--html", help="also write the report as one self-contained page of charts"
@@ -94,7 +116,7 @@ def run(
         listings,
         budget_cents,
         misdescribed_rate,
-        [v.strip() for v in variants.split(",") if v.strip()],
+        variant_names(variants),
         parallel,
     )
     console.print(
@@ -188,7 +210,7 @@ def _run_seeds(
             listings,
             budget_cents,
             misdescribed_rate,
-            [v.strip() for v in variants.split(",") if v.strip()],
+            variant_names(variants),
             False,
         )
         (report,) = asyncio.run(run_all(population, config, bootstrap))

@@ -9,6 +9,21 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from haggle.cli.market import (
+    ApprovalPolicy,
+    Budget,
+    Listings,
+    MaxRounds,
+    MisdescribedRate,
+    NegotiationTtl,
+    Parallel,
+    Participants,
+    Seed,
+    Seeds,
+    Variants,
+    variant_names,
+)
+
 app = typer.Typer(
     help="Markets in one process (haggle_lab.sim): no Kafka, no PostgreSQL.", no_args_is_help=True
 )
@@ -22,20 +37,17 @@ def _sim() -> None:
 
 @app.command()
 def market(
-    participants: int = typer.Option(20, help="principals in the market"),
-    listings: int = typer.Option(60, help="items put up for sale"),
-    budget: int = typer.Option(100, help="each principal's budget, in whole dollars"),
-    seed: int = typer.Option(1, help="same seed, same population, same report"),
-    variants: str = typer.Option("boulware,conceder", help="comma-separated strategies"),
-    parallel: bool = typer.Option(False, help="one market per variant over the same population"),
-    misdescribed_rate: float = typer.Option(0.1, help="share of listings whose condition is overstated"),
-    approval_policy: str = typer.Option(
-        "consistent:0.1",
-        help="consistent:<share>, grant-all, deny-all, human, grant-up-to:<cents>",
-    ),
-    seeds: str = typer.Option("", help="several populations, e.g. 1-1000 or 1,4,9: means with 95% CIs"),
-    negotiation_ttl: int = typer.Option(60, help="simulated seconds a negotiation may last"),
-    max_rounds: int = typer.Option(12, help="offers per negotiation at most"),
+    participants: Participants = 20,
+    listings: Listings = 60,
+    budget: Budget = 100,
+    seed: Seed = 1,
+    variants: Variants = "boulware,conceder",
+    parallel: Parallel = False,
+    misdescribed_rate: MisdescribedRate = 0.1,
+    approval_policy: ApprovalPolicy = "consistent:0.1",
+    seeds: Seeds = "",
+    negotiation_ttl: NegotiationTtl = 60,
+    max_rounds: MaxRounds = 12,
     json_path: Path | None = typer.Option(None, "--json", help="also write the report (or summary) as JSON"),
 ) -> None:
     """Run a whole market in process and print `market run`'s report."""
@@ -50,7 +62,7 @@ def market(
         negotiation_ttl_seconds=negotiation_ttl,
         max_rounds=max_rounds,
     )
-    names = [v.strip() for v in variants.split(",") if v.strip()]
+    names = variant_names(variants)
 
     def population(n: int, side_by_side: bool) -> object:
         return build_population(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from haggle.market.report import MarketReport
+from haggle.market.report import MarketReport, Surplus
 
 
 def dollars(cents: int | None) -> str:
@@ -88,6 +88,17 @@ def _outcomes(report: MarketReport) -> Table:
     return _pairs("Approvals, settlement, disputes, refusals", rows)
 
 
+def _budget_optimum(s: Surplus) -> str:
+    """The budget-bound optimum, and how far the solver proved it from the true one when it stopped
+    short (`optimum.BUDGET_GAP`): the true optimum is at most that much higher, the efficiency lower."""
+    if s.budget_optimum_cents is None:
+        return "not computed (too large)"
+    shown = f"{dollars(s.budget_optimum_cents)} (efficiency {percent(s.budget_efficiency)})"
+    if s.budget_optimum_gap:
+        shown += f"; best found, the true optimum is at most {percent(s.budget_optimum_gap)} higher"
+    return shown
+
+
 def _surplus(report: MarketReport) -> Table:
     s = report.surplus
     return _pairs(
@@ -98,12 +109,7 @@ def _surplus(report: MarketReport) -> Table:
             ("realised", dollars(s.realised_cents)),
             ("optimum", f"{dollars(s.optimum_cents)} over {s.optimum_trades} trades"),
             ("welfare efficiency", percent(s.efficiency)),
-            (
-                "optimum within budgets",
-                f"{dollars(s.budget_optimum_cents)} (efficiency {percent(s.budget_efficiency)})"
-                if s.budget_optimum_cents is not None
-                else "not computed (too large)",
-            ),
+            ("optimum within budgets", _budget_optimum(s)),
             ("lost, by cause", dollars(s.optimum_cents - s.realised_cents)),
             *[
                 (f"  {cause}", f"{dollars(cents)} ({percent(_part(cents, s.optimum_cents))})")

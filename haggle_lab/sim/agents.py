@@ -14,6 +14,7 @@ every agent's turn is taken at once on the clock (a strategy's is in the service
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import Counter
 from datetime import datetime, timedelta
@@ -90,6 +91,10 @@ LOCAL_BRAINS = frozenset({"strategy", "compromised"})
 """Brains that think in this process: the others ask a model over the network."""
 
 
+def _neg_id(neg: Negotiation) -> str:
+    return neg.neg_id
+
+
 def agent_id_for(principal_id: str) -> str:
     return f"{principal_id}.agent"
 
@@ -106,9 +111,14 @@ class Agents:
         self.by_agent: dict[str, str] = {}
         self.brains: dict[str, Brain] = {}
         self.negs: dict[str, Negotiation] = {}
-        self.negs_of: dict[str, dict[str, Negotiation]] = {}
-        """Each principal's negotiations by id (the service's `negotiations WHERE principal_id`)."""
+        self.negs_of: dict[str, list[Negotiation]] = {}
+        """Each principal's negotiations in id order (the service's `negotiations WHERE principal_id`)."""
+        self.candidates: dict[tuple[str, str], list[Negotiation]] = {}
+        """Each (principal, want)'s live buyer negotiations in id order (the service's index on
+        want_id): an ended one is dropped when next read, and put back when it comes alive again."""
         self.listings: dict[str, list[Any]] = {}
+        self.asking: dict[str, tuple[int, int]] = {}
+        """Each listing's asking price and cheapest shipping."""
         self.deals: dict[tuple[str, str], Deal] = {}
         self.deals_of: dict[str, list[Deal]] = {}
         self.guard_refusals: Counter[str] = Counter()
@@ -169,6 +179,8 @@ class Agents:
     def _on_listing_event(self, env: Envelope, event: Message) -> None:
         if isinstance(event, ListingPublished):
             self.listings.setdefault(event.listing_id, [event, "active"])
+            cheapest = min((o.cost_cents for o in event.shipping), default=0)
+            self.asking.setdefault(event.listing_id, (event.price_cents, cheapest))
             if self.open:
                 for principal in self._admitted_buyers():
                     self._consider(principal, event)
@@ -198,14 +210,13 @@ class Agents:
     # shopping (`handlers.shop`)
 
     def _consider(self, principal: Principal, listing: ListingPublished) -> None:
-        caps = {want.id: principal.buying_cap(want.id) for want in principal.mandate.wants}
         want = shopping.matching_want(
             principal.principal_id,
             principal.mandate,
             listing,
             self._fulfilled(principal),
             principal.refused_listings,
-            caps,
+            principal.buying_cap,
         )
         if want is None:
             return
@@ -219,21 +230,27 @@ class Agents:
 
     def _add(self, neg: Negotiation) -> None:
         self.negs[neg.neg_id] = neg
-        self.negs_of.setdefault(neg.principal_id, {})[neg.neg_id] = neg
+        bisect.insort(self.negs_of.setdefault(neg.principal_id, []), neg, key=_neg_id)
+        self._alive(neg)
+
+    def _alive(self, neg: Negotiation) -> None:
+        """A buyer negotiation is live (new, revived, or its thread opened after all): a candidate."""
+        if neg.is_buyer and neg.want_id is not None and neg.live:
+            live = self.candidates.setdefault((neg.principal_id, neg.want_id), [])
+            at = bisect.bisect_left(live, neg.neg_id, key=_neg_id)
+            if at == len(live) or live[at] is not neg:
+                live.insert(at, neg)
 
     def _negs(self, principal: Principal) -> list[Negotiation]:
-        return [n for _, n in sorted(self.negs_of.get(principal.principal_id, {}).items())]
+        return self.negs_of.get(principal.principal_id, [])
 
-    def _live_buyer_negs(self, principal: Principal, want_id: str | None = None) -> list[Negotiation]:
-        return [
-            n
-            for n in self._negs(principal)
-            if n.is_buyer and n.live and (want_id is None or n.want_id == want_id)
-        ]
+    def _live_buyer_negs(self, principal: Principal, want_id: str) -> list[Negotiation]:
+        key = (principal.principal_id, want_id)
+        live = self.candidates[key] = [n for n in self.candidates.get(key, ()) if n.live]
+        return live
 
     def _asking(self, neg: Negotiation) -> tuple[int, int]:
-        facts = self.listings[neg.listing_id][0]
-        return facts.price_cents, min((o.cost_cents for o in facts.shipping), default=0)
+        return self.asking[neg.listing_id]
 
     def _reshop(self, principal: Principal, want_id: str, delay: float = 0.0) -> None:
         shortlist = [(n, sum(self._asking(n))) for n in self._live_buyer_negs(principal, want_id)]
@@ -262,6 +279,7 @@ class Agents:
         for neg in self._negs(principal):
             if neg.revivable(fulfilled):
                 neg.revive()
+                self._alive(neg)
                 wants.add(str(neg.want_id))
         for want_id in sorted(wants):
             self._reshop(principal, want_id)
@@ -274,7 +292,9 @@ class Agents:
         }
 
     def _budget(self, principal: Principal) -> Budget:
-        return principal.budget(self._negs(principal))
+        return principal.budget(
+            n for w in principal.mandate.wants for n in self._live_buyer_negs(principal, w.id)
+        )
 
     # turns (`app.run_due_turn`, `handlers.turns`)
 
@@ -318,37 +338,25 @@ class Agents:
         facts = self._facts(principal, neg)
         if facts is None or not neg.live:
             return None
+        budget = self._budget(principal) if neg.is_buyer else principal.budget(())
         if neg.is_buyer and neg.thread_id is None:
-            budget = self._budget(principal)
-            funded = self._funded_wants(principal)
-            if turn.hold_for_opening(principal, neg, facts, budget, funded) is None:
+            held = turn.hold_for_opening(principal, neg, facts, budget, self._funded_wants(principal))
+            if held is None:
                 return None
-        limits = turn.limits_for(principal, neg, self._budget(principal), None)
+            budget = held  # what `_budget` would now read back: this thread holds its cap
+        limits = turn.limits_for(principal, neg, budget, None)
         view = turn.view_of(principal, neg, facts, limits, self.clock.now)
         return (view, limits) if view.my_turn else None
 
     def _funded_wants(self, principal: Principal) -> set[str]:
         """`store.best_candidates`: per want, its cheapest live candidate, and whether it holds money."""
-        best: dict[str, shopping.BestCandidate] = {}
-        for neg in self._live_buyer_negs(principal):
-            asking, cheapest = self._asking(neg)
-            want_id = str(neg.want_id)
-            known = best.get(want_id)
-            holding = neg.reserved_cents > 0 or (known is not None and known.holding)
-            if known is None or asking < known.asking_cents:
-                best[want_id] = shopping.BestCandidate(
-                    want_id, principal.buying_cap(want_id), asking, cheapest, holding
-                )
-            elif holding != known.holding:
-                best[want_id] = shopping.BestCandidate(
-                    want_id,
-                    known.buying_cap_cents,
-                    known.asking_cents,
-                    known.cheapest_shipping_cents,
-                    holding,
-                )
-        left = principal.mandate.budget_cents - principal.committed_cents
-        return shopping.funded_wants([best[w] for w in sorted(best)], left)
+        live = (
+            (neg, *self._asking(neg))
+            for want in principal.mandate.wants
+            for neg in self._live_buyer_negs(principal, want.id)
+        )
+        best = shopping.best_candidates(live, principal.buying_cap)
+        return shopping.funded_wants(best, principal.mandate.budget_cents - principal.committed_cents)
 
     def _send(self, principal: Principal, command: Message, topic: str) -> None:
         self.bus.publish(topic, command, producer=PRODUCER, agent_id=principal.agent_id)
@@ -395,6 +403,7 @@ class Agents:
         neg.record(event.type, event.model_dump(mode="json"), env.occurred_at)
         if isinstance(event, ThreadOpened):
             neg.thread_opened(event.thread_id)
+            self._alive(neg)
         if isinstance(event, NegotiationEnded):
             neg.thread_ended(event.reason)
         if isinstance(event, OfferMade) and event.agent_id != principal.agent_id and neg.live:

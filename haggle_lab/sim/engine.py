@@ -21,7 +21,7 @@ from haggle.contracts.mandate import Mandate
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.topics import APPROVAL_EVENTS
 from haggle.market import checks, collect
-from haggle.market.approvals import DEFAULT_POLICY, ApprovalPolicy
+from haggle.market.approvals import ApprovalPolicy
 from haggle.market.collect import Scope
 from haggle.market.facts import MarketFacts
 from haggle.market.mandates import assign_mandate
@@ -37,24 +37,12 @@ from haggle_lab.sim.settlement import Settlement
 
 
 @dataclass(frozen=True)
-class SimConfig:
-    """`market run`'s settings that apply in process (no deadline: simulated time never runs out)."""
+class SimConfig(RunConfig):
+    """`market run`'s settings (`RunConfig`), plus a message's hop on the simulated clock. Its
+    `deadline_seconds` and `quiet_seconds` do not apply: simulated time never runs out, and trading
+    ends when nothing is left in flight."""
 
-    approval_policy: str = DEFAULT_POLICY
-    negotiation_ttl_seconds: int = 60
-    max_rounds: int = 12
-    fee_bps: int = 500
-    carrier_loss_bps: int = 300
     hop_seconds: float = HOP_SECONDS
-
-    def run_config(self) -> RunConfig:
-        return RunConfig(
-            approval_policy=self.approval_policy,
-            negotiation_ttl_seconds=self.negotiation_ttl_seconds,
-            max_rounds=self.max_rounds,
-            fee_bps=self.fee_bps,
-            carrier_loss_bps=self.carrier_loss_bps,
-        )
 
 
 class Approver:
@@ -82,7 +70,7 @@ class Market:
 
     def __post_init__(self) -> None:
         self.market_id = f"sim{self.population.seed}-{self.label}"
-        self.rules = rules_for(self.config.run_config(), self.population.seed)
+        self.rules = rules_for(self.config, self.population.seed)
         self.policy = ApprovalPolicy.parse(self.config.approval_policy, self.population.seed)
         self.clock = Clock()
         self.bus = Bus(self.clock, self.market_id, self.config.hop_seconds)

@@ -83,7 +83,8 @@ class Settlement:
             amount_cents,
             code="funding",
         )
-        if self.ledger.apply(transfer) is not TransferResult.OK:
+        # A seller with no budget gets a wallet and nothing in it (the ledger refuses empty transfers).
+        if amount_cents and self.ledger.apply(transfer) is not TransferResult.OK:
             raise LedgerRefused(f"funding {principal_id}")
         if auto_approve_limit_cents is not None:
             self.limits[principal_id] = auto_approve_limit_cents

@@ -3,6 +3,8 @@ agreed, a purchase closed, opening a thread, a move as a command)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,9 @@ from haggle.contracts import AgentKey
 from haggle.contracts.goods import ShippingMethod
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate
-from haggle.contracts.negotiation import OpenNegotiation, WithdrawNegotiation
+from haggle.contracts.negotiation import OfferMade, OpenNegotiation, Party, ThreadOpened, WithdrawNegotiation
 from haggle.guard.moves import Accept, MakeOffer, Walk
+from haggle.guard.view import MandateLimits, NegotiationView
 from services.agents.domain import (
     Budget,
     EndedBecause,
@@ -50,7 +53,7 @@ def buyer_neg(listing_id: str, want_id: str = "bob-headphones", **kw: object) ->
 
 
 def test_a_listing_matches_the_first_unfilled_want_it_satisfies(bob: Principal) -> None:
-    caps = {w.id: bob.buying_cap(w.id) for w in bob.mandate.wants}
+    caps = bob.buying_cap
     found = shopping.matching_want("bob", bob.mandate, listing(), set(), frozenset(), caps)
     assert found is not None and found.id == "bob-headphones"
     assert (
@@ -59,7 +62,7 @@ def test_a_listing_matches_the_first_unfilled_want_it_satisfies(bob: Principal) 
     refused = frozenset({"alice.alice-headphones"})
     assert shopping.matching_want("bob", bob.mandate, listing(), set(), refused, caps) is None
     assert shopping.matching_want("alice", bob.mandate, listing(), set(), frozenset(), caps) is None
-    hopeless = listing(price=2 * caps["bob-headphones"] + 1)
+    hopeless = listing(price=2 * caps("bob-headphones") + 1)
     assert shopping.matching_want("bob", bob.mandate, hopeless, set(), frozenset(), caps) is None
 
 
@@ -210,3 +213,51 @@ def test_an_amendment_of_a_fixed_field_is_refused_and_changes_nothing(bob: Princ
     richer = before.model_copy(update={"budget_cents": before.budget_cents * 2})
     assert bob.amend(richer) == ["budget_cents: cannot change once the agent runs"]
     assert bob.mandate is before
+
+
+def test_a_turn_folds_only_new_events_and_refolds_when_the_base_changes(bob: Principal) -> None:
+    """`turn.view_of` keeps its fold on the negotiation: every turn must see what a fresh fold of
+    the same events would, as events arrive and when the limits change."""
+    facts = listing()
+    neg = buyer_neg(facts.listing_id, thread_id="t1", status=Status.OPEN, reserved_cents=20_000)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    opened = ThreadOpened(
+        thread_id="t1",
+        listing_id=facts.listing_id,
+        buyer_agent_id="bob.agent",
+        seller_agent_id="alice.agent",
+        deadline=start + timedelta(minutes=1),
+        max_rounds=12,
+    )
+    neg.record(opened.type, opened.model_dump(mode="json"), start)
+
+    def offer(round_: int, by: Party, price: int) -> OfferMade:
+        agent = "bob.agent" if by is Party.BUYER else "alice.agent"
+        return OfferMade(
+            thread_id="t1",
+            listing_id=facts.listing_id,
+            offer_id=f"o{round_}",
+            by=by,
+            agent_id=agent,
+            round=round_,
+            price_cents=price,
+            shipping_method=ShippingMethod.LOCAL_PICKUP,
+            shipping_cost_cents=0,
+            shipping_paid_by=Party.BUYER,
+        )
+
+    def fresh(limits: MandateLimits, now: datetime) -> NegotiationView:
+        return turn.view_of(bob, replace(neg), facts, limits, now)  # a copy: no cache
+
+    limits = turn.limits_for(bob, neg, bob.budget([neg]), None)
+    for round_, (by, price) in enumerate(
+        [(Party.BUYER, 9_000), (Party.SELLER, 12_000), (Party.BUYER, 9_500)]
+    ):
+        made = offer(round_ + 1, by, price)
+        now = start + timedelta(seconds=10 * (round_ + 1))
+        neg.record(made.type, made.model_dump(mode="json"), now)
+        assert turn.view_of(bob, neg, facts, limits, now) == fresh(limits, now)
+    assert neg.folded is not None and neg.folded[1] == 4
+    tighter = replace(limits, remaining_budget_cents=5_000)  # money held elsewhere meanwhile
+    assert turn.view_of(bob, neg, facts, tighter, now) == fresh(tighter, now)
+    assert turn.view_of(bob, neg, facts, tighter, now).round == 3

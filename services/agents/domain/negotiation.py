@@ -92,6 +92,15 @@ class Negotiation:
     attempts: int = 0
     end_reason: str | None = None
     """An `EndedBecause`, the referee's `EndReason`, or the `NegotiationRefusal` of its opening."""
+    parsed: list[tuple[dict[str, Any], Any]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+    """`events` already parsed, each with the entry it came from: `turn.view_of`'s cache (not saved)."""
+    folded: tuple[Any, int, Any, datetime | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """`turn.view_of`'s last fold: (the view it started from, events folded, the view, when the thread
+    opened). A cache, not saved."""
 
     @property
     def live(self) -> bool:

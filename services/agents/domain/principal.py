@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from haggle.contracts import AgentKey
 from haggle.contracts.mandate import Mandate, amendment_problems
@@ -26,9 +27,13 @@ class Principal:
     refused_wants: frozenset[str] = frozenset()
 
     def buying_cap(self, want_id: str) -> int:
-        want = self.mandate.want(want_id)
         refused = want_id in self.refused_wants
-        return purchases.buying_cap(want.max_price_cents, self.mandate.auto_approve_limit_cents, refused)
+        return purchases.buying_cap(self._max_price[want_id], self.mandate.auto_approve_limit_cents, refused)
+
+    @cached_property
+    def _max_price(self) -> dict[str, int]:
+        """Each want's max price (a mandate does not change once assigned)."""
+        return {want.id: want.max_price_cents for want in self.mandate.wants}
 
     def budget(self, holding: Iterable[Negotiation]) -> Budget:
         """The budget with the holds of these negotiations (its live buyer ones count)."""

@@ -118,10 +118,11 @@ def matching_want(
     listing: ListingPublished,
     fulfilled: set[str],
     refused_listings: frozenset[str],
-    buying_cap: dict[str, int],
+    buying_cap: Callable[[str], int],
 ) -> Want | None:
     """The first unfilled want this listing could satisfy, judged on structured facts only; never a
-    listing whose purchase the principal denied or let expire. `buying_cap`: want id → its cap."""
+    listing whose purchase the principal denied or let expire. `buying_cap`: a want id's cap (asked
+    only of the wants that match)."""
     if listing.seller_principal_id == principal_id or listing.listing_id in refused_listings:
         return None
     for want in mandate.wants:
@@ -129,7 +130,7 @@ def matching_want(
             continue
         if not listing.condition.at_least(want.min_condition):
             continue
-        if buying_cap[want.id] < HOPELESS_BELOW * listing.price_cents:
+        if buying_cap(want.id) < HOPELESS_BELOW * listing.price_cents:
             continue
         return want
     return None

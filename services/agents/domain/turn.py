@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -20,7 +21,7 @@ from haggle.guard.commands import THREAD_EVENTS
 from haggle.guard.moves import Move, Walk, walk_away
 from haggle.guard.ratelimit import Limiter
 from haggle.guard.rules import GUARD_REFUSALS, GuardRefusal, check, token_refusal
-from haggle.guard.view import ListingView, MandateLimits, NegotiationView, time_fraction
+from haggle.guard.view import ListingView, MandateLimits, NegotiationView, ThreadEvent, time_fraction
 from services.agents.domain import shopping
 from services.agents.domain.brain import Brain, BrainUnavailable, confidential_text
 from services.agents.domain.budget import Budget
@@ -119,18 +120,38 @@ def view_of(
     now: datetime,
     max_rounds: int = 20,
 ) -> NegotiationView:
-    """Fold the thread's events (as this agent received them) into what the brain may see."""
+    """Fold the thread's events (as this agent received them) into what the brain may see. The fold
+    is kept on the negotiation (`Negotiation.folded`): the next turn folds only the new events, unless
+    the listing, the limits or the events before them changed."""
     role = Party.BUYER if neg.is_buyer else Party.SELLER
-    view = NegotiationView(principal.agent_id, role, ListingView.from_facts(facts), limits, max_rounds)
-    opened_at: datetime | None = None
-    for entry in neg.events:
-        event = THREAD_EVENTS[entry["type"]].model_validate(entry["payload"])
+    base = NegotiationView(principal.agent_id, role, ListingView.from_facts(facts), limits, max_rounds)
+    parsed, kept = _parsed(neg)
+    folded = neg.folded
+    done, view, opened_at = 0, base, None
+    if folded is not None and folded[1] <= kept and folded[0] == base:
+        _, done, view, opened_at = folded
+    for entry, event in parsed[done:]:
         if isinstance(event, ThreadOpened):
             opened_at = datetime.fromisoformat(entry["at"])
         view = view.with_event(event)
+    neg.folded = (base, len(parsed), view, opened_at)
     if opened_at is not None and view.deadline is not None:
         view = replace(view, time_fraction=time_fraction(opened_at, view.deadline, now))
     return view
+
+
+def _parsed(neg: Negotiation) -> tuple[list[tuple[dict[str, Any], ThreadEvent]], int]:
+    """The negotiation's events parsed, each once: a turn parses only what arrived since the last.
+    Also how many were parsed before and are still the same entries."""
+    cache = neg.parsed
+    kept = 0
+    while kept < len(cache) and kept < len(neg.events) and cache[kept][0] is neg.events[kept]:
+        kept += 1
+    del cache[kept:]
+    cache.extend(
+        (entry, THREAD_EVENTS[entry["type"]].model_validate(entry["payload"])) for entry in neg.events[kept:]
+    )
+    return cache, kept
 
 
 def limits_for(

@@ -108,9 +108,13 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
 async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublished) -> None:
     """A matching listing joins the shortlist of the want it matches (`shop`)."""
     fulfilled = await store.fulfilled_wants(uow.conn, principal.principal_id)
-    caps = {want.id: principal.buying_cap(want.id) for want in principal.mandate.wants}
     want = shopping.matching_want(
-        principal.principal_id, principal.mandate, listing, fulfilled, principal.refused_listings, caps
+        principal.principal_id,
+        principal.mandate,
+        listing,
+        fulfilled,
+        principal.refused_listings,
+        principal.buying_cap,
     )
     if want is not None:
         await shop.consider(uow, principal, listing, want)
