@@ -453,7 +453,11 @@ async def probe_async(bootstrap: str, timeout_s: float = 3.0, brokers: int = 1) 
         finally:
             await admin.close()
     listed = len(cluster.get("brokers") or [])
-    return None if listed >= brokers else f"metadata lists {listed} of {brokers} brokers"
+    if listed < brokers:
+        return f"metadata lists {listed} of {brokers} brokers"
+    if brokers > 1 and await cluster_view(bootstrap, [], timeout_s) is None:
+        return "the brokers do not list the same brokers yet"  # a lagging one would say fewer
+    return None
 
 
 def probe(bootstrap: str, timeout_s: float = 3.0, brokers: int = 1) -> str | None:
@@ -619,34 +623,35 @@ class ClusterView:
 
 
 async def cluster_view(bootstrap: str, topics: list[str], timeout_s: float = 5.0) -> ClusterView | None:
-    """The partitions of `topics` as every broker the metadata lists reports them, or None while
-    they disagree, one does not answer, or one does not know a topic yet.
+    """The brokers and the partitions of `topics` as every broker the metadata lists reports
+    them, or None while they disagree, one does not answer, or one does not know a topic yet.
 
-    Each broker applies the controller's metadata log at its own pace, so right after a topic is
-    created, or a broker is fenced or rejoins, one broker may not know a topic or still list an old
-    in-sync set. The admin client asks one random broker; a wait on that answer can pass on a
-    stale broker, or on an empty answer (`all()` of nothing is true), which is how the cluster
-    test once read back nothing. A fenced broker is not listed, so after a kill the survivors
-    must agree; before its fencing the dead broker is listed and does not answer.
+    Each broker applies the controller's metadata log at its own pace, so right after a broker
+    registers or is fenced, or a topic is created, one broker may not list that broker or know
+    that topic, or still list an old in-sync set. The admin client asks one random broker: a
+    wait on that answer can pass on a stale broker, or on an empty answer (`all()` of nothing is
+    true), which is how the cluster test once read back nothing. A fenced broker is not listed,
+    so after a kill the survivors must agree; before its fencing the dead broker is listed and
+    does not answer.
     """
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     with _aiokafka_muted():
         try:
             await client.bootstrap()
             brokers = sorted(b.nodeId for b in client.cluster.brokers())
-            answers = [await _partition_states(client, broker, topics) for broker in brokers]
+            answers = [await _broker_answer(client, broker, topics) for broker in brokers]
         except (KafkaError, OSError, TimeoutError):
             return None
         finally:
             await client.close()
     first = answers[0] if answers else None
-    if first is None or any(answer != first for answer in answers):
+    if first is None or any(answer != first for answer in answers) or first.brokers != tuple(brokers):
         return None
-    return ClusterView(tuple(brokers), first)
+    return first
 
 
-async def _partition_states(client: AIOKafkaClient, broker: int, topics: list[str]) -> PartitionStates | None:
-    """One broker's own answer; None when it fails or reports an error for a topic."""
+async def _broker_answer(client: AIOKafkaClient, broker: int, topics: list[str]) -> ClusterView | None:
+    """One broker's own view; None when it fails or reports an error for a topic."""
     try:
         response = (await client.send(broker, MetadataRequest(topics))).to_object()
     except (KafkaError, OSError, TimeoutError):
@@ -654,11 +659,12 @@ async def _partition_states(client: AIOKafkaClient, broker: int, topics: list[st
     listed = {t["topic"]: t for t in response["topics"]}
     if set(listed) != set(topics) or any(t["error_code"] or not t["partitions"] for t in listed.values()):
         return None
-    return {
+    partitions = {
         (name, p["partition"]): (p["leader"], tuple(sorted(p["isr"])))
         for name, t in listed.items()
         for p in t["partitions"]
     }
+    return ClusterView(tuple(sorted(b["node_id"] for b in response["brokers"])), partitions)
 
 
 def ensure_topics(
