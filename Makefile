@@ -37,7 +37,7 @@ unit: install
 	$(BIN)/pytest tests/unit -q
 
 test: infra lint typecheck
-	$(BIN)/pytest -q --durations=15 -m "not cluster" tests; status=$$?; \
+	$(BIN)/pytest -q --durations=15 tests; status=$$?; \
 	$(BIN)/haggle services down >/dev/null 2>&1; exit $$status
 
 # The container images with podman (deploy/images.sh: cached layers, the Debian base made once).
@@ -48,7 +48,8 @@ images: install
 test-containers: install
 	$(BIN)/pytest -q --durations=10 -m containers tests/containers
 
-# The three-broker cluster test (tests/integration/test_infra_cluster.py): own ports, own state.
+# Only the three-broker cluster test (tests/integration/test_infra_cluster.py; `make test` runs it
+# too): own ports, own state.
 test-cluster: install
 	$(BIN)/pytest -q -m cluster tests/integration/test_infra_cluster.py
 

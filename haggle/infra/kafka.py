@@ -40,7 +40,9 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.protocol.metadata import MetadataRequest
 
 from haggle.infra.state import (
     ComponentStatus,
@@ -219,6 +221,9 @@ broker.heartbeat.interval.ms=1000
 # A node of a cluster waits for a quorum of the others' JVMs; on a loaded machine they took
 # over the 60 s default to start, and the waiting node gave up and exited.
 initial.broker.registration.timeout.ms=300000
+# After a kill -9 every partition's log is recovered before the broker rejoins (one thread by
+# default); two threads, one per core, took a cluster node's ~170 logs from 4.4 s to ~3 s here.
+num.recovery.threads.per.data.dir=2
 log.retention.bytes=268435456
 log.segment.bytes=67108864
 """
@@ -386,12 +391,20 @@ def start_node(settings: Settings, node: Node, progress: Progress, count: int | 
     _write_configs(settings, node, count)
     ensure_formatted(settings, progress, node)
     progress("starting Kafka…" if count == 1 else f"starting Kafka node {node.node_id} of {count}…")
-    big = ["-Xms256m", "-Xmx1g"] if count == 1 else ["-Xms128m", "-Xmx512m"]
+    big = ["-Xms256m", "-Xmx1g"] if count == 1 else ["-Xms128m", "-Xmx512m", *CLUSTER_JIT]
     heap = [*big, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
     argv = _java_argv(settings, node, heap, ["kafka.Kafka", str(node.config_path)])
     pid = spawn(argv, node.log_path, cwd=node.dir)
     write_pid(node.pid_file, pid)
     return pid
+
+
+CLUSTER_JIT = ["-XX:TieredStopAtLevel=1"]
+"""A cluster node compiles with C1 only. A node killed -9 and restarted spent ~9.5 s of CPU
+until it was back in every in-sync set; with C1 only (no C2 compiler threads warming up),
+~5 s (measured 2026-12-07 at load average 10). At load average 40 on the two shared cores a
+restart's wall time is many times its CPU time: such restarts took 3 to 4.5 minutes. A single
+broker keeps C2 (its raw throughput is the baseline of `bench kafka_ceiling`)."""
 
 
 def kill_node(settings: Settings, node_id: int) -> int | None:
@@ -440,7 +453,11 @@ async def probe_async(bootstrap: str, timeout_s: float = 3.0, brokers: int = 1) 
         finally:
             await admin.close()
     listed = len(cluster.get("brokers") or [])
-    return None if listed >= brokers else f"metadata lists {listed} of {brokers} brokers"
+    if listed < brokers:
+        return f"metadata lists {listed} of {brokers} brokers"
+    if brokers > 1 and await cluster_view(bootstrap, [], timeout_s) is None:
+        return "the brokers do not list the same brokers yet"  # a lagging one would say fewer
+    return None
 
 
 def probe(bootstrap: str, timeout_s: float = 3.0, brokers: int = 1) -> str | None:
@@ -541,7 +558,7 @@ async def ensure_topics_async(
         present = {name: dict(configs[name]) for name in topics if name in existing and configs.get(name)}
         if present:
             await _align_configs(admin, present)
-        await _wait_for_leaders(admin, list(topics), time.monotonic() + timeout_s)
+        await _wait_for_leaders(bootstrap, list(topics), time.monotonic() + timeout_s)
     except KafkaError as exc:
         raise InfraError(f"could not create topics on {bootstrap}: {exc!r}") from exc
     finally:
@@ -581,22 +598,73 @@ def _raise_topic_errors(topic_errors: list[tuple[str, int, str | None]]) -> None
             raise InfraError(f"creating topic {topic} failed: {error.__name__} {message}")
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], deadline: float) -> None:
+async def _wait_for_leaders(bootstrap: str, names: list[str], deadline: float) -> None:
+    """Until every broker reports a leader for every partition of `names` (not only the one asked)."""
     while True:
-        described = await admin.describe_topics(names) if names else []
-        pending = [t["topic"] for t in described if not _has_leaders(t)]
-        if not pending:
+        view = await cluster_view(bootstrap, names) if names else ClusterView((), {})
+        if view is not None and all(leader >= 0 for leader, _isr in view.partitions.values()):
             return
         if time.monotonic() > deadline:
-            raise InfraError(f"topics without partition leaders: {', '.join(pending)}")
+            raise InfraError(f"topics without a leader on every broker: {', '.join(names)}")
         await asyncio.sleep(0.1)
 
 
-def _has_leaders(topic: dict[str, object]) -> bool:
-    partitions = topic.get("partitions")
-    if topic.get("error_code") or not isinstance(partitions, list) or not partitions:
-        return False
-    return all(p.get("leader", -1) >= 0 and not p.get("error_code") for p in partitions)
+Partition = tuple[str, int]
+PartitionStates = dict[Partition, tuple[int, tuple[int, ...]]]
+"""(topic, partition) → (leader node id or -1, in-sync replicas)."""
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What every live broker agrees on: the brokers the metadata lists, and each partition's state."""
+
+    brokers: tuple[int, ...]
+    partitions: PartitionStates
+
+
+async def cluster_view(bootstrap: str, topics: list[str], timeout_s: float = 5.0) -> ClusterView | None:
+    """The brokers and the partitions of `topics` as every broker the metadata lists reports
+    them, or None while they disagree, one does not answer, or one does not know a topic yet.
+
+    Each broker applies the controller's metadata log at its own pace, so right after a broker
+    registers or is fenced, or a topic is created, one broker may not list that broker or know
+    that topic, or still list an old in-sync set. The admin client asks one random broker: a
+    wait on that answer can pass on a stale broker, or on an empty answer (`all()` of nothing is
+    true), which is how the cluster test once read back nothing. A fenced broker is not listed,
+    so after a kill the survivors must agree; before its fencing the dead broker is listed and
+    does not answer.
+    """
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    with _aiokafka_muted():
+        try:
+            await client.bootstrap()
+            brokers = sorted(b.nodeId for b in client.cluster.brokers())
+            answers = [await _broker_answer(client, broker, topics) for broker in brokers]
+        except (KafkaError, OSError, TimeoutError):
+            return None
+        finally:
+            await client.close()
+    first = answers[0] if answers else None
+    if first is None or any(answer != first for answer in answers) or first.brokers != tuple(brokers):
+        return None
+    return first
+
+
+async def _broker_answer(client: AIOKafkaClient, broker: int, topics: list[str]) -> ClusterView | None:
+    """One broker's own view; None when it fails or reports an error for a topic."""
+    try:
+        response = (await client.send(broker, MetadataRequest(topics))).to_object()
+    except (KafkaError, OSError, TimeoutError):
+        return None
+    listed = {t["topic"]: t for t in response["topics"]}
+    if set(listed) != set(topics) or any(t["error_code"] or not t["partitions"] for t in listed.values()):
+        return None
+    partitions = {
+        (name, p["partition"]): (p["leader"], tuple(sorted(p["isr"])))
+        for name, t in listed.items()
+        for p in t["partitions"]
+    }
+    return ClusterView(tuple(sorted(b["node_id"] for b in response["brokers"])), partitions)
 
 
 def ensure_topics(
