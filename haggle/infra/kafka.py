@@ -120,7 +120,7 @@ class Node:
 
 def cluster_size(settings: Settings) -> int:
     """Brokers of the local cluster: HAGGLE_KAFKA_BROKERS, else what the last `up` wrote, else 1."""
-    raw = os.environ.get("HAGGLE_KAFKA_BROKERS") or _read_size(settings)
+    raw = str(settings.kafka_brokers or _read_size(settings))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_BROKERS:
         raise InfraError(f"HAGGLE_KAFKA_BROKERS={raw!r}: want a number of brokers from 1 to {MAX_BROKERS}")
     return int(raw)

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from haggle.runtime import settings as runtime_settings
+from haggle.runtime.settings import REPO_ROOT as REPO_ROOT
+
 T = TypeVar("T")
 Progress = Callable[[str], None]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_KAFKA_CONTROLLER_PORT = 19093
 DEFAULT_PG_PORT = 15432
@@ -74,19 +76,26 @@ class Settings:
     external_kafka: str | None
     external_database: str | None
 
+    kafka_brokers: int | None = None
+    """Brokers asked for in the environment (None: what the last `up` wrote)."""
+
     @classmethod
     def from_env(cls) -> Settings:
-        state = Path(os.environ.get("HAGGLE_STATE_DIR") or REPO_ROOT / ".haggle")
-        state = state.expanduser().resolve()
-        libs = os.environ.get("HAGGLE_KAFKA_LIBS_DIR")
+        """From the one settings object (`haggle.runtime.settings`), read afresh for each command."""
+        try:
+            read = runtime_settings.load()
+        except runtime_settings.BadSettings as exc:
+            raise InfraError(str(exc)) from None
+        given = read.model_fields_set
         return cls(
-            state_dir=state,
-            kafka_port=_env_port("HAGGLE_KAFKA_PORT", DEFAULT_KAFKA_PORT),
-            kafka_controller_port=_env_port("HAGGLE_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT),
-            pg_port=_env_port("HAGGLE_PG_PORT", DEFAULT_PG_PORT),
-            kafka_libs_dir=Path(libs).expanduser().resolve() if libs else state / "kafka" / "libs",
-            external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-            external_database=os.environ.get("DATABASE_URL") or None,
+            state_dir=read.state_dir,
+            kafka_port=read.kafka_port,
+            kafka_controller_port=read.kafka_controller_port,
+            pg_port=read.pg_port,
+            kafka_libs_dir=(read.kafka_libs_dir or read.state_dir / "kafka" / "libs").expanduser().resolve(),
+            external_kafka=read.kafka_bootstrap_servers if "kafka_bootstrap_servers" in given else None,
+            external_database=read.database_url if "database_url" in given else None,
+            kafka_brokers=read.kafka_brokers,
         )
 
     @property
@@ -96,15 +105,6 @@ class Settings:
     @property
     def pg_dir(self) -> Path:
         return self.state_dir / "postgres"
-
-
-def _env_port(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise InfraError(f"{name}={raw!r} is not a TCP port number")
-    return int(raw)
 
 
 @contextmanager

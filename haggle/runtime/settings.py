@@ -48,7 +48,12 @@ class Settings(BaseSettings):
 
     # Where the infrastructure is (local ports, else external servers) and where state lives.
     kafka_port: Port = 19092
+    kafka_controller_port: Port = 19093
     pg_port: Port = 15432
+    kafka_brokers: int | None = Field(
+        default=None, ge=1, description="brokers of the local cluster; unset: what the last `up` wrote"
+    )
+    kafka_libs_dir: Path | None = Field(default=None, description="unset: <state_dir>/kafka/libs")
     kafka_bootstrap_servers: str = Field(
         default_factory=_local_kafka,
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "HAGGLE_KAFKA_BOOTSTRAP_SERVERS"),

@@ -61,9 +61,12 @@ def test_a_cluster_of_three_has_a_quorum_of_three_and_two_in_sync(settings: Sett
 def test_a_cluster_size_out_of_range_is_refused(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(kafka.InfraError, match="--brokers"):
         kafka.set_cluster_size(settings, 0)
-    monkeypatch.setenv("HAGGLE_KAFKA_BROKERS", "nine")
-    with pytest.raises(kafka.InfraError, match="HAGGLE_KAFKA_BROKERS"):
-        kafka.cluster_size(settings)
+    for bad in ("nine", "0"):  # read with every other setting, and named
+        monkeypatch.setenv("HAGGLE_KAFKA_BROKERS", bad)
+        with pytest.raises(kafka.InfraError, match="HAGGLE_KAFKA_BROKERS"):
+            Settings.from_env()
+    monkeypatch.setenv("HAGGLE_KAFKA_BROKERS", "3")
+    assert kafka.cluster_size(Settings.from_env()) == 3
 
 
 def test_topics_need_two_in_sync_replicas_only_when_replicated_three_times() -> None:
