@@ -191,7 +191,7 @@ def server_properties(settings: Settings, node: Node | None = None, count: int =
     node = node or nodes(settings, 1)[0]
     port, ctrl = node.port, node.controller_port
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes(settings, count))
-    replicas, min_isr = min(count, 3), (2 if count >= 3 else 1)
+    replicas, min_isr = min(count, MAX_REPLICAS), (2 if count >= 3 else 1)
     return f"""# Written by haggle/infra/kafka.py on every start; edits are lost.
 process.roles=broker,controller
 node.id={node.node_id}
@@ -601,8 +601,11 @@ def _raise_topic_errors(topic_errors: list[tuple[str, int, str | None]]) -> None
 async def _wait_for_leaders(bootstrap: str, names: list[str], deadline: float) -> None:
     """Until every broker reports a leader for every partition of `names` (not only the one asked)."""
     while True:
-        view = await cluster_view(bootstrap, names) if names else ClusterView((), {})
-        if view is not None and all(leader >= 0 for leader, _isr in view.partitions.values()):
+        answers = await _every_broker(bootstrap, names) if names else []
+        if answers is not None and all(
+            answer is not None and all(leader >= 0 for leader, _isr in answer.partitions.values())
+            for answer in answers
+        ):
             return
         if time.monotonic() > deadline:
             raise InfraError(f"topics without a leader on every broker: {', '.join(names)}")
@@ -634,20 +637,32 @@ async def cluster_view(bootstrap: str, topics: list[str], timeout_s: float = 5.0
     so after a kill the survivors must agree; before its fencing the dead broker is listed and
     does not answer.
     """
+    answers = await _every_broker(bootstrap, topics, timeout_s)
+    first = answers[0] if answers else None
+    if first is None or any(answer != first for answer in answers or ()):
+        return None
+    return first
+
+
+async def _every_broker(
+    bootstrap: str, topics: list[str], timeout_s: float = 5.0
+) -> list[ClusterView | None] | None:
+    """Each listed broker's own view (None for one that fails), or None when the listed brokers
+    and those a broker lists differ or the cluster does not answer at all. The in-sync sets may
+    differ between answers: a leader wait does not need them to agree, `cluster_view` does."""
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     with _aiokafka_muted():
         try:
             await client.bootstrap()
-            brokers = sorted(b.nodeId for b in client.cluster.brokers())
+            brokers = tuple(sorted(b.nodeId for b in client.cluster.brokers()))
             answers = [await _broker_answer(client, broker, topics) for broker in brokers]
         except (KafkaError, OSError, TimeoutError):
             return None
         finally:
             await client.close()
-    first = answers[0] if answers else None
-    if first is None or any(answer != first for answer in answers) or first.brokers != tuple(brokers):
+    if any(answer is not None and answer.brokers != brokers for answer in answers):
         return None
-    return first
+    return answers
 
 
 async def _broker_answer(client: AIOKafkaClient, broker: int, topics: list[str]) -> ClusterView | None:

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default_factory=_local_database,
         validation_alias=AliasChoices("DATABASE_URL", "HAGGLE_DATABASE_URL"),
+        repr=False,
+        exclude=True,
+        description="carries the database password: never shown, never dumped",
     )
     state_dir: Path = REPO_ROOT / ".haggle"
 
@@ -157,8 +160,9 @@ def _problem(error: Any) -> str:
     field = str(error["loc"][0]) if error["loc"] else ""
     if field not in Settings.model_fields:
         return str(error["msg"])
-    annotation = str(Settings.model_fields[field].annotation)
-    shown = "" if "SecretStr" in annotation else f"={error['input']!r}"
+    info = Settings.model_fields[field]
+    secret = "SecretStr" in str(info.annotation) or not info.repr
+    shown = "" if secret else f"={error['input']!r}"
     return f"{env_name(field)}{shown}: {error['msg']}"
 
 

@@ -72,12 +72,15 @@ async def _wait(
 
 
 def fully_replicated(brokers: int) -> Callable[[kafka.ClusterView], bool]:
-    """Every broker is listed (registered and unfenced) and in every partition's in-sync set."""
+    """Every broker is listed (registered and unfenced), and every partition's in-sync set is whole:
+    all of its replicas (`MAX_REPLICAS` of them at most, so with 4 or 5 brokers not every broker)."""
+    replicas = min(brokers, kafka.MAX_REPLICAS)
 
     def check(view: kafka.ClusterView) -> bool:
         members = set(view.brokers)
         return len(members) == brokers and all(
-            leader >= 0 and members <= set(isr) for leader, isr in view.partitions.values()
+            leader >= 0 and len(set(isr)) == replicas and set(isr) <= members
+            for leader, isr in view.partitions.values()
         )
 
     return check

@@ -65,6 +65,7 @@ from haggle.contracts.topics import (
     NEGOTIATION_COMMANDS,
     SETTLEMENT_COMMANDS,
 )
+from haggle.guard.budget import cheapest_shipping
 from haggle.guard.view import MandateLimits, NegotiationView
 from haggle_lab.sim.bus import Bus
 from haggle_lab.sim.clock import Clock
@@ -179,8 +180,7 @@ class Agents:
     def _on_listing_event(self, env: Envelope, event: Message) -> None:
         if isinstance(event, ListingPublished):
             self.listings.setdefault(event.listing_id, [event, "active"])
-            cheapest = min((o.cost_cents for o in event.shipping), default=0)
-            self.asking.setdefault(event.listing_id, (event.price_cents, cheapest))
+            self.asking.setdefault(event.listing_id, (event.price_cents, cheapest_shipping(event.shipping)))
             if self.open:
                 for principal in self._admitted_buyers():
                     self._consider(principal, event)

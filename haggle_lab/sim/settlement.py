@@ -34,16 +34,12 @@ from services.settlement.domain.deal import (
     LedgerRefused,
     Outcome,
     deal_accounts,
-    external_account_id,
-    wallet_account_id,
+    funding,
 )
 from services.settlement.domain.ledger import (
     SUCCESS,
-    Account,
     AccountKind,
     Ledger,
-    Phase,
-    Transfer,
     TransferResult,
     invariant_violations,
 )
@@ -72,17 +68,9 @@ class Settlement:
     # the operator's money in, and what the ledger must always show
 
     def fund(self, principal_id: str, amount_cents: int, auto_approve_limit_cents: int | None = None) -> None:
-        wallet, source = wallet_account_id(self.market_id, principal_id), external_account_id(self.market_id)
-        self.ledger.open(Account(wallet, AccountKind.WALLET))
-        self.ledger.open(Account(source, AccountKind.EXTERNAL, no_overdraft=False))
-        transfer = Transfer(
-            f"fund:{self.market_id}:{principal_id}",
-            Phase.SINGLE,
-            source,
-            wallet,
-            amount_cents,
-            code="funding",
-        )
+        accounts, transfer = funding(self.market_id, principal_id, principal_id, amount_cents)
+        for account in accounts:
+            self.ledger.open(account)
         # A seller with no budget gets a wallet and nothing in it (the ledger refuses empty transfers).
         if amount_cents and self.ledger.apply(transfer) is not TransferResult.OK:
             raise LedgerRefused(f"funding {principal_id}")

@@ -84,11 +84,13 @@ class Gateway:
         return cls(pool, notify_channel, requests, moves, Waiters(pool))
 
     async def authenticate(self, api_key: str | None) -> store.Principal:
-        """The principal whose agent holds this key; every call, even a read, takes a token."""
+        """The principal whose agent holds this key; every call, even a read, takes a token (one shared
+        bucket for all keys nobody holds)."""
         digest = domain.key_digest(api_key) if api_key else ANONYMOUS
-        if not await self.requests.take(self.pool, digest):
-            raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this key")
         principal = await store.by_api_key(self.pool, digest) if api_key else None
+        # Unknown keys share one bucket: guessing keys is slowed, and leaves no row per guess.
+        if not await self.requests.take(self.pool, digest if principal else ANONYMOUS):
+            raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this key")
         if principal is None:
             raise self._refused(GatewayRefusal.UNAUTHORIZED, "unknown API key")
         return principal
@@ -286,10 +288,10 @@ class Gateway:
     async def signed(self, raw: Any) -> dict[str, Any]:
         """A command (or its registration) the external agent signed with its own key, forwarded unchanged."""
         env = _envelope(raw)
-        if not await self.requests.take(self.pool, f"agent:{env.agent_id}"):
-            raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this agent")
         async with self.pool.acquire() as conn:
             who = await store.by_agent(conn, str(env.agent_id)) if env.agent_id else None
+        if not await self.requests.take(self.pool, f"agent:{env.agent_id}" if who else ANONYMOUS):
+            raise self._refused(GatewayRefusal.RATE_LIMITED, "too many requests for this agent")
         if who is None or not who.signs_itself or env.market_id != who.market_id:
             raise self._refused(GatewayRefusal.UNAUTHORIZED, "not an agent that signs for itself here")
         if not envelope_signature_valid(env, who.public_key):

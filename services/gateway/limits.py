@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import asyncpg
 
+_REFILLED = "least($3, b.tokens + greatest(0, extract(epoch FROM clock_timestamp() - b.updated_at)) * $4)"
 _TAKE = (
     "INSERT INTO rate_buckets AS b (scope, key, tokens, updated_at)"
     " VALUES ($1, $2, $3 - 1, clock_timestamp())"
     " ON CONFLICT (scope, key) DO UPDATE"
-    " SET tokens = least($3, b.tokens + extract(epoch FROM clock_timestamp() - b.updated_at) * $4) - 1,"
-    " updated_at = clock_timestamp()"
-    " WHERE least($3, b.tokens + extract(epoch FROM clock_timestamp() - b.updated_at) * $4) >= 1"
+    f" SET tokens = {_REFILLED} - 1, updated_at = clock_timestamp()"
+    f" WHERE {_REFILLED} >= 1"
     " RETURNING 1"
 )
 

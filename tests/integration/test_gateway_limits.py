@@ -81,6 +81,17 @@ async def test_two_instances_together_refuse_a_keys_call_past_its_burst(database
         assert stranger.status_code == 401  # its own bucket: refused for what it is, not for the rate
 
 
+async def test_guessed_keys_share_one_bucket_and_leave_no_row_each(database_url: str) -> None:
+    requests = Bucket("requests", per_second=0.001, burst=3)
+    async with _instances(database_url, requests, Bucket("moves", 5, 10)) as (first, second, pool):
+        guesses = [{"Authorization": f"Bearer guess-{n}"} for n in range(5)]
+        clients = [first, second] * 3
+        answers = [await c.get("/v1/deals", headers=h) for c, h in zip(clients, guesses, strict=False)]
+        assert [a.status_code for a in answers] == [401] * 3 + [429] * 2
+        assert await pool.fetchval("SELECT count(*) FROM rate_buckets") == 1
+        assert (await first.get("/v1/deals")).status_code == 200  # the real key keeps its own bucket
+
+
 @pytest.mark.timeout(120)
 async def test_a_move_past_the_agents_move_burst_on_another_instance_is_refused_and_changes_nothing(
     database_url: str,

@@ -97,15 +97,9 @@ def test_the_rest_of_the_budget_goes_to_a_want_worth_haggling_down_to_it() -> No
     shipped = [shopping.BestCandidate("dear", 20_000, 18_000, 1_000, holding=False)]
     assert shopping.funded_wants(shipped, 13_599) == set()  # 12,600 + 1,000 shipping
     assert shopping.funded_wants(shipped, 13_600) == {"dear"}
-    for left in range(0, 25_000, 500):  # never a want the rest could not even open on
-        for want_id in shopping.funded_wants(best, left):
-            b = next(c for c in best if c.want_id == want_id)
-            assert shopping.worth_opening(
-                min(left, shopping.hold_for(b.buying_cap_cents, b.asking_cents, b.cheapest_shipping_cents)),
-                shopping.hold_for(b.buying_cap_cents, b.asking_cents, b.cheapest_shipping_cents),
-                b.asking_cents,
-                b.cheapest_shipping_cents,
-            )
+    # The rest is what the wants ranked above leave: 14,000 alone would fund dear, but not after cheap.
+    assert shopping.funded_wants(best[1:2], 14_000) == {"dear"}
+    assert "dear" not in shopping.funded_wants(best, 14_000)
 
 
 def test_opening_holds_the_thread_cap_or_declines(bob: Principal) -> None:
@@ -206,6 +200,16 @@ def test_an_amendment_the_mandate_allows_replaces_the_mandate(bob: Principal) ->
     amended = bob.mandate.model_copy(update={"wants": [raised, *bob.mandate.wants[1:]]})
     assert bob.amend(amended) == []
     assert bob.mandate == amended
+
+
+def test_the_buying_cap_follows_an_amended_max_price(bob: Principal) -> None:
+    """The cap the guard enforces is read again after an amendment, never an older mandate's."""
+    want = bob.mandate.wants[0]
+    before = bob.buying_cap(want.id)
+    lowered = want.model_copy(update={"max_price_cents": want.max_price_cents // 2})
+    assert bob.amend(bob.mandate.model_copy(update={"wants": [lowered, *bob.mandate.wants[1:]]})) == []
+    assert bob.buying_cap(want.id) < before
+    assert bob.buying_cap(want.id) <= lowered.max_price_cents
 
 
 def test_an_amendment_of_a_fixed_field_is_refused_and_changes_nothing(bob: Principal) -> None:

@@ -10,6 +10,7 @@ from haggle import procs
 from haggle.contracts.topics import TOPICS, topic_configs
 from haggle.infra import kafka
 from haggle.infra.state import Settings
+from haggle_lab.chaos.leaders import fully_replicated
 from haggle_lab.chaos.work import handled
 
 
@@ -101,3 +102,16 @@ haggle_messages_in_created{service="negotiation",topic="market.events",type="Mar
 haggle_messages_out_total{service="negotiation",topic="negotiation.events"} 40.0
 """
     assert handled(page) == 9.0
+
+
+def test_a_cluster_is_fully_replicated_when_every_partition_has_all_its_replicas_in_sync() -> None:
+    def view(brokers: tuple[int, ...], isr: tuple[int, ...]) -> kafka.ClusterView:
+        return kafka.ClusterView(
+            brokers, {("agent.inbox", 0): (isr[0], isr), ("agent.inbox", 1): (isr[-1], isr)}
+        )
+
+    assert fully_replicated(3)(view((1, 2, 3), (1, 2, 3)))
+    assert not fully_replicated(3)(view((1, 2, 3), (1, 2)))  # a broker still catching up
+    assert not fully_replicated(3)(view((1, 2), (1, 2)))  # one fenced: not listed
+    assert fully_replicated(5)(view((1, 2, 3, 4, 5), (2, 4, 5)))  # three replicas of five brokers
+    assert not fully_replicated(5)(view((1, 2, 3, 4, 5), (2, 4)))

@@ -51,7 +51,9 @@ def test_the_environment_is_read_once_per_process(monkeypatch: pytest.MonkeyPatc
 def test_a_secret_never_shows_in_a_repr_or_a_log_line(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HAGGLE_OPERATOR_KEY", "HAGGLE_SHIPPING_KEY", "HAGGLE_WEB_DATA_KEY", "OPENAI_API_KEY"):
         monkeypatch.setenv(name, SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://haggle:{SECRET}@db.example:5432/haggle")
     read = settings.load()
+    assert SECRET in read.database_url  # there for the pool, and nowhere else
     assert read.shipping_key is not None and read.shipping_key.get_secret_value() == SECRET
     out = io.StringIO()
     handler = logging.StreamHandler(out)
@@ -86,6 +88,13 @@ def test_a_bad_value_is_a_typed_error_naming_its_variable(
         settings.load()
     assert str(refused.value).startswith(f"{name}={value!r}: ")
     assert "KAFKA_BOOTSTRAP_SERVERS" not in str(refused.value)  # no knock-on error from the bad port
+
+
+def test_a_bad_database_url_is_named_but_its_password_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"mysql://haggle:{SECRET}@db.example/haggle")
+    with pytest.raises(settings.BadSettings, match="DATABASE_URL") as refused:
+        settings.load()
+    assert SECRET not in str(refused.value)
 
 
 def test_a_bad_secret_is_named_but_never_echoed() -> None:

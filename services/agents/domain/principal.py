@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 
 from haggle.contracts import AgentKey
 from haggle.contracts.mandate import Mandate, amendment_problems
@@ -28,12 +27,16 @@ class Principal:
 
     def buying_cap(self, want_id: str) -> int:
         refused = want_id in self.refused_wants
-        return purchases.buying_cap(self._max_price[want_id], self.mandate.auto_approve_limit_cents, refused)
+        most = self._max_price()[want_id]
+        return purchases.buying_cap(most, self.mandate.auto_approve_limit_cents, refused)
 
-    @cached_property
     def _max_price(self) -> dict[str, int]:
-        """Each want's max price (a mandate does not change once assigned)."""
-        return {want.id: want.max_price_cents for want in self.mandate.wants}
+        """Each want's max price, looked up once per mandate (an amendment replaces the mandate)."""
+        cached: tuple[Mandate, dict[str, int]] | None = self.__dict__.get("_max_price_of")
+        if cached is None or cached[0] is not self.mandate:
+            cached = (self.mandate, {want.id: want.max_price_cents for want in self.mandate.wants})
+            self.__dict__["_max_price_of"] = cached
+        return cached[1]
 
     def budget(self, holding: Iterable[Negotiation]) -> Budget:
         """The budget with the holds of these negotiations (its live buyer ones count)."""

@@ -17,6 +17,7 @@ from haggle.contracts.negotiation import (
     ThreadOpened,
 )
 from haggle.guard import commands
+from haggle.guard.budget import cheapest_shipping
 from haggle.guard.commands import THREAD_EVENTS
 from haggle.guard.moves import Move, Walk, walk_away
 from haggle.guard.ratelimit import Limiter
@@ -196,7 +197,7 @@ def thread_cap(principal: Principal, neg: Negotiation, facts: ListingFacts, free
     """The most one buyer thread could ever commit: held in full from its opening to its end, so
     several threads at once can never promise more than the budget, nor starve each other
     mid-haggle. `free_cents=None`: as if money were no limit."""
-    cheapest = min((option.cost_cents for option in facts.shipping), default=0)
+    cheapest = cheapest_shipping(facts.shipping)
     return shopping.hold_for(
         principal.buying_cap(str(neg.want_id)), facts.price_cents, cheapest, free_cents=free_cents
     )
@@ -209,7 +210,7 @@ def hold_for_opening(
     (ended, nothing held) because the money is short or goes to other wants first."""
     cap = thread_cap(principal, neg, facts, budget.free_for(neg.neg_id))
     could = thread_cap(principal, neg, facts, principal.mandate.budget_cents)
-    cheapest = min((option.cost_cents for option in facts.shipping), default=0)
+    cheapest = cheapest_shipping(facts.shipping)
     if not shopping.worth_opening(cap, could, facts.price_cents, cheapest) or neg.want_id not in funded_wants:
         neg.end(EndedBecause.DECLINED_TO_OPEN)
         return None
