@@ -152,6 +152,37 @@ def within_budgets(
     matching found, and how far from proven optimal. An upper bound on what a market can realise
     (no price is below a floor), and at most `optimum`. Markets side by side over the same goods,
     wants and budgets (`--parallel`) solve it once."""
+    edges, buyers, costs, limits = _budgeted(wants, listings, budgets, consent_limits, _cost)
+    return _solve(edges, buyers, costs, limits, seconds)
+
+
+def most_trades_within_budgets(
+    wants: Sequence[WantSpec],
+    listings: Sequence[SaleItem],
+    budgets: Mapping[str, int],
+    consent_limits: Mapping[str, int] | None = None,
+    *,
+    at_asking: bool = False,
+    seconds: float = BUDGET_SOLVE_SECONDS,
+) -> BudgetOptimum:
+    """The most trades the buyers' budgets allow, whatever their surplus: each trade at the seller's
+    floor plus the cheapest shipping (the least any market can charge), or with `at_asking` at the
+    asking price plus it. Its `surplus_cents` is the number of trades (each edge weighs 1): a
+    ceiling on the listings any market with these budgets can sell (`bench.market_bounds`)."""
+    price = _asking if at_asking else _cost
+    edges, buyers, costs, limits = _budgeted(wants, listings, budgets, consent_limits, price)
+    counted = tuple(Edge(e.want_id, e.listing_id, 1) for e in edges)
+    return _solve(counted, buyers, costs, limits, seconds)
+
+
+def _budgeted(
+    wants: Sequence[WantSpec],
+    listings: Sequence[SaleItem],
+    budgets: Mapping[str, int],
+    consent_limits: Mapping[str, int] | None,
+    price: Callable[[SaleItem], int],
+) -> tuple[tuple[Edge, ...], tuple[str, ...], tuple[int, ...], tuple[tuple[str, int], ...]]:
+    """The consented edges, each with its buyer and `price`, and each buyer's budget: `_solve`'s input."""
     items = {item.id: item for item in listings}
     by_id = {want.id: want for want in wants}
     edges = tuple(
@@ -160,9 +191,9 @@ def within_budgets(
         if consented(by_id[e.want_id], items[e.listing_id], consent_limits or {})
     )
     buyers = tuple(by_id[e.want_id].buyer_id for e in edges)
-    costs = tuple(_cost(items[e.listing_id]) for e in edges)
+    costs = tuple(price(items[e.listing_id]) for e in edges)
     limits = tuple(sorted((buyer, budgets.get(buyer, 0)) for buyer in set(buyers)))
-    return _solve(edges, buyers, costs, limits, seconds)
+    return edges, buyers, costs, limits
 
 
 @lru_cache(maxsize=4)
@@ -234,6 +265,10 @@ def _greedy(
 
 def _cost(item: SaleItem) -> int:
     return item.floor_cents + item.cheapest_shipping_cents
+
+
+def _asking(item: SaleItem) -> int:
+    return item.asking_price_cents + item.cheapest_shipping_cents
 
 
 def _groups(edges: Sequence[Edge], key: Callable[[int], str]) -> dict[str, list[int]]:

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haggle.contracts.goods import Condition, ShippingMethod
-from haggle.market.optimum import Edge, is_edge, max_weight_matching, optimum
+from haggle.market.optimum import (
+    Edge,
+    is_edge,
+    max_weight_matching,
+    most_trades_within_budgets,
+    optimum,
+    within_budgets,
+)
 from tests.unit.market_builders import sale, want
 
 
@@ -116,3 +123,39 @@ def test_it_matches_brute_force_on_small_markets(edges: list[Edge]) -> None:
     assert _total(matches) == _brute_force(edges)
     assert len({m.want_id for m in matches}) == len(matches) == len({m.listing_id for m in matches})
     assert set(matches) <= set(edges)
+
+
+# Within budgets: buyer B has $100; two listings it wants cost $60 and $50 at their floors (asking
+# twice that). A third, cheap listing ($10 floor) adds little surplus but is one more trade. Each
+# want matches one listing only (its category).
+def _budgeted_market():  # type: ignore[no-untyped-def]
+    items = [sale(i, "S", floor, category=i) for i, floor in (("X", 6_000), ("Y", 5_000), ("Z", 1_000))]
+    wants = [
+        want(w, "B", top, category=c)
+        for w, top, c in (("w1", 9_000, "X"), ("w2", 8_000, "Y"), ("w3", 1_200, "Z"))
+    ]
+    return wants, items, {"B": 10_000}
+
+
+def test_within_budgets_keeps_each_buyer_inside_its_budget() -> None:
+    wants, items, budgets = _budgeted_market()
+    blind = optimum(wants, items)
+    best = within_budgets(wants, items, budgets)
+    # Budget-blind: all three trades (3,000 + 3,000 + 200). Within $100 ($110 for X and Y): one of
+    # them (3,000) and Z (200).
+    assert blind.surplus_cents == 6_200
+    assert best.best.surplus_cents == 3_200
+    assert sum(_floor(items, m.listing_id) for m in best.best.matches) <= budgets["B"]
+
+
+def test_most_trades_counts_trades_not_surplus() -> None:
+    wants, items, budgets = _budgeted_market()
+    at_floors = most_trades_within_budgets(wants, items, budgets)
+    at_asking = most_trades_within_budgets(wants, items, budgets, at_asking=True)
+    assert at_floors.best.surplus_cents == 2  # one of X/Y plus Z: $70 or $60 of $100
+    assert at_asking.best.surplus_cents == 1  # asking doubles every cost: $120, $100, $20 → one fits
+    assert {m.listing_id for m in at_asking.best.matches} <= {"Y", "Z"}
+
+
+def _floor(items: list, listing_id: str) -> int:  # type: ignore[type-arg]
+    return next(i.floor_cents + i.cheapest_shipping_cents for i in items if i.id == listing_id)
