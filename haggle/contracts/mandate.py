@@ -283,6 +283,10 @@ class Mandate(BaseModel):
     brain: BrainConfig
     items: tuple[SellItem, ...] = Field(default=(), max_length=1_000)
     wants: tuple[Want, ...] = Field(default=(), max_length=1_000)
+    inspects_goods: bool = False
+    """The principal inspects what arrives: their agent still disputes a condition worse than the
+    listing's, but never accepts the goods for them, so the inspection window is theirs (it passes
+    by itself at its end). A person through the web app does by default; a simulated one does not."""
 
     @field_validator("budget_cents", "auto_approve_limit_cents")
     @classmethod

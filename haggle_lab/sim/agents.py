@@ -43,15 +43,12 @@ from haggle.contracts.negotiation import (
     WithdrawNegotiation,
 )
 from haggle.contracts.settlement import (
-    AcceptGoods,
     ConfirmHandover,
     DisputeOutcome,
-    DisputeReason,
     DisputeResolved,
     EscrowFailed,
     EscrowFunded,
     FundsReleased,
-    OpenDispute,
     Refunded,
     ShipItem,
     ShipmentDelivered,
@@ -502,17 +499,10 @@ class Agents:
         known = self.listings.get(event.listing_id)
         if known is None or principal.item_id_of(event.listing_id) is not None:
             return
-        listed = known[0].condition
-        cmd: Message
-        if event.delivered_condition.at_least(listed):
-            cmd = AcceptGoods(deal_id=event.deal_id)
-        else:
-            cmd = OpenDispute(
-                deal_id=event.deal_id,
-                reason=DisputeReason.CONDITION_WORSE,
-                detail=f"listed as {listed.value}, arrived {event.delivered_condition.value}",
-            )
-        self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
+        inspects = principal.mandate.inspects_goods
+        cmd = deals.inspection(event.deal_id, known[0].condition, event.delivered_condition, inspects)
+        if cmd is not None:
+            self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
 
     def _on_dispute_resolved(self, principal: Principal, event: DisputeResolved) -> None:
         """A pickup item coming back: the seller confirms it has it again."""

@@ -13,6 +13,7 @@ from haggle.contracts.approval import ApprovalDenied, ApprovalGranted
 from haggle.contracts.mandate import AssignMandate, Mandate
 from haggle.contracts.market import MarketClosing, MarketRulesSet
 from haggle.contracts.settlement import (
+    AcceptGoods,
     DisputeOutcome,
     DisputeReason,
     FundWallet,
@@ -128,6 +129,11 @@ async def send_ship_to(uow: UnitOfWork, market_id: str, deal_id: str, buyer_prin
 def open_dispute(uow: UnitOfWork, market_id: str, deal_id: str, reason: DisputeReason, detail: str) -> None:
     command = OpenDispute(deal_id=deal_id, reason=reason, detail=detail)
     _emit(uow, SETTLEMENT_COMMANDS.name, deal_id, command, market_id, deal_id)
+
+
+def accept_goods(uow: UnitOfWork, market_id: str, deal_id: str) -> None:
+    """The buyer accepts what arrived (settlement takes an operator-signed one as the buyer's)."""
+    _emit(uow, SETTLEMENT_COMMANDS.name, deal_id, AcceptGoods(deal_id=deal_id), market_id, deal_id)
 
 
 def resolve_dispute(

@@ -115,6 +115,7 @@ def mandate_data(principal_id: str, form: Mapping[str, Any]) -> dict[str, Any]:
         "brain": {"kind": "strategy", "name": style},
         "items": [_item(form)] if _filled(form, SELL_FIELDS) else [],
         "wants": [_want(form)] if _filled(form, WANT_FIELDS) else [],
+        "inspects_goods": not form.get("agent_accepts"),
     }
 
 
@@ -161,6 +162,8 @@ def form_of(mandate: Mandate) -> dict[str, Any]:
         "auto_approve": plain_dollars(mandate.auto_approve_limit_cents),
         "style": getattr(mandate.brain, "name", StrategyName.LINEAR.value),
     }
+    if not mandate.inspects_goods:
+        form["agent_accepts"] = "on"
     if mandate.items:
         item = mandate.items[0]
         dims = item.dimensions

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -112,14 +113,10 @@ async def deal(page: Page) -> Response:
 
 async def dispute(page: Page) -> Response:
     """Open a dispute on a delivered item I bought, while its inspection runs."""
-    view = await store.my_deal(page.db, page.principal_id, page.request.path_params["deal_id"])
-    if view is None:
-        return page.not_found("deal")
-    posted = await page.form()
-    if posted is None:
-        return page.refused()
-    if view.role != "buyer" or not can_open_dispute(view.phase):
-        return page.render("error.html", 409, title="Not now", message="Only a delivered item in inspection.")
+    found = await _inspecting(page)
+    if isinstance(found, Response):
+        return found
+    view, posted = found
     try:
         reason = DisputeReason(str(posted.get("reason", "")))
     except ValueError:
@@ -128,6 +125,30 @@ async def dispute(page: Page) -> Response:
     async with unit_of_work(page.web.pool, page.web.notify_channel) as uow:
         commands.open_dispute(uow, view.deal["market_id"], view.deal["deal_id"], reason, note)
     return RedirectResponse(f"/me/deals/{view.deal['deal_id']}", 303)
+
+
+async def accept(page: Page) -> Response:
+    """Accept a delivered item I bought, while its inspection runs: the seller is paid now."""
+    found = await _inspecting(page)
+    if isinstance(found, Response):
+        return found
+    view, _ = found
+    async with unit_of_work(page.web.pool, page.web.notify_channel) as uow:
+        commands.accept_goods(uow, view.deal["market_id"], view.deal["deal_id"])
+    return RedirectResponse(f"/me/deals/{view.deal['deal_id']}", 303)
+
+
+async def _inspecting(page: Page) -> tuple[store.DealView, FormData] | Response:
+    """My deal as its buyer, in inspection, and the posted form (CSRF checked); else the refusal."""
+    view = await store.my_deal(page.db, page.principal_id, page.request.path_params["deal_id"])
+    if view is None:
+        return page.not_found("deal")
+    posted = await page.form()
+    if posted is None:
+        return page.refused()
+    if view.role != "buyer" or not can_open_dispute(view.phase):
+        return page.render("error.html", 409, title="Not now", message="Only a delivered item in inspection.")
+    return view, posted
 
 
 async def approvals(page: Page) -> Response:
@@ -249,6 +270,7 @@ def routes(web: Web) -> list[Route]:
         p("/me/negotiations/{thread_id}", negotiation),
         p("/me/deals/{deal_id}", deal),
         p("/me/deals/{deal_id}/dispute", dispute, ("POST",)),
+        p("/me/deals/{deal_id}/accept", accept, ("POST",)),
         p("/me/deals/{deal_id}/label", label),
         p("/me/approvals", approvals),
         p("/me/approvals/{approval_id}", answer, ("POST",)),

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from haggle.contracts import AgentKey
-from haggle.contracts.goods import ShippingMethod
+from haggle.contracts.goods import Condition, ShippingMethod
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate
 from haggle.contracts.negotiation import OfferMade, OpenNegotiation, Party, ThreadOpened, WithdrawNegotiation
+from haggle.contracts.settlement import AcceptGoods, DisputeReason, OpenDispute
 from haggle.guard.moves import Accept, MakeOffer, Walk
 from haggle.guard.view import MandateLimits, NegotiationView
 from services.agents.domain import (
@@ -265,3 +266,15 @@ def test_a_turn_folds_only_new_events_and_refolds_when_the_base_changes(bob: Pri
     tighter = replace(limits, remaining_budget_cents=5_000)  # money held elsewhere meanwhile
     assert turn.view_of(bob, neg, facts, tighter, now) == fresh(tighter, now)
     assert turn.view_of(bob, neg, facts, tighter, now).round == 3
+
+
+def test_what_arrives_is_disputed_if_worse_and_else_accepted_unless_the_person_inspects() -> None:
+    worse = deals.inspection("d1", Condition.VERY_GOOD, Condition.GOOD, principal_inspects=False)
+    assert isinstance(worse, OpenDispute) and worse.reason is DisputeReason.CONDITION_WORSE
+    assert worse.detail == "listed as very_good, arrived good"
+    # A person who inspects is still protected from a worse condition by their agent...
+    assert isinstance(deals.inspection("d1", Condition.VERY_GOOD, Condition.GOOD, True), OpenDispute)
+    # ...but what is as described (or better) is left for them to accept or dispute.
+    assert deals.inspection("d1", Condition.VERY_GOOD, Condition.LIKE_NEW, True) is None
+    accepted = deals.inspection("d1", Condition.VERY_GOOD, Condition.VERY_GOOD, False)
+    assert accepted == AcceptGoods(deal_id="d1")

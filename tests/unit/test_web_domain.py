@@ -83,6 +83,11 @@ def test_a_good_form_is_a_mandate_with_shipping_priced_by_weight() -> None:
     assert all(o.cost_cents > 0 for o in item.shipping if o.method.value != "local_pickup")
     assert mandate.wants[0].keywords == ("kettle", "steel") and mandate.wants[0].category is None
     assert intake.validate("alice", intake.form_of(mandate)) == mandate
+    # A person inspects what arrives unless they tick the box that lets their agent accept it.
+    assert mandate.inspects_goods
+    trusting = intake.validate("alice", {**FORM, "agent_accepts": "on"})
+    assert isinstance(trusting, Mandate) and not trusting.inspects_goods
+    assert intake.validate("alice", intake.form_of(trusting)) == trusting
 
 
 def test_each_problem_is_shown_beside_its_field() -> None:

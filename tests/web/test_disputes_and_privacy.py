@@ -95,6 +95,42 @@ async def test_a_buyer_disputes_a_delivered_item_and_the_operator_decides(
     await shot(bob, "deal-refunded")
 
 
+async def test_a_buyer_accepts_a_delivered_item_and_the_seller_is_paid_at_once(
+    market: SettlementMarket, context: BrowserContext, other_context: BrowserContext
+) -> None:
+    """A person who inspects the goods themselves (`Mandate.inspects_goods`) accepts them in the
+    browser well before the window ends; the web app holds no agent key, so settlement takes its
+    operator-signed AcceptGoods as the buyer's."""
+    await market.open(inspection_window_seconds=600)
+    await market.fund(market.buyer, 50_000)
+    deal_id, listing_id = f"{market.market_id}-D2", f"{market.market_id}-L2"
+    await market.listing(listing_id, Condition.VERY_GOOD, PRICE)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.event("EscrowFunded", deal_id)
+    await market.command(market.seller, ShipItem(deal_id=deal_id, packed_condition=Condition.VERY_GOOD))
+    bob = await sign_in(context, market.buyer.principal_id, market.market_id)
+    await bob.goto(f"{web_url()}/me/deals/{deal_id}")
+    await expect(bob.locator("#deal-phase")).to_have_text("inspecting", timeout=30_000)
+    await bob.reload()
+
+    carol = await sign_in(other_context, f"{market.market_id}-carol", market.market_id)
+    forged = await carol.request.post(
+        f"{web_url()}/me/deals/{deal_id}/accept", form={"csrf": await csrf_of(carol)}
+    )
+    assert forged.status == 404
+    no_token = await bob.request.post(f"{web_url()}/me/deals/{deal_id}/accept", form={})
+    assert no_token.status == 403
+    assert await market.state(deal_id) == "inspecting"
+
+    await bob.click("#accept-goods")
+    passed = await market.event("InspectionPassed", deal_id)
+    assert passed.payload["ended_by"] == "accepted"  # not the window: it has ten minutes to run
+    await market.event("FundsReleased", deal_id)
+    await expect(bob.locator("#deal-phase")).to_have_text("released", timeout=30_000)
+    await expect(bob.locator("#accept-form")).to_have_count(0)
+    await shot(bob, "deal-accepted")
+
+
 async def refused_everything_of_bob(carol: Page, deal_id: str, approval_id: str) -> None:
     """Carol gets 404 for each of Bob's ids, reading or acting, and her pages show none of it."""
     base = web_url()

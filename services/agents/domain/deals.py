@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from haggle.contracts.goods import Condition
+from haggle.contracts.settlement import AcceptGoods, DisputeReason, OpenDispute
 from services.agents.domain.budget import Budget, BudgetRefused
 from services.agents.domain.negotiation import EndedBecause, Negotiation, Role
 
@@ -91,3 +93,15 @@ class Deal:
     @property
     def gives_money_back(self) -> bool:
         return self.role is Role.BUYER and self.status in GIVES_MONEY_BACK
+
+
+def inspection(
+    deal_id: str, listed: Condition, delivered: Condition, principal_inspects: bool
+) -> AcceptGoods | OpenDispute | None:
+    """The buyer's agent on what arrived, against the listing's condition enum: a worse condition is
+    disputed; one as described is accepted, unless the principal inspects the goods themselves
+    (`Mandate.inspects_goods`): then nothing, and the inspection window is theirs."""
+    if not delivered.at_least(listed):
+        detail = f"listed as {listed.value}, arrived {delivered.value}"
+        return OpenDispute(deal_id=deal_id, reason=DisputeReason.CONDITION_WORSE, detail=detail)
+    return None if principal_inspects else AcceptGoods(deal_id=deal_id)

@@ -5,15 +5,12 @@ from __future__ import annotations
 from haggle.contracts import Envelope
 from haggle.contracts.goods import Condition, ShippingMethod
 from haggle.contracts.settlement import (
-    AcceptGoods,
     ConfirmHandover,
     DisputeOutcome,
-    DisputeReason,
     DisputeResolved,
     EscrowFailed,
     EscrowFunded,
     FundsReleased,
-    OpenDispute,
     Refunded,
     ShipItem,
     ShipmentDelivered,
@@ -22,7 +19,7 @@ from haggle.contracts.settlement import (
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
-from services.agents.domain import Principal, Role, purchases
+from services.agents.domain import Principal, Role, deals, purchases
 from services.agents.domain.deals import DealStatus
 from services.agents.handlers import shop
 from services.agents.handlers.common import send
@@ -69,16 +66,10 @@ async def on_delivered(uow: UnitOfWork, env: Envelope, event: ShipmentDelivered)
     known = await store.listing(uow.conn, event.listing_id)
     if known is None or principal.item_id_of(event.listing_id) is not None:
         return
-    listed = known[0].condition
-    if event.delivered_condition.at_least(listed):
-        cmd: AcceptGoods | OpenDispute = AcceptGoods(deal_id=event.deal_id)
-    else:
-        cmd = OpenDispute(
-            deal_id=event.deal_id,
-            reason=DisputeReason.CONDITION_WORSE,
-            detail=f"listed as {listed.value}, arrived {event.delivered_condition.value}",
-        )
-    await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
+    inspects = principal.mandate.inspects_goods
+    cmd = deals.inspection(event.deal_id, known[0].condition, event.delivered_condition, inspects)
+    if cmd is not None:
+        await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
 
 async def on_dispute_resolved(uow: UnitOfWork, env: Envelope, event: DisputeResolved) -> None:

@@ -93,7 +93,7 @@ async def accept_goods(uow: UnitOfWork, env: Envelope, cmd: AcceptGoods) -> None
     async def decide(deal: Deal, party: Party, rules: MarketRulesSet, now: datetime) -> Outcome:
         return fulfilment.accept_goods(deal, party)
 
-    await _agent_command(uow, env, cmd.deal_id, decide)
+    await _agent_command(uow, env, cmd.deal_id, decide, for_buyer=True)
 
 
 async def open_dispute(uow: UnitOfWork, env: Envelope, cmd: OpenDispute) -> None:
