@@ -75,7 +75,11 @@ def subscriptions(tools: Toolkit | None = None) -> list[Subscription]:
     on_thread_event = partial(turns.on_thread_event, tools)
     return [
         Subscription(
-            MANDATE_COMMANDS.name, {AssignMandate: lifecycle.on_assign_mandate}, commands=True, batched=True
+            MANDATE_COMMANDS.name,
+            {AssignMandate: lifecycle.on_assign_mandate},
+            commands=True,
+            batched=True,
+            prefetch=lifecycle.market_locks_first,
         ),
         Subscription(
             AGENT_INBOX.name,
@@ -97,6 +101,7 @@ def subscriptions(tools: Toolkit | None = None) -> list[Subscription]:
             },
             keys=identity.managed,
             batched=True,
+            prefetch=lifecycle.market_locks_first,
         ),
         Subscription(
             MARKET_EVENTS.name,

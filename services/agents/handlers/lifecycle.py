@@ -6,7 +6,7 @@ import logging
 
 from prometheus_client import Counter
 
-from haggle.contracts import AgentKey, Envelope
+from haggle.contracts import AgentKey, Envelope, Message
 from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.listing import (
     ListingCommandRefused,
@@ -124,6 +124,22 @@ async def market_lock(uow: UnitOfWork, market_id: str) -> None:
     """Admissions and new listings of one market take turns: else an agent admitted while a listing
     is being saved would see neither the listing in its first scan nor itself in the listing's."""
     await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"agents-market:{market_id}")
+
+
+TAKES_MARKET_LOCK: tuple[type[Message], ...] = (AgentAdmitted, AssignMandate)
+"""Messages whose handlers take their market's lock (an admission; a mandate, when it amends)."""
+
+
+async def market_locks_first(uow: UnitOfWork, batch: list[tuple[Envelope, Message]]) -> None:
+    """Before a batch's handlers run: the market locks its messages will take, in market order.
+
+    A listing's transaction takes the market lock and then locks buyers' negotiation rows. A batch
+    that locked some principal's rows first (a deal closed) and then reached an admission waited for
+    that lock while the listing's waited for its rows: PostgreSQL aborted one as a deadlock, again
+    and again in a 500 × 3,000 market. Taken first, the lock is only ever waited for holding none."""
+    locking = {env.market_id for env, message in batch if isinstance(message, TAKES_MARKET_LOCK)}
+    for market_id in sorted(locking):
+        await market_lock(uow, market_id)
 
 
 async def market_open(uow: UnitOfWork, market_id: str) -> bool:
