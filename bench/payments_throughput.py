@@ -36,8 +36,8 @@ from haggle.contracts.topics import (
     all_topic_partitions,
 )
 from haggle.runtime.operators import operator_envelope
+from haggle.runtime.settings import Settings
 from haggle_lab.testing.fake_stripe import FakeStripe
-from services.settlement.payments.port import PaymentsSettings
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller
 from services.settlement.payments.webhooks import PATH
 
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         procs.start("settlement", extra_env=env)
         procs.wait_ready("settlement")
         try:
-            settings = PaymentsSettings(
+            settings = Settings(
                 stripe_api_key=fake.api_key,
                 stripe_api_base=fake.base_url,
                 stripe_webhook_secret=fake.webhook_secret,

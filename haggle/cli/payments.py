@@ -26,10 +26,10 @@ console = Console()
 
 
 def _rails():  # type: ignore[no-untyped-def]
-    from services.settlement.payments.port import PaymentsSettings
+    from haggle.runtime.settings import current
     from services.settlement.payments.stripe_rails import StripeRails
 
-    settings = PaymentsSettings()
+    settings = current()
     if not settings.stripe_configured:
         console.print("[red]HAGGLE_STRIPE_API_KEY is not set[/]")
         raise typer.Exit(2)

@@ -114,6 +114,29 @@ class Settings(BaseSettings):
     web_public_url: str | None = None
     web_interview_model: str = "claude-sonnet-4-5"
 
+    # Settlement's card payments: `HAGGLE_STRIPE_*` reaches Stripe, `HAGGLE_PAYMENTS_*` paces the job.
+    stripe_api_key: SecretStr | None = Field(default=None, description="sk_live_… or sk_test_…")
+    stripe_api_base: str | None = Field(default=None, description="another API host (stripe-mock, a fake)")
+    stripe_webhook_secret: SecretStr | None = Field(default=None, description="whsec_… of the endpoint")
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3_600)
+    payments_auth_validity_seconds: int = Field(
+        default=7 * 24 * 3600, ge=1, description="how long a card authorization lasts (Stripe: 7 days)"
+    )
+    payments_capture_margin_seconds: int = Field(
+        default=24 * 3600, ge=0, description="capture this long before the authorization lapses"
+    )
+    payments_tick_seconds: float = Field(default=0.25, gt=0, le=60)
+    payments_sweep_seconds: float = Field(
+        default=5.0, gt=0, le=3_600, description="how often held authorizations are checked for capture"
+    )
+    payments_lease_seconds: float = Field(
+        default=60.0, gt=0, description="an operation claimed but not answered is tried again after this"
+    )
+    payments_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    payments_retry_seconds: float = Field(
+        default=20.0, gt=0, description="retries (same idempotency key) give up after this, then the lease"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
@@ -133,6 +156,10 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @property
+    def stripe_configured(self) -> bool:
+        return bool(revealed(self.stripe_api_key))
+
     def service_port(self, service: str) -> int:
         """The port `service` listens on (`HAGGLE_<SERVICE>_PORT`, else its default)."""
         port = getattr(self, f"{service}_port", None) if service in SERVICE_PORTS else None
@@ -141,6 +168,11 @@ class Settings(BaseSettings):
     def port_for(self, service: str) -> int:
         """This process's HTTP port: `HAGGLE_HTTP_PORT` (set per instance), else the service's."""
         return self.http_port if self.http_port is not None else self.service_port(service)
+
+
+def revealed(secret: SecretStr | None) -> str:
+    """A secret's value for the one call that needs it ("" when unset); never log it."""
+    return secret.get_secret_value() if secret is not None else ""
 
 
 class BadSettings(ValueError):

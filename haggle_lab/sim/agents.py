@@ -2,9 +2,10 @@
 
 The service's handlers load a principal, its negotiations and its budget from PostgreSQL, call
 the agents' domain, and save what it returns; this class holds the same `Principal`,
-`Negotiation`s and listings in dicts and calls the same domain functions (see the domain's
-README). What is left here is each handler's load-and-save: which state it reads, which domain
-step it calls, and which command goes out. The turn scheduler (`app.run_due_turn`) is a step on
+`Negotiation`s and listings in dicts and calls the same domain functions: each handler's decide
+step is one function of `services.agents.domain.steps`, which the service's handlers call too.
+What is left here is each handler's load-and-save: which state it reads and keeps, which step it
+calls, and where the command it returns goes. The turn scheduler (`app.run_due_turn`) is a step on
 the simulated clock at a negotiation's `retry_at`.
 
 Differences from the service, on purpose: no signatures or seqs (the engine runs every agent),
@@ -23,7 +24,6 @@ from typing import Any
 from haggle.contracts import AgentKey, Envelope, Message
 from haggle.contracts.agents import AgentRegistered
 from haggle.contracts.agents import Role as AgentRole
-from haggle.contracts.goods import Condition, ShippingMethod
 from haggle.contracts.listing import (
     ListingFacts,
     ListingPublished,
@@ -43,16 +43,12 @@ from haggle.contracts.negotiation import (
     WithdrawNegotiation,
 )
 from haggle.contracts.settlement import (
-    ConfirmHandover,
-    DisputeOutcome,
     DisputeResolved,
     EscrowFailed,
     EscrowFunded,
     FundsReleased,
     Refunded,
-    ShipItem,
     ShipmentDelivered,
-    ShipmentLeg,
 )
 from haggle.contracts.topics import (
     AGENT_EVENTS,
@@ -76,9 +72,8 @@ from services.agents.domain import (
     Status,
     buyer_neg_id,
     deals,
-    purchases,
-    seller_neg_id,
     shopping,
+    steps,
     turn,
 )
 from services.agents.domain.brain import is_remote
@@ -264,8 +259,8 @@ class Agents:
         return neg.live and neg.retry_at is not None
 
     def _after_turn(self, principal: Principal, neg: Negotiation) -> None:
-        if neg.is_buyer and neg.status is Status.ENDED and neg.want_id:
-            self._reshop(principal, neg.want_id)
+        if want_id := steps.reshops_after_turn(neg):
+            self._reshop(principal, want_id)
 
     def _wake_declined(self, principal: Principal) -> None:
         """A want is open again: its untried candidates get another look (`shop.wake_declined`)."""
@@ -319,41 +314,33 @@ class Agents:
 
     async def _take_turn(self, principal: Principal, neg: Negotiation) -> None:
         prepared = self._prepare(principal, neg)
-        if prepared is not None:
+        if not isinstance(prepared, steps.NoTurn):
             view, limits = prepared
             decision = await turn.next_move(self.brains[principal.principal_id], view, limits, limiter=None)
             self.guard_refusals.update(refusal.reason.value for refusal in decision.refusals)
-            command = turn.command_for(neg, decision.move)
+            command = steps.command_for(neg, decision)
             if command is not None:
-                neg.retry_at = None
                 self._send(principal, command, NEGOTIATION_COMMANDS.name)
         self._after_turn(principal, neg)
 
     def _prepare(
         self, principal: Principal, neg: Negotiation
-    ) -> tuple[NegotiationView, MandateLimits] | None:
+    ) -> tuple[NegotiationView, MandateLimits] | steps.NoTurn:
         facts = self._facts(principal, neg)
         if facts is None or not neg.live:
-            return None
+            return steps.NoTurn.NOTHING_TO_SEE
         budget = self._budget(principal) if neg.is_buyer else principal.budget(())
-        if neg.is_buyer and neg.thread_id is None:
-            held = turn.hold_for_opening(principal, neg, facts, budget, self._funded_wants(principal))
-            if held is None:
-                return None
-            budget = held  # what `_budget` would now read back: this thread holds its cap
-        limits = turn.limits_for(principal, neg, budget, None)
-        view = turn.view_of(principal, neg, facts, limits, self.clock.now)
-        return (view, limits) if view.my_turn else None
+        funded = self._funded_wants(principal) if steps.needs_funding(neg) else None
+        return steps.prepare(principal, neg, facts, budget, funded, None, self.clock.now)
 
     def _funded_wants(self, principal: Principal) -> set[str]:
-        """`store.best_candidates`: per want, its cheapest live candidate, and whether it holds money."""
+        """`store.live_candidates`: each live buyer negotiation with its listing's asking price."""
         live = (
             (neg, *self._asking(neg))
             for want in principal.mandate.wants
             for neg in self._live_buyer_negs(principal, want.id)
         )
-        best = shopping.best_candidates(live, principal.buying_cap)
-        return shopping.funded_wants(best, principal.mandate.budget_cents - principal.committed_cents)
+        return steps.funded_wants(principal, live)
 
     def _send(self, principal: Principal, command: Message, topic: str) -> None:
         self.bus.publish(topic, command, producer=PRODUCER, agent_id=principal.agent_id)
@@ -377,17 +364,10 @@ class Agents:
             self._on_settlement(principal, event)
 
     def _locate(self, principal: Principal, event: Message) -> Negotiation | None:
-        listing_id, thread_id = str(getattr(event, "listing_id", "")), getattr(event, "thread_id", None)
-        item_id = principal.item_id_of(listing_id)
-        seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or item_id is not None
-        if not seller_side:
-            return self.negs.get(buyer_neg_id(principal.principal_id, listing_id))
-        neg_id = seller_neg_id(principal.principal_id, str(thread_id))
-        found = self.negs.get(neg_id)
-        if found is None and isinstance(event, ThreadOpened):
-            found = Negotiation(
-                neg_id, principal.principal_id, listing_id, Role.SELLER, item_id=item_id, thread_id=thread_id
-            )
+        located = steps.locate(principal, event)
+        found = self.negs.get(located.neg_id)
+        if found is None and located.fresh is not None:
+            found = located.fresh
             self._add(found)
         return found
 
@@ -397,15 +377,12 @@ class Agents:
         neg = self._locate(principal, event)
         if neg is None:
             return
-        neg.record(event.type, event.model_dump(mode="json"), env.occurred_at)
+        step = steps.on_thread_event(principal, neg, event, env.occurred_at)
         if isinstance(event, ThreadOpened):
-            neg.thread_opened(event.thread_id)
             self._alive(neg)
-        if isinstance(event, NegotiationEnded):
-            neg.thread_ended(event.reason)
-        if isinstance(event, OfferMade) and event.agent_id != principal.agent_id and neg.live:
+        if step.my_turn:
             await self._take_turn(principal, neg)
-        if isinstance(event, NegotiationEnded) and neg.is_buyer and neg.status is Status.ENDED:
+        if step.buyer_ended:
             self._wake_declined(principal)
             if neg.want_id:
                 self._reshop(principal, neg.want_id)
@@ -415,8 +392,7 @@ class Agents:
         key = (event.deal_id, principal.principal_id)
         if neg is None or key in self.deals:
             return
-        buyer = principal.agent_id == event.buyer_agent_id
-        amount = event.buyer_total_cents if buyer else event.price_cents
+        buyer, amount = steps.my_side(principal, event)
         self.deals[key] = Deal(
             deal_id=event.deal_id,
             principal_id=principal.principal_id,
@@ -451,68 +427,25 @@ class Agents:
     # after the handshake (`handlers.settle`)
 
     def _on_settlement(self, principal: Principal, event: Message) -> None:
+        cmd: Message | None = None
         if isinstance(event, EscrowFunded):
-            self._on_escrow_funded(principal, event)
+            cmd = steps.on_escrow_funded(principal, event)
         elif isinstance(event, ShipmentDelivered):
-            self._on_delivered(principal, event)
+            known = self.listings.get(event.listing_id)
+            cmd = steps.inspect(principal, event, known[0] if known is not None else None)
         elif isinstance(event, DisputeResolved):
-            self._on_dispute_resolved(principal, event)
+            deal = self.deals.get((event.deal_id, principal.principal_id))
+            cmd = steps.on_dispute_resolved(principal, deal, event) if deal is not None else None
         elif isinstance(event, EscrowFailed):
             deal = self.deals.get((event.deal_id, principal.principal_id))
-            if deal and deal.role is Role.BUYER and purchases.consent_refused(event.reason):
+            if deal and steps.refuses_again(deal, event):
                 principal.refuse_purchase(deal.listing_id, deal.want_id)
             self._close_deal(principal, event.deal_id, DealStatus.FAILED)
         elif isinstance(event, Refunded):
             self._close_deal(principal, event.deal_id, DealStatus.REFUNDED)
         elif isinstance(event, FundsReleased):
             self._close_deal(principal, event.deal_id, DealStatus.SETTLED)
-
-    def _true_condition(self, principal: Principal, listing_id: str) -> Condition | None:
-        """What is really in the box: the seller knows its item, whatever the listing says."""
-        item_id = principal.item_id_of(listing_id)
-        if item_id is None:
-            return None
-        item = principal.mandate.item(item_id)
-        return item.true_condition or item.condition
-
-    def _on_escrow_funded(self, principal: Principal, event: EscrowFunded) -> None:
-        seller = principal.principal_id == event.seller_principal_id
-        pickup = event.shipping_method is ShippingMethod.LOCAL_PICKUP
-        cmd: Message
-        if seller:
-            packed = self._true_condition(principal, event.listing_id) or Condition.GOOD
-            cmd = (
-                ConfirmHandover(deal_id=event.deal_id, condition=packed)
-                if pickup
-                else ShipItem(deal_id=event.deal_id, packed_condition=packed)
-            )
-        elif pickup:
-            cmd = ConfirmHandover(deal_id=event.deal_id)
-        else:
-            return
-        self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
-
-    def _on_delivered(self, principal: Principal, event: ShipmentDelivered) -> None:
-        """The buyer's inspection: the delivered condition against the listing's."""
-        if event.leg is not ShipmentLeg.FORWARD or event.delivered_condition is None:
-            return
-        known = self.listings.get(event.listing_id)
-        if known is None or principal.item_id_of(event.listing_id) is not None:
-            return
-        inspects = principal.mandate.inspects_goods
-        cmd = deals.inspection(event.deal_id, known[0].condition, event.delivered_condition, inspects)
         if cmd is not None:
-            self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
-
-    def _on_dispute_resolved(self, principal: Principal, event: DisputeResolved) -> None:
-        """A pickup item coming back: the seller confirms it has it again."""
-        deal = self.deals.get((event.deal_id, principal.principal_id))
-        if deal is None or deal.role is not Role.SELLER:
-            return
-        pickup = deal.shipping_method == ShippingMethod.LOCAL_PICKUP.value
-        if event.outcome is DisputeOutcome.REFUND_AFTER_RETURN and pickup:
-            condition = self._true_condition(principal, deal.listing_id)
-            cmd = ConfirmHandover(deal_id=event.deal_id, condition=condition)
             self._send(principal, cmd, SETTLEMENT_COMMANDS.name)
 
     def _close_deal(self, principal: Principal, deal_id: str, status: DealStatus) -> None:

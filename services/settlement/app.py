@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from starlette.requests import Request
@@ -36,6 +37,7 @@ from haggle.contracts.topics import (
 )
 from haggle.runtime import handled, markets
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
+from haggle.runtime.settings import Settings, current
 from services.settlement import store
 from services.settlement.check import run_checks
 from services.settlement.domain.deal import Deal, DealState
@@ -49,7 +51,8 @@ SCHEMA = "settlement"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def subscriptions() -> list[Subscription]:
+def subscriptions(settings: Settings | None = None) -> list[Subscription]:
+    settings = settings or current()
     return [
         Subscription(
             SETTLEMENT_COMMANDS.name,
@@ -61,7 +64,7 @@ def subscriptions() -> list[Subscription]:
                 OpenDispute: commands.open_dispute,
                 ResolveDispute: commands.resolve_dispute,
                 LinkPaymentAccount: link_payment_account,
-                ProviderEvent: provider_event,
+                ProviderEvent: partial(provider_event, settings),
                 SetShipTo: commands.set_ship_to,
             },
             commands=True,
@@ -156,10 +159,10 @@ def deadline_guard(ctx: ServiceContext) -> handled.HandledThrough:
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
-    rails = payments.wiring(ctx.pool, ctx.notify_channel)
     settings = ctx.settings
+    rails = payments.wiring(ctx.pool, ctx.notify_channel, settings)
     return ServiceParts(
-        subscriptions=subscriptions(),
+        subscriptions=subscriptions(settings),
         routes=[*routes(ctx), *rails.routes],
         background=[
             timer_job(ctx.pool, ctx.notify_channel, deadline_guard(ctx), settings.settlement_tick_seconds),

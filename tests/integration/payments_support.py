@@ -30,9 +30,9 @@ from haggle.contracts.settlement import LinkPaymentAccount, PaymentRole
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.infra.state import REPO_ROOT
 from haggle.runtime.operators import operator_envelope
+from haggle.runtime.settings import Settings
 from haggle_lab.testing.actors import ScriptedAgent
 from haggle_lab.testing.fake_stripe import FakeStripe
-from services.settlement.payments.port import PaymentsSettings
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller
 from services.settlement.payments.webhooks import PATH
 from tests.integration.settlement_support import SettlementMarket, eventually, settlement_services
@@ -98,7 +98,7 @@ def stripe_mock() -> Iterator[str]:
 @dataclass
 class CardRails:
     fake: FakeStripe
-    settings: PaymentsSettings
+    settings: Settings
     env: dict[str, str]
 
     @functools.cached_property
@@ -130,7 +130,7 @@ def card_rails() -> Iterator[CardRails]:
     procs.stop("settlement")
     try:
         with settlement_services():
-            yield CardRails(fake, PaymentsSettings(**_as_fields(env)), env)
+            yield CardRails(fake, Settings(**_as_fields(env)), env)
     finally:
         for name, value in saved.items():
             if value is None:

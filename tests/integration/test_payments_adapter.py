@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from haggle.runtime.settings import Settings
 from haggle_lab.testing.fake_stripe import FakeStripe
 from services.settlement.payments.domain import Answer, OpKind, PaymentOp
-from services.settlement.payments.port import Party, PaymentsSettings
+from services.settlement.payments.port import Party
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,7 +28,7 @@ def fake() -> Iterator[FakeStripe]:
 
 @pytest.fixture(scope="module")
 def rails(fake: FakeStripe) -> StripeRails:
-    settings = PaymentsSettings(stripe_api_key=fake.api_key, stripe_api_base=fake.base_url)
+    settings = Settings(stripe_api_key=fake.api_key, stripe_api_base=fake.base_url)
     return StripeRails(settings)
 
 

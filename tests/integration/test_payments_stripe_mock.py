@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
+from haggle.runtime.settings import Settings
 from services.settlement.payments.domain import Answer, OpKind, PaymentOp
-from services.settlement.payments.port import Party, PaymentsSettings
+from services.settlement.payments.port import Party
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller
 from tests.integration.payments_support import stripe_mock
 
@@ -23,9 +24,7 @@ pytestmark = pytest.mark.timeout(900)  # the first run builds stripe-mock with `
 @pytest.fixture(scope="module")
 def rails() -> Iterator[StripeRails]:
     with stripe_mock() as url:
-        settings = PaymentsSettings(
-            stripe_api_key="sk_test_123", stripe_api_base=url, payments_retry_seconds=2
-        )
+        settings = Settings(stripe_api_key="sk_test_123", stripe_api_base=url, payments_retry_seconds=2)
         yield StripeRails(settings)
 
 

@@ -25,6 +25,9 @@ def test_variables_keep_their_deployed_names(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HAGGLE_WEB_SECURE_COOKIES", "0")
     monkeypatch.setenv("HAGGLE_GATEWAY_MOVES_BURST", "3")
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    monkeypatch.setenv("HAGGLE_STRIPE_API_BASE", "http://127.0.0.1:12111")
+    monkeypatch.setenv("HAGGLE_PAYMENTS_LEASE_SECONDS", "2")
+    monkeypatch.setenv("HAGGLE_STRIPE_API_KEY", "")  # empty: unset, as before
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.delenv("HAGGLE_KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -38,6 +41,8 @@ def test_variables_keep_their_deployed_names(monkeypatch: pytest.MonkeyPatch) ->
     assert read.web_secure_cookies is False
     assert read.gateway_moves_burst == 3
     assert read.anthropic_api_key is not None and read.anthropic_api_key.get_secret_value() == SECRET
+    assert read.stripe_api_base == "http://127.0.0.1:12111" and read.payments_lease_seconds == 2
+    assert read.stripe_api_key is None and not read.stripe_configured
 
 
 def test_the_environment_is_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,12 +54,22 @@ def test_the_environment_is_read_once_per_process(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_secret_never_shows_in_a_repr_or_a_log_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HAGGLE_OPERATOR_KEY", "HAGGLE_SHIPPING_KEY", "HAGGLE_WEB_DATA_KEY", "OPENAI_API_KEY"):
+    secrets = (
+        "HAGGLE_OPERATOR_KEY",
+        "HAGGLE_SHIPPING_KEY",
+        "HAGGLE_WEB_DATA_KEY",
+        "OPENAI_API_KEY",
+        "HAGGLE_STRIPE_API_KEY",
+        "HAGGLE_STRIPE_WEBHOOK_SECRET",
+    )
+    for name in secrets:
         monkeypatch.setenv(name, SECRET)
     monkeypatch.setenv("DATABASE_URL", f"postgresql://haggle:{SECRET}@db.example:5432/haggle")
     read = settings.load()
     assert SECRET in read.database_url  # there for the pool, and nowhere else
     assert read.shipping_key is not None and read.shipping_key.get_secret_value() == SECRET
+    assert settings.revealed(read.stripe_api_key) == SECRET and read.stripe_configured
+    assert settings.revealed(read.stripe_webhook_secret) == SECRET
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(logs.JsonFormatter("test"))
@@ -65,7 +80,7 @@ def test_a_secret_never_shows_in_a_repr_or_a_log_line(monkeypatch: pytest.Monkey
     finally:
         log.removeHandler(handler)
     line = out.getvalue()
-    assert "operator_key" in line and "**********" in line
+    assert "operator_key" in line and "stripe_webhook_secret" in line and "**********" in line
     for shown in (line, repr(read), str(read), read.model_dump_json()):
         assert SECRET not in shown
 
@@ -78,6 +93,8 @@ def test_a_secret_never_shows_in_a_repr_or_a_log_line(monkeypatch: pytest.Monkey
         ("HAGGLE_CONSUMER_BATCH", "0"),
         ("HAGGLE_GATEWAY_MOVES_BURST", "0"),
         ("HAGGLE_GATEWAY_REQUESTS_PER_SECOND", "-1"),
+        ("HAGGLE_PAYMENTS_TIMEOUT_SECONDS", "500"),
+        ("HAGGLE_STRIPE_WEBHOOK_TOLERANCE_SECONDS", "0"),
     ],
 )
 def test_a_bad_value_is_a_typed_error_naming_its_variable(
@@ -105,6 +122,10 @@ def test_a_bad_secret_is_named_but_never_echoed() -> None:
     assert "HAGGLE_WEB_SECURE_COOKIES='maybe': " in problem
     assert settings.env_name("anthropic_api_key") == "ANTHROPIC_API_KEY"
     assert settings.env_name("database_url") == "DATABASE_URL"
+    with pytest.raises(ValidationError) as refused:
+        Settings(stripe_webhook_secret=4_242_424_242)  # type: ignore[arg-type]
+    problem = str(settings.described(refused.value))
+    assert "HAGGLE_STRIPE_WEBHOOK_SECRET: " in problem and "4242424242" not in problem
 
 
 def test_a_service_with_a_bad_port_stops_at_start_up_with_the_variable_named() -> None:

@@ -13,7 +13,6 @@ from haggle.contracts.decisions import decision_for, mandate_digest
 from haggle.contracts.mandate import BrainConfig
 from haggle.contracts.topics import AGENT_DECISIONS
 from haggle.guard.ratelimit import RateLimiter
-from haggle.guard.view import MandateLimits
 from haggle.runtime import identity
 from haggle.runtime.outbox import UnitOfWork
 from haggle.runtime.settings import Settings
@@ -107,9 +106,3 @@ async def tokens_left(uow: UnitOfWork, principal: Principal) -> int | None:
     if getattr(principal.mandate.brain, "token_budget", None) is None:
         return None
     return turn.tokens_left(principal, await store.tokens_used(uow.conn, principal.principal_id))
-
-
-async def limits_of(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> MandateLimits:
-    """The private limits for this negotiation (`turn.limits_for`), from the principal's budget now."""
-    budget = await store.budget(uow.conn, principal)
-    return turn.limits_for(principal, neg, budget, await tokens_left(uow, principal))

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 from haggle.contracts import Envelope
-from haggle.contracts.goods import Condition, ShippingMethod
 from haggle.contracts.settlement import (
-    ConfirmHandover,
-    DisputeOutcome,
     DisputeResolved,
     EscrowFailed,
     EscrowFunded,
     FundsReleased,
     Refunded,
-    ShipItem,
     ShipmentDelivered,
-    ShipmentLeg,
 )
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
-from services.agents.domain import Principal, Role, deals, purchases
+from services.agents.domain import Principal, steps
 from services.agents.domain.deals import DealStatus
 from services.agents.handlers import shop
 from services.agents.handlers.common import send
-
-
-def true_condition(principal: Principal, listing_id: str) -> Condition | None:
-    """What is really in the box: the seller knows its item, whatever the listing says."""
-    item_id = principal.item_id_of(listing_id)
-    if item_id is None:
-        return None
-    item = principal.mandate.item(item_id)
-    return item.true_condition or item.condition
 
 
 async def _party(uow: UnitOfWork, env: Envelope) -> Principal | None:
@@ -40,34 +26,18 @@ async def _party(uow: UnitOfWork, env: Envelope) -> Principal | None:
 
 async def on_escrow_funded(uow: UnitOfWork, env: Envelope, event: EscrowFunded) -> None:
     principal = await _party(uow, env)
-    if principal is None:
-        return
-    seller = principal.principal_id == event.seller_principal_id
-    pickup = event.shipping_method is ShippingMethod.LOCAL_PICKUP
-    if seller:
-        packed = true_condition(principal, event.listing_id) or Condition.GOOD
-        cmd = (
-            ConfirmHandover(deal_id=event.deal_id, condition=packed)
-            if pickup
-            else ShipItem(deal_id=event.deal_id, packed_condition=packed)
-        )
-    elif pickup:
-        cmd = ConfirmHandover(deal_id=event.deal_id)
-    else:
-        return
-    await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
+    cmd = steps.on_escrow_funded(principal, event) if principal else None
+    if principal and cmd:
+        await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
 
 async def on_delivered(uow: UnitOfWork, env: Envelope, event: ShipmentDelivered) -> None:
-    """The buyer's inspection: the delivered condition against the listing's condition enum."""
+    """The buyer's inspection: the delivered condition against the listing's (`steps.inspect`)."""
     principal = await _party(uow, env)
-    if principal is None or event.leg is not ShipmentLeg.FORWARD or event.delivered_condition is None:
+    if principal is None:
         return
     known = await store.listing(uow.conn, event.listing_id)
-    if known is None or principal.item_id_of(event.listing_id) is not None:
-        return
-    inspects = principal.mandate.inspects_goods
-    cmd = deals.inspection(event.deal_id, known[0].condition, event.delivered_condition, inspects)
+    cmd = steps.inspect(principal, event, known[0] if known else None)
     if cmd is not None:
         await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
@@ -76,11 +46,8 @@ async def on_dispute_resolved(uow: UnitOfWork, env: Envelope, event: DisputeReso
     """A pickup item coming back: the seller confirms it has it again."""
     principal = await _party(uow, env)
     deal = await store.deal(uow.conn, event.deal_id, principal.principal_id) if principal else None
-    if principal is None or deal is None or deal.role is not Role.SELLER:
-        return
-    pickup = deal.shipping_method == ShippingMethod.LOCAL_PICKUP.value
-    if event.outcome is DisputeOutcome.REFUND_AFTER_RETURN and pickup:
-        cmd = ConfirmHandover(deal_id=event.deal_id, condition=true_condition(principal, deal.listing_id))
+    cmd = steps.on_dispute_resolved(principal, deal, event) if principal and deal else None
+    if principal and cmd:
         await send(uow, principal, cmd, SETTLEMENT_COMMANDS.name, event.deal_id)
 
 
@@ -104,7 +71,7 @@ async def on_escrow_failed(uow: UnitOfWork, env: Envelope, event: EscrowFailed) 
     """A purchase the principal denied or never answered is not tried again (`purchases`)."""
     principal = await _party(uow, env)
     deal = await store.deal(uow.conn, event.deal_id, principal.principal_id) if principal else None
-    if principal and deal and deal.role is Role.BUYER and purchases.consent_refused(event.reason):
+    if principal and deal and steps.refuses_again(deal, event):
         await store.refuse_purchase(uow.conn, principal.principal_id, deal.listing_id, deal.want_id)
     await _close_deal(uow, env, event.deal_id, DealStatus.FAILED)
 

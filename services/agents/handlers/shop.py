@@ -9,7 +9,7 @@ from haggle.contracts.mandate import Want
 from haggle.runtime import markets
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
-from services.agents.domain import Negotiation, Principal, Role, Status, purchases, shopping
+from services.agents.domain import Negotiation, Principal, Role, purchases, shopping, steps
 from services.agents.domain.negotiation import buyer_neg_id
 from services.agents.handlers import common
 
@@ -47,8 +47,8 @@ async def still_chosen(uow: UnitOfWork, principal: Principal, neg: Negotiation) 
 
 async def after_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
     """A buyer's negotiation that ended (refused, declined, walked away) makes room for the next candidate."""
-    if neg.is_buyer and neg.status is Status.ENDED and neg.want_id:
-        await reshop(uow, principal, neg.want_id)
+    if want_id := steps.reshops_after_turn(neg):
+        await reshop(uow, principal, want_id)
 
 
 async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:

@@ -19,9 +19,9 @@ from haggle.contracts.topics import NEGOTIATION_COMMANDS
 from haggle.guard.view import MandateLimits, NegotiationView
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
-from services.agents.domain import Negotiation, Principal, Role, Status, deals, shopping, turn
+from services.agents.domain import Negotiation, Principal, Status, deals, steps, turn
 from services.agents.domain.brain import BrainUnavailable, is_remote
-from services.agents.domain.negotiation import buyer_neg_id, seller_neg_id
+from services.agents.domain.negotiation import buyer_neg_id
 from services.agents.domain.turn import Decision, next_move
 from services.agents.handlers import common, shop
 from services.agents.handlers.common import Toolkit
@@ -58,21 +58,19 @@ async def prepare(
     uow: UnitOfWork, principal: Principal, neg: Negotiation, counted: bool = True
 ) -> tuple[NegotiationView, MandateLimits] | None:
     """What the brain sees for this negotiation's next move, and the limits the guard applies;
-    None when there is no move to make (not its turn, the listing gone, no budget to open).
-    `counted=False`: a look that will be taken again, so its outcome is not counted."""
+    None when there is no move to make (not its turn, the listing gone, no budget to open:
+    `steps.prepare`). `counted=False`: a look that will be taken again, so its outcome is not
+    counted."""
     facts = await facts_for(uow, principal, neg)
     if facts is None or not neg.live:
         return None
-    if neg.is_buyer and neg.thread_id is None:
-        budget = await store.budget(uow.conn, principal)
-        funded = await _funded_wants(uow, principal)
-        if turn.hold_for_opening(principal, neg, facts, budget, funded) is None:
-            if counted:
-                common.AGENT_TURNS.labels("waiting_for_budget").inc()
-            return None
-    limits = await common.limits_of(uow, principal, neg)
-    view = turn.view_of(principal, neg, facts, limits, common.now())
-    return (view, limits) if view.my_turn else None
+    budget = await store.budget(uow.conn, principal)
+    funded = await _funded_wants(uow, principal) if steps.needs_funding(neg) else None
+    tokens = await common.tokens_left(uow, principal)
+    prepared = steps.prepare(principal, neg, facts, budget, funded, tokens, common.now())
+    if prepared is steps.NoTurn.DECLINED and counted:
+        common.AGENT_TURNS.labels("waiting_for_budget").inc()
+    return prepared if not isinstance(prepared, steps.NoTurn) else None
 
 
 @dataclass(frozen=True)
@@ -133,9 +131,8 @@ async def _apply(
     tools: Toolkit, uow: UnitOfWork, principal: Principal, neg: Negotiation, decision: Decision
 ) -> None:
     reasons = [refusal.reason.value for refusal in decision.refusals]
-    command = turn.command_for(neg, decision.move)
+    command = steps.command_for(neg, decision)
     if command is not None:
-        neg.retry_at = None
         common.AGENT_MOVES.labels(common.brain_label(principal), command.type).inc()
         sent = await common.send(uow, principal, command, NEGOTIATION_COMMANDS.name, neg.listing_id)
         common.record_decision(
@@ -148,56 +145,39 @@ async def _apply(
 
 
 async def _funded_wants(uow: UnitOfWork, principal: Principal) -> set[str]:
-    """The wants this buyer's budget goes to first (`shopping.funded_wants`)."""
-    live = await store.live_candidates(uow.conn, principal.principal_id)
-    best = shopping.best_candidates(live, principal.buying_cap)
-    return shopping.funded_wants(best, principal.mandate.budget_cents - principal.committed_cents)
+    """The wants this buyer's budget goes to first (`steps.funded_wants`)."""
+    return steps.funded_wants(principal, await store.live_candidates(uow.conn, principal.principal_id))
 
 
 # Inbox: thread events -------------------------------------------------------
 
 
 async def _locate(uow: UnitOfWork, principal: Principal, event: Message) -> Negotiation | None:
-    listing_id, thread_id = str(getattr(event, "listing_id", "")), getattr(event, "thread_id", None)
-    seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or (
-        principal.item_id_of(listing_id) is not None
-    )
-    if not seller_side:
-        return await store.negotiation(uow.conn, buyer_neg_id(principal.principal_id, listing_id))
-    neg_id = seller_neg_id(principal.principal_id, str(thread_id))
-    found = await store.negotiation(uow.conn, neg_id)
-    if found is None and isinstance(event, ThreadOpened):
-        found = Negotiation(
-            neg_id,
-            principal.principal_id,
-            listing_id,
-            Role.SELLER,
-            item_id=principal.item_id_of(listing_id),
-            thread_id=thread_id,
-        )
-    return found
+    """The negotiation the event is about (`steps.locate`); a thread opened on the seller's listing
+    starts one (saved by the caller)."""
+    located = steps.locate(principal, event)
+    found = await store.negotiation(uow.conn, located.neg_id)
+    return found if found is not None else located.fresh
 
 
-async def on_thread_event(tools: Toolkit, uow: UnitOfWork, env: Envelope, event: Message) -> None:
+async def on_thread_event(
+    tools: Toolkit, uow: UnitOfWork, env: Envelope, event: ThreadOpened | OfferMade | NegotiationEnded
+) -> None:
     principal = await store.principal_by_agent(uow.conn, str(env.agent_id))
     if principal is None:
         return
     neg = await _locate(uow, principal, event)
     if neg is None:
         return
-    neg.record(event.type, event.model_dump(mode="json"), env.occurred_at)
-    if isinstance(event, ThreadOpened):
-        neg.thread_opened(event.thread_id)
-    if isinstance(event, NegotiationEnded):
-        neg.thread_ended(event.reason)
-    my_turn = isinstance(event, OfferMade) and event.agent_id != principal.agent_id and neg.live
+    step = steps.on_thread_event(principal, neg, event, env.occurred_at)
+    my_turn = step.my_turn
     if my_turn and not is_remote(tools.brain_for(principal)):
         await take_turn(tools, uow, principal, neg)  # a strategy answers at once, in this transaction
     else:
         if my_turn:
             common.turn_now(uow, neg)  # a model is asked by the turn scheduler, outside this batch
         await store.save_negotiation(uow.conn, neg)
-    if isinstance(event, NegotiationEnded) and neg.is_buyer and neg.status is Status.ENDED:
+    if step.buyer_ended:
         await shop.wake_declined(uow, principal)
         if neg.want_id:
             await shop.reshop(uow, principal, neg.want_id)  # the next candidate for this want
@@ -210,8 +190,7 @@ async def on_deal_agreed(tools: Toolkit, uow: UnitOfWork, env: Envelope, event: 
     neg = await _locate(uow, principal, event)
     if neg is None:
         return
-    buyer = principal.agent_id == event.buyer_agent_id
-    amount = event.buyer_total_cents if buyer else event.price_cents
+    buyer, amount = steps.my_side(principal, event)
     if not await store.save_deal(uow.conn, event.deal_id, neg, amount, event.shipping_method.value):
         return
     if not buyer:

@@ -7,7 +7,6 @@ arrival), and taken once per provider event id, however often it is sent.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -18,21 +17,17 @@ from haggle.contracts import Envelope
 from haggle.contracts.settlement import LinkPaymentAccount, PaymentRole, ProviderEvent, SettlementRefusal
 from haggle.runtime import operators
 from haggle.runtime.outbox import UnitOfWork
+from haggle.runtime.settings import Settings, revealed
 from services.settlement import ledger_store
 from services.settlement import store as deals
 from services.settlement.domain.deal import Refusal, wallet_account_id
 from services.settlement.domain.ledger import Account, AccountKind
 from services.settlement.handlers.outcomes import finish, refuse, utcnow
 from services.settlement.payments import domain, metrics, store
-from services.settlement.payments.port import Party, PaymentsSettings
+from services.settlement.payments.port import Party
 
 log = logging.getLogger(__name__)
 STRIPE = "stripe"
-
-
-@functools.cache
-def settings() -> PaymentsSettings:
-    return PaymentsSettings()
 
 
 def _link_defect(cmd: LinkPaymentAccount) -> str | None:
@@ -76,8 +71,9 @@ def _code(fact: domain.Fact, obj: dict[str, Any]) -> str:
     return ""
 
 
-async def provider_event(uow: UnitOfWork, env: Envelope, cmd: ProviderEvent) -> None:
-    secret = settings().stripe_webhook_secret.get_secret_value()
+async def provider_event(settings: Settings, uow: UnitOfWork, env: Envelope, cmd: ProviderEvent) -> None:
+    """Bound to the service's settings (`HAGGLE_STRIPE_WEBHOOK_SECRET`) in its subscriptions."""
+    secret = revealed(settings.stripe_webhook_secret)
     try:
         if cmd.provider != STRIPE or not secret:
             raise ValueError(f"no webhook secret for provider {cmd.provider!r}")

@@ -19,12 +19,13 @@ from typing import Any
 import asyncpg
 import stripe
 
+from haggle.runtime.settings import Settings
 from services.settlement import store as deals
 from services.settlement.domain.deal import Deal
 from services.settlement.handlers.outcomes import utcnow
 from services.settlement.payments import domain, metrics, results, store
 from services.settlement.payments.domain import Answer, OpKind, ProviderResult
-from services.settlement.payments.port import PaymentRails, PaymentsSettings
+from services.settlement.payments.port import PaymentRails
 from services.settlement.payments.store import StoredOp
 from services.settlement.payments.stripe_rails import ProviderUnavailable
 
@@ -35,7 +36,7 @@ SWEEP_PAGE = 500
 
 class PaymentJob:
     def __init__(
-        self, pool: asyncpg.Pool, notify_channel: str | None, settings: PaymentsSettings, rails: PaymentRails
+        self, pool: asyncpg.Pool, notify_channel: str | None, settings: Settings, rails: PaymentRails
     ) -> None:
         self.pool, self.notify_channel, self.settings, self.rails = pool, notify_channel, settings, rails
         self._sweep_at = 0.0

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from starlette.routing import BaseRoute
 
-from services.settlement.payments.handlers import settings
+from haggle.runtime.settings import Settings
 from services.settlement.payments.job import PaymentJob, payment_job
 from services.settlement.payments.stripe_rails import StripeRails
 from services.settlement.payments.webhooks import webhook_route
@@ -28,10 +28,9 @@ class Wiring:
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
 
-def wiring(pool: asyncpg.Pool, notify_channel: str | None) -> Wiring:
-    found = settings()
-    if not found.stripe_configured:
+def wiring(pool: asyncpg.Pool, notify_channel: str | None, settings: Settings) -> Wiring:
+    if not settings.stripe_configured:
         log.info("no payment provider configured: card markets' payments wait")
         return Wiring()
-    job = PaymentJob(pool, notify_channel, found, StripeRails(found))
-    return Wiring([webhook_route(pool, notify_channel, found)], [payment_job(job)])
+    job = PaymentJob(pool, notify_channel, settings, StripeRails(settings))
+    return Wiring([webhook_route(pool, notify_channel, settings)], [payment_job(job)])

@@ -13,12 +13,12 @@ from datetime import timedelta
 import asyncpg
 
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
+from haggle.runtime.settings import Settings
 from services.settlement import ledger_store
 from services.settlement import store as deals
 from services.settlement.handlers.outcomes import finish, utcnow
 from services.settlement.payments import domain, store
 from services.settlement.payments.domain import Answer, OpKind, OpStatus, ProviderResult
-from services.settlement.payments.port import PaymentsSettings
 from services.settlement.payments.store import StoredOp
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ async def commit(
     notify_channel: str | None,
     stored: StoredOp,
     result: ProviderResult,
-    settings: PaymentsSettings,
+    settings: Settings,
 ) -> bool:
     """False when the operation was answered before (nothing is written twice)."""
     async with unit_of_work(pool, notify_channel) as uow:
@@ -54,7 +54,7 @@ async def commit(
     return True
 
 
-async def _authorized(uow: UnitOfWork, stored: StoredOp, result: ProviderResult, s: PaymentsSettings) -> None:
+async def _authorized(uow: UnitOfWork, stored: StoredOp, result: ProviderResult, s: Settings) -> None:
     op, now = stored.op, utcnow()
     if result.provider_id:
         before = domain.capture_before(

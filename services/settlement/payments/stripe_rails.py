@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import stripe
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from haggle.runtime.settings import Settings, revealed
 from services.settlement.payments.domain import Answer, PaymentOp, ProviderResult
-from services.settlement.payments.port import IntentView, Party, PaymentsSettings, TransferView
+from services.settlement.payments.port import IntentView, Party, TransferView
 
 CURRENCY = "usd"
 T = TypeVar("T")
@@ -65,7 +66,7 @@ def _charge_of(pi: Any) -> str | None:
 
 
 class StripeRails:
-    def __init__(self, settings: PaymentsSettings, client: stripe.StripeClient | None = None) -> None:
+    def __init__(self, settings: Settings, client: stripe.StripeClient | None = None) -> None:
         self.settings = settings
         self.client = client or stripe_client(settings)
 
@@ -210,10 +211,10 @@ class _HTTPXClient(stripe.HTTPXClient):
         return [args, kwargs]
 
 
-def stripe_client(settings: PaymentsSettings) -> stripe.StripeClient:
+def stripe_client(settings: Settings) -> stripe.StripeClient:
     base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
     return stripe.StripeClient(
-        settings.stripe_api_key.get_secret_value(),
+        revealed(settings.stripe_api_key),
         base_addresses=base,  # type: ignore[arg-type]
         http_client=_HTTPXClient(timeout=settings.payments_timeout_seconds, allow_sync_methods=True),
         max_network_retries=0,

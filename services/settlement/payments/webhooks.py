@@ -24,9 +24,9 @@ from haggle.contracts import wrap
 from haggle.contracts.settlement import ProviderEvent
 from haggle.contracts.topics import SETTLEMENT_COMMANDS
 from haggle.runtime.outbox import unit_of_work
+from haggle.runtime.settings import Settings, revealed
 from services.settlement.payments import metrics, store
 from services.settlement.payments.handlers import STRIPE, _intent_id
-from services.settlement.payments.port import PaymentsSettings
 
 log = logging.getLogger(__name__)
 PATH = "/payments/stripe/webhook"
@@ -35,9 +35,9 @@ EVENT_NAMESPACE = uuid.UUID("6b1d3c56-7f0e-4d8e-9a55-0a8f0c2b9e17")
 MAX_BODY = 60_000
 
 
-def webhook_route(pool: asyncpg.Pool, notify_channel: str | None, settings: PaymentsSettings) -> Route:
+def webhook_route(pool: asyncpg.Pool, notify_channel: str | None, settings: Settings) -> Route:
     async def stripe_webhook(request: Request) -> Response:
-        secret = settings.stripe_webhook_secret.get_secret_value()
+        secret = revealed(settings.stripe_webhook_secret)
         body = await request.body()
         if not secret:
             return JSONResponse({"error": "webhooks_not_configured"}, 503)
