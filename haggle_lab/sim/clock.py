@@ -26,6 +26,8 @@ class Clock:
         self._queue: list[tuple[datetime, int, Step]] = []
         self._seq = 0
         self.steps = 0
+        self._spans: dict[float, timedelta] = {}
+        """`after`'s delays, each made a `timedelta` once (a market uses a handful of them)."""
 
     def at(self, when: datetime, step: Step) -> None:
         """Take `step` at `when` (at once if `when` has passed)."""
@@ -33,7 +35,10 @@ class Clock:
         heapq.heappush(self._queue, (max(when, self.now), self._seq, step))
 
     def after(self, seconds: float, step: Step) -> None:
-        self.at(self.now + timedelta(seconds=seconds), step)
+        span = self._spans.get(seconds)
+        if span is None:
+            span = self._spans[seconds] = timedelta(seconds=seconds)
+        self.at(self.now + span, step)
 
     @property
     def idle(self) -> bool:
@@ -49,7 +54,8 @@ class Clock:
             when, _, step = heapq.heappop(self._queue)
             self.now = when
             self.steps += 1
-            if inspect.isawaitable(step()):
+            result = step()
+            if result is not None and inspect.isawaitable(result):
                 raise TypeError("a coroutine step: use `await clock.run(...)`")
         self.now = max(self.now, until)
 
@@ -62,7 +68,7 @@ class Clock:
             if self.steps > max_steps:
                 raise RuntimeError(f"the simulation took more than {max_steps} steps: a loop?")
             result = step()
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         if until is not None and until > self.now:
             self.now = until

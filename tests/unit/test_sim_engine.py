@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from haggle.market.population import build_population
 from haggle_lab.sim.agents import RemoteBrain
-from haggle_lab.sim.engine import SimConfig, simulate, simulate_seeds
+from haggle_lab.sim.engine import COLLECT_EVERY, SimConfig, few_collections, simulate, simulate_seeds
 
 
 def population(seed: int, variants: tuple[str, ...] = ("boulware", "conceder"), parallel: bool = False):  # type: ignore[no-untyped-def]
@@ -60,3 +62,15 @@ def test_seeds_report_one_market_each_in_order() -> None:
 def test_a_model_brain_is_refused_not_called() -> None:
     with pytest.raises(RemoteBrain):
         simulate(population(1, ("claude-haiku",)))
+
+
+def test_a_market_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """A market runs with fewer collector passes (`few_collections`); the process gets its settings
+    back afterwards, even when the market fails."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    simulate(population(3))
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+    with pytest.raises(RuntimeError), few_collections():
+        assert gc.get_threshold()[0] == COLLECT_EVERY != before[0]
+        raise RuntimeError("a market that fails")
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)

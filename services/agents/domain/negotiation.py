@@ -28,6 +28,9 @@ class Role(StrEnum):
     SELLER = "seller"
 
 
+_BUYER = Role.BUYER
+
+
 class EndedBecause(StrEnum):
     """Why the agent itself ended a negotiation (the referee's reasons are `EndReason`, and a refused
     opening keeps the referee's `NegotiationRefusal`)."""
@@ -57,6 +60,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.DEAL: frozenset({Status.DEAL}),
 }
 """Every status a negotiation may move to from each status; staying put is a repeat, allowed."""
+LIVE = (Status.OPENING, Status.OPEN)
+"""A negotiation still in play. A tuple held here: `live` is asked very often, and looking an enum
+member up on its class costs several times a plain lookup (a tuple finds a member by identity)."""
 
 
 class IllegalTransition(ValueError):
@@ -104,11 +110,11 @@ class Negotiation:
 
     @property
     def live(self) -> bool:
-        return self.status in (Status.OPENING, Status.OPEN)
+        return self.status in LIVE
 
     @property
     def is_buyer(self) -> bool:
-        return self.role is Role.BUYER
+        return self.role is _BUYER
 
     @property
     def waiting_to_open(self) -> bool:
