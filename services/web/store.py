@@ -26,12 +26,14 @@ def _rows(records: list[asyncpg.Record]) -> list[Row]:
 
 MY_THREADS = (
     "SELECT t.thread_id, t.listing_id, t.status, t.end_reason, t.rounds, t.last_price_cents,"
-    " t.opened_at, coalesce(l.title, t.listing_id) AS title,"
-    " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role"
-    " FROM threads t LEFT JOIN listings l USING (listing_id)"
-    " WHERE t.buyer_agent_id IN " + _MINE + " OR t.seller_agent_id IN " + _MINE + ""
+    " t.opened_at, coalesce(l.title, t.listing_id) AS title, t.role"
+    " FROM (SELECT *, 'buyer' AS role FROM threads WHERE buyer_agent_id IN " + _MINE + ""
+    "   UNION ALL SELECT *, 'seller' AS role FROM threads WHERE seller_agent_id IN " + _MINE + ""
+    "   AND buyer_agent_id NOT IN " + _MINE + ") t"
+    " LEFT JOIN listings l USING (listing_id)"
     " ORDER BY t.updated_at DESC LIMIT 200"
 )
+"""The two sides as two index lookups (an OR of the two would read every thread)."""
 MY_REFUSALS = (
     "SELECT listing_id, thread_id, reason, at FROM refusals WHERE agent_id IN " + _MINE + ""
     " ORDER BY id DESC LIMIT 50"
