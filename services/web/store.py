@@ -231,12 +231,21 @@ async def browse(
     return _rows(await db.fetch(sql, *args))
 
 
-async def categories(db: Db, market_id: str) -> list[str]:
-    rows = await db.fetch(
-        "SELECT DISTINCT category FROM listings WHERE market_id = $1 AND status = 'active' ORDER BY 1",
-        market_id,
-    )
-    return [r["category"] for r in rows]
+MARKET_PAGE = (
+    "SELECT $1::text AS market_id, coalesce((SELECT phase FROM markets WHERE market_id = $1), 'open')"
+    " AS phase, (SELECT count(*) FROM listings WHERE market_id = $1 AND status = 'active') AS listings,"
+    " (SELECT count(*) FROM deals WHERE market_id = $1) AS deals,"
+    " (SELECT coalesce(array_agg(DISTINCT category ORDER BY category), '{}') FROM listings"
+    "   WHERE market_id = $1 AND status = 'active') AS categories"
+    " WHERE EXISTS (SELECT 1 FROM markets WHERE market_id = $1)"
+    " OR EXISTS (SELECT 1 FROM listings WHERE market_id = $1)"
+)
+"""What the public market page shows above its listings, in one statement (not the console's counters)."""
+
+
+async def market_page(db: Db, market_id: str) -> Row | None:
+    row = await db.fetchrow(MARKET_PAGE, market_id)
+    return {**dict(row), "categories": list(row["categories"])} if row else None
 
 
 async def public_listing(db: Db, market_id: str, listing_id: str) -> Row | None:
