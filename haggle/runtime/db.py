@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -44,8 +45,11 @@ def check_schema(schema: str) -> str:
     return schema
 
 
-async def create_pool(url: str, schema: str, size: int = 8) -> asyncpg.Pool:
-    """A pool whose connections see only `schema` (then public)."""
+async def create_pool(
+    url: str, schema: str, size: int = 8, reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections see only `schema` (then public). `reset` replaces asyncpg's reset
+    query on release (an open transaction is rolled back either way)."""
     check_schema(schema)
     admin = await asyncpg.connect(url)
     try:
@@ -59,6 +63,7 @@ async def create_pool(url: str, schema: str, size: int = 8) -> asyncpg.Pool:
         min_size=1,
         max_size=size,
         server_settings={"search_path": f"{schema},public", "application_name": f"haggle-{schema}"},
+        reset=reset,
     )
     assert pool is not None
     return pool

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from haggle.contracts.agents import AgentRegistered, AgentRetired
 from haggle.contracts.approval import ApprovalDenied, ApprovalGranted
 from haggle.contracts.listing import ListingPublished
+from haggle.contracts.mandate import AssignMandate
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import DealAgreed
 from haggle.contracts.settlement import (
@@ -31,6 +32,7 @@ from haggle.contracts.topics import (
     AGENT_EVENTS,
     APPROVAL_EVENTS,
     LISTING_EVENTS_TOPIC,
+    MANDATE_COMMANDS,
     MARKET_EVENTS,
     NEGOTIATION_EVENTS_TOPIC,
     SETTLEMENT_COMMANDS,
@@ -41,7 +43,7 @@ from haggle.runtime.settings import Settings, current
 from services.settlement import store
 from services.settlement.check import run_checks
 from services.settlement.domain.deal import Deal, DealState
-from services.settlement.handlers import commands, deals, reference
+from services.settlement.handlers import commands, deals, mandates, reference
 from services.settlement.payments import rails as payments
 from services.settlement.payments.handlers import link_payment_account, provider_event
 from services.settlement.timers import timer_job
@@ -70,6 +72,8 @@ def subscriptions(settings: Settings | None = None) -> list[Subscription]:
             commands=True,
             on_invalid=commands.refuse_invalid,
         ),
+        # Addressed to the agents service; settlement reads it for an amended auto-approve limit.
+        Subscription(MANDATE_COMMANDS.name, {AssignMandate: mandates.on_assign_mandate}),
         Subscription(NEGOTIATION_EVENTS_TOPIC.name, {DealAgreed: deals.on_deal_agreed}),
         Subscription(
             APPROVAL_EVENTS.name,

@@ -161,3 +161,14 @@ async def set_wallet(
         account_id,
         limit,
     )
+
+
+async def set_approve_limit(conn: asyncpg.Connection, market_id: str, principal_id: str, limit: int) -> None:
+    """An amended auto-approve limit; a principal without a wallet here gets it with its FundWallet."""
+    await conn.execute(
+        "UPDATE wallets SET auto_approve_limit_cents = $3, updated_at = now()"
+        " WHERE market_id = $1 AND principal_id = $2",
+        market_id,
+        principal_id,
+        limit,
+    )

@@ -9,6 +9,7 @@ import asyncpg
 import orjson
 
 from haggle.contracts.goods import Condition
+from haggle.contracts.mandate import Mandate
 from haggle.contracts.market import MarketRulesSet
 from services.settlement.domain.deal import FINAL_STATES, Deal, DealState
 
@@ -180,3 +181,23 @@ async def ship_to_unlabelled(conn: asyncpg.Connection, market_id: str, deal_id: 
 
 async def label_sent(conn: asyncpg.Connection, deal_id: str) -> None:
     await conn.execute("UPDATE ship_to SET label_sent_at = now() WHERE deal_id = $1", deal_id)
+
+
+async def load_mandate(conn: asyncpg.Connection, market_id: str, principal_id: str) -> Mandate | None:
+    """The last mandate applied for this principal here, locked for the rest of the transaction."""
+    row = await conn.fetchrow(
+        "SELECT mandate FROM mandates WHERE market_id = $1 AND principal_id = $2 FOR UPDATE",
+        market_id,
+        principal_id,
+    )
+    return None if row is None else Mandate.model_validate_json(row["mandate"])
+
+
+async def save_mandate(conn: asyncpg.Connection, market_id: str, mandate: Mandate) -> None:
+    await conn.execute(
+        "INSERT INTO mandates (market_id, principal_id, mandate) VALUES ($1, $2, $3)"
+        " ON CONFLICT (market_id, principal_id) DO UPDATE SET mandate = $3, updated_at = now()",
+        market_id,
+        mandate.principal_id,
+        mandate.model_dump_json(),
+    )

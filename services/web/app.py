@@ -58,8 +58,14 @@ def site(web: Web) -> Starlette:
 def build(ctx: ServiceContext) -> ServiceParts:
     hub = Hub(ctx.pool)
     web = Web.build(ctx.pool, hub, ctx.notify_channel, ctx.settings)
+
+    async def page_pool() -> None:
+        await web.serve_pages(SCHEMA)
+
     return ServiceParts(
-        subscriptions=subscriptions(), routes=[Mount("/", app=site(web))], background=[hub.run]
+        subscriptions=subscriptions(),
+        routes=[Mount("/", app=site(web))],
+        background=[hub.run, page_pool],
     )
 
 

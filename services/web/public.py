@@ -31,8 +31,8 @@ async def market(page: Page) -> Response:
         params = BrowseParams.model_validate(dict(page.request.query_params))
     except ValidationError:
         return page.render("error.html", 400, title="Bad search", message="That search is not valid.")
-    found = await store.counters(page.db, market_id)
-    if not found:
+    found = await store.market_page(page.db, market_id)
+    if found is None:
         return page.not_found("market")
     listings = await store.browse(
         page.db,
@@ -46,9 +46,9 @@ async def market(page: Page) -> Response:
         "market.html",
         title=f"Market {market_id}",
         stream=f"/market/{market_id}/stream",
-        market=found[0],
+        market=found,
         listings=listings,
-        categories=await store.categories(page.db, market_id),
+        categories=found["categories"],
         params=params,
         more=len(listings) == PAGE_SIZE,
     )

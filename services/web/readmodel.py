@@ -43,6 +43,8 @@ from haggle.runtime.outbox import UnitOfWork
 from services.web import commands
 
 FEED_CHANNEL = "web_feed"
+PENDING_PER_AGENT = 1_000
+"""How many records of one not yet registered agent wait for its registration; later ones are dropped."""
 Source = str | Callable[[Envelope, Any], object]
 """Where a column's value comes from: the event's field of that name, or a function of the event."""
 
@@ -163,15 +165,45 @@ async def feed(uow: UnitOfWork, env: Envelope, kind: str, ref_id: str, *audience
 
 async def on_move_decided(uow: UnitOfWork, env: Envelope, event: MoveDecided) -> None:
     """What the guard stopped, for the principal whose agent it is: reason codes only, and only
-    when the record checks out against the key that agent registered (a forged one is dropped)."""
-    if not event.guard_refusals:
+    when the record checks out against the key that agent registered (a forged one is dropped).
+    A record for an agent not registered here yet waits for its registration (`_pending_decisions`)."""
+    if not event.guard_refusals or env.agent_id is None:
         return
-    owner = await uow.conn.fetchrow(
-        "SELECT principal_id, public_key FROM agent_principals WHERE agent_id = $1", env.agent_id
+    owner = await _owner(uow, env.agent_id)
+    if owner is None:
+        await _agent_lock(uow, env.agent_id)  # then a registration is either seen or sees this row
+        owner = await _owner(uow, env.agent_id)
+    if owner is None:
+        await uow.conn.execute(
+            "INSERT INTO pending_decisions (event_id, agent_id, envelope) SELECT $1, $2, $3"
+            " WHERE (SELECT count(*) FROM pending_decisions WHERE agent_id = $2) < $4"
+            " ON CONFLICT (event_id) DO NOTHING",
+            env.event_id,
+            env.agent_id,
+            env.model_dump_json(),
+            PENDING_PER_AGENT,
+        )
+        return
+    await _guard_refusals(uow, env, event, owner["principal_id"], owner["public_key"])
+
+
+async def _owner(uow: UnitOfWork, agent_id: str) -> Any:
+    return await uow.conn.fetchrow(
+        "SELECT principal_id, public_key FROM agent_principals WHERE agent_id = $1", agent_id
     )
-    if owner is None or owner["public_key"] is None or not envelope_signature_valid(env, owner["public_key"]):
+
+
+async def _agent_lock(uow: UnitOfWork, agent_id: str) -> None:
+    """A registration and an early record of the same agent take turns (both are read-model
+    transactions on separate topics): else each could miss the other and the record wait forever."""
+    await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"web-agent:{agent_id}")
+
+
+async def _guard_refusals(
+    uow: UnitOfWork, env: Envelope, event: MoveDecided, principal_id: str, public_key: str | None
+) -> None:
+    if public_key is None or not envelope_signature_valid(env, public_key):
         return
-    principal_id = owner["principal_id"]
     await uow.conn.executemany(
         "INSERT INTO guard_refusals (event_id, market_id, principal_id, listing_id, thread_id, position,"
         " reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, position) DO NOTHING",
@@ -192,12 +224,27 @@ async def on_move_decided(uow: UnitOfWork, env: Envelope, event: MoveDecided) ->
     await feed(uow, env, "guard", event.listing_id, principal_id)
 
 
+async def _pending_decisions(uow: UnitOfWork, agent_id: str) -> None:
+    """The agent's records that came before its registration, checked now against the key it
+    registered first (the one this read model keeps); each is shown or dropped, never kept."""
+    owner = await _owner(uow, agent_id)
+    waiting = await uow.conn.fetch(
+        "DELETE FROM pending_decisions WHERE agent_id = $1 RETURNING envelope", agent_id
+    )
+    for row in waiting:
+        env = Envelope.model_validate_json(row["envelope"])
+        event = MoveDecided.model_validate(env.payload)
+        await _guard_refusals(uow, env, event, owner["principal_id"], owner["public_key"])
+
+
 # agents and markets ------------------------------------------------------------------
 
 
 async def on_agent_registered(uow: UnitOfWork, env: Envelope, event: AgentRegistered) -> None:
+    await _agent_lock(uow, event.agent_id)
     await ROWS[AgentRegistered].insert(uow, env, event)
     await feed(uow, env, "agent", event.agent_id, event.principal_id)
+    await _pending_decisions(uow, event.agent_id)
 
 
 async def _market_phase(uow: UnitOfWork, env: Envelope, phase: str | None, rules: Message | None) -> None:

@@ -8,6 +8,7 @@ page; a POST without the session's CSRF token gets 403 and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from haggle.runtime.db import create_pool
 from haggle.runtime.settings import Settings
 from services.web import auth
 from services.web.domain import EVENT_WORDS, dollars, end_words, guard_words, refusal_words
@@ -56,8 +58,24 @@ def _when(value: Any) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+class Templates(Environment):
+    """Jinja, reading `row.name` from a dict row as `row["name"]` first. Jinja's own order tries
+    the attribute first, and a dict has none of these: an AttributeError raised and caught on every
+    field of every row, the largest cost of rendering a page of listings (py-spy). A key therefore
+    shadows a dict method of the same name (`row.items` is the "items" key when there is one)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html", "svg")))
+    env = Templates(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(("html", "svg")),
+        auto_reload=False,  # templates ship with the code: no stat of each file on every render
+    )
     env.filters |= {
         "dollars": dollars,
         "when": _when,
@@ -69,6 +87,12 @@ def environment() -> Environment:
     return env
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """A page's connection goes back as it is: page reads set no session state (no SET, LISTEN or
+    session lock), and asyncpg rolls back a transaction left open in any case. That saves the
+    reset query, one round trip on every request."""
+
+
 @dataclass
 class Web:
     pool: asyncpg.Pool
@@ -76,10 +100,26 @@ class Web:
     notify_channel: str
     templates: Environment
     settings: Settings
+    pages: asyncpg.Pool | None = None
+    """The pages' own pool (`serve_pages`), without a reset on release; `pool` until it is open."""
 
     @classmethod
     def build(cls, pool: asyncpg.Pool, hub: Hub, notify_channel: str, settings: Settings) -> Web:
         return cls(pool, hub, notify_channel, environment(), settings)
+
+    @property
+    def page_pool(self) -> asyncpg.Pool:
+        return self.pages or self.pool
+
+    async def serve_pages(self, schema: str) -> None:
+        """Open the pages' pool and hold it for the life of the service (a background job)."""
+        pool = await create_pool(self.settings.database_url, schema, self.settings.pool_size, _keep_session)
+        self.pages = pool
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.pages = None
+            await pool.close()
 
 
 @dataclass
@@ -130,7 +170,7 @@ Guard = Callable[[auth.Session | None], str | None]
 
 def _guarded(web: Web, handler: Handler, refusal: Guard) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        async with web.pool.acquire() as db:
+        async with web.page_pool.acquire() as db:
             session = await auth.session_of(db, request.cookies.get(auth.SESSION_COOKIE))
             page = Page(request, web, session, db)
             why = refusal(session)

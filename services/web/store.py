@@ -26,12 +26,14 @@ def _rows(records: list[asyncpg.Record]) -> list[Row]:
 
 MY_THREADS = (
     "SELECT t.thread_id, t.listing_id, t.status, t.end_reason, t.rounds, t.last_price_cents,"
-    " t.opened_at, coalesce(l.title, t.listing_id) AS title,"
-    " CASE WHEN t.buyer_agent_id IN " + _MINE + " THEN 'buyer' ELSE 'seller' END AS role"
-    " FROM threads t LEFT JOIN listings l USING (listing_id)"
-    " WHERE t.buyer_agent_id IN " + _MINE + " OR t.seller_agent_id IN " + _MINE + ""
+    " t.opened_at, coalesce(l.title, t.listing_id) AS title, t.role"
+    " FROM (SELECT *, 'buyer' AS role FROM threads WHERE buyer_agent_id IN " + _MINE + ""
+    "   UNION ALL SELECT *, 'seller' AS role FROM threads WHERE seller_agent_id IN " + _MINE + ""
+    "   AND buyer_agent_id NOT IN " + _MINE + ") t"
+    " LEFT JOIN listings l USING (listing_id)"
     " ORDER BY t.updated_at DESC LIMIT 200"
 )
+"""The two sides as two index lookups (an OR of the two would read every thread)."""
 MY_REFUSALS = (
     "SELECT listing_id, thread_id, reason, at FROM refusals WHERE agent_id IN " + _MINE + ""
     " ORDER BY id DESC LIMIT 50"
@@ -229,12 +231,21 @@ async def browse(
     return _rows(await db.fetch(sql, *args))
 
 
-async def categories(db: Db, market_id: str) -> list[str]:
-    rows = await db.fetch(
-        "SELECT DISTINCT category FROM listings WHERE market_id = $1 AND status = 'active' ORDER BY 1",
-        market_id,
-    )
-    return [r["category"] for r in rows]
+MARKET_PAGE = (
+    "SELECT $1::text AS market_id, coalesce((SELECT phase FROM markets WHERE market_id = $1), 'open')"
+    " AS phase, (SELECT count(*) FROM listings WHERE market_id = $1 AND status = 'active') AS listings,"
+    " (SELECT count(*) FROM deals WHERE market_id = $1) AS deals,"
+    " (SELECT coalesce(array_agg(DISTINCT category ORDER BY category), '{}') FROM listings"
+    "   WHERE market_id = $1 AND status = 'active') AS categories"
+    " WHERE EXISTS (SELECT 1 FROM markets WHERE market_id = $1)"
+    " OR EXISTS (SELECT 1 FROM listings WHERE market_id = $1)"
+)
+"""What the public market page shows above its listings, in one statement (not the console's counters)."""
+
+
+async def market_page(db: Db, market_id: str) -> Row | None:
+    row = await db.fetchrow(MARKET_PAGE, market_id)
+    return {**dict(row), "categories": list(row["categories"])} if row else None
 
 
 async def public_listing(db: Db, market_id: str, listing_id: str) -> Row | None:

@@ -17,6 +17,7 @@ import pytest
 
 from haggle.contracts import Condition, Envelope, ShippingMethod
 from haggle.contracts.agents import Role
+from haggle.contracts.mandate import AssignMandate, Mandate
 from haggle.contracts.settlement import (
     AcceptGoods,
     ConfirmHandover,
@@ -29,8 +30,9 @@ from haggle.contracts.settlement import (
     SettlementRefusal,
     ShipItem,
 )
-from haggle.contracts.topics import SETTLEMENT_COMMANDS
+from haggle.contracts.topics import MANDATE_COMMANDS, SETTLEMENT_COMMANDS
 from haggle.runtime.operators import operator_envelope
+from haggle_lab.testing import mandates
 from haggle_lab.testing.actors import ScriptedAgent
 from tests.integration.settlement_support import (
     SettlementMarket,
@@ -157,6 +159,47 @@ async def test_approval_denied_by_a_human_fails_the_escrow_and_relists(market: S
     await market.listing_event("ListingRelisted", listing_id)
     code, out = await haggle_cli("approvals", "grant", approval_id)
     assert code == 1 and "no pending approval" in out
+
+
+async def _assign(market: SettlementMarket, mandate: Mandate) -> None:
+    command = AssignMandate(mandate=mandate)
+    await market.pub.send(
+        MANDATE_COMMANDS.name, mandate.principal_id, operator_envelope(command, market.market_id)
+    )
+
+
+async def test_an_amended_auto_approve_limit_is_the_one_settlement_asks_at(market: SettlementMarket) -> None:
+    """The buyer's mandate first asks a human above $0; the amendment (as /me/mandate sends it)
+    raises the limit and the next deal holds its escrow without asking. An amendment the mandate
+    contract refuses (it also changes the budget) moves nothing; one that lowers it asks again."""
+    await market.open()
+    first = mandates.buyer(market.buyer.principal_id, [mandates.want("w1", 40_000)], 200_000, auto_approve=0)
+    await market.fund(market.buyer, 200_000, limit=0)
+    await _assign(market, first)
+
+    async def limit_is(cents: int) -> bool:
+        query = "SELECT auto_approve_limit_cents FROM wallets WHERE market_id = $1 AND principal_id = $2"
+        return await market.pool.fetchval(query, market.market_id, market.buyer.principal_id) == cents
+
+    raised = first.model_copy(update={"auto_approve_limit_cents": 30_000})
+    # One key, one partition: settlement sees the first mandate before its amendment.
+    await _assign(market, raised)
+    await eventually(lambda: limit_is(30_000), "the amended limit")
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.event("EscrowFunded", deal_id)
+    assert "ApprovalRequested" not in market.inbox_of(market.buyer, deal_id)
+
+    refused = raised.model_copy(update={"auto_approve_limit_cents": 0, "budget_cents": 100_000})
+    lowered = raised.model_copy(update={"auto_approve_limit_cents": 1_000})
+    await _assign(market, refused)
+    await _assign(market, lowered)
+    await eventually(lambda: limit_is(1_000), "the lowered limit")
+    deal_id, listing_id = ids(market)
+    await market.listing(listing_id)
+    await market.agree(market.deal(deal_id, listing_id, PRICE))
+    await market.obs.wait_for(lambda e: e.type == "ApprovalRequested" and e.payload["deal_id"] == deal_id)
 
 
 async def test_an_unanswered_approval_expires(market: SettlementMarket) -> None:

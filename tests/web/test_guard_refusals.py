@@ -10,17 +10,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from playwright.async_api import BrowserContext, expect
 
 from haggle.contracts import AgentKey
+from haggle.contracts.agents import Role
 from haggle.contracts.decisions import MoveDecided
 from haggle.contracts.negotiation import ThreadOpened
 from haggle.contracts.signing import signed
 from haggle.contracts.topics import AGENT_DECISIONS, NEGOTIATION_EVENTS_TOPIC
 from haggle.guard.rules import GuardRefusalReason
+from haggle_lab.testing.actors import ScriptedAgent
 from services.web.domain import GUARD_UNKNOWN, GUARD_WORDS
-from tests.integration.settlement_support import SettlementMarket, settlement_market
+from tests.integration.settlement_support import SettlementMarket, eventually, settlement_market
 from tests.web.support import shot, sign_in, web_url
 
 pytestmark = pytest.mark.usefixtures("running_services")
@@ -33,10 +36,17 @@ async def market(bootstrap: str, database_url: str, market_id: str) -> AsyncIter
         yield found
 
 
-def decided(market: SettlementMarket, thread_id: str, listing_id: str, *reasons: str) -> MoveDecided:
+def decided(
+    market: SettlementMarket,
+    thread_id: str,
+    listing_id: str,
+    *reasons: str,
+    buyer: ScriptedAgent | None = None,
+) -> MoveDecided:
+    buyer = buyer or market.buyer
     return MoveDecided(
-        agent_id=market.buyer.agent_id,
-        principal_id=market.buyer.principal_id,
+        agent_id=buyer.agent_id,
+        principal_id=buyer.principal_id,
         listing_id=listing_id,
         thread_id=thread_id,
         command_event_id="c-" + thread_id,
@@ -47,21 +57,27 @@ def decided(market: SettlementMarket, thread_id: str, listing_id: str, *reasons:
     )
 
 
-async def test_my_agents_guard_refusals_in_plain_words_for_me_alone(
-    market: SettlementMarket, context: BrowserContext, other_context: BrowserContext
-) -> None:
-    await market.open()
+async def open_thread(market: SettlementMarket, buyer: ScriptedAgent) -> tuple[str, str]:
+    """A listing of the market's seller and the buyer's thread on it: (listing id, thread id)."""
     listing_id, thread_id = f"{market.market_id}-L1", f"{market.market_id}-T1"
     await market.listing(listing_id)
     opened = ThreadOpened(
         thread_id=thread_id,
         listing_id=listing_id,
-        buyer_agent_id=market.buyer.agent_id,
+        buyer_agent_id=buyer.agent_id,
         seller_agent_id=market.seller.agent_id,
         deadline=datetime.now(UTC) + timedelta(hours=1),
         max_rounds=10,
     )
     await market.pub.send(NEGOTIATION_EVENTS_TOPIC.name, listing_id, market.envelope(opened, "negotiation"))
+    return listing_id, thread_id
+
+
+async def test_my_agents_guard_refusals_in_plain_words_for_me_alone(
+    market: SettlementMarket, context: BrowserContext, other_context: BrowserContext
+) -> None:
+    await market.open()
+    listing_id, thread_id = await open_thread(market, market.buyer)
     # A forger who knows the agent's id but not its key: dropped, never shown.
     forged = signed(
         decided(market, thread_id, listing_id, GuardRefusalReason.TOKEN_BUDGET_SPENT.value),
@@ -98,3 +114,46 @@ async def test_my_agents_guard_refusals_in_plain_words_for_me_alone(
     response = await carol.request.get(f"{web_url()}/me/negotiations/{thread_id}")
     assert response.status == 404
     assert GUARD_WORDS[GuardRefusalReason.ABOVE_MAX] not in await response.text()
+
+
+async def test_a_record_before_its_agents_registration_waits_for_it(
+    market: SettlementMarket, database_url: str, context: BrowserContext
+) -> None:
+    """agent.decisions and agent.events are separate topics: a record read before the agent's
+    registration is kept until the registration brings the key to check it by; a forged one of
+    the same agent is still dropped."""
+    await market.open()
+    late = market.agent("late", Role.BUYER)
+    listing_id, thread_id = await open_thread(market, late)
+    forged = signed(
+        decided(market, thread_id, listing_id, GuardRefusalReason.TOKEN_BUDGET_SPENT.value, buyer=late),
+        key=AgentKey.generate(),
+        agent_id=late.agent_id,
+        seq=999,
+        market_id=market.market_id,
+        producer="forger",
+    )
+    record = late.sign(decided(market, thread_id, listing_id, GuardRefusalReason.ABOVE_MAX.value, buyer=late))
+    for env in (forged, record):
+        await market.pub.send(AGENT_DECISIONS.name, late.agent_id, env)
+    web = await asyncpg.connect(database_url, server_settings={"search_path": "web"})
+    query = "SELECT count(*) FROM pending_decisions WHERE agent_id = $1"
+    try:
+
+        async def both_read() -> bool:
+            return await web.fetchval(query, late.agent_id) == 2
+
+        await eventually(both_read, "the web app to read both records before the registration")
+        await late.register(market.pub)
+        me = await sign_in(context, late.principal_id, market.market_id)
+        await me.goto(f"{web_url()}/me/negotiations/{thread_id}")
+        await expect(me.locator("#guard-refusals li")).to_have_count(1, timeout=30_000)
+        text = await me.locator("#guard-refusals").inner_text()
+        assert GUARD_WORDS[GuardRefusalReason.ABOVE_MAX] in text
+        assert GUARD_WORDS[GuardRefusalReason.TOKEN_BUDGET_SPENT] not in text
+        assert (
+            await web.fetchval("SELECT count(*) FROM pending_decisions WHERE agent_id = $1", late.agent_id)
+            == 0
+        )
+    finally:
+        await web.close()
