@@ -43,6 +43,10 @@ class MarketView:
     deals_open: int
     waiting_to_open: int
     closing_at: str | None
+    listings_read: int = 0
+    """Listings of the market the agents service has read (its `listings_seen`)."""
+    agents_admitted: int = 0
+    """Agents of the market the agents service knows are admitted."""
 
     @property
     def quiet(self) -> bool:
@@ -88,6 +92,8 @@ async def look(client: httpx.AsyncClient, market_id: str) -> MarketView:
         deals_open=n(settle, "deals_open"),
         waiting_to_open=n(agents, "opening"),
         closing_at=str(ref["closing_at"]) if ref.get("closing_at") else None,
+        listings_read=n(agents, "listings_seen"),
+        agents_admitted=n(agents, "admitted"),
     )
 
 

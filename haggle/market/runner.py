@@ -212,8 +212,10 @@ async def keep_watching(watch: Watch, progress: Progress | None) -> None:
 
 
 async def trade_until_quiet(watch: Watch, config: RunConfig) -> None:
-    """Trading lasts until every principal and listing is in and nothing has been in flight for
-    `quiet_seconds` (as the services themselves say), or until the deadline."""
+    """Trading lasts until every principal and listing is in, the agents have read them all, and
+    nothing has been in flight for `quiet_seconds` (as the services themselves say), or until the
+    deadline. A busy agents service may be minutes behind the topics: before it has read a
+    listing, no negotiation waits for it, and the market only looks quiet."""
     s = watch.status
     deadline = time.monotonic() + config.deadline_seconds
     quiet_since: float | None = None
@@ -221,6 +223,7 @@ async def trade_until_quiet(watch: Watch, config: RunConfig) -> None:
         while time.monotonic() < deadline:
             view = await lifecycle.look_patiently(client, s.market_id)
             everyone_in = s.registered >= s.principals and s.listings >= s.listings_expected
+            everyone_in = everyone_in and agents_read_all(view, s.principals, s.listings_expected)
             if everyone_in and view.quiet:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= config.quiet_seconds:
@@ -229,6 +232,11 @@ async def trade_until_quiet(watch: Watch, config: RunConfig) -> None:
                 quiet_since = None
             await asyncio.sleep(0.5)
     s.problems.append(f"still trading after the {config.deadline_seconds:.0f} s deadline: closed then")
+
+
+def agents_read_all(view: lifecycle.MarketView, principals: int, listings: int) -> bool:
+    """The agents service has read every listing and admission of the market."""
+    return view.listings_read >= listings and view.agents_admitted >= principals
 
 
 async def close_and_catch_up(watch: Watch, pub: Publisher, config: RunConfig) -> lifecycle.MarketView:
