@@ -107,10 +107,6 @@ class RunningService:
 IDLE_POLL_MS = 1000
 """How long a subscriber's read waits for records. The read returns as soon as a record is fetched,
 so this is what an idle subscriber costs (a wake-up a second), not a delay (see `_read_without_sleep`)."""
-FETCH_MAX_WAIT_MS = 2000
-"""How long the broker holds a subscriber's fetch when it has no record for it. It answers as soon as
-one is appended, so this costs no latency; every idle fetch is a request for the broker (aiokafka's
-500 ms default: two a second for each of the ~30 subscribers of the six services)."""
 
 
 def _read_without_sleep(subscriber: Any) -> None:
@@ -140,7 +136,6 @@ def _subscribe(
         batch=True,
         max_records=batch,
         batch_timeout_ms=IDLE_POLL_MS,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
