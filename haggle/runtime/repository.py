@@ -23,6 +23,14 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows of statement arguments as one list per column: the arrays of an
+    `INSERT … SELECT … FROM unnest($1::t1[], $2::t2[], …)`, which writes many rows in one
+    statement (`executemany` runs the statement once per row, each execution costing the
+    database and the driver again)."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 class Repository(ABC, Generic[K, V]):
     """One kind of row in one unit of work. A kind says how to key, load and write its values."""
 

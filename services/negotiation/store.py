@@ -11,7 +11,7 @@ import orjson
 from haggle.contracts.goods import Item, ShippingMethod, ShippingOption
 from haggle.contracts.negotiation import DealAgreed, EndReason, Party
 from haggle.runtime.outbox import UnitOfWork
-from haggle.runtime.repository import Repository
+from haggle.runtime.repository import Repository, columns
 from services.negotiation.domain import Actor, ListingState, ListingView, Offer, Thread, ThreadStatus
 
 
@@ -49,7 +49,12 @@ def _listing(row: asyncpg.Record) -> ListingView:
 _SAVE_LISTING = """
     INSERT INTO listings_view (listing_id, market_id, seller_agent_id, seller_principal_id, state,
         item, shipping, deal_id, epoch)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    SELECT listing_id, market_id, seller_agent_id, seller_principal_id, state,
+        item::jsonb, shipping::jsonb, deal_id, epoch
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::int[])
+        AS u(listing_id, market_id, seller_agent_id, seller_principal_id, state, item, shipping,
+            deal_id, epoch)
     ON CONFLICT (listing_id) DO UPDATE SET state = EXCLUDED.state, deal_id = EXCLUDED.deal_id,
         epoch = EXCLUDED.epoch, shipping = EXCLUDED.shipping
 """
@@ -87,7 +92,7 @@ class Listings(Repository[str, ListingView]):
         return {r["listing_id"]: _listing(r) for r in rows}
 
     async def _write(self, values: list[ListingView]) -> None:
-        await self.conn.executemany(_SAVE_LISTING, [_listing_args(v) for v in values])
+        await self.conn.execute(_SAVE_LISTING, *columns([_listing_args(v) for v in values]))
 
 
 def _actor(raw: str) -> Actor:
@@ -208,15 +213,21 @@ class Threads(Repository[str, Thread]):
         unknown = [t.thread_id for t in values if t.thread_id not in self._markets]
         if unknown:
             raise ValueError(f"threads saved with no market (use save_in for a new thread): {unknown}")
-        await self.conn.executemany(
-            _SAVE_THREAD, [_thread_args(self._markets[t.thread_id], t) for t in values]
+        await self.conn.execute(
+            _SAVE_THREAD, *columns([_thread_args(self._markets[t.thread_id], t) for t in values])
         )
 
 
 _SAVE_THREAD = """
         INSERT INTO threads (thread_id, listing_id, market_id, epoch, buyer_agent_id, buyer, seller,
             opened_at, deadline, max_rounds, offers, messages, status, end_reason)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        SELECT thread_id, listing_id, market_id, epoch, buyer_agent_id, buyer::jsonb, seller::jsonb,
+            opened_at, deadline, max_rounds, offers::jsonb, messages, status, end_reason
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+            $7::text[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::text[], $12::int[],
+            $13::text[], $14::text[])
+            AS u(thread_id, listing_id, market_id, epoch, buyer_agent_id, buyer, seller, opened_at,
+                deadline, max_rounds, offers, messages, status, end_reason)
         ON CONFLICT (thread_id) DO UPDATE SET offers = EXCLUDED.offers, messages = EXCLUDED.messages,
             status = EXCLUDED.status, end_reason = EXCLUDED.end_reason, updated_at = now()
         """

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from haggle.contracts import encode, wrap
+from haggle.contracts.agents import AgentRetired
 from haggle.contracts.negotiation import EndReason
 from haggle.runtime.outbox import unit_of_work
 from services.negotiation.app import MIGRATIONS
@@ -79,3 +81,22 @@ async def test_a_row_read_by_id_is_read_once_and_then_kept(pool: asyncpg.Pool) -
         assert (await threads.get("T-1")) is not None  # ...the value read is kept, not read again
         assert await threads.get("T-unknown") is None
         assert uow.repo(Threads) is threads
+
+
+async def test_outbox_rows_are_numbered_in_emit_order_and_a_repeated_event_is_written_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """The relay publishes in id order, so the ids are each key's order on its topic."""
+    envelopes = [
+        wrap(AgentRetired(agent_id=f"agent-{i}"), market_id=MARKET, producer="test") for i in range(40)
+    ]
+    keys = [f"key-{(i * 7) % 3}" for i in range(40)]  # keys interleaved, not sorted
+    async with unit_of_work(pool) as uow:
+        for key, env in zip(keys, envelopes, strict=True):
+            uow.emit("t.events", key, env)
+        uow.emit("t.events", keys[3], envelopes[3])  # the same event again: written once
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT event_id, key, payload FROM outbox ORDER BY id")
+    assert [r["event_id"] for r in rows] == [env.event_id for env in envelopes]
+    assert [r["key"] for r in rows] == keys
+    assert [bytes(r["payload"]) for r in rows] == [encode(env) for env in envelopes]
