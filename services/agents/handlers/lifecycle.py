@@ -16,7 +16,7 @@ from haggle.contracts.listing import (
     ListingSold,
     ListingWithdrawn,
 )
-from haggle.contracts.mandate import AssignMandate, Mandate
+from haggle.contracts.mandate import AssignMandate, Mandate, Want
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import AgentAdmitted
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
@@ -106,16 +106,24 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
 
 
 async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublished) -> None:
-    """A matching listing joins the shortlist of the want it matches (`shop`)."""
-    fulfilled = await store.fulfilled_wants(uow.conn, principal.principal_id)
-    want = shopping.matching_want(
-        principal.principal_id,
-        principal.mandate,
-        listing,
-        fulfilled,
-        principal.refused_listings,
-        principal.buying_cap,
-    )
+    """A matching listing joins the shortlist of the want it matches (`shop`).
+
+    Which wants are fulfilled is read only when some want could match at all: a new listing is
+    considered for every admitted buyer, and most match none of their wants."""
+
+    def matching(fulfilled: set[str]) -> Want | None:
+        return shopping.matching_want(
+            principal.principal_id,
+            principal.mandate,
+            listing,
+            fulfilled,
+            principal.refused_listings,
+            principal.buying_cap,
+        )
+
+    if matching(set()) is None:
+        return
+    want = matching(await store.fulfilled_wants(uow.conn, principal.principal_id))
     if want is not None:
         await shop.consider(uow, principal, listing, want)
 
