@@ -47,6 +47,12 @@ class MarketView:
     """Listings of the market the agents service has read (its `listings_seen`)."""
     agents_admitted: int = 0
     """Agents of the market the agents service knows are admitted."""
+    agents_open: int = 0
+    """The agents' negotiations open as they see them: a thread the referee has ended is open here
+    until the agents have read its end (and, a buyer's, opened the want's next candidate)."""
+    agents_deals_open: int = 0
+    """Deals whose outcome the agents have not read: a failed or refunded purchase frees its money
+    and reopens the want's candidates, after settlement has called the deal final."""
 
     @property
     def quiet(self) -> bool:
@@ -58,6 +64,8 @@ class MarketView:
         return (
             self.threads_open
             + self.waiting_to_open
+            + self.agents_open
+            + self.agents_deals_open
             + self.deals_open
             + (self.deals - self.deals_seen_by_settlement)
         )
@@ -94,6 +102,8 @@ async def look(client: httpx.AsyncClient, market_id: str) -> MarketView:
         closing_at=str(ref["closing_at"]) if ref.get("closing_at") else None,
         listings_read=n(agents, "listings_seen"),
         agents_admitted=n(agents, "admitted"),
+        agents_open=n(agents, "open"),
+        agents_deals_open=n(agents, "deals_open"),
     )
 
 
@@ -142,7 +152,7 @@ async def close_market(
             say(f"{market_id}: closing — no new negotiations")
         else:
             say(f"{market_id}: closing already — waiting for what is in flight")
-        await _until(client, market_id, lambda v: v.none_open(), 30, say)
+        await _until(client, market_id, lambda v: v.none_open(), timeout, say)
         view = await _until(client, market_id, lambda v: v.quiet, timeout, say)
         closed = MarketClosed(negotiations=view.threads, deals=view.deals)
         await pub.send(MARKET_EVENTS.name, market_id, operator_envelope(closed, market_id))

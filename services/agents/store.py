@@ -136,17 +136,21 @@ async def end_openings(conn: asyncpg.Connection, market_id: str, reason: EndedBe
 
 async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str) -> dict[str, int]:
     """The agents' negotiations in one market that could still move (waiting to open, and open),
-    and how far the agents have read it: the listings they have seen and the agents admitted. Until
-    those are all in, "nothing waiting" may only mean "not read yet"."""
+    their deals whose outcome they have not read (a failed purchase frees money and reopens
+    candidates), and how far the agents have read the market: the listings they have seen and the
+    agents admitted. Until those are all in, "nothing waiting" may only mean "not read yet"."""
     row = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE n.status = 'opening') AS opening,"
         " count(*) FILTER (WHERE n.status = 'open') AS open,"
+        " (SELECT count(*) FROM deals d JOIN principals p USING (principal_id)"
+        "   WHERE p.market_id = $1 AND d.status = $2) AS deals_open,"
         " (SELECT count(*) FROM listings_seen WHERE market_id = $1) AS listings_seen,"
         " (SELECT count(*) FROM principals WHERE market_id = $1 AND admitted) AS admitted"
         " FROM negotiations n JOIN principals p USING (principal_id) WHERE p.market_id = $1",
         market_id,
+        DealStatus.AGREED.value,
     )
-    return {key: int(row[key]) for key in ("opening", "open", "listings_seen", "admitted")}
+    return {key: int(row[key]) for key in ("opening", "open", "deals_open", "listings_seen", "admitted")}
 
 
 async def budget(conn: asyncpg.Connection, principal: Principal) -> Budget:

@@ -99,7 +99,7 @@ async def _closed_and_final(bootstrap: str, report: dict[str, object], tmp_path:
             view = (await client.get(f"{procs.url_for(service)}/markets/{market_id}")).json()
             assert view["phase"] == "closed", (service, view)
         agents = (await client.get(f"{procs.url_for('agents')}/markets/{market_id}")).json()
-    assert agents["opening"] == 0 and agents["open"] == 0
+    assert agents["opening"] == 0 and agents["open"] == 0 and agents["deals_open"] == 0
     topics = ("negotiation.events", "settlement.events", "listing.events", "approval.events", "agent.inbox")
     async with Observer(bootstrap, *topics) as later:
         await asyncio.sleep(4)
