@@ -88,12 +88,18 @@ async def principal_by_agent(conn: asyncpg.Connection, agent_id: str) -> Princip
     return _principal(row) if row else None
 
 
-async def admitted_buyers(conn: asyncpg.Connection, market_id: str) -> list[Principal]:
-    """Every admitted principal with wants, locked in a fixed order (no deadlocks between lanes)."""
+async def admitted_buyers(conn: asyncpg.Connection, market_id: str, category: str) -> list[Principal]:
+    """Every admitted principal with a want that a listing of `category` could match (a want's
+    category is that one or none), in a fixed order: the listings read side by side lock buyers'
+    rows in this order. Whether a want matches is `shopping.matching_want`'s; this only leaves out
+    the mandates it could not match, so their rows are not read and parsed for every listing."""
     rows = await conn.fetch(
-        "SELECT * FROM principals WHERE market_id = $1 AND admitted"
-        " AND jsonb_array_length(mandate->'wants') > 0 ORDER BY principal_id",
+        "SELECT * FROM principals WHERE market_id = $1 AND admitted AND EXISTS ("
+        "  SELECT 1 FROM jsonb_array_elements(mandate->'wants') w"
+        "  WHERE coalesce(w->>'category', $2) = $2)"
+        " ORDER BY principal_id",
         market_id,
+        category,
     )
     return [_principal(r) for r in rows]
 

@@ -1,11 +1,12 @@
 """The agents' batches take a market's lock before any row lock, against real PostgreSQL.
 
-A listing's transaction (`on_listing_published`) takes the market lock, then locks buyers'
-negotiation rows. An `agent.inbox` batch used to lock a principal's rows first (a deal closed,
-say) and reach an admission, which takes the same market lock, later: each waited for the other
-and PostgreSQL aborted one as a deadlock, dozens of times in a 500 × 3,000 market. Here the
-batch's handlers stand in for those two (a row lock, then the real `market_lock`), with the
-service's real prefetch (`market_locks_first`) in front of them.
+A listing's transaction (`on_listing_published`) takes the market lock (shared with the other
+listings, `listing_lock`), then locks buyers' negotiation rows. An `agent.inbox` batch used to
+lock a principal's rows first (a deal closed, say) and reach an admission, which takes the same
+market lock alone, later: each waited for the other and PostgreSQL aborted one as a deadlock,
+dozens of times in a 500 × 3,000 market. Here the batch's handlers stand in for those two (a row
+lock, then the real `market_lock`), with the service's real prefetch (`market_locks_first`) in
+front of them.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ async def test_a_batch_that_admits_an_agent_never_waits_for_the_market_holding_r
     try:
         listing_tx = listing.transaction()
         await listing_tx.start()
-        await lifecycle.market_lock(_Uow(listing), market_id)  # a listing being saved holds it
+        await lifecycle.listing_lock(_Uow(listing), market_id)  # a listing being saved holds it
         handling = asyncio.create_task(consumer.handle_batch(batch))
         await _until_waiting_for(pool, market_id)
         # The listing now locks the buyer's rows; the batch must not be holding them.
@@ -104,6 +105,33 @@ async def test_a_batch_that_admits_an_agent_never_waits_for_the_market_holding_r
         await pool.release(listing)
     await asyncio.wait_for(handling, 30)
     assert retries() == before, "the batch hit a deadlock and was retried"
+
+
+async def test_listings_are_read_side_by_side_and_an_admission_waits_for_them(pool: asyncpg.Pool) -> None:
+    market_id = f"m-{uuid.uuid4().hex[:8]}"
+    first, second, admission = [await pool.acquire() for _ in range(3)]
+    try:
+        for conn in (first, second, admission):
+            await conn.execute("BEGIN")
+            await conn.execute("SET LOCAL lock_timeout = '2s'")
+        await lifecycle.listing_lock(_Uow(first), market_id)
+        await lifecycle.listing_lock(_Uow(second), market_id)  # not waiting for the first
+        admitting = asyncio.create_task(lifecycle.market_lock(_Uow(admission), market_id))
+        await _until_waiting_for(pool, market_id)
+        await first.execute("COMMIT")
+        await asyncio.sleep(0.2)
+        assert not admitting.done(), "the admission went ahead of a listing still being read"
+        await second.execute("COMMIT")
+        await asyncio.wait_for(admitting, 5)
+        await first.execute("BEGIN")
+        await first.execute("SET LOCAL lock_timeout = '1s'")
+        with pytest.raises(asyncpg.LockNotAvailableError):  # and a listing waits for the admission
+            await lifecycle.listing_lock(_Uow(first), market_id)
+    finally:
+        for conn in (first, second, admission):
+            if conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+            await pool.release(conn)
 
 
 class _Uow:
