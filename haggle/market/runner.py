@@ -154,6 +154,10 @@ class Watch:
         self.obs, self.pub, self.status, self.policy = obs, pub, status, policy
         self.scope = Scope(status.market_id)
         self._cursor = 0
+        # Counted by id: an event delivered twice (a relay resending after a kill) counts once, and
+        # a listing refused at creation is in (it may never be published), once, even if retried.
+        self._registered: set[str] = set()
+        self._listed: set[str] = set()
         self._threads: set[str] = set()
         self._ended: set[str] = set()
         self._deals: set[str] = set()
@@ -167,15 +171,18 @@ class Watch:
         s = self.status
         if fresh:
             s.last_activity = time.monotonic()
+        s.registered, s.listings = len(self._registered), len(self._listed)
         s.threads_open, s.threads_ended = len(self._threads - self._ended), len(self._ended)
         s.deals, s.settled = len(self._deals), len(self._settled & self._deals)
 
     async def _take(self, env: Envelope) -> None:
         kind, p = env.type, env.payload
         if kind == "AgentRegistered":
-            self.status.registered += 1
-        elif kind in ("ListingPublished", "ListingCommandRefused"):
-            self.status.listings += 1
+            self._registered.add(p["agent_id"])
+        elif kind == "ListingPublished" or (
+            kind == "ListingCommandRefused" and p["command_type"] == "CreateListing"
+        ):
+            self._listed.add(p["listing_id"])
         elif kind == "ThreadOpened":
             self._threads.add(p["thread_id"])
         elif kind == "NegotiationEnded":
