@@ -270,8 +270,8 @@ async def serve(module: ServiceModule, settings: Settings | None = None) -> None
         loop.add_signal_handler(sig, stop_event.set)
     running = await start(module, settings)
     # What start-up made (modules, schemas, templates, the pool) lives as long as the process: out
-    # of the collector's way, a full pass no longer stalls every request for ~160 ms (the web's
-    # slowest page 165 -> 67 ms at 10 requests in flight, `bench.web_pages`).
+    # of the collector's way, a full pass no longer stalls the requests in flight for ~160 ms (the
+    # web's slowest request 178 -> 67 ms at 10 in flight, `bench.web_pages`).
     gc.freeze()
     log.info("service started", extra={"port": settings.port_for(module.name)})
     await stop_event.wait()
