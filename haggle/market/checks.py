@@ -87,8 +87,14 @@ def market_closed(seen: list[tuple[str, Envelope]], view: MarketView) -> dict[st
 
 
 def no_listing_sold_twice(seen: list[tuple[str, Envelope]]) -> tuple[bool, list[str]]:
-    sold = Counter(e.payload["listing_id"] for _, e in seen if e.type == "ListingSold")
-    released = Counter(e.payload["listing_id"] for _, e in seen if e.type == "FundsReleased")
+    """Counted by event id: a relay that publishes an event again after a crash (before it could
+    mark it sent) delivers the same sale twice, which consumers drop; two sales are two events."""
+
+    def by_listing(kind: str) -> Counter[str]:
+        events = {(e.payload["listing_id"], e.event_id) for _, e in seen if e.type == kind}
+        return Counter(listing_id for listing_id, _ in events)
+
+    sold, released = by_listing("ListingSold"), by_listing("FundsReleased")
     twice = sorted({lid for lid, n in (sold + released).items() if sold[lid] > 1 or released[lid] > 1})
     return not twice, twice
 

@@ -116,3 +116,12 @@ def test_a_listing_sold_twice_is_caught() -> None:
     once = [event(ListingSold(listing_id="L", deal_id="d1"), 0)]
     assert no_listing_sold_twice(once) == (True, [])
     assert not no_listing_sold_twice([*once, event(ListingSold(listing_id="L", deal_id="d2"), 1)])[0]
+
+
+def test_a_sale_delivered_twice_is_one_sale() -> None:
+    # A chaos run's settlement was killed after its relay published FundsReleased and before it
+    # marked it sent: the new process published the same event (one event id) again.
+    from haggle.contracts.listing import ListingSold
+
+    sold = event(ListingSold(listing_id="L", deal_id="d1"), 0)
+    assert no_listing_sold_twice([sold, sold]) == (True, [])
