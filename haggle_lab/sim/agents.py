@@ -267,13 +267,18 @@ class Agents:
         if not self.open:
             return
         fulfilled = self._fulfilled(principal)
-        wants: set[str] = set()
+        by_want: dict[str, list[tuple[Negotiation, int]]] = {}
         for neg in self._negs(principal):
             if neg.revivable(fulfilled):
+                by_want.setdefault(str(neg.want_id), []).append((neg, sum(self._asking(neg))))
+        for want_id, revivable in sorted(by_want.items()):
+            shortlist = [(n, sum(self._asking(n))) for n in self._live_buyer_negs(principal, want_id)]
+            looked = shopping.revival(shortlist, revivable)
+            for neg in looked.revive:
                 neg.revive()
                 self._alive(neg)
-                wants.add(str(neg.want_id))
-        for want_id in sorted(wants):
+            for neg in looked.passed_over:
+                neg.passed_over()
             self._reshop(principal, want_id)
 
     def _fulfilled(self, principal: Principal) -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -24,6 +24,7 @@ from services.agents.domain import (
     seller_neg_id,
 )
 from services.agents.domain.deals import Deal, DealStatus
+from services.agents.domain.negotiation import MAX_REOPENS, REVIVABLE
 from services.agents.domain.usage import LlmUsage
 
 __all__ = ["Negotiation", "Principal", "buyer_neg_id", "seller_neg_id"]
@@ -244,13 +245,19 @@ async def negotiations_of(
     return [_negotiation(r) for r in rows]
 
 
+_TOTAL_CENTS = (
+    "(l.facts->>'price_cents')::bigint + coalesce((SELECT min((o->>'cost_cents')::bigint)"
+    " FROM jsonb_array_elements(l.facts->'shipping') o), 0)"
+)
+"""A listing's asking price plus its cheapest shipping (`l`: its `listings_seen` row)."""
+
+
 async def shortlist(
     conn: asyncpg.Connection, principal_id: str, want_id: str
 ) -> list[tuple[Negotiation, int]]:
     """A want's live buyer negotiations, each with its listing's asking price plus cheapest shipping."""
     rows = await conn.fetch(
-        "SELECT n.*, (l.facts->>'price_cents')::bigint + coalesce((SELECT min((o->>'cost_cents')::bigint)"
-        " FROM jsonb_array_elements(l.facts->'shipping') o), 0) AS total_cents"
+        f"SELECT n.*, {_TOTAL_CENTS} AS total_cents"
         " FROM negotiations n JOIN listings_seen l USING (listing_id)"
         " WHERE n.principal_id = $1 AND n.want_id = $2 AND n.role = 'buyer'"
         " AND n.status IN ('opening', 'open')"
@@ -259,6 +266,35 @@ async def shortlist(
         want_id,
     )
     return [(_negotiation(r), int(r["total_cents"])) for r in rows]
+
+
+async def revival_candidates(conn: asyncpg.Connection, principal_id: str) -> list[tuple[Negotiation, int]]:
+    """A buyer's ended candidates that could be revived, each with its listing's asking price plus
+    cheapest shipping. Only a prefilter: whether one is revivable is `Negotiation.revivable`'s."""
+    rows = await conn.fetch(
+        f"SELECT n.*, {_TOTAL_CENTS} AS total_cents"
+        " FROM negotiations n JOIN listings_seen l USING (listing_id)"
+        " WHERE n.principal_id = $1 AND n.role = 'buyer' AND n.status = 'ended'"
+        " AND n.end_reason = ANY($2::text[]) AND n.attempts < $3"
+        " ORDER BY n.neg_id",
+        principal_id,
+        sorted(reason.value for reason in REVIVABLE),
+        MAX_REOPENS,
+    )
+    return [(_negotiation(r), int(r["total_cents"])) for r in rows]
+
+
+async def save_passed_over(conn: asyncpg.Connection, negs: Sequence[Negotiation]) -> None:
+    """Save what `Negotiation.passed_over` changed, for many candidates in one statement."""
+    if negs:
+        await conn.execute(
+            "UPDATE negotiations n SET end_reason = v.end_reason, attempts = v.attempts, updated_at = now()"
+            " FROM unnest($1::text[], $2::text[], $3::int[]) AS v(neg_id, end_reason, attempts)"
+            " WHERE n.neg_id = v.neg_id",
+            [n.neg_id for n in negs],
+            [n.end_reason for n in negs],
+            [n.attempts for n in negs],
+        )
 
 
 async def live_candidates(conn: asyncpg.Connection, principal_id: str) -> list[tuple[Negotiation, int, int]]:

@@ -182,6 +182,34 @@ def test_reshopping_opens_the_cheapest_and_drops_past_the_shortlist() -> None:
     assert again == shopping.Reshopped((), False)
 
 
+def test_money_coming_free_revives_only_the_candidates_the_want_would_keep() -> None:
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    started = buyer_neg("open", status=Status.OPEN, thread_id="t", reserved_cents=100)
+
+    def candidates() -> list[tuple[Negotiation, int]]:
+        ended = [buyer_neg(f"l{i:02}") for i in range(shopping.SHORTLIST + 4)]
+        for neg in ended:
+            neg.end(EndedBecause.DECLINED_TO_OPEN)
+        return [(n, 1_000 + 10 * i) for i, n in enumerate(ended)]  # l00 cheapest
+
+    # The old way: revive every one, then reshop.
+    everyone = candidates()
+    for neg, _ in everyone:
+        neg.revive()
+    shopping.reshop([(started, 2_000), *everyone], at)
+    # The new: only the shortlist's worth is revived (the want's one place is taken), the rest passed over.
+    looked = candidates()
+    outcome = shopping.revival([(started, 2_000)], looked)
+    assert [n.neg_id for n in outcome.revive] == [n.neg_id for n, _ in looked[: shopping.SHORTLIST]]
+    for neg in outcome.revive:
+        neg.revive()
+    for neg in outcome.passed_over:
+        neg.passed_over()
+    kept = shopping.reshop([(started, 2_000), *((n, t) for n, t in looked if n.live)], at)
+    assert kept.changed == ()
+    assert [vars(n) for n, _ in looked] == [vars(n) for n, _ in everyone]  # the same candidates after
+
+
 def test_each_want_is_costed_at_its_cheapest_live_candidate() -> None:
     a = buyer_neg("a")
     b = buyer_neg("b", status=Status.OPEN, thread_id="t", reserved_cents=100)

@@ -175,3 +175,11 @@ class Negotiation:
         self.move_to(Status.OPENING)
         self.end_reason, self.retry_at, self.reserved_cents = None, None, 0
         self.attempts += 1
+
+    def passed_over(self) -> None:
+        """A revivable candidate looked at again and outranked at once: as if revived and dropped
+        (it ends `outranked`, and the look counts towards `MAX_REOPENS`), without being written twice."""
+        if self.status is not Status.ENDED:
+            raise IllegalTransition(self.neg_id, self.status, Status.ENDED)
+        self.end_reason = EndedBecause.OUTRANKED.value
+        self.attempts += 1

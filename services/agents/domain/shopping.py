@@ -192,17 +192,16 @@ class Reshopped:
     """Some were made due: the turn scheduler should look."""
 
 
+def _candidate(neg: Negotiation, total_cents: int) -> Candidate:
+    return Candidate(neg.neg_id, total_cents, neg.status is Status.OPEN or neg.reserved_cents > 0)
+
+
 def reshop(shortlist: Sequence[tuple[Negotiation, int]], wake_at: datetime) -> Reshopped:
     """Apply `plan` to one want's live negotiations (each with its asking price plus cheapest
     shipping): the chosen ones become due at `wake_at`, the waiting ones wait with nothing due, the
     dearer ones not yet started end `outranked`."""
     by_id = {neg.neg_id: neg for neg, _ in shortlist}
-    chosen = plan(
-        [
-            Candidate(neg.neg_id, total, neg.status is Status.OPEN or neg.reserved_cents > 0)
-            for neg, total in shortlist
-        ]
-    )
+    chosen = plan([_candidate(neg, total) for neg, total in shortlist])
     changed: list[Negotiation] = []
     for neg in (by_id[n] for n in chosen.open):
         if neg.retry_at is None:
@@ -218,3 +217,30 @@ def reshop(shortlist: Sequence[tuple[Negotiation, int]], wake_at: datetime) -> R
             neg.end(EndedBecause.OUTRANKED)
             changed.append(neg)
     return Reshopped(tuple(changed), woken)
+
+
+@dataclass(frozen=True, slots=True)
+class Revival:
+    revive: tuple[Negotiation, ...]
+    passed_over: tuple[Negotiation, ...]
+
+
+def revival(
+    shortlist: Sequence[tuple[Negotiation, int]], revivable: Sequence[tuple[Negotiation, int]]
+) -> Revival:
+    """One want's revivable candidates (`Negotiation.revivable`) looked at again beside its live ones
+    (`shortlist`; each with its total): those its plan would open or keep waiting are revived, and
+    the rest are passed over, since reviving them would only drop them again. The outcome is that of
+    reviving all and reshopping, without rewriting every candidate a buyer ever had whenever money
+    comes free."""
+    chosen = plan(
+        [
+            *(_candidate(neg, total) for neg, total in shortlist),
+            *(Candidate(neg.neg_id, total, False) for neg, total in revivable),
+        ]
+    )
+    kept = {*chosen.open, *chosen.wait}
+    return Revival(
+        tuple(neg for neg, _ in revivable if neg.neg_id in kept),
+        tuple(neg for neg, _ in revivable if neg.neg_id not in kept),
+    )

@@ -58,11 +58,17 @@ async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
     if not purchases.may_start(state.phase_at(common.now())):
         return
     fulfilled = await store.fulfilled_wants(uow.conn, principal.principal_id)
-    wants: set[str] = set()
-    for neg in await store.negotiations_of(uow.conn, principal.principal_id, live_only=False):
+    by_want: dict[str, list[tuple[Negotiation, int]]] = {}
+    for neg, total in await store.revival_candidates(uow.conn, principal.principal_id):
         if neg.revivable(fulfilled) and neg.want_id:
+            by_want.setdefault(neg.want_id, []).append((neg, total))
+    for want_id, revivable in sorted(by_want.items()):
+        shortlist = await store.shortlist(uow.conn, principal.principal_id, want_id)
+        looked = shopping.revival(shortlist, revivable)
+        for neg in looked.revive:
             neg.revive()
             await store.save_negotiation(uow.conn, neg)
-            wants.add(neg.want_id)
-    for want_id in sorted(wants):
+        for neg in looked.passed_over:
+            neg.passed_over()
+        await store.save_passed_over(uow.conn, looked.passed_over)
         await reshop(uow, principal, want_id)
