@@ -153,7 +153,8 @@ async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str)
         "   WHERE p.market_id = $1 AND d.status = $2) AS deals_open,"
         " (SELECT count(*) FROM listings_seen WHERE market_id = $1) AS listings_seen,"
         " (SELECT count(*) FROM principals WHERE market_id = $1 AND admitted) AS admitted"
-        " FROM negotiations n JOIN principals p USING (principal_id) WHERE p.market_id = $1",
+        " FROM negotiations n JOIN principals p USING (principal_id)"
+        " WHERE p.market_id = $1 AND n.status IN ('opening', 'open')",
         market_id,
         DealStatus.AGREED.value,
     )
