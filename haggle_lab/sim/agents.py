@@ -244,10 +244,14 @@ class Agents:
     def _asking(self, neg: Negotiation) -> tuple[int, int]:
         return self.asking[neg.listing_id]
 
+    def _shortlist(self, principal: Principal, want_id: str) -> list[tuple[Negotiation, int]]:
+        return [(n, sum(self._asking(n))) for n in self._live_buyer_negs(principal, want_id)]
+
     def _reshop(self, principal: Principal, want_id: str, delay: float = 0.0) -> None:
-        shortlist = [(n, sum(self._asking(n))) for n in self._live_buyer_negs(principal, want_id)]
-        wake_at = self._in(delay)
-        for neg in shopping.reshop(shortlist, wake_at).changed:
+        self._apply(shopping.reshop(self._shortlist(principal, want_id), self._in(delay)))
+
+    def _apply(self, outcome: shopping.Reshopped) -> None:
+        for neg in outcome.changed:
             if neg.retry_at is not None:
                 self._due(neg)
 
@@ -260,7 +264,7 @@ class Agents:
 
     def _after_turn(self, principal: Principal, neg: Negotiation) -> None:
         if want_id := steps.reshops_after_turn(neg):
-            self._reshop(principal, want_id)
+            self._apply(shopping.after_ending(neg, self._shortlist(principal, want_id), self._in(0)))
 
     def _wake_declined(self, principal: Principal) -> None:
         """A want is open again: its untried candidates get another look (`shop.wake_declined`)."""
@@ -272,8 +276,7 @@ class Agents:
             if neg.revivable(fulfilled):
                 by_want.setdefault(str(neg.want_id), []).append((neg, sum(self._asking(neg))))
         for want_id, revivable in sorted(by_want.items()):
-            shortlist = [(n, sum(self._asking(n))) for n in self._live_buyer_negs(principal, want_id)]
-            looked = shopping.revival(shortlist, revivable)
+            looked = shopping.revival(self._shortlist(principal, want_id), revivable)
             for neg in looked.revive:
                 neg.revive()
                 self._alive(neg)

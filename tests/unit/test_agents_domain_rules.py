@@ -111,7 +111,7 @@ def test_opening_holds_the_thread_cap_or_declines(bob: Principal) -> None:
     assert neg.status is Status.OPENING
     unfunded = buyer_neg(facts.listing_id)
     assert turn.hold_for_opening(bob, unfunded, facts, bob.budget([]), set()) is None
-    assert (unfunded.status, unfunded.end_reason) == (Status.ENDED, "declined_to_open")
+    assert (unfunded.status, unfunded.end_reason) == (Status.ENDED, "unfunded")
     broke = buyer_neg(facts.listing_id)
     spent = Budget(bob.mandate.budget_cents, committed_cents=bob.mandate.budget_cents)
     assert turn.hold_for_opening(bob, broke, facts, spent, {"bob-headphones"}) is None
@@ -208,6 +208,24 @@ def test_money_coming_free_revives_only_the_candidates_the_want_would_keep() -> 
     kept = shopping.reshop([(started, 2_000), *((n, t) for n, t in looked if n.live)], at)
     assert kept.changed == ()
     assert [vars(n) for n, _ in looked] == [vars(n) for n, _ in everyone]  # the same candidates after
+
+
+def test_a_want_the_budget_does_not_fund_ends_its_waiting_candidates_with_it(bob: Principal) -> None:
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    facts = listing()
+    started = buyer_neg("open", status=Status.OPEN, thread_id="t")
+    first, *rest = [buyer_neg(f"l{i}") for i in range(4)]
+    shortlist = [(started, 900), *((n, 1_000 + i) for i, n in enumerate(rest))]
+    assert turn.hold_for_opening(bob, first, facts, bob.budget([]), funded_wants={"bob-lens"}) is None
+    assert first.end_reason == EndedBecause.UNFUNDED and first.revivable(set())
+    outcome = shopping.after_ending(first, shortlist, at)
+    assert outcome == shopping.Reshopped(tuple(rest), False)  # no turn each, only to be declined
+    assert all(n.end_reason == EndedBecause.UNFUNDED for n in rest) and started.live
+    # Not worth opening with the money there is: the next candidate is tried instead.
+    declined, *others = [buyer_neg(f"m{i}") for i in range(3)]
+    declined.end(EndedBecause.DECLINED_TO_OPEN)
+    again = shopping.after_ending(declined, [(n, 1_000 + i) for i, n in enumerate(others)], at)
+    assert again.woken and others[0].retry_at == at and all(n.live for n in others)
 
 
 def test_each_want_is_costed_at_its_cheapest_live_candidate() -> None:

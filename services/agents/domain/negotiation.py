@@ -36,7 +36,10 @@ class EndedBecause(StrEnum):
     opening keeps the referee's `NegotiationRefusal`)."""
 
     DECLINED_TO_OPEN = "declined_to_open"
-    """No money to hold for it, or not worth opening with what there is."""
+    """Not worth opening with the money there is for it."""
+    UNFUNDED = "unfunded"
+    """Its want gets none of the budget: the money goes to other wants first (`shopping.funded`).
+    The want's other candidates waiting to open end with it (`shopping.after_ending`)."""
     WANT_FULFILLED = "want_fulfilled"
     """Another listing for the same want made a deal."""
     OUTRANKED = "outranked"
@@ -45,7 +48,14 @@ class EndedBecause(StrEnum):
     """The market stopped taking new negotiations before this one opened."""
 
 
-REVIVABLE = frozenset({EndedBecause.DECLINED_TO_OPEN, EndedBecause.WANT_FULFILLED, EndedBecause.OUTRANKED})
+REVIVABLE = frozenset(
+    {
+        EndedBecause.DECLINED_TO_OPEN,
+        EndedBecause.UNFUNDED,
+        EndedBecause.WANT_FULFILLED,
+        EndedBecause.OUTRANKED,
+    }
+)
 """Why a candidate ended without being tried: it gets another look when its want is open again."""
 MAX_REOPENS = 5
 RETRYABLE_OPEN_REFUSALS = frozenset({NegotiationRefusal.LISTING_UNKNOWN, NegotiationRefusal.RATE_LIMITED})

@@ -192,6 +192,22 @@ class Reshopped:
     """Some were made due: the turn scheduler should look."""
 
 
+def after_ending(
+    ended: Negotiation, shortlist: Sequence[tuple[Negotiation, int]], wake_at: datetime
+) -> Reshopped:
+    """A buyer's candidate of this want (`shortlist`: its live ones) ended. Its next candidate may
+    open (`reshop`), unless it ended because the budget goes to other wants: then every candidate
+    of the want waiting to open ends `unfunded` with it. The budget is judged per want, so each of
+    them would be opened only to be declined in turn, one scheduled turn each; money coming free
+    revives them (`revival`)."""
+    if ended.end_reason != EndedBecause.UNFUNDED:
+        return reshop(shortlist, wake_at)
+    waiting = tuple(neg for neg, _ in shortlist if neg.waiting_to_open and neg.status is Status.OPENING)
+    for neg in waiting:
+        neg.end(EndedBecause.UNFUNDED)
+    return Reshopped(waiting, False)
+
+
 def _candidate(neg: Negotiation, total_cents: int) -> Candidate:
     return Candidate(neg.neg_id, total_cents, neg.status is Status.OPEN or neg.reserved_cents > 0)
 

@@ -207,11 +207,15 @@ def hold_for_opening(
     principal: Principal, neg: Negotiation, facts: ListingFacts, budget: Budget, funded_wants: set[str]
 ) -> Budget | None:
     """The budget with this buyer thread holding its cap, or None: the negotiation is declined
-    (ended, nothing held) because the money is short or goes to other wants first."""
+    (ended, nothing held) because its want's money goes to other wants first (`UNFUNDED`), or what
+    there is for it is not worth opening on (`DECLINED_TO_OPEN`)."""
+    if neg.want_id not in funded_wants:
+        neg.end(EndedBecause.UNFUNDED)
+        return None
     cap = thread_cap(principal, neg, facts, budget.free_for(neg.neg_id))
     could = thread_cap(principal, neg, facts, principal.mandate.budget_cents)
     cheapest = cheapest_shipping(facts.shipping)
-    if not shopping.worth_opening(cap, could, facts.price_cents, cheapest) or neg.want_id not in funded_wants:
+    if not shopping.worth_opening(cap, could, facts.price_cents, cheapest):
         neg.end(EndedBecause.DECLINED_TO_OPEN)
         return None
     held = budget.reserve(neg.neg_id, cap)

@@ -29,7 +29,10 @@ async def reshop(uow: UnitOfWork, principal: Principal, want_id: str, delay: flo
     """Open the want's cheapest waiting candidates into its free places; the rest wait or are
     dropped (`shopping.reshop`)."""
     shortlist = await store.shortlist(uow.conn, principal.principal_id, want_id)
-    outcome = shopping.reshop(shortlist, common.now() + timedelta(seconds=delay))
+    await _save(uow, shopping.reshop(shortlist, common.now() + timedelta(seconds=delay)))
+
+
+async def _save(uow: UnitOfWork, outcome: shopping.Reshopped) -> None:
     for neg in outcome.changed:
         await store.save_negotiation(uow.conn, neg)
     if outcome.woken:
@@ -46,9 +49,11 @@ async def still_chosen(uow: UnitOfWork, principal: Principal, neg: Negotiation) 
 
 
 async def after_turn(uow: UnitOfWork, principal: Principal, neg: Negotiation) -> None:
-    """A buyer's negotiation that ended (refused, declined, walked away) makes room for the next candidate."""
+    """A buyer's negotiation that ended (refused, declined, walked away) makes room for the next
+    candidate, or its want's candidates end with it (`shopping.after_ending`)."""
     if want_id := steps.reshops_after_turn(neg):
-        await reshop(uow, principal, want_id)
+        shortlist = await store.shortlist(uow.conn, principal.principal_id, want_id)
+        await _save(uow, shopping.after_ending(neg, shortlist, common.now()))
 
 
 async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
