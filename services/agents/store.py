@@ -12,6 +12,7 @@ import orjson
 from haggle.contracts import AgentKey
 from haggle.contracts.listing import ListingPublished
 from haggle.contracts.mandate import Mandate
+from haggle.runtime.repository import columns
 from services.agents.brains.model_calls import dollars
 from services.agents.domain import (
     Budget,
@@ -292,9 +293,7 @@ async def save_passed_over(conn: asyncpg.Connection, negs: Sequence[Negotiation]
             "UPDATE negotiations n SET end_reason = v.end_reason, attempts = v.attempts, updated_at = now()"
             " FROM unnest($1::text[], $2::text[], $3::int[]) AS v(neg_id, end_reason, attempts)"
             " WHERE n.neg_id = v.neg_id",
-            [n.neg_id for n in negs],
-            [n.end_reason for n in negs],
-            [n.attempts for n in negs],
+            *columns([(n.neg_id, n.end_reason, n.attempts) for n in negs]),
         )
 
 

@@ -202,7 +202,7 @@ def after_ending(
     revives them (`revival`)."""
     if ended.end_reason != EndedBecause.UNFUNDED:
         return reshop(shortlist, wake_at)
-    waiting = tuple(neg for neg, _ in shortlist if neg.waiting_to_open and neg.status is Status.OPENING)
+    waiting = tuple(neg for neg, _ in shortlist if neg.waiting_to_open)  # live, so still opening
     for neg in waiting:
         neg.end(EndedBecause.UNFUNDED)
     return Reshopped(waiting, False)

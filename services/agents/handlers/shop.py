@@ -76,4 +76,5 @@ async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
         for neg in looked.passed_over:
             neg.passed_over()
         await store.save_passed_over(uow.conn, looked.passed_over)
-        await reshop(uow, principal, want_id)
+        revived = [(neg, total) for neg, total in revivable if neg.live]
+        await _save(uow, shopping.reshop([*shortlist, *revived], common.now()))  # the want, read once
