@@ -258,16 +258,29 @@ async def shortlist(
     conn: asyncpg.Connection, principal_id: str, want_id: str
 ) -> list[tuple[Negotiation, int]]:
     """A want's live buyer negotiations, each with its listing's asking price plus cheapest shipping."""
+    return (await shortlists(conn, [(principal_id, want_id)])).get((principal_id, want_id), [])
+
+
+async def shortlists(
+    conn: asyncpg.Connection, wants: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], list[tuple[Negotiation, int]]]:
+    """`shortlist` of many (principal, want) pairs in one statement, their rows locked in (principal,
+    negotiation) order: the order every transaction that locks several buyers' rows takes them in."""
+    if not wants:
+        return {}
     rows = await conn.fetch(
         f"SELECT n.*, {_TOTAL_CENTS} AS total_cents"
         " FROM negotiations n JOIN listings_seen l USING (listing_id)"
-        " WHERE n.principal_id = $1 AND n.want_id = $2 AND n.role = 'buyer'"
-        " AND n.status IN ('opening', 'open')"
-        " ORDER BY n.neg_id FOR UPDATE OF n",
-        principal_id,
-        want_id,
+        " WHERE (n.principal_id, n.want_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        " AND n.role = 'buyer' AND n.status IN ('opening', 'open')"
+        " ORDER BY n.principal_id, n.neg_id FOR UPDATE OF n",
+        *columns(sorted(wants)),
     )
-    return [(_negotiation(r), int(r["total_cents"])) for r in rows]
+    found: dict[tuple[str, str], list[tuple[Negotiation, int]]] = {}
+    for r in rows:
+        pair = (r["principal_id"], r["want_id"])
+        found.setdefault(pair, []).append((_negotiation(r), int(r["total_cents"])))
+    return found
 
 
 async def revival_candidates(conn: asyncpg.Connection, principal_id: str) -> list[tuple[Negotiation, int]]:
@@ -310,31 +323,60 @@ async def live_candidates(conn: asyncpg.Connection, principal_id: str) -> list[t
     return [(_negotiation(r), int(r["asking"]), int(r["cheapest"])) for r in rows]
 
 
-async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:
-    await conn.execute(
-        """
-        INSERT INTO negotiations (neg_id, principal_id, listing_id, role, want_id, item_id, thread_id,
-            status, events, reserved_cents, retry_at, attempts, end_reason)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-        ON CONFLICT (neg_id) DO UPDATE SET want_id = EXCLUDED.want_id, thread_id = EXCLUDED.thread_id,
-            status = EXCLUDED.status, events = EXCLUDED.events, reserved_cents = EXCLUDED.reserved_cents,
-            retry_at = EXCLUDED.retry_at, attempts = EXCLUDED.attempts, end_reason = EXCLUDED.end_reason,
-            updated_at = now()
-        """,
-        n.neg_id,
-        n.principal_id,
-        n.listing_id,
-        n.role.value,
-        n.want_id,
-        n.item_id,
-        n.thread_id,
-        n.status.value,
-        orjson.dumps(n.events).decode(),
-        n.reserved_cents,
-        n.retry_at,
-        n.attempts,
-        n.end_reason,
+_NEGOTIATION_COLUMNS = (
+    "INSERT INTO negotiations (neg_id, principal_id, listing_id, role, want_id, item_id, thread_id,"
+    " status, events, reserved_cents, retry_at, attempts, end_reason)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::text[], $8::text[], $9::jsonb[], $10::bigint[], $11::timestamptz[], $12::int[], $13::text[])"
+)
+
+
+def _negotiation_columns(negs: Sequence[Negotiation]) -> list[list[object]]:
+    return columns(
+        [
+            (
+                n.neg_id,
+                n.principal_id,
+                n.listing_id,
+                n.role.value,
+                n.want_id,
+                n.item_id,
+                n.thread_id,
+                n.status.value,
+                orjson.dumps(n.events).decode(),
+                n.reserved_cents,
+                n.retry_at,
+                n.attempts,
+                n.end_reason,
+            )
+            for n in negs
+        ]
     )
+
+
+async def save_negotiation(conn: asyncpg.Connection, n: Negotiation) -> None:
+    await save_negotiations(conn, [n])
+
+
+async def save_negotiations(conn: asyncpg.Connection, negs: Sequence[Negotiation]) -> None:
+    """Insert or update many negotiations in one statement."""
+    if negs:
+        await conn.execute(
+            _NEGOTIATION_COLUMNS + " ON CONFLICT (neg_id) DO UPDATE SET want_id = EXCLUDED.want_id,"
+            " thread_id = EXCLUDED.thread_id, status = EXCLUDED.status, events = EXCLUDED.events,"
+            " reserved_cents = EXCLUDED.reserved_cents, retry_at = EXCLUDED.retry_at,"
+            " attempts = EXCLUDED.attempts, end_reason = EXCLUDED.end_reason, updated_at = now()",
+            *_negotiation_columns(negs),
+        )
+
+
+async def insert_new_negotiations(conn: asyncpg.Connection, negs: Sequence[Negotiation]) -> set[str]:
+    """Insert the negotiations not known yet, in one statement; the ids of those inserted."""
+    if not negs:
+        return set()
+    inserting = _NEGOTIATION_COLUMNS + " ON CONFLICT (neg_id) DO NOTHING RETURNING neg_id"
+    rows = await conn.fetch(inserting, *_negotiation_columns(negs))
+    return {r["neg_id"] for r in rows}
 
 
 async def due_retries(
@@ -397,12 +439,20 @@ async def save_deal_status(conn: asyncpg.Connection, deal: Deal) -> None:
 
 
 async def fulfilled_wants(conn: asyncpg.Connection, principal_id: str) -> set[str]:
+    return (await fulfilled_wants_of(conn, [principal_id])).get(principal_id, set())
+
+
+async def fulfilled_wants_of(conn: asyncpg.Connection, principal_ids: Collection[str]) -> dict[str, set[str]]:
+    """Each principal's wants a deal fulfils (or will, once settled), for many principals at once."""
     rows = await conn.fetch(
-        "SELECT want_id FROM deals WHERE principal_id = $1 AND role = 'buyer' AND want_id IS NOT NULL"
-        " AND status NOT IN ('failed', 'refunded')",
-        principal_id,
+        "SELECT principal_id, want_id FROM deals WHERE principal_id = ANY($1::text[]) AND role = 'buyer'"
+        " AND want_id IS NOT NULL AND status NOT IN ('failed', 'refunded')",
+        list(principal_ids),
     )
-    return {r["want_id"] for r in rows}
+    found: dict[str, set[str]] = {}
+    for r in rows:
+        found.setdefault(r["principal_id"], set()).add(r["want_id"])
+    return found
 
 
 async def record_move(

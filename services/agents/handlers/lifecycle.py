@@ -16,14 +16,14 @@ from haggle.contracts.listing import (
     ListingSold,
     ListingWithdrawn,
 )
-from haggle.contracts.mandate import AssignMandate, Mandate, Want
+from haggle.contracts.mandate import AssignMandate, Mandate
 from haggle.contracts.market import MarketClosed, MarketClosing, MarketRulesSet
 from haggle.contracts.negotiation import AgentAdmitted
 from haggle.contracts.topics import AGENT_EVENTS, LISTING_COMMANDS_TOPIC
 from haggle.runtime import markets, operators
 from haggle.runtime.outbox import UnitOfWork
 from services.agents import store
-from services.agents.domain import EndedBecause, Principal, listings, purchases, shopping
+from services.agents.domain import EndedBecause, listings, purchases
 from services.agents.handlers import common, shop
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ async def amend(uow: UnitOfWork, mandate: Mandate) -> None:
         return
     await market_lock(uow, principal.market_id)
     if await market_open(uow, principal.market_id):
-        for listing in await store.active_listings(uow.conn, principal.market_id):
-            await consider(uow, principal, listing)
+        listings = await store.active_listings(uow.conn, principal.market_id)
+        await shop.consider(uow, [(principal, listing) for listing in listings])
 
 
 async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> None:
@@ -101,31 +101,8 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
         cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
         await common.send(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, listing_id)
     if principal.mandate.wants:
-        for listing in await store.active_listings(uow.conn, principal.market_id):
-            await consider(uow, principal, listing)
-
-
-async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublished) -> None:
-    """A matching listing joins the shortlist of the want it matches (`shop`).
-
-    Which wants are fulfilled is read only when some want could match at all: a new listing is
-    considered for every admitted buyer, and most match none of their wants."""
-
-    def matching(fulfilled: set[str]) -> Want | None:
-        return shopping.matching_want(
-            principal.principal_id,
-            principal.mandate,
-            listing,
-            fulfilled,
-            principal.refused_listings,
-            principal.buying_cap,
-        )
-
-    if matching(set()) is None:
-        return
-    want = matching(await store.fulfilled_wants(uow.conn, principal.principal_id))
-    if want is not None:
-        await shop.consider(uow, principal, listing, want)
+        listings = await store.active_listings(uow.conn, principal.market_id)
+        await shop.consider(uow, [(principal, listing) for listing in listings])
 
 
 async def market_lock(uow: UnitOfWork, market_id: str) -> None:
@@ -184,8 +161,8 @@ async def on_listing_published(uow: UnitOfWork, env: Envelope, event: ListingPub
     await store.save_listing(uow.conn, env.market_id, event)
     if not await market_open(uow, env.market_id):
         return
-    for principal in await store.admitted_buyers(uow.conn, env.market_id, event.category):
-        await consider(uow, principal, event)
+    buyers = await store.admitted_buyers(uow.conn, env.market_id, event.category)
+    await shop.consider(uow, [(principal, event) for principal in buyers])
 
 
 async def on_listing_gone(
@@ -203,8 +180,8 @@ async def on_listing_relisted(uow: UnitOfWork, env: Envelope, event: ListingReli
     known = await store.listing(uow.conn, event.listing_id)
     if known is None or not await market_open(uow, env.market_id):
         return
-    for principal in await store.admitted_buyers(uow.conn, env.market_id, known[0].category):
-        await consider(uow, principal, known[0])
+    buyers = await store.admitted_buyers(uow.conn, env.market_id, known[0].category)
+    await shop.consider(uow, [(principal, known[0]) for principal in buyers])
 
 
 async def on_listing_refused(uow: UnitOfWork, env: Envelope, event: ListingCommandRefused) -> None:

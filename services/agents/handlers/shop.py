@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 from haggle.contracts.listing import ListingPublished
@@ -14,27 +15,61 @@ from services.agents.domain.negotiation import buyer_neg_id
 from services.agents.handlers import common
 
 
-async def consider(uow: UnitOfWork, principal: Principal, listing: ListingPublished, want: Want) -> None:
-    """A listing matching one of the buyer's wants joins that want's shortlist."""
-    neg_id = buyer_neg_id(principal.principal_id, listing.listing_id)
-    existing = await store.negotiation(uow.conn, neg_id)
-    if existing is not None:
-        return  # a listing is tried once (a relisted one that failed for this buyer is not retried)
-    fresh = Negotiation(neg_id, principal.principal_id, listing.listing_id, Role.BUYER, want_id=want.id)
-    await store.save_negotiation(uow.conn, fresh)
-    await reshop(uow, principal, want.id, shopping.SHOP_SECONDS)
+def _matching(principal: Principal, listing: ListingPublished, fulfilled: set[str]) -> Want | None:
+    return shopping.matching_want(
+        principal.principal_id,
+        principal.mandate,
+        listing,
+        fulfilled,
+        principal.refused_listings,
+        principal.buying_cap,
+    )
 
 
-async def reshop(uow: UnitOfWork, principal: Principal, want_id: str, delay: float = 0.0) -> None:
-    """Open the want's cheapest waiting candidates into its free places; the rest wait or are
-    dropped (`shopping.reshop`)."""
-    shortlist = await store.shortlist(uow.conn, principal.principal_id, want_id)
-    await _save(uow, shopping.reshop(shortlist, common.now() + timedelta(seconds=delay)))
+async def consider(uow: UnitOfWork, pairs: Sequence[tuple[Principal, ListingPublished]]) -> None:
+    """Each listing that matches one of its buyer's wants joins that want's shortlist, and the wants
+    that gained one are shopped again (`reshop`), all in a few statements however many pairs.
+
+    A listing is considered for every admitted buyer of its category, and a new buyer for every
+    listing, and most pairs match no want: which wants are fulfilled is read only for the buyers some
+    of whose wants could match at all. A listing is tried once: a pair already known (a relisted
+    listing that failed for this buyer) is not retried."""
+    maybe = [(principal, listing) for principal, listing in pairs if _matching(principal, listing, set())]
+    if not maybe:
+        return
+    fulfilled = await store.fulfilled_wants_of(uow.conn, {principal.principal_id for principal, _ in maybe})
+    fresh = [
+        Negotiation(
+            buyer_neg_id(principal.principal_id, listing.listing_id),
+            principal.principal_id,
+            listing.listing_id,
+            Role.BUYER,
+            want_id=want.id,
+        )
+        for principal, listing in maybe
+        if (want := _matching(principal, listing, fulfilled.get(principal.principal_id, set())))
+    ]
+    added = await store.insert_new_negotiations(uow.conn, fresh)
+    wants = {(neg.principal_id, neg.want_id) for neg in fresh if neg.neg_id in added and neg.want_id}
+    await reshop(uow, wants, shopping.SHOP_SECONDS)
+
+
+async def reshop(uow: UnitOfWork, wants: Collection[tuple[str, str]], delay: float = 0.0) -> None:
+    """Open each (principal, want)'s cheapest waiting candidates into its free places; the rest wait
+    or are dropped (`shopping.reshop`)."""
+    wake_at = common.now() + timedelta(seconds=delay)
+    shortlists = await store.shortlists(uow.conn, wants)
+    changed: list[Negotiation] = []
+    woken = False
+    for shortlist in shortlists.values():
+        outcome = shopping.reshop(shortlist, wake_at)
+        changed.extend(outcome.changed)
+        woken = woken or outcome.woken
+    await _save(uow, shopping.Reshopped(tuple(changed), woken))
 
 
 async def _save(uow: UnitOfWork, outcome: shopping.Reshopped) -> None:
-    for neg in outcome.changed:
-        await store.save_negotiation(uow.conn, neg)
+    await store.save_negotiations(uow.conn, outcome.changed)
     if outcome.woken:
         uow.wake.add(common.TURNS_CHANNEL)
 
@@ -43,7 +78,7 @@ async def still_chosen(uow: UnitOfWork, principal: Principal, neg: Negotiation) 
     """A candidate due to open is ranked again first: a cheaper one published meanwhile goes ahead."""
     if not neg.waiting_to_open or not neg.want_id:
         return True
-    await reshop(uow, principal, neg.want_id)
+    await reshop(uow, [(principal.principal_id, neg.want_id)])
     again = await store.negotiation(uow.conn, neg.neg_id)
     return again is not None and again.live and again.retry_at is not None
 
@@ -72,7 +107,7 @@ async def wake_declined(uow: UnitOfWork, principal: Principal) -> None:
         looked = shopping.revival(shortlist, revivable)
         for neg in looked.revive:
             neg.revive()
-            await store.save_negotiation(uow.conn, neg)
+        await store.save_negotiations(uow.conn, looked.revive)
         for neg in looked.passed_over:
             neg.passed_over()
         await store.save_passed_over(uow.conn, looked.passed_over)

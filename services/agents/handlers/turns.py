@@ -180,7 +180,7 @@ async def on_thread_event(
     if step.buyer_ended:
         await shop.wake_declined(uow, principal)
         if neg.want_id:
-            await shop.reshop(uow, principal, neg.want_id)  # the next candidate for this want
+            await shop.reshop(uow, [(principal.principal_id, neg.want_id)])  # the want's next candidate
 
 
 async def on_deal_agreed(tools: Toolkit, uow: UnitOfWork, env: Envelope, event: DealAgreed) -> None:
@@ -209,8 +209,7 @@ async def on_deal_agreed(tools: Toolkit, uow: UnitOfWork, env: Envelope, event: 
         withdraw = WithdrawNegotiation(listing_id=other.listing_id, thread_id=other.thread_id)
         sent = await common.send(uow, principal, withdraw, NEGOTIATION_COMMANDS.name, other.listing_id)
         common.record_decision(uow, principal, sent, "rule:want_fulfilled", [], False)
-    for other in (*outcome.withdraw, *outcome.dropped):
-        await store.save_negotiation(uow.conn, other)
+    await store.save_negotiations(uow.conn, [*outcome.withdraw, *outcome.dropped])
     await shop.wake_declined(uow, principal)  # the thread held more than the deal took
 
 
