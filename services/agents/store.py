@@ -148,14 +148,15 @@ async def market_counts(conn: asyncpg.Connection | asyncpg.Pool, market_id: str)
     candidates), and how far the agents have read the market: the listings they have seen and the
     agents admitted. Until those are all in, "nothing waiting" may only mean "not read yet"."""
     row = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE n.status = 'opening') AS opening,"
+        "WITH market AS (SELECT principal_id FROM principals WHERE market_id = $1)"
+        " SELECT count(*) FILTER (WHERE n.status = 'opening') AS opening,"
         " count(*) FILTER (WHERE n.status = 'open') AS open,"
-        " (SELECT count(*) FROM deals d JOIN principals p USING (principal_id)"
-        "   WHERE p.market_id = $1 AND d.status = $2) AS deals_open,"
+        " (SELECT count(*) FROM deals WHERE status = $2"
+        "   AND principal_id IN (SELECT principal_id FROM market)) AS deals_open,"
         " (SELECT count(*) FROM listings_seen WHERE market_id = $1) AS listings_seen,"
         " (SELECT count(*) FROM principals WHERE market_id = $1 AND admitted) AS admitted"
-        " FROM negotiations n JOIN principals p USING (principal_id)"
-        " WHERE p.market_id = $1 AND n.status IN ('opening', 'open')",
+        " FROM negotiations n WHERE n.status IN ('opening', 'open')"
+        " AND n.principal_id IN (SELECT principal_id FROM market)",
         market_id,
         DealStatus.AGREED.value,
     )
