@@ -10,11 +10,16 @@
   services answer every command that way: an effect or a typed refusal
   (`ListingCommandRefused`, `ActionRefused`, `SettlementCommandRefused`);
   settlement answers `FundWallet` with `WalletFunded`.
+- `no_relay_storm`: no event id is on its topic more than `STORM_COPIES` times. A relay
+  killed after publishing a batch and before marking it sent publishes it again once
+  it is back, and consumers drop the copy by its event id; a relay that publishes the
+  same rows in a loop (the seed 2 bug of wave 4) floods the topic, which the checks
+  that count by event id cannot see.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from haggle.contracts import Envelope
@@ -28,6 +33,9 @@ ANSWERED_ON = {
 }
 COMMAND_TOPICS = tuple(ANSWERED_ON)
 SETTLED = ("FundsReleased", "Refunded", "EscrowFailed")
+STORM_COPIES = 3
+"""The most times one event may be on its topic: the first publish and a republish after each of
+two kills of its service that each fell between publishing and marking it sent."""
 
 
 def _of(seen: Iterable[tuple[str, Envelope]], *types: str) -> list[Envelope]:
@@ -82,6 +90,15 @@ def no_event_lost(seen: Seen) -> list[str]:
     ]
 
 
+def no_relay_storm(seen: Seen) -> list[str]:
+    copies = Counter((topic, str(env.event_id)) for topic, env in seen)
+    return [
+        f"{topic}: event {event_id} published {n} times"
+        for (topic, event_id), n in sorted(copies.items())
+        if n > STORM_COPIES
+    ]
+
+
 def check_all(seen: Seen) -> dict[str, list[str]]:
     """Each invariant's name → what broke it (empty: it held)."""
     return {
@@ -89,4 +106,5 @@ def check_all(seen: Seen) -> dict[str, list[str]]:
         "every_negotiation_ended": every_negotiation_ended(seen),
         "every_deal_settled_or_refunded": every_deal_settled(seen),
         "no_event_lost": no_event_lost(seen),
+        "no_relay_storm": no_relay_storm(seen),
     }

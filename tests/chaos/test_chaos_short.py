@@ -54,6 +54,7 @@ async def test_a_market_survives_every_fault_and_keeps_every_invariant(endpoints
         "every_negotiation_ended",
         "every_deal_settled_or_refunded",
         "no_event_lost",
+        "no_relay_storm",
         "market_closed",
         "no_negotiation_after_close",
         "no_acknowledged_event_lost",

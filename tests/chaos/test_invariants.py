@@ -33,6 +33,17 @@ def test_a_deal_funded_by_two_distinct_events_is_caught_but_a_redelivery_is_not(
     assert invariants.no_deal_funded_twice(twice) == ["deal d1 funded 2 times"]
 
 
+def test_a_relay_storm_is_caught_but_a_republish_after_a_crash_is_not() -> None:
+    released, sold = env("FundsReleased", deal_id="d1"), env("ListingSold", listing_id="l1")
+    after_crashes = [("settlement.events", released)] * invariants.STORM_COPIES
+    assert invariants.no_relay_storm([*after_crashes, ("listing.events", sold)]) == []
+    storm = [*after_crashes, ("settlement.events", released), ("listing.events", sold)]
+    assert invariants.no_relay_storm(storm) == [
+        f"settlement.events: event {released.event_id} published {invariants.STORM_COPIES + 1} times"
+    ]
+    assert invariants.check_all(storm)["no_relay_storm"], "check_all leaves the storm out"
+
+
 def test_open_negotiations_and_unsettled_deals_are_named() -> None:
     seen = [
         ("negotiation.events", env("ThreadOpened", thread_id="t1")),
