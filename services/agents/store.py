@@ -324,7 +324,7 @@ async def live_candidates(conn: asyncpg.Connection, principal_id: str) -> list[t
     return [(_negotiation(r), int(r["asking"]), int(r["cheapest"])) for r in rows]
 
 
-_NEGOTIATION_COLUMNS = (
+_INSERT_NEGOTIATIONS = (
     "INSERT INTO negotiations (neg_id, principal_id, listing_id, role, want_id, item_id, thread_id,"
     " status, events, reserved_cents, retry_at, attempts, end_reason)"
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
@@ -363,7 +363,7 @@ async def save_negotiations(conn: asyncpg.Connection, negs: Sequence[Negotiation
     """Insert or update many negotiations in one statement."""
     if negs:
         await conn.execute(
-            _NEGOTIATION_COLUMNS + " ON CONFLICT (neg_id) DO UPDATE SET want_id = EXCLUDED.want_id,"
+            _INSERT_NEGOTIATIONS + " ON CONFLICT (neg_id) DO UPDATE SET want_id = EXCLUDED.want_id,"
             " thread_id = EXCLUDED.thread_id, status = EXCLUDED.status, events = EXCLUDED.events,"
             " reserved_cents = EXCLUDED.reserved_cents, retry_at = EXCLUDED.retry_at,"
             " attempts = EXCLUDED.attempts, end_reason = EXCLUDED.end_reason, updated_at = now()",
@@ -375,7 +375,7 @@ async def insert_new_negotiations(conn: asyncpg.Connection, negs: Sequence[Negot
     """Insert the negotiations not known yet, in one statement; the ids of those inserted."""
     if not negs:
         return set()
-    inserting = _NEGOTIATION_COLUMNS + " ON CONFLICT (neg_id) DO NOTHING RETURNING neg_id"
+    inserting = _INSERT_NEGOTIATIONS + " ON CONFLICT (neg_id) DO NOTHING RETURNING neg_id"
     rows = await conn.fetch(inserting, *_negotiation_columns(negs))
     return {r["neg_id"] for r in rows}
 

@@ -82,8 +82,8 @@ async def amend(uow: UnitOfWork, mandate: Mandate) -> None:
         return
     await market_lock(uow, principal.market_id)
     if await market_open(uow, principal.market_id):
-        listings = await store.active_listings(uow.conn, principal.market_id)
-        await shop.consider(uow, [(principal, listing) for listing in listings])
+        for_sale = await store.active_listings(uow.conn, principal.market_id)
+        await shop.consider(uow, [(principal, listing) for listing in for_sale])
 
 
 async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> None:
@@ -101,8 +101,8 @@ async def on_admitted(uow: UnitOfWork, env: Envelope, event: AgentAdmitted) -> N
         cmd = item.to_listing(listing_id, principal.agent_id, principal.principal_id)
         await common.send(uow, principal, cmd, LISTING_COMMANDS_TOPIC.name, listing_id)
     if principal.mandate.wants:
-        listings = await store.active_listings(uow.conn, principal.market_id)
-        await shop.consider(uow, [(principal, listing) for listing in listings])
+        for_sale = await store.active_listings(uow.conn, principal.market_id)
+        await shop.consider(uow, [(principal, listing) for listing in for_sale])
 
 
 async def market_lock(uow: UnitOfWork, market_id: str) -> None:
