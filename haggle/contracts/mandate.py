@@ -318,6 +318,13 @@ class Mandate(BaseModel):
     def want(self, want_id: str) -> Want:
         return next(want for want in self.wants if want.id == want_id)
 
+    def categories_wanted(self) -> frozenset[str] | None:
+        """The listing categories some want could match (`Want.matches`); None when a want takes a
+        listing of any category. A store filters on it without reading the wants."""
+        if any(want.category is None for want in self.wants):
+            return None
+        return frozenset(want.category for want in self.wants if want.category is not None)
+
 
 def _duplicates(ids: list[str], field: str) -> list[str]:
     seen: set[str] = set()

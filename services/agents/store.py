@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
@@ -31,15 +31,63 @@ from services.agents.domain.usage import LlmUsage
 __all__ = ["Negotiation", "Principal", "buyer_neg_id", "seller_neg_id"]
 
 
-@functools.lru_cache(maxsize=4_096)
-def _parsed(raw_mandate: str, raw_key: bytes) -> tuple[Mandate, AgentKey]:
-    """Every inbox event reads its principal; a mandate and key, once stored, never change, and
-    both parsed objects are immutable, so they are parsed once per process (bounded)."""
-    return Mandate.model_validate_json(raw_mandate), AgentKey.from_bytes(raw_key)
+class _Parsed:
+    """Parsed mandates and keys by principal, each with its mandate version: a version, once
+    written, never changes, and both parsed objects are immutable, so a process parses and ships
+    each at most once per version (bounded, least recently used first out)."""
+
+    def __init__(self, size: int = 4_096) -> None:
+        self._size = size
+        self._kept: OrderedDict[str, tuple[int, Mandate, AgentKey]] = OrderedDict()
+
+    def get(self, principal_id: str, version: int) -> tuple[Mandate, AgentKey] | None:
+        kept = self._kept.get(principal_id)
+        if kept is None or kept[0] < version:
+            return None
+        self._kept.move_to_end(principal_id)
+        return kept[1], kept[2]
+
+    def put(self, raw: asyncpg.Record) -> tuple[Mandate, AgentKey]:
+        principal_id, version = raw["principal_id"], raw["mandate_version"]
+        kept = self._kept.get(principal_id)
+        if kept is None or kept[0] < version:
+            key = AgentKey.from_bytes(bytes(raw["private_key"]))
+            kept = self._kept[principal_id] = (version, Mandate.model_validate_json(raw["mandate"]), key)
+        self._kept.move_to_end(principal_id)
+        while len(self._kept) > self._size:
+            self._kept.popitem(last=False)
+        return kept[1], kept[2]
 
 
-def _principal(row: asyncpg.Record) -> Principal:
-    mandate, key = _parsed(row["mandate"], bytes(row["private_key"]))
+_PARSED = _Parsed()
+
+_SLIM = (
+    "principal_id, market_id, agent_id, variant, mandate_version, admitted, committed_cents,"
+    " refused_listings, refused_wants"
+)
+"""A principal's row without its mandate and key: those come from `_PARSED`, or once per version."""
+
+
+async def _principals(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[Principal]:
+    """Principals from `_SLIM` rows: the mandates and keys this process has not parsed at their
+    version are read in one statement."""
+    known, missing = {}, []
+    for row in rows:
+        if parsed := _PARSED.get(row["principal_id"], row["mandate_version"]):
+            known[row["principal_id"]] = parsed
+        else:
+            missing.append(row["principal_id"])
+    if missing:
+        for raw in await conn.fetch(
+            "SELECT principal_id, mandate_version, mandate, private_key FROM principals"
+            " WHERE principal_id = ANY($1::text[])",
+            missing,
+        ):
+            known[raw["principal_id"]] = _PARSED.put(raw)
+    return [_principal(row, *known[row["principal_id"]]) for row in rows]
+
+
+def _principal(row: asyncpg.Record, mandate: Mandate, key: AgentKey) -> Principal:
     return Principal(
         row["principal_id"],
         row["market_id"],
@@ -54,56 +102,66 @@ def _principal(row: asyncpg.Record) -> Principal:
     )
 
 
+def _categories(mandate: Mandate) -> list[str] | None:
+    wanted = mandate.categories_wanted()
+    return None if wanted is None else sorted(wanted)
+
+
 async def insert_principal(
     conn: asyncpg.Connection, market_id: str, mandate: Mandate, variant: str, agent_id: str, key: AgentKey
 ) -> bool:
     created = await conn.fetchval(
-        "INSERT INTO principals (principal_id, market_id, agent_id, variant, mandate, private_key)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal_id) DO NOTHING RETURNING 1",
+        "INSERT INTO principals (principal_id, market_id, agent_id, variant, mandate, private_key,"
+        " want_categories) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (principal_id) DO NOTHING RETURNING 1",
         mandate.principal_id,
         market_id,
         agent_id,
         variant,
         mandate.model_dump_json(),
         key.private_bytes(),
+        _categories(mandate),
     )
     return created is not None
 
 
 async def principal(conn: asyncpg.Connection, principal_id: str) -> Principal | None:
     row = await conn.fetchrow(
-        "SELECT * FROM principals WHERE principal_id = $1 FOR NO KEY UPDATE", principal_id
+        f"SELECT {_SLIM} FROM principals WHERE principal_id = $1 FOR NO KEY UPDATE", principal_id
     )
-    return _principal(row) if row else None
+    return (await _principals(conn, [row]))[0] if row else None
 
 
 async def save_mandate(conn: asyncpg.Connection, principal: Principal) -> None:
     await conn.execute(
-        "UPDATE principals SET mandate = $2 WHERE principal_id = $1",
+        "UPDATE principals SET mandate = $2, want_categories = $3, mandate_version = mandate_version + 1"
+        " WHERE principal_id = $1",
         principal.principal_id,
         principal.mandate.model_dump_json(),
+        _categories(principal.mandate),
     )
 
 
 async def principal_by_agent(conn: asyncpg.Connection, agent_id: str) -> Principal | None:
-    row = await conn.fetchrow("SELECT * FROM principals WHERE agent_id = $1 FOR NO KEY UPDATE", agent_id)
-    return _principal(row) if row else None
+    row = await conn.fetchrow(
+        f"SELECT {_SLIM} FROM principals WHERE agent_id = $1 FOR NO KEY UPDATE", agent_id
+    )
+    return (await _principals(conn, [row]))[0] if row else None
 
 
 async def admitted_buyers(conn: asyncpg.Connection, market_id: str, category: str) -> list[Principal]:
-    """Every admitted principal with a want that a listing of `category` could match (a want's
-    category is that one or none), in a fixed order: the listings read side by side lock buyers'
-    rows in this order. Whether a want matches is `shopping.matching_want`'s; this only leaves out
-    the mandates it could not match, so their rows are not read and parsed for every listing."""
+    """Every admitted principal with a want that a listing of `category` could match, in a fixed
+    order: the listings read side by side lock buyers' rows in this order. Whether a want matches
+    is `shopping.matching_want`'s; this only leaves out the mandates it could not match
+    (`Mandate.categories_wanted`), so they are not considered for every listing."""
     rows = await conn.fetch(
-        "SELECT * FROM principals WHERE market_id = $1 AND admitted AND EXISTS ("
-        "  SELECT 1 FROM jsonb_array_elements(mandate->'wants') w"
-        "  WHERE coalesce(w->>'category', $2) = $2)"
+        f"SELECT {_SLIM} FROM principals WHERE market_id = $1 AND admitted"
+        " AND (want_categories IS NULL OR $2 = ANY(want_categories))"
         " ORDER BY principal_id",
         market_id,
         category,
     )
-    return [_principal(r) for r in rows]
+    return await _principals(conn, rows)
 
 
 async def set_admitted(conn: asyncpg.Connection, principal_id: str) -> bool:
