@@ -280,7 +280,7 @@ def test_a_turn_folds_only_new_events_and_refolds_when_the_base_changes(bob: Pri
         deadline=start + timedelta(minutes=1),
         max_rounds=12,
     )
-    neg.record(opened.type, opened.model_dump(mode="json"), start)
+    neg.record(opened, start)
 
     def offer(round_: int, by: Party, price: int) -> OfferMade:
         agent = "bob.agent" if by is Party.BUYER else "alice.agent"
@@ -306,7 +306,7 @@ def test_a_turn_folds_only_new_events_and_refolds_when_the_base_changes(bob: Pri
     ):
         made = offer(round_ + 1, by, price)
         now = start + timedelta(seconds=10 * (round_ + 1))
-        neg.record(made.type, made.model_dump(mode="json"), now)
+        neg.record(made, now)
         assert turn.view_of(bob, neg, facts, limits, now) == fresh(limits, now)
     assert neg.folded is not None and neg.folded[1] == 4
     tighter = replace(limits, remaining_budget_cents=5_000)  # money held elsewhere meanwhile

@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from haggle.contracts.negotiation import EndReason, NegotiationRefusal
+from haggle.contracts.negotiation import (
+    EndReason,
+    NegotiationEnded,
+    NegotiationRefusal,
+    OfferMade,
+    ThreadOpened,
+)
 
 
 class Status(StrEnum):
@@ -141,8 +147,13 @@ class Negotiation:
         self.move_to(Status.ENDED)
         self.end_reason, self.reserved_cents, self.retry_at = reason.value, 0, None
 
-    def record(self, event_type: str, payload: dict[str, Any], at: datetime) -> None:
-        self.events.append({"type": event_type, "payload": payload, "at": at.isoformat()})
+    def record(self, event: ThreadOpened | OfferMade | NegotiationEnded, at: datetime) -> None:
+        """A thread event (ThreadOpened, OfferMade, NegotiationEnded) as this agent received it. It
+        joins `parsed` as it is when everything before it is parsed already."""
+        entry = {"type": event.type, "payload": event.model_dump(mode="json"), "at": at.isoformat()}
+        if len(self.parsed) == len(self.events):
+            self.parsed.append((entry, event))
+        self.events.append(entry)
 
     def thread_opened(self, thread_id: str) -> None:
         self.move_to(Status.OPEN)

@@ -144,7 +144,7 @@ def on_thread_event(
     occurred_at: datetime,
 ) -> ThreadStep:
     """The event recorded on the negotiation (as this agent received it), and what follows."""
-    neg.record(event.type, event.model_dump(mode="json"), occurred_at)
+    neg.record(event, occurred_at)
     if isinstance(event, ThreadOpened):
         neg.thread_opened(event.thread_id)
     if isinstance(event, NegotiationEnded):
