@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from haggle.client import Publisher
 from haggle.contracts.mandate import Mandate
 from haggle.contracts.market import MarketRulesSet
+from haggle.contracts.negotiation import DealAgreed
 from haggle.contracts.topics import MARKET_EVENTS
 from haggle.runtime.operators import operator_envelope
 from haggle.runtime.settings import Settings
@@ -151,7 +152,7 @@ def sim_outcomes(set_: Sequence[Case]) -> tuple[list[int | None], float]:
         for i, case in enumerate(set_):
             market = f"sim-peer-{i}"
             seen = await negotiate([_seller(market, case), _buyer(market, case)], rules, market)
-            deal = next((e.payload["price_cents"] for _, e in seen if e.type == "DealAgreed"), None)
+            deal = next((m.price_cents for _, m in seen if isinstance(m, DealAgreed)), None)
             prices.append(None if deal is None else round(int(deal) / 100))
         return prices
 

@@ -21,7 +21,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from haggle.contracts import AgentKey, Envelope, Message
+from haggle.contracts import AgentKey, Message
 from haggle.contracts.agents import AgentRegistered
 from haggle.contracts.agents import Role as AgentRole
 from haggle.contracts.listing import (
@@ -60,7 +60,7 @@ from haggle.contracts.topics import (
 )
 from haggle.guard.budget import cheapest_shipping
 from haggle.guard.view import MandateLimits, NegotiationView
-from haggle_lab.sim.bus import Bus
+from haggle_lab.sim.bus import Bus, Delivery
 from haggle_lab.sim.clock import Clock
 from services.agents.brains import Brain, build_brain
 from services.agents.domain import (
@@ -169,7 +169,7 @@ class Agents:
                 if status == "active":
                     self._consider(principal, facts)
 
-    def _on_listing_event(self, env: Envelope, event: Message) -> None:
+    def _on_listing_event(self, env: Delivery, event: Message) -> None:
         if isinstance(event, ListingPublished):
             self.listings.setdefault(event.listing_id, [event, "active"])
             self.asking.setdefault(event.listing_id, (event.price_cents, cheapest_shipping(event.shipping)))
@@ -355,7 +355,7 @@ class Agents:
 
     # the inbox
 
-    async def _on_inbox(self, env: Envelope, event: Message) -> None:
+    async def _on_inbox(self, env: Delivery, event: Message) -> None:
         pid = self.by_agent.get(str(env.agent_id))
         if pid is None:
             return
@@ -380,7 +380,7 @@ class Agents:
         return found
 
     async def _on_thread_event(
-        self, principal: Principal, env: Envelope, event: ThreadOpened | OfferMade | NegotiationEnded
+        self, principal: Principal, env: Delivery, event: ThreadOpened | OfferMade | NegotiationEnded
     ) -> None:
         neg = self._locate(principal, event)
         if neg is None:

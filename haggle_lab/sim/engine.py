@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from haggle.contracts import Envelope, Message
+from haggle.contracts import Message
 from haggle.contracts.approval import ApprovalRequested
 from haggle.contracts.mandate import Mandate
 from haggle.contracts.market import MarketRulesSet
@@ -31,7 +31,7 @@ from haggle.market.population import Population
 from haggle.market.report import MarketReport, build_report
 from haggle.market.runner import RunConfig, consent_limits, rules_for
 from haggle_lab.sim.agents import Agents
-from haggle_lab.sim.bus import HOP_SECONDS, Bus
+from haggle_lab.sim.bus import HOP_SECONDS, Bus, Delivery
 from haggle_lab.sim.clock import Clock
 from haggle_lab.sim.listing import Listings
 from haggle_lab.sim.referee import Referee
@@ -78,7 +78,7 @@ class Approver:
         self.bus, self.policy = bus, policy
         bus.subscribe(APPROVAL_EVENTS.name, self._on_event)
 
-    def _on_event(self, env: Envelope, event: Message) -> None:
+    def _on_event(self, env: Delivery, event: Message) -> None:
         if isinstance(event, ApprovalRequested):
             answer = self.policy.answer(event, event.principal_id)
             if answer is not None:
@@ -166,9 +166,9 @@ class Market:
 
 async def negotiate(
     mandates: list[Mandate], rules: MarketRulesSet, market_id: str, policy: str = "grant-all"
-) -> list[tuple[str, Envelope]]:
+) -> list[tuple[str, Message]]:
     """Principals' mandates in one market (each funded with its budget) until nothing is in flight:
-    what an observer saw. For a set of small markets such as the NegMAS peer's."""
+    the messages an observer saw, in order. For a set of small markets such as the NegMAS peer's."""
     clock = Clock()
     bus = Bus(clock, market_id)
     Referee(clock, bus, rules, market_id)
@@ -181,7 +181,7 @@ async def negotiate(
             settlement.fund(mandate.principal_id, mandate.budget_cents, mandate.auto_approve_limit_cents)
             agents.assign(mandate, "sim")
         await clock.run()
-    return bus.seen
+    return bus.observed()
 
 
 def labels(population: Population) -> list[tuple[Population, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from haggle.contracts import Envelope, Message
+from haggle.contracts import Message
 from haggle.contracts.listing import CreateListing, ListingCommandRefused
 from haggle.contracts.negotiation import DealAgreed
 from haggle.contracts.settlement import EscrowFailed, FundsReleased, Refunded
@@ -14,7 +14,7 @@ from haggle.contracts.topics import (
     NEGOTIATION_EVENTS_TOPIC,
     SETTLEMENT_EVENTS_TOPIC,
 )
-from haggle_lab.sim.bus import Bus
+from haggle_lab.sim.bus import Bus, Delivery
 from services.listing import domain
 from services.listing.domain import Listing
 
@@ -29,7 +29,7 @@ class Listings:
         bus.subscribe(NEGOTIATION_EVENTS_TOPIC.name, self._on_deal)
         bus.subscribe(SETTLEMENT_EVENTS_TOPIC.name, self._on_settled)
 
-    def _on_command(self, env: Envelope, cmd: Message) -> None:
+    def _on_command(self, env: Delivery, cmd: Message) -> None:
         if not isinstance(cmd, CreateListing):
             return
         listing, events, refusal = domain.create(self.listings.get(cmd.listing_id), cmd)
@@ -51,11 +51,11 @@ class Listings:
         for event in events:
             self.bus.publish(LISTING_EVENTS_TOPIC.name, event, producer=PRODUCER)
 
-    def _on_deal(self, env: Envelope, event: Message) -> None:
+    def _on_deal(self, env: Delivery, event: Message) -> None:
         if isinstance(event, DealAgreed):
             self._commit(*domain.reserve(self.listings.get(event.listing_id), event.deal_id))
 
-    def _on_settled(self, env: Envelope, event: Message) -> None:
+    def _on_settled(self, env: Delivery, event: Message) -> None:
         if isinstance(event, FundsReleased):
             self._commit(*domain.sell(self.listings.get(event.listing_id), event.deal_id))
         elif isinstance(event, EscrowFailed):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from haggle.contracts import Envelope, Message
+from haggle.contracts import Message
 from haggle.contracts.agents import AgentRegistered, Role
 from haggle.contracts.listing import (
     ListingPublished,
@@ -40,7 +40,7 @@ from haggle.contracts.topics import (
     NEGOTIATION_COMMANDS,
     NEGOTIATION_EVENTS_TOPIC,
 )
-from haggle_lab.sim.bus import Bus
+from haggle_lab.sim.bus import Bus, Delivery
 from haggle_lab.sim.clock import Clock
 from services.negotiation.domain import (
     Actor,
@@ -89,7 +89,7 @@ class Referee:
     def register(self, actor: Actor) -> None:
         self.agents.setdefault(actor.agent_id, actor)
 
-    def _on_agent_event(self, env: Envelope, event: Message) -> None:
+    def _on_agent_event(self, env: Delivery, event: Message) -> None:
         if not isinstance(event, AgentRegistered):
             return
         self.register(
@@ -104,7 +104,7 @@ class Referee:
         admitted = AgentAdmitted(agent_id=event.agent_id, principal_id=event.principal_id)
         self.bus.publish(AGENT_INBOX.name, admitted, producer=PRODUCER, agent_id=event.agent_id)
 
-    def _on_listing_event(self, env: Envelope, event: Message) -> None:
+    def _on_listing_event(self, env: Delivery, event: Message) -> None:
         if isinstance(event, ListingPublished):
             self.add_listing(
                 ListingView(
@@ -147,7 +147,7 @@ class Referee:
 
     # negotiation.commands: load → decide → apply
 
-    def _on_command(self, env: Envelope, cmd: Message) -> None:
+    def _on_command(self, env: Delivery, cmd: Message) -> None:
         self.command(str(env.agent_id), cmd)
 
     def command(self, agent_id: str, cmd: Message) -> Decision:

@@ -9,7 +9,7 @@ booking back to the domain, and gathers the events. `save` keeps the deal and wa
 
 from __future__ import annotations
 
-from haggle.contracts import Envelope, Message
+from haggle.contracts import Message
 from haggle.contracts.approval import ApprovalDenied, ApprovalExpired, ApprovalGranted, ApprovalRequested
 from haggle.contracts.goods import Condition
 from haggle.contracts.listing import ListingPublished
@@ -24,7 +24,7 @@ from haggle.contracts.topics import (
     SETTLEMENT_COMMANDS,
     SETTLEMENT_EVENTS_TOPIC,
 )
-from haggle_lab.sim.bus import Bus
+from haggle_lab.sim.bus import Bus, Delivery
 from haggle_lab.sim.clock import Clock
 from services.settlement.carriers import carrier_for
 from services.settlement.domain import escrow, fulfilment
@@ -169,15 +169,15 @@ class Settlement:
 
     # the bus
 
-    def _on_deal_agreed(self, env: Envelope, event: Message) -> None:
+    def _on_deal_agreed(self, env: Delivery, event: Message) -> None:
         if isinstance(event, DealAgreed):
             self.agree(event)
 
-    def _on_listing(self, env: Envelope, event: Message) -> None:
+    def _on_listing(self, env: Delivery, event: Message) -> None:
         if isinstance(event, ListingPublished):
             self.conditions[event.listing_id] = event.condition
 
-    def _on_approval(self, env: Envelope, event: Message) -> None:
+    def _on_approval(self, env: Delivery, event: Message) -> None:
         if not isinstance(event, ApprovalGranted | ApprovalDenied):
             return
         deal = self.deals.get(event.deal_id)
@@ -190,7 +190,7 @@ class Settlement:
         if outcome.deal is not None:
             self.run(outcome)
 
-    def _on_command(self, env: Envelope, cmd: Message) -> None:
+    def _on_command(self, env: Delivery, cmd: Message) -> None:
         deal = self.deals.get(str(getattr(cmd, "deal_id", "")))
         party = deal.party_of(str(env.agent_id)) if deal else None
         if deal is None or party is None:
