@@ -35,7 +35,10 @@ from haggle_lab.testing.autoplay import AutoMarket
 from haggle_lab.testing.observe import Observer
 
 TOPICS = ("agent.inbox", "negotiation.events", "listing.events")
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.1
+"""Issue 19: moves end to end at ≥ 0.1 of raw Kafka's messages/s (an earlier issue asked 0.5)."""
+TARGET_HOP_P99_MS = 250.0
+"""Issue 19: hop p99 at half the top rate."""
 RAW_MIN = 20_000
 
 
@@ -126,9 +129,11 @@ async def measure(pairs: int) -> None:
         f" {'met' if ratio >= TARGET_RATIO else 'MISSED'})"
     )
     print(f"hop at top rate            p50 {_ms(top.hops, 0.5):.1f} ms, p99 {_ms(top.hops, 0.99):.1f} ms")
+    p99 = _ms(paced.hops, 0.99)
     print(
         f"hop at {paced.per_second:,.0f} moves/s (half)  p50 {_ms(paced.hops, 0.5):.1f} ms,"
-        f" p99 {_ms(paced.hops, 0.99):.1f} ms ({len(paced.hops):,} hops)"
+        f" p99 {p99:.1f} ms ({len(paced.hops):,} hops; p99 target ≤ {TARGET_HOP_P99_MS:.0f} ms:"
+        f" {'met' if p99 <= TARGET_HOP_P99_MS else 'MISSED'})"
     )
     print(f"load average {os.getloadavg()[0]:.2f}")
 
