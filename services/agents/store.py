@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -32,27 +33,27 @@ __all__ = ["Negotiation", "Principal", "buyer_neg_id", "seller_neg_id"]
 
 
 class _Parsed:
-    """Parsed mandates and keys by principal, each with its mandate version: a version, once
-    written, never changes, and both parsed objects are immutable, so a process parses and ships
-    each at most once per version (bounded, least recently used first out)."""
+    """Parsed mandates and keys by principal, each under the tag of the mandate it was parsed from:
+    a tag is new with every mandate written, and both parsed objects are immutable, so a process
+    parses and ships each mandate once (bounded, least recently used first out)."""
 
     def __init__(self, size: int = 4_096) -> None:
         self._size = size
-        self._kept: OrderedDict[str, tuple[int, Mandate, AgentKey]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[UUID, Mandate, AgentKey]] = OrderedDict()
 
-    def get(self, principal_id: str, version: int) -> tuple[Mandate, AgentKey] | None:
+    def get(self, principal_id: str, tag: UUID) -> tuple[Mandate, AgentKey] | None:
         kept = self._kept.get(principal_id)
-        if kept is None or kept[0] < version:
+        if kept is None or kept[0] != tag:
             return None
         self._kept.move_to_end(principal_id)
         return kept[1], kept[2]
 
     def put(self, raw: asyncpg.Record) -> tuple[Mandate, AgentKey]:
-        principal_id, version = raw["principal_id"], raw["mandate_version"]
+        principal_id, tag = raw["principal_id"], raw["mandate_tag"]
         kept = self._kept.get(principal_id)
-        if kept is None or kept[0] < version:
+        if kept is None or kept[0] != tag:
             key = AgentKey.from_bytes(bytes(raw["private_key"]))
-            kept = self._kept[principal_id] = (version, Mandate.model_validate_json(raw["mandate"]), key)
+            kept = self._kept[principal_id] = (tag, Mandate.model_validate_json(raw["mandate"]), key)
         self._kept.move_to_end(principal_id)
         while len(self._kept) > self._size:
             self._kept.popitem(last=False)
@@ -62,24 +63,24 @@ class _Parsed:
 _PARSED = _Parsed()
 
 _SLIM = (
-    "principal_id, market_id, agent_id, variant, mandate_version, admitted, committed_cents,"
+    "principal_id, market_id, agent_id, variant, mandate_tag, admitted, committed_cents,"
     " refused_listings, refused_wants"
 )
-"""A principal's row without its mandate and key: those come from `_PARSED`, or once per version."""
+"""A principal's row without its mandate and key: those come from `_PARSED`, or once per tag."""
 
 
 async def _principals(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[Principal]:
-    """Principals from `_SLIM` rows: the mandates and keys this process has not parsed at their
-    version are read in one statement."""
+    """Principals from `_SLIM` rows: the mandates and keys this process has not parsed under their
+    tag are read in one statement (a mandate written since the row was read comes with its tag)."""
     known, missing = {}, []
     for row in rows:
-        if parsed := _PARSED.get(row["principal_id"], row["mandate_version"]):
+        if parsed := _PARSED.get(row["principal_id"], row["mandate_tag"]):
             known[row["principal_id"]] = parsed
         else:
             missing.append(row["principal_id"])
     if missing:
         for raw in await conn.fetch(
-            "SELECT principal_id, mandate_version, mandate, private_key FROM principals"
+            "SELECT principal_id, mandate_tag, mandate, private_key FROM principals"
             " WHERE principal_id = ANY($1::text[])",
             missing,
         ):
@@ -134,7 +135,7 @@ async def principal(conn: asyncpg.Connection, principal_id: str) -> Principal | 
 
 async def save_mandate(conn: asyncpg.Connection, principal: Principal) -> None:
     await conn.execute(
-        "UPDATE principals SET mandate = $2, want_categories = $3, mandate_version = mandate_version + 1"
+        "UPDATE principals SET mandate = $2, want_categories = $3, mandate_tag = gen_random_uuid()"
         " WHERE principal_id = $1",
         principal.principal_id,
         principal.mandate.model_dump_json(),
