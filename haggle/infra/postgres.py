@@ -193,6 +193,7 @@ def _launch(settings: Settings, progress: Progress) -> tuple[int, bool]:
     argv = [str(pg_bin() / "postgres"), "-D", str(_data_dir(settings))]
     argv += ["-p", str(settings.pg_port), "-c", "listen_addresses=127.0.0.1"]
     argv += ["-c", "unix_socket_directories=", "-c", "max_connections=200"]
+    argv += ["-c", f"shared_buffers={settings.pg_shared_buffers_mb}MB"]
     pid = spawn(argv, _log_path(settings), cwd=_data_dir(settings), user=user)
     write_pid(_pid_file(settings), pid)
     return pid, False

@@ -78,6 +78,7 @@ class Settings:
 
     kafka_brokers: int | None = None
     """Brokers asked for in the environment (None: what the last `up` wrote)."""
+    pg_shared_buffers_mb: int = runtime_settings.PG_SHARED_BUFFERS_MB
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -96,6 +97,7 @@ class Settings:
             external_kafka=read.kafka_bootstrap_servers if "kafka_bootstrap_servers" in given else None,
             external_database=read.database_url if "database_url" in given else None,
             kafka_brokers=read.kafka_brokers,
+            pg_shared_buffers_mb=read.pg_shared_buffers_mb,
         )
 
     @property

@@ -41,6 +41,10 @@ def _local_database(data: dict[str, Any]) -> str:
     return f"postgresql://haggle:haggle@127.0.0.1:{data['pg_port']}/haggle"
 
 
+PG_SHARED_BUFFERS_MB = 1024
+"""The local PostgreSQL's shared_buffers, unless set (`bench/README.md`, "Fifth pass")."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HAGGLE_", extra="ignore", frozen=True, env_ignore_empty=True
@@ -50,6 +54,13 @@ class Settings(BaseSettings):
     kafka_port: Port = 19092
     kafka_controller_port: Port = 19093
     pg_port: Port = 15432
+    pg_shared_buffers_mb: int = Field(
+        default=PG_SHARED_BUFFERS_MB,
+        ge=16,
+        le=65_536,
+        description="the local PostgreSQL's shared_buffers (PostgreSQL's default is 128 MB: a database"
+        " keeping a few 500 x 3,000 markets outgrows it, and each market then runs slower than the last)",
+    )
     kafka_brokers: int | None = Field(
         default=None, ge=1, description="brokers of the local cluster; unset: what the last `up` wrote"
     )
