@@ -23,6 +23,7 @@ from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, Prod
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from haggle.contracts import Envelope, encode
+from haggle.contracts.topics import RETENTION
 from haggle.runtime import metrics
 from haggle.runtime.repository import columns
 
@@ -258,9 +259,26 @@ class OutboxRelay:
         return len(rows)
 
 
+INBOX_KEEP_SECONDS = 2 * int(RETENTION[1]) // 1000 + 24 * 3600
+"""How long an inbox keeps a handled event's id: longer than Kafka can hand the event back. Our
+topics keep records 7 days (`topics.RETENTION`), and a record lives until the newest record of its
+log segment is that old; a segment rolls after 7 days at most (Kafka's `segment.ms`). So 14 days,
+and a day to spare."""
+
+
 async def prune_sent(pool: asyncpg.Pool, older_than_seconds: int = 3600) -> int:
     result = await pool.execute(
         "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+        float(older_than_seconds),
+    )
+    return int(result.split()[-1])
+
+
+async def prune_received(pool: asyncpg.Pool, older_than_seconds: int = INBOX_KEEP_SECONDS) -> int:
+    """Forget handled event ids Kafka can no longer deliver again: without this the inbox grows by
+    every event a service ever read (about 100,000 rows per 500 x 3,000 market)."""
+    result = await pool.execute(
+        "DELETE FROM inbox WHERE received_at < now() - make_interval(secs => $1)",
         float(older_than_seconds),
     )
     return int(result.split()[-1])

@@ -36,7 +36,7 @@ from haggle.runtime.consumer import Handler, InvalidHandler, KeyFilter, Prefetch
 from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.http import build_app, make_server
 from haggle.runtime.kafka import make_broker, make_producer
-from haggle.runtime.outbox import OutboxRelay, prune_sent, relay_channel
+from haggle.runtime.outbox import OutboxRelay, prune_received, prune_sent, relay_channel
 from haggle.runtime.settings import Settings, current
 from haggle.runtime.supervise import supervise
 
@@ -224,9 +224,7 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
         consumers.append(consumer)
     running = RunningService(ctx, broker, relay, consumers)
     running.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-    running.tasks.append(
-        asyncio.create_task(supervise("outbox-prune", _prune_forever(pool)), name="outbox-prune")
-    )
+    running.tasks.append(asyncio.create_task(supervise("prune", _prune_forever(pool)), name="prune"))
     groups = {sub.topic: group_id(settings, module.name, sub.topic) for sub in parts.subscriptions}
     lag_monitor = lag.monitor(settings.kafka_bootstrap_servers, module.name, groups)
     running.tasks.append(asyncio.create_task(lag_monitor, name="consumer-lag"))
@@ -252,12 +250,14 @@ async def stop(running: RunningService) -> None:
 
 
 def _prune_forever(pool: asyncpg.Pool) -> Callable[[], Coroutine[Any, Any, None]]:
-    async def outbox_prune() -> None:
+    async def prune() -> None:
+        """Every 5 minutes: sent outbox rows after an hour, inbox ids once Kafka cannot redeliver them."""
         while True:
             await asyncio.sleep(300)
             await prune_sent(pool)
+            await prune_received(pool)
 
-    return outbox_prune
+    return prune
 
 
 async def serve(module: ServiceModule, settings: Settings | None = None) -> None:
