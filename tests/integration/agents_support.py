@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
+
 from haggle.client import Publisher
-from haggle.contracts import Envelope
+from haggle.contracts import AgentKey, Envelope
 from haggle.contracts.mandate import Mandate
 from haggle_lab.testing import mandates
 from haggle_lab.testing.observe import Observer, of_type
+from services.agents import store
 
 TOPICS = ("agent.inbox", "negotiation.events", "listing.events", "settlement.events", "agent.events")
 
@@ -50,3 +53,14 @@ async def agent_market(bootstrap: str, market_id: str, *more_topics: str) -> Asy
         Observer(bootstrap, *TOPICS, *more_topics, market_id=market_id) as obs,
     ):
         yield AgentMarket(market_id, pub, obs)
+
+
+async def add_principal(
+    conn: asyncpg.Connection, market_id: str, mandate: Mandate, admitted: bool = True
+) -> None:
+    """A principal stored straight into the agents' schema (agent `<principal>.agent`), admitted
+    unless told otherwise: for store tests that run no service."""
+    agent_id = f"{mandate.principal_id}.agent"
+    assert await store.insert_principal(conn, market_id, mandate, "linear", agent_id, AgentKey.generate())
+    if admitted:
+        await store.set_admitted(conn, mandate.principal_id)

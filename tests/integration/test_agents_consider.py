@@ -10,15 +10,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from haggle.contracts import AgentKey
 from haggle.contracts.listing import ListingPublished
-from haggle.contracts.mandate import Mandate
 from haggle.runtime.outbox import unit_of_work
 from haggle_lab.testing import mandates
 from services.agents import app, store
 from services.agents.domain import Negotiation, Role, Status, buyer_neg_id
 from services.agents.domain.negotiation import EndedBecause
 from services.agents.handlers import shop
+from tests.integration.agents_support import add_principal
 from tests.integration.scratch import scratch_schema
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,12 +36,6 @@ def bike(market_id: str, seller: str, number: int, price: int) -> ListingPublish
     return ListingPublished.model_validate({**cmd.model_dump(), "type": "ListingPublished"})
 
 
-async def add(conn: asyncpg.Connection, market_id: str, mandate: Mandate) -> None:
-    agent_id = f"{mandate.principal_id}.agent"
-    await store.insert_principal(conn, market_id, mandate, "linear", agent_id, AgentKey.generate())
-    await store.set_admitted(conn, mandate.principal_id)
-
-
 async def negotiations(pool: asyncpg.Pool, *principal_ids: str) -> dict[str, Negotiation]:
     async with pool.acquire() as conn:
         return {n.neg_id: n for pid in principal_ids for n in await store.negotiations_of(conn, pid, False)}
@@ -53,9 +46,9 @@ async def test_a_listing_joins_each_matching_buyers_shortlist_once(pool: asyncpg
     keen, tried, elsewhere = (f"{market_id}.{name}" for name in ("keen", "tried", "elsewhere"))
     bikes = [mandates.want("w1", 40_000)]
     async with pool.acquire() as conn:
-        await add(conn, market_id, mandates.buyer(keen, bikes, 100_000))
-        await add(conn, market_id, mandates.buyer(tried, bikes, 100_000))
-        await add(
+        await add_principal(conn, market_id, mandates.buyer(keen, bikes, 100_000))
+        await add_principal(conn, market_id, mandates.buyer(tried, bikes, 100_000))
+        await add_principal(
             conn,
             market_id,
             mandates.buyer(elsewhere, [mandates.want("w1", 40_000, ("drill",), "tools")], 100_000),

@@ -16,6 +16,7 @@ from haggle.contracts.mandate import Mandate
 from haggle.runtime.db import migrate
 from haggle_lab.testing import mandates
 from services.agents import app, store
+from tests.integration.agents_support import add_principal
 from tests.integration.scratch import scratch_schema
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,25 +38,20 @@ def shopper(principal_id: str, *wants: tuple[tuple[str, ...], str | None]) -> Ma
     )
 
 
-async def add(conn: asyncpg.Connection, market_id: str, mandate: Mandate, admitted: bool = True) -> None:
-    agent_id = f"{mandate.principal_id}.agent"
-    assert await store.insert_principal(conn, market_id, mandate, "linear", agent_id, AgentKey.generate())
-    if admitted:
-        await store.set_admitted(conn, mandate.principal_id)
-
-
 async def test_a_category_reaches_its_buyers_and_those_of_any_category(pool: asyncpg.Pool) -> None:
     market_id = f"m-{uuid.uuid4().hex[:8]}"
     bikes, anything, tools, both = (f"{market_id}.{n}" for n in ("bikes", "anything", "tools", "both"))
     async with pool.acquire() as conn:
-        await add(conn, market_id, shopper(bikes, (("bike",), "bikes")))
-        await add(conn, market_id, shopper(anything, (("lamp",), None)))
-        await add(conn, market_id, shopper(tools, (("drill",), "tools")))
-        await add(conn, market_id, shopper(both, (("drill",), "tools"), (("bike",), "bikes")))
-        await add(conn, market_id, shopper(f"{market_id}.waiting", (("bike",), "bikes")), admitted=False)
+        await add_principal(conn, market_id, shopper(bikes, (("bike",), "bikes")))
+        await add_principal(conn, market_id, shopper(anything, (("lamp",), None)))
+        await add_principal(conn, market_id, shopper(tools, (("drill",), "tools")))
+        await add_principal(conn, market_id, shopper(both, (("drill",), "tools"), (("bike",), "bikes")))
+        await add_principal(
+            conn, market_id, shopper(f"{market_id}.waiting", (("bike",), "bikes")), admitted=False
+        )
         selling = mandates.seller(f"{market_id}.seller", [mandates.sell_item("s1", 5_000, 4_000)])
-        await add(conn, market_id, selling)
-        await add(conn, "elsewhere", shopper(f"{market_id}.other-market", (("bike",), None)))
+        await add_principal(conn, market_id, selling)
+        await add_principal(conn, "elsewhere", shopper(f"{market_id}.other-market", (("bike",), None)))
 
         for_bikes = await store.admitted_buyers(conn, market_id, "bikes")
         for_tools = await store.admitted_buyers(conn, market_id, "tools")
@@ -74,7 +70,7 @@ async def test_a_changed_mandate_is_read_as_changed(pool: asyncpg.Pool) -> None:
     buyer = f"{market_id}.buyer"
     bikes = mandates.want("w0", 10_000, ("bike",), "bikes")
     async with pool.acquire() as conn:
-        await add(conn, market_id, mandates.buyer(buyer, [bikes], 100_000))
+        await add_principal(conn, market_id, mandates.buyer(buyer, [bikes], 100_000))
         before = await store.principal(conn, buyer)
         assert before is not None
         assert before.amend(mandates.buyer(buyer, [{**bikes, "max_price_cents": 20_000}], 100_000)) == []
@@ -107,7 +103,7 @@ async def test_a_principal_of_the_same_id_elsewhere_is_not_taken_for_this_one(da
     found = []
     for keywords, category in ((("bike",), "bikes"), (("drill",), "tools")):
         async with scratch_schema(database_url, "principals", MIGRATIONS) as pool, pool.acquire() as conn:
-            await add(conn, market_id, shopper(buyer, (keywords, category)))
+            await add_principal(conn, market_id, shopper(buyer, (keywords, category)))
             found.append(await store.principal(conn, buyer))
     assert [p.mandate.wants[0].category for p in found if p] == ["bikes", "tools"]
 
