@@ -171,6 +171,16 @@ def health() -> list[Panel]:
             unit="s",
         ),
         graph(
+            "Record age p99 when read and when handled",
+            {
+                "{{service}} {{topic}} {{stage}}": "histogram_quantile(0.99, sum by (le, service, topic,"
+                f" stage) (rate(haggle_record_age_seconds_bucket[{RATE}])))"
+            },
+            unit="s",
+            description="From a record's timestamp to its batch coming back from the broker (read)"
+            " and to its handler starting (started): where a move waits before it is handled.",
+        ),
+        graph(
             "Dead letters /s",
             {
                 "{{service}} {{topic}} {{reason}}": "sum by (service, topic, reason) "

@@ -62,6 +62,16 @@ def appended_at() -> datetime | None:
     return _appended_at.get()
 
 
+def record_age(service: str, stage: str, records: Sequence[ConsumerRecord]) -> None:
+    """How old each record is at `stage` (by its timestamp; none on a record without one)."""
+    now_ms = time.time() * 1000
+    for record in records:
+        if record.timestamp is not None and record.timestamp > 0:
+            metrics.RECORD_AGE.labels(service, record.topic, stage).observe(
+                max(0.0, now_ms - record.timestamp) / 1000
+            )
+
+
 def broker_time(record: ConsumerRecord) -> datetime | None:
     if record.timestamp_type != LOG_APPEND_TIME or record.timestamp is None or record.timestamp < 0:
         return None
@@ -286,6 +296,7 @@ class TopicConsumer:
         market_id_var.set(work.envelope.market_id)
         correlation_id_var.set(work.envelope.correlation_id)
         appended = _appended_at.set(broker_time(work.record))
+        record_age(self.service, "started", (work.record,))
         started = time.perf_counter()
         try:
             await work.step(uow)

@@ -15,6 +15,14 @@ HANDLER_SECONDS = Histogram(
     ["service", "topic", "type"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+RECORD_AGE = Histogram(
+    "haggle_record_age_seconds",
+    "Seconds from a record's timestamp (the broker's append on a command topic, the producer's send"
+    " on an event topic) to a stage of its handling: read (its batch came back from the broker),"
+    " started (its handler began)",
+    ["service", "topic", "stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+)
 BATCH_FALLBACKS = Counter(
     "haggle_batch_fallbacks_total",
     "Batches rolled back because one handler failed, then handled record by record",

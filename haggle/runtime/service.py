@@ -32,7 +32,14 @@ from starlette.routing import BaseRoute
 
 from haggle.contracts import Message
 from haggle.runtime import lag, logs
-from haggle.runtime.consumer import Handler, InvalidHandler, KeyFilter, Prefetch, TopicConsumer
+from haggle.runtime.consumer import (
+    Handler,
+    InvalidHandler,
+    KeyFilter,
+    Prefetch,
+    TopicConsumer,
+    record_age,
+)
 from haggle.runtime.db import create_pool, migrate
 from haggle.runtime.http import build_app, make_server
 from haggle.runtime.kafka import make_broker, make_producer
@@ -145,7 +152,9 @@ def _subscribe(
     @subscriber
     async def on_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
-        records = await consumer.ours(raw if isinstance(raw, tuple) else (raw,))
+        read = raw if isinstance(raw, tuple) else (raw,)
+        record_age(consumer.service, "read", read)
+        records = await consumer.ours(read)
         if not records:
             return
         if batched:

@@ -3,6 +3,7 @@ duplicates skipped, and a failing record rolled back and handled alone."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from haggle.contracts import Envelope, decode, encode, wrap
 from haggle.contracts.agents import AgentRetired
@@ -63,10 +65,10 @@ class Handler:
         uow.emit("out.topic", event.agent_id, wrap(event, market_id="m", producer=SERVICE))
 
 
-def record(env: Envelope, offset: int) -> ConsumerRecord:
+def record(env: Envelope, offset: int, timestamp: int = 0) -> ConsumerRecord:
     value = encode(env)
     key = env.market_id.encode()
-    return ConsumerRecord(TOPIC, 0, offset, 0, 0, key, value, None, len(key), len(value), [])
+    return ConsumerRecord(TOPIC, 0, offset, timestamp, 0, key, value, None, len(key), len(value), [])
 
 
 def batch(tag: str, names: list[str]) -> list[ConsumerRecord]:
@@ -110,6 +112,27 @@ async def test_a_batch_is_handled_once_in_order_and_skips_duplicates(
     assert handler.calls == [f"{tag}-b", f"{tag}-a", f"{tag}-c", f"{tag}-d"]
     assert await outbox(pool, tag) == 4
     assert counter(metrics.DUPLICATES, SERVICE, TOPIC) - duplicates == 2
+
+
+def age(stat: str) -> float:
+    labels = {"service": SERVICE, "topic": TOPIC, "stage": "started"}
+    return REGISTRY.get_sample_value(f"haggle_record_age_seconds_{stat}", labels) or 0.0
+
+
+async def test_each_record_is_timed_from_its_timestamp_to_its_handler(
+    pool: asyncpg.Pool, producer: AIOKafkaProducer
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    [old, undated] = batch(tag, ["old", "undated"])
+    three_s_ago = int(time.time() * 1000) - 3_000
+    old = record(decode(old.value), 0, timestamp=three_s_ago)
+    count, total = age("count"), age("sum")
+
+    await consumer(pool, producer, Handler()).handle_batch([old, undated])
+
+    assert await effects(pool, tag) == [f"{tag}-old", f"{tag}-undated"]
+    assert age("count") - count == 1  # a record without a timestamp has no age
+    assert 3.0 <= age("sum") - total < 60.0
 
 
 async def test_one_failing_record_is_rolled_back_and_dead_lettered_alone(

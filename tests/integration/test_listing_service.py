@@ -121,6 +121,21 @@ async def metric(http: httpx.AsyncClient, name: str, **labels: str) -> float:
     return 0.0
 
 
+async def test_a_handled_command_is_timed_from_the_broker_when_read_and_when_started(
+    publisher: Publisher, watcher: Watcher, http: httpx.AsyncClient, market_id: str
+) -> None:
+    """The subscriber hands its records to the consumer as read (no FastStream decoding), and each
+    one's age is observed twice: when its batch came back, and when its handler began."""
+    labels = {"service": "listing", "topic": LISTING_COMMANDS_TOPIC.name}
+    name = "haggle_record_age_seconds_count"
+    before = {stage: await metric(http, name, **labels, stage=stage) for stage in ("read", "started")}
+
+    await published(publisher, watcher, market_id, f"{market_id}-aged")
+
+    for stage, count in before.items():
+        assert await metric(http, name, **labels, stage=stage) >= count + 1, stage
+
+
 # Create, exactly once ----------------------------------------------------------------------------
 
 
