@@ -150,6 +150,6 @@ class HandledThrough:
 
 
 def for_service(ctx: ServiceContext, topics: Sequence[str]) -> HandledThrough:
-    """The cutoff of the service's own consumer groups on `topics`."""
-    groups = {topic: group_id(ctx.settings, ctx.name, topic) for topic in topics}
+    """The cutoff of the service's own consumer group on `topics`."""
+    groups = {topic: group_id(ctx.settings, ctx.name) for topic in topics}
     return HandledThrough(ctx.settings.kafka_bootstrap_servers, f"haggle-{ctx.name}-handled", groups)

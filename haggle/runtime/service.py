@@ -145,11 +145,31 @@ async def _records(message: KafkaMessage) -> tuple[ConsumerRecord, ...]:
     return raw if isinstance(raw, tuple) else (raw,)
 
 
-def _subscribe(
-    broker: KafkaBroker, consumer: TopicConsumer, group: str, batch: int, concurrency: int, batched: bool
-) -> None:
+@dataclass(frozen=True)
+class _Share:
+    """What one topic does with its records of a read."""
+
+    consumer: TopicConsumer
+    batched: bool
+    concurrency: int
+
+    async def take(self, read: tuple[ConsumerRecord, ...]) -> None:
+        record_age(self.consumer.service, "read", read)
+        records = await self.consumer.ours(read)
+        if not records:
+            return
+        if self.batched:
+            await self.consumer.handle_batch(records)
+        else:
+            await handle_by_key(self.consumer, records, self.concurrency)
+
+
+def _subscribe(broker: KafkaBroker, shares: Sequence[_Share], group: str, batch: int) -> None:
+    """One consumer for all of a service's topics: each read is split by topic, and the topics'
+    shares are handled side by side; the offsets are committed when every share is done."""
+    by_topic = {share.consumer.topic: share for share in shares}
     subscriber = broker.subscriber(
-        consumer.topic,
+        *by_topic,
         group_id=group,
         batch=True,
         max_records=batch,
@@ -162,14 +182,18 @@ def _subscribe(
 
     @subscriber
     async def on_batch(read: tuple[ConsumerRecord, ...]) -> None:
-        record_age(consumer.service, "read", read)
-        records = await consumer.ours(read)
-        if not records:
+        of_topic: dict[str, list[ConsumerRecord]] = {}
+        for record in read:  # a partition's records stay in order
+            of_topic.setdefault(record.topic, []).append(record)
+        if len(of_topic) == 1:
+            [(topic, records)] = of_topic.items()
+            await by_topic[topic].take(tuple(records))
             return
-        if batched:
-            await consumer.handle_batch(records)
-        else:
-            await handle_by_key(consumer, records, concurrency)
+        # A share that fails cancels the others (their transactions roll back) and the read
+        # is nacked: every partition in it is read again from its first record.
+        async with asyncio.TaskGroup() as tasks:
+            for topic, records in of_topic.items():
+                tasks.create_task(by_topic[topic].take(tuple(records)))
 
 
 async def handle_by_key(
@@ -194,9 +218,10 @@ async def handle_by_key(
     await asyncio.gather(*(lane(batch) for batch in lanes.values()))
 
 
-def group_id(settings: Settings, service: str, topic: str) -> str:
-    """One group per (service, topic): a rebalance on one topic never pauses another."""
-    return f"{settings.group_prefix}.{service}.{topic}"
+def group_id(settings: Settings, service: str) -> str:
+    """One group per service, over all of its topics: its instances share the partitions, and
+    each instance reads them with one consumer (one fetch loop, one offset commit per read)."""
+    return f"{settings.group_prefix}.{service}"
 
 
 async def start(module: ServiceModule, settings: Settings) -> RunningService:
@@ -216,7 +241,7 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
         pool, producer, module.schema, module.name, settings.relay_batch, renew=relay_producer
     )
     broker = make_broker(settings.kafka_bootstrap_servers, f"haggle-{module.name}")
-    consumers = []
+    consumers, shares = [], []
     for sub in parts.subscriptions:
         consumer = TopicConsumer(
             module.name,
@@ -231,19 +256,14 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
             keys=sub.keys,
             prefetch=sub.prefetch,
         )
-        _subscribe(
-            broker,
-            consumer,
-            group_id(settings, module.name, sub.topic),
-            settings.consumer_batch,
-            settings.handler_concurrency,
-            sub.batched,
-        )
+        shares.append(_Share(consumer, sub.batched, settings.handler_concurrency))
         consumers.append(consumer)
+    if shares:
+        _subscribe(broker, shares, group_id(settings, module.name), settings.consumer_batch)
     running = RunningService(ctx, broker, relay, consumers)
     running.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
     running.tasks.append(asyncio.create_task(supervise("prune", _prune_forever(pool)), name="prune"))
-    groups = {sub.topic: group_id(settings, module.name, sub.topic) for sub in parts.subscriptions}
+    groups = {sub.topic: group_id(settings, module.name) for sub in parts.subscriptions}
     lag_monitor = lag.monitor(settings.kafka_bootstrap_servers, module.name, groups)
     running.tasks.append(asyncio.create_task(lag_monitor, name="consumer-lag"))
     for job in parts.background:

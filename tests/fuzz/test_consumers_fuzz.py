@@ -150,7 +150,7 @@ async def test_no_input_crashes_a_consumer(topic: str, bootstrap: str, market_id
         finally:
             await producer.stop()
         tp = TopicPartition(topic, last.partition)
-        groups = [group_id(Settings(), name, topic) for name, _ in subs]
+        groups = [group_id(Settings(), name) for name, _ in subs]
         await committed_past(groups, tp, last.offset, bootstrap)
         await asyncio.sleep(1.0)
         records = await dlq.drain()
