@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -45,11 +44,15 @@ def check_schema(schema: str) -> str:
     return schema
 
 
-async def create_pool(
-    url: str, schema: str, size: int = 8, reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
-) -> asyncpg.Pool:
-    """A pool whose connections see only `schema` (then public). `reset` replaces asyncpg's reset
-    query on release (an open transaction is rolled back either way)."""
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is: it carries no session state (no SET, LISTEN or session
+    lock: those live on `sessions.session_connection`s, never reused), and asyncpg rolls back a transaction
+    left open in any case. That saves asyncpg's reset query (`pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`), a round trip at the end of every transaction."""
+
+
+async def create_pool(url: str, schema: str, size: int = 8) -> asyncpg.Pool:
+    """A pool whose connections see only `schema` (then public)."""
     check_schema(schema)
     admin = await asyncpg.connect(url)
     try:
@@ -63,7 +66,7 @@ async def create_pool(
         min_size=1,
         max_size=size,
         server_settings={"search_path": f"{schema},public", "application_name": f"haggle-{schema}"},
-        reset=reset,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

@@ -26,6 +26,7 @@ from haggle.contracts import Envelope, encode
 from haggle.contracts.topics import RETENTION
 from haggle.runtime import metrics
 from haggle.runtime.repository import columns
+from haggle.runtime.sessions import session_connection
 
 if TYPE_CHECKING:
     from haggle.runtime.repository import Repository
@@ -212,22 +213,19 @@ class OutboxRelay:
         self._stale = False
 
     async def _run_locked(self) -> None:
-        async with self.pool.acquire() as conn:
+        """Relay while holding the schema's relay lock, a session lock: its connection is closed
+        when the relay stops (`session_connection`), which releases the lock and the LISTEN."""
+        async with session_connection(self.pool) as conn:
             lock_key = f"relay:{self.schema}"
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):
                 self.healthy = True  # another instance relays; we stand by
                 await asyncio.sleep(1.0)
             await conn.add_listener(relay_channel(self.schema), self._on_notify)
-            try:
-                while True:
-                    sent = await self.publish_once(conn)
-                    self.healthy = True
-                    if sent < self.batch:
-                        await self._sleep_until_woken()
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(relay_channel(self.schema), self._on_notify)
-                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
+            while True:
+                sent = await self.publish_once(conn)
+                self.healthy = True
+                if sent < self.batch:
+                    await self._sleep_until_woken()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

@@ -53,6 +53,7 @@ from haggle.contracts.topics import AGENT_INBOX, LISTING_EVENTS_TOPIC, MANDATE_C
 from haggle.runtime import identity, markets
 from haggle.runtime.outbox import UnitOfWork, unit_of_work
 from haggle.runtime.service import ServiceContext, ServiceModule, ServiceParts, Subscription
+from haggle.runtime.sessions import session_connection
 from haggle.runtime.settings import current
 from services.agents import store
 from services.agents.domain.brain import is_remote
@@ -210,7 +211,7 @@ def turn_scheduler(
 
     async def turn_scheduler() -> None:
         """Run under the service's supervisor, which restarts it (after a backoff) on error."""
-        async with ctx.pool.acquire() as listener:
+        async with session_connection(ctx.pool) as listener:
             await listener.add_listener(common.TURNS_CHANNEL, lambda *_: woken.set())
             await rounds(listener)
 

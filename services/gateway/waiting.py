@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from haggle.runtime.sessions import session_connection
 from services.gateway import store
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,10 @@ class Waiters:
 
     async def listen(self) -> None:
         """The process's one LISTEN connection (a background job; the supervisor restarts it)."""
-        async with self.pool.acquire() as conn:
+        async with session_connection(self.pool) as conn:
             await conn.add_listener(store.CHANGES_CHANNEL, self._on_notify)
-            try:
-                self._wake_all()  # anything that changed while nobody listened
-                await asyncio.Event().wait()
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(store.CHANGES_CHANNEL, self._on_notify)
+            self._wake_all()  # anything that changed while nobody listened
+            await asyncio.Event().wait()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, agent_id: str) -> None:
         for event in self._waiting.get(agent_id, ()):

@@ -20,6 +20,7 @@ import asyncpg
 import orjson
 from prometheus_client import Gauge
 
+from haggle.runtime.sessions import session_connection
 from services.web.readmodel import FEED_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -73,18 +74,14 @@ class Hub:
         await self._listen()
 
     async def _listen(self) -> None:
-        async with self.pool.acquire() as conn:
+        async with session_connection(self.pool) as conn:
             self._last_id = self._last_id or int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM feed"))
             await conn.add_listener(FEED_CHANNEL, self._on_notify)
-            try:
-                while True:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                    self._wake.clear()
-                    await self._deliver(conn)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(FEED_CHANNEL, self._on_notify)
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                self._wake.clear()
+                await self._deliver(conn)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

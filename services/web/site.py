@@ -87,12 +87,6 @@ def environment() -> Environment:
     return env
 
 
-async def _keep_session(_: asyncpg.Connection) -> None:
-    """A page's connection goes back as it is: page reads set no session state (no SET, LISTEN or
-    session lock), and asyncpg rolls back a transaction left open in any case. That saves the
-    reset query, one round trip on every request."""
-
-
 @dataclass
 class Web:
     pool: asyncpg.Pool
@@ -113,7 +107,7 @@ class Web:
 
     async def serve_pages(self, schema: str) -> None:
         """Open the pages' pool and hold it for the life of the service (a background job)."""
-        pool = await create_pool(self.settings.database_url, schema, self.settings.pool_size, _keep_session)
+        pool = await create_pool(self.settings.database_url, schema, self.settings.pool_size)
         self.pages = pool
         try:
             await asyncio.Event().wait()
