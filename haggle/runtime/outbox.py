@@ -87,20 +87,31 @@ class UnitOfWork:
         self.pending.append((topic, key, envelope))
 
     async def flush(self) -> None:
-        """The pending events in one statement (a batch's moves emit a few rows each: one
-        `executemany` execution per row cost the database several times as much), ids given in
-        emit order (the relay publishes in id order: per-key order)."""
+        """The pending events and the wake-ups, at commit, in one statement: the rows in emit order
+        (the relay publishes in id order: per-key order), then a `pg_notify` of each channel in
+        `wake`, which PostgreSQL delivers only if the transaction commits. One `executemany`
+        execution per row cost the database several times as much, and a `NOTIFY` of its own was
+        a round trip more."""
+        channels = sorted(self.wake)
         if not self.pending:
+            if channels:
+                await self.conn.execute(_NOTIFY, channels)
             return
         await self.conn.execute(
-            "INSERT INTO outbox (event_id, topic, key, payload)"
+            "WITH written AS ("
+            " INSERT INTO outbox (event_id, topic, key, payload)"
             " SELECT event_id, topic, key, payload"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])"
             " WITH ORDINALITY AS u(event_id, topic, key, payload, n) ORDER BY n"
-            " ON CONFLICT (event_id) DO NOTHING",
+            " ON CONFLICT (event_id) DO NOTHING RETURNING 1)"
+            f" {_NOTIFY.replace('$1', '$5')}",
             *columns([(env.event_id, topic, key, encode(env)) for topic, key, env in self.pending]),
+            channels,
         )
         self.pending.clear()
+
+
+_NOTIFY = "SELECT pg_notify(channel, '') FROM unnest($1::text[]) AS channel"
 
 
 @contextlib.asynccontextmanager
@@ -115,8 +126,6 @@ async def unit_of_work(pool: asyncpg.Pool, notify_channel: str | None = None) ->
                 if uow.pending and notify_channel:
                     uow.wake.add(notify_channel)
                 await uow.flush()
-                for channel in sorted(uow.wake):
-                    await conn.execute(f"NOTIFY {channel}")
         except BaseException:
             for undo in reversed(uow.on_rollback):
                 undo()

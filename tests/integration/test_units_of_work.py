@@ -6,6 +6,7 @@ Run on the referee's own schema and repositories (`Threads`, `Listings`), throug
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -100,3 +101,34 @@ async def test_outbox_rows_are_numbered_in_emit_order_and_a_repeated_event_is_wr
     assert [r["event_id"] for r in rows] == [env.event_id for env in envelopes]
     assert [r["key"] for r in rows] == keys
     assert [bytes(r["payload"]) for r in rows] == [encode(env) for env in envelopes]
+
+
+async def test_a_commit_wakes_its_channels_and_a_rollback_wakes_none(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Listeners hear a unit of work's wake-ups once it commits (the relay's channel when it wrote
+    the outbox, and any channel it added), and nothing from one that rolled back."""
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database_url)
+    try:
+        for channel in ("uow_relay", "uow_turns"):
+            await listener.add_listener(channel, lambda _c, _p, channel, _m: heard.put_nowait(channel))
+        env = wrap(AgentRetired(agent_id="agent-wake"), market_id=MARKET, producer="test")
+
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(pool, "uow_relay") as uow:
+                uow.emit("t.events", "k", env)
+                uow.wake.add("uow_turns")
+                raise RuntimeError("rolled back")
+        async with unit_of_work(pool, "uow_relay") as uow:
+            uow.wake.add("uow_turns")  # a wake-up without an outbox row
+        assert await asyncio.wait_for(heard.get(), 5) == "uow_turns"
+        async with unit_of_work(pool, "uow_relay") as uow:
+            uow.emit("t.events", "k", env)
+        assert await asyncio.wait_for(heard.get(), 5) == "uow_relay"
+        async with unit_of_work(pool, "uow_relay"):
+            pass  # nothing written, nothing to wake
+        await asyncio.sleep(0.3)
+        assert heard.empty()
+    finally:
+        await listener.close()
