@@ -166,7 +166,9 @@ class _Share:
 
 def _subscribe(broker: KafkaBroker, shares: Sequence[_Share], group: str, batch: int) -> None:
     """One consumer for all of a service's topics: each read is split by topic, and the topics'
-    shares are handled side by side; the offsets are committed when every share is done."""
+    shares are handled side by side; the offsets are committed when every share is done. So a
+    share that keeps failing (say, its dead-letter topic cannot be written) holds up the
+    service's other topics too, as it held up its own before."""
     by_topic = {share.consumer.topic: share for share in shares}
     subscriber = broker.subscriber(
         *by_topic,
