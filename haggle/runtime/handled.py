@@ -74,7 +74,7 @@ class Watermark:
 
 
 class HandledThrough:
-    """The cutoff of one service's consumer groups (topic → group), from Kafka."""
+    """The cutoff of a service's consumer group on its topics (topic → group), from Kafka."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
-"""Consumer lag: how many messages each of a service's consumer groups has yet to handle.
+"""Consumer lag: how many messages of each topic a service's consumer group has yet to handle.
 
 The dashboard and the lag alert read `haggle_consumer_lag{service,topic}` whatever the
-cluster (local, compose, Strimzi), so each service measures its own groups: committed
+cluster (local, compose, Strimzi), so each service measures its own group: committed
 offsets (what is handled, since offsets are committed after the database commit) against
 the partitions' end offsets. Every instance of a service reports the same group's lag,
 so queries take the max over instances.

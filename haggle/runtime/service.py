@@ -5,8 +5,8 @@ and `build(ctx) -> ServiceParts`; `haggle run <name>` hands it to `serve`.
 Every subscriber acknowledges only after the database commit, so delivery is
 at-least-once and the inbox makes the effect exactly-once. The handler wrapper
 should never raise; if it does (say the DLQ cannot be written), NACK_ON_ERROR
-rewinds to the batch's first record instead of committing past the rest of
-the batch, as AckPolicy.ACK would.
+rewinds every partition of the read to its first record in it instead of
+committing past the rest of the read, as AckPolicy.ACK would.
 """
 
 from __future__ import annotations
@@ -170,6 +170,9 @@ def _subscribe(broker: KafkaBroker, shares: Sequence[_Share], group: str, batch:
     share that keeps failing (say, its dead-letter topic cannot be written) holds up the
     service's other topics too, as it held up its own before."""
     by_topic = {share.consumer.topic: share for share in shares}
+    if len(by_topic) < len(shares):
+        topics = [share.consumer.topic for share in shares]
+        raise ValueError(f"two subscriptions of one service on one topic: {topics}")
     subscriber = broker.subscriber(
         *by_topic,
         group_id=group,
@@ -193,9 +196,10 @@ def _subscribe(broker: KafkaBroker, shares: Sequence[_Share], group: str, batch:
             return
         # A share that fails cancels the others (their transactions roll back) and the read
         # is nacked: every partition in it is read again from its first record.
-        async with asyncio.TaskGroup() as tasks:
-            for topic, records in of_topic.items():
-                tasks.create_task(by_topic[topic].take(tuple(records)))
+        async with asyncio.TaskGroup() as running:
+            tasks = [running.create_task(by_topic[t].take(tuple(rs))) for t, rs in of_topic.items()]
+        if any(task.cancelled() for task in tasks):  # a TaskGroup ends quietly on a child's own cancel
+            raise RuntimeError("a share of the read was cancelled: it is read again")
 
 
 async def handle_by_key(
@@ -217,7 +221,12 @@ async def handle_by_key(
             for record in batch:
                 await consumer.handle(record)
 
-    await asyncio.gather(*(lane(batch) for batch in lanes.values()))
+    # A lane that fails cancels the others before the read is read again: no key is ever
+    # handled by two tasks at once.
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(lane(batch)) for batch in lanes.values()]
+    if any(task.cancelled() for task in tasks):  # a TaskGroup ends quietly on a child's own cancel
+        raise RuntimeError("a lane of the read was cancelled: it is read again")
 
 
 def group_id(settings: Settings, service: str) -> str:

@@ -126,6 +126,12 @@ async def test_a_commit_wakes_its_channels_and_a_rollback_wakes_none(
         async with unit_of_work(pool, "uow_relay") as uow:
             uow.emit("t.events", "k", env)
         assert await asyncio.wait_for(heard.get(), 5) == "uow_relay"
+        async with unit_of_work(pool, "uow_relay") as uow:  # both, in the one statement
+            other = wrap(AgentRetired(agent_id="agent-wake-2"), market_id=MARKET, producer="test")
+            uow.emit("t.events", "k2", other)
+            uow.wake.add("uow_turns")
+        both = {await asyncio.wait_for(heard.get(), 5) for _ in range(2)}
+        assert both == {"uow_relay", "uow_turns"}
         async with unit_of_work(pool, "uow_relay"):
             pass  # nothing written, nothing to wake
         await asyncio.sleep(0.3)
