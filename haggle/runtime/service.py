@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute
 
 from haggle.contracts import Message
 from haggle.runtime import lag, logs
+from haggle.runtime.carry import carry_offsets
 from haggle.runtime.consumer import (
     Handler,
     InvalidHandler,
@@ -231,7 +232,8 @@ async def handle_by_key(
 
 def group_id(settings: Settings, service: str) -> str:
     """One group per service, over all of its topics: its instances share the partitions, and
-    each instance reads them with one consumer (one fetch loop, one offset commit per read)."""
+    each instance reads them with one consumer (one fetch loop, one offset commit per read).
+    Its first start takes the offsets of the per-topic groups it replaces (`carry`)."""
     return f"{settings.group_prefix}.{service}"
 
 
@@ -270,7 +272,10 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
         shares.append(_Share(consumer, sub.batched, settings.handler_concurrency))
         consumers.append(consumer)
     if shares:
-        _subscribe(broker, shares, group_id(settings, module.name), settings.consumer_batch)
+        group = group_id(settings, module.name)
+        old_groups = {share.consumer.topic: f"{group}.{share.consumer.topic}" for share in shares}
+        await carry_offsets(settings.kafka_bootstrap_servers, group, old_groups)
+        _subscribe(broker, shares, group, settings.consumer_batch)
     running = RunningService(ctx, broker, relay, consumers)
     running.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
     running.tasks.append(asyncio.create_task(supervise("prune", _prune_forever(pool)), name="prune"))

@@ -1,10 +1,12 @@
 """A service reads all of its topics with one consumer in one consumer group (haggle.runtime.service),
 on real Kafka and PostgreSQL: each topic's records go to that topic's handlers, the group commits
-on every topic, and a read that fails is read again whole, every effect still applied once."""
+on every topic, a read that fails is read again whole, every effect still applied once, and the
+group's first start goes on from where the per-topic groups it replaces stopped."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Collection
@@ -12,13 +14,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
 
 from haggle.contracts import Envelope, encode, wrap
 from haggle.contracts.agents import AgentRetired
 from haggle.infra import ensure_topics_async
 from haggle.runtime import service
+from haggle.runtime.consumer import Handler
 from haggle.runtime.outbox import UnitOfWork
 from haggle.runtime.settings import Settings
 
@@ -34,7 +38,7 @@ class Seen:
         self.failures_left = 0
         """Key filter calls that raise before it answers (a read that fails as a whole)."""
 
-    def handler(self, topic: str) -> service.Handler:
+    def handler(self, topic: str) -> Handler:
         async def handle(uow: UnitOfWork, env: Envelope, event: AgentRetired) -> None:
             await uow.conn.execute(
                 "INSERT INTO seen (topic, agent_id, event_id) VALUES ($1, $2, $3)",
@@ -74,13 +78,13 @@ async def topics(bootstrap: str) -> tuple[str, str]:
     return batched, one_by_one
 
 
-@pytest.fixture
-async def running(
-    bootstrap: str, database_url: str, migrations: Path, topics: tuple[str, str]
+@contextlib.asynccontextmanager
+async def service_on(
+    bootstrap: str, database_url: str, migrations: Path, topics: tuple[str, str], prefix: str, name: str
 ) -> AsyncIterator[tuple[service.RunningService, Seen]]:
+    """Service `name` on the two topics (the first batched, the second with a key filter), running."""
     seen = Seen()
     batched, one_by_one = topics
-    name = f"svc{uuid.uuid4().hex[:8]}"
 
     def build(ctx: service.ServiceContext) -> service.ServiceParts:
         return service.ServiceParts(
@@ -94,7 +98,7 @@ async def running(
         kafka_bootstrap_servers=bootstrap,
         database_url=database_url,
         http_port=free_port(),
-        group_prefix=f"test-{uuid.uuid4().hex[:8]}",
+        group_prefix=prefix,
     )
     running = await service.start(service.ServiceModule(name, name, migrations, build), settings)
     try:
@@ -106,6 +110,19 @@ async def running(
             await drop.execute(f"DROP SCHEMA {name} CASCADE")
         finally:
             await drop.close()
+
+
+def names() -> tuple[str, str]:
+    """A group prefix and a service name (its schema) of a test's own."""
+    return f"test-{uuid.uuid4().hex[:8]}", f"svc{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def running(
+    bootstrap: str, database_url: str, migrations: Path, topics: tuple[str, str]
+) -> AsyncIterator[tuple[service.RunningService, Seen]]:
+    async with service_on(bootstrap, database_url, migrations, topics, *names()) as found:
+        yield found
 
 
 async def send(bootstrap: str, topics: tuple[str, ...], tag: str) -> dict[str, list[tuple[str, int, int]]]:
@@ -179,14 +196,49 @@ async def test_one_group_reads_every_topic_and_routes_each_record_to_its_topics_
 
 
 async def test_a_read_that_fails_is_read_again_whole_and_applied_once(
-    bootstrap: str, running: tuple[service.RunningService, Seen], topics: tuple[str, str]
+    bootstrap: str, database_url: str, migrations: Path, topics: tuple[str, str]
 ) -> None:
-    svc, seen = running
+    """Both topics' records wait on the broker before the service starts, so its reads mix them:
+    the key filter of one topic's share fails twice, and each time the whole read is read again."""
     tag = uuid.uuid4().hex[:8]
-    seen.failures_left = 2
-
     sent = await send(bootstrap, topics, tag)
+    async with service_on(bootstrap, database_url, migrations, topics, *names()) as (svc, seen):
+        seen.failures_left = 2
 
-    assert await wait_for_rows(svc.ctx.pool, tag, 2 * PER_TOPIC) == expected(sent)
-    assert seen.failures_left == 0
-    assert await committed(bootstrap, service.group_id(svc.ctx.settings, svc.ctx.name), sent)
+        assert await wait_for_rows(svc.ctx.pool, tag, 2 * PER_TOPIC) == expected(sent)
+        assert seen.failures_left == 0
+        assert await committed(bootstrap, service.group_id(svc.ctx.settings, svc.ctx.name), sent)
+
+
+async def test_the_first_start_goes_on_from_where_the_old_per_topic_groups_stopped(
+    bootstrap: str, database_url: str, migrations: Path, topics: tuple[str, str]
+) -> None:
+    """Upgraded from one group per (service, topic): what those groups handled is not read again."""
+    tag = uuid.uuid4().hex[:8]
+    sent = await send(bootstrap, topics, tag)
+    prefix, name = names()
+    half = PER_TOPIC // 2
+    for topic, records in sent.items():
+        await commit_after(bootstrap, f"{prefix}.{name}.{topic}", topic, records[:half])
+
+    async with service_on(bootstrap, database_url, migrations, topics, prefix, name) as (svc, _):
+        rest = {topic: records[half:] for topic, records in sent.items()}
+        assert await wait_for_rows(svc.ctx.pool, tag, 2 * (PER_TOPIC - half)) == expected(rest)
+        assert await committed(bootstrap, service.group_id(svc.ctx.settings, name), sent)
+
+
+async def commit_after(bootstrap: str, group: str, topic: str, records: list[tuple[str, int, int]]) -> None:
+    """What an old release's group left: the offset after its last record of `records`, on each
+    partition of `topic` they are on (the topic is the test's own: the other partitions hold only
+    later records)."""
+    ends: dict[TopicPartition, int] = {}
+    for _, partition, offset in records:
+        tp = TopicPartition(topic, partition)
+        ends[tp] = max(ends.get(tp, 0), offset + 1)
+    committer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await committer.start()
+    try:
+        committer.assign(list(ends))
+        await committer.commit({tp: OffsetAndMetadata(at, "") for tp, at in ends.items()})
+    finally:
+        await committer.stop()
