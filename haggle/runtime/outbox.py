@@ -104,7 +104,7 @@ class UnitOfWork:
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])"
             " WITH ORDINALITY AS u(event_id, topic, key, payload, n) ORDER BY n"
             " ON CONFLICT (event_id) DO NOTHING RETURNING 1)"
-            f" {_NOTIFY.replace('$1', '$5')}",
+            " SELECT pg_notify(channel, '') FROM unnest($5::text[]) AS channel",
             *columns([(env.event_id, topic, key, encode(env)) for topic, key, env in self.pending]),
             channels,
         )

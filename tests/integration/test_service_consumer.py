@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
@@ -25,6 +24,7 @@ from haggle.runtime import service
 from haggle.runtime.consumer import Handler
 from haggle.runtime.outbox import UnitOfWork
 from haggle.runtime.settings import Settings
+from tests.integration.payments_support import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,12 +54,6 @@ class Seen:
             self.failures_left -= 1
             raise RuntimeError("the key filter broke (once)")
         return keys
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
