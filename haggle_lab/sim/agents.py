@@ -371,7 +371,7 @@ class Agents:
         else:
             self._on_settlement(principal, event)
 
-    def _locate(self, principal: Principal, event: Message) -> Negotiation | None:
+    def _locate(self, principal: Principal, event: steps.AboutThread) -> Negotiation | None:
         located = steps.locate(principal, event)
         found = self.negs.get(located.neg_id)
         if found is None and located.fresh is not None:

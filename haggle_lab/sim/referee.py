@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from haggle.contracts import Message
 from haggle.contracts.agents import AgentRegistered, Role
@@ -166,20 +167,14 @@ class Referee:
     def context(self, actor: Actor, cmd: Message) -> Context:
         listing_id = str(getattr(cmd, "listing_id", ""))
         listing = self.listings.get(listing_id)
-        base = Context(
-            actor=actor,
-            listing=listing,
-            thread=None,
-            rules=self.rules,
-            now=self.clock.now,
-            market_id=self.market_id,
-        )
         if isinstance(cmd, OpenNegotiation):
             seller = self.agents.get(listing.seller_agent_id) if listing else None
             epoch = listing.epoch if listing else 0
             mine = [self.threads[t] for t in self.of_buyer.get(actor.agent_id, ())]
-            return replace(
-                base,
+            return self._context(
+                actor,
+                listing,
+                None,
                 phase=self.phase,
                 seller_owner_id=seller.owner_id if seller else None,
                 seen_thread_before=any(t.listing_id == listing_id and t.epoch == epoch for t in mine),
@@ -189,13 +184,18 @@ class Referee:
         if thread is not None and thread.listing_id != listing_id:
             thread = None
         if not isinstance(cmd, AcceptOffer):
-            return replace(base, thread=thread)
+            return self._context(actor, listing, thread)
         others = tuple(
             t
             for t in self._threads_on(listing_id, open_only=True)
             if thread is None or t.thread_id != thread.thread_id
         )
-        return replace(base, thread=thread, others_open=others)
+        return self._context(actor, listing, thread, others_open=others)
+
+    def _context(
+        self, actor: Actor, listing: ListingView | None, thread: Thread | None, **more: Any
+    ) -> Context:
+        return Context(actor, listing, thread, self.rules, self.clock.now, self.market_id, **more)
 
     def apply(self, decision: Decision) -> None:
         """Save what a decision changed and publish its events, as the service's `apply_decision`."""

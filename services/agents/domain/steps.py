@@ -114,13 +114,17 @@ class Located:
     fresh: Negotiation | None = None
 
 
-def locate(principal: Principal, event: Message) -> Located:
-    listing_id, thread_id = str(getattr(event, "listing_id", "")), getattr(event, "thread_id", None)
+AboutThread = ThreadOpened | OfferMade | NegotiationEnded | DealAgreed
+
+
+def locate(principal: Principal, event: AboutThread) -> Located:
+    listing_id, thread_id = event.listing_id, event.thread_id
     item_id = principal.item_id_of(listing_id)
-    seller_side = getattr(event, "seller_agent_id", None) == principal.agent_id or item_id is not None
+    named_seller = None if isinstance(event, OfferMade) else event.seller_agent_id  # an offer names none
+    seller_side = named_seller == principal.agent_id or item_id is not None
     if not seller_side:
         return Located(buyer_neg_id(principal.principal_id, listing_id))
-    neg_id = seller_neg_id(principal.principal_id, str(thread_id))
+    neg_id = seller_neg_id(principal.principal_id, thread_id)
     if not isinstance(event, ThreadOpened):
         return Located(neg_id)
     fresh = Negotiation(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from haggle.contracts import Envelope, Message
+from haggle.contracts import Envelope
 from haggle.contracts.listing import ListingFacts
 from haggle.contracts.negotiation import (
     ActionRefused,
@@ -152,7 +152,7 @@ async def _funded_wants(uow: UnitOfWork, principal: Principal) -> set[str]:
 # Inbox: thread events -------------------------------------------------------
 
 
-async def _locate(uow: UnitOfWork, principal: Principal, event: Message) -> Negotiation | None:
+async def _locate(uow: UnitOfWork, principal: Principal, event: steps.AboutThread) -> Negotiation | None:
     """The negotiation the event is about (`steps.locate`); a thread opened on the seller's listing
     starts one (saved by the caller)."""
     located = steps.locate(principal, event)
