@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from haggle.contracts.goods import ShippingMethod, ShippingOption, shipping_refusal
-from haggle.contracts.negotiation import Party
+from haggle.contracts.negotiation import Party, buyer_total_cents, seller_net_cents
 from services.agents.guard import GuardRefusal, check
 from services.agents.mandate import StrategyName, StrategyParams
 from services.agents.moves import NOTHING, Accept, MakeOffer, Move, walk_away
@@ -99,14 +99,11 @@ def _buyer_plan(view: NegotiationView, options: list[ShippingOption], opening_fr
     return Plan(cheapest.method, cheapest.cost_cents, Party.BUYER, start, limit)
 
 
-def _worth(role: Party, offer: OfferSeen) -> int:
-    """Higher is better for `role`."""
-    return offer.seller_net_cents if role is Party.SELLER else -offer.buyer_total_cents
-
-
-def _worth_of_price(role: Party, price: int, plan: Plan) -> int:
-    as_offer = OfferSeen("", role, 0, price, plan.method, plan.shipping_cost_cents, plan.paid_by)
-    return _worth(role, as_offer)
+def _worth(role: Party, price: int, shipping_cost_cents: int, paid_by: Party) -> int:
+    """Higher is better for `role`: a seller's net, or the buyer's total, negated."""
+    if role is Party.SELLER:
+        return seller_net_cents(price, shipping_cost_cents, paid_by)
+    return -buyer_total_cents(price, shipping_cost_cents, paid_by)
 
 
 class Strategy(ABC):
@@ -127,7 +124,9 @@ class Strategy(ABC):
         target = self._next_price(view, plan) if view.can_offer else None
         offer = view.latest_from_other
         good_enough = target is None or (
-            offer is not None and _worth(view.role, offer) >= _worth_of_price(view.role, target, plan)
+            offer is not None
+            and _worth(view.role, offer.price_cents, offer.shipping_cost_cents, offer.shipping_paid_by)
+            >= _worth(view.role, target, plan.shipping_cost_cents, plan.paid_by)
         )
         if offer is not None and good_enough and self._within_limits(offer, view):
             return Accept(offer.offer_id)
