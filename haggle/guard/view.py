@@ -9,6 +9,7 @@ and the guard never reads it at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -233,15 +234,37 @@ class NegotiationView:
 
     def with_event(self, event: ThreadEvent) -> NegotiationView:
         """Fold one thread event from the agent's inbox into the view."""
-        if isinstance(event, ThreadOpened):
-            return replace(
-                self, thread_id=event.thread_id, max_rounds=event.max_rounds, deadline=event.deadline
-            )
-        if isinstance(event, OfferMade):
-            return self.with_offer(OfferSeen.from_event(event), event.thread_id)
-        if isinstance(event, MessagePosted):
-            return self.with_chat(ChatLine(event.by, event.text))
-        return replace(self, ended=True)
+        return self.with_events((event,))
+
+    def with_events(
+        self, events: Iterable[ThreadEvent], time_fraction: float | None = None
+    ) -> NegotiationView:
+        """Fold thread events from the agent's inbox into the view, in order, as one new view (and
+        set its `time_fraction`, if given). A new offer clears the guard's refusals."""
+        thread_id, max_rounds, deadline, ended = self.thread_id, self.max_rounds, self.deadline, self.ended
+        offers: list[OfferSeen] = []
+        chat: list[ChatLine] = []
+        for event in events:
+            if isinstance(event, ThreadOpened):
+                thread_id, max_rounds, deadline = event.thread_id, event.max_rounds, event.deadline
+            elif isinstance(event, OfferMade):
+                offers.append(OfferSeen.from_event(event))
+                thread_id = event.thread_id or thread_id
+            elif isinstance(event, MessagePosted):
+                chat.append(ChatLine(event.by, event.text))
+            else:
+                ended = True
+        return replace(
+            self,
+            thread_id=thread_id,
+            max_rounds=max_rounds,
+            deadline=deadline,
+            ended=ended,
+            offers=(*self.offers, *offers) if offers else self.offers,
+            chat=(*self.chat, *chat) if chat else self.chat,
+            refusals=() if offers else self.refusals,
+            time_fraction=self.time_fraction if time_fraction is None else time_fraction,
+        )
 
 
 ThreadEvent = ThreadOpened | OfferMade | MessagePosted | NegotiationEnded

@@ -26,7 +26,7 @@ from services.agents.domain import (
     seller_neg_id,
 )
 from services.agents.domain.deals import Deal, DealStatus
-from services.agents.domain.negotiation import MAX_REOPENS, REVIVABLE
+from services.agents.domain.negotiation import MAX_REOPENS, REVIVABLE, Received
 from services.agents.domain.usage import LlmUsage
 
 __all__ = ["Negotiation", "Principal", "buyer_neg_id", "seller_neg_id"]
@@ -282,7 +282,7 @@ def _negotiation(row: asyncpg.Record) -> Negotiation:
         row["item_id"],
         row["thread_id"],
         Status(row["status"]),
-        orjson.loads(row["events"]),
+        [Received.loaded(saved) for saved in orjson.loads(row["events"])],
         row["reserved_cents"],
         row["retry_at"],
         row["attempts"],
@@ -403,7 +403,7 @@ def _negotiation_columns(negs: Sequence[Negotiation]) -> list[list[object]]:
                 n.item_id,
                 n.thread_id,
                 n.status.value,
-                orjson.dumps(n.events).decode(),
+                orjson.dumps([entry.saved() for entry in n.events]).decode(),
                 n.reserved_cents,
                 n.retry_at,
                 n.attempts,

@@ -308,7 +308,7 @@ def test_a_turn_folds_only_new_events_and_refolds_when_the_base_changes(bob: Pri
         now = start + timedelta(seconds=10 * (round_ + 1))
         neg.record(made, now)
         assert turn.view_of(bob, neg, facts, limits, now) == fresh(limits, now)
-    assert neg.folded is not None and neg.folded[1] == 4
+    assert neg.folded is not None and neg.folded.count == 4
     tighter = replace(limits, remaining_budget_cents=5_000)  # money held elsewhere meanwhile
     assert turn.view_of(bob, neg, facts, tighter, now) == fresh(tighter, now)
     assert turn.view_of(bob, neg, facts, tighter, now).round == 3

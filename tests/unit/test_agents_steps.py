@@ -110,7 +110,7 @@ def test_the_other_sides_offer_is_my_turn_and_mine_is_not(alice: Principal) -> N
     assert (first.my_turn, first.buyer_ended, neg.status) == (False, False, Status.OPEN)
     assert steps.on_thread_event(alice, neg, offer(listing_id, "bob.agent"), NOW).my_turn
     assert not steps.on_thread_event(alice, neg, offer(listing_id, "alice.agent"), NOW).my_turn
-    assert [e["type"] for e in neg.events] == ["ThreadOpened", "OfferMade", "OfferMade"]
+    assert [e.saved()["type"] for e in neg.events] == ["ThreadOpened", "OfferMade", "OfferMade"]
 
 
 def test_a_buyers_thread_ending_makes_room_for_the_want(bob: Principal) -> None:

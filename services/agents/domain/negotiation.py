@@ -20,6 +20,8 @@ from haggle.contracts.negotiation import (
     OfferMade,
     ThreadOpened,
 )
+from haggle.guard.commands import THREAD_EVENTS
+from haggle.guard.view import NegotiationView, ThreadEvent
 
 
 class Status(StrEnum):
@@ -95,6 +97,64 @@ def seller_neg_id(principal_id: str, thread_id: str) -> str:
     return f"s|{principal_id}|{thread_id}"
 
 
+@dataclass(slots=True, eq=False)
+class Received:
+    """One thread event as this agent received it, and when. Each of the event and its saved form
+    (type, payload, at) is made from the other when first asked for: a negotiation loaded from the
+    store parses an event only when a turn reads it, and one recorded here is turned into JSON only
+    when it is saved (the sim never saves)."""
+
+    at: datetime
+    _event: ThreadEvent | None
+    _saved: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, event: ThreadEvent, at: datetime) -> Received:
+        return cls(at, event, None)
+
+    @classmethod
+    def loaded(cls, saved: dict[str, Any]) -> Received:
+        return cls(datetime.fromisoformat(saved["at"]), None, saved)
+
+    @property
+    def event(self) -> ThreadEvent:
+        if self._event is None:
+            assert self._saved is not None
+            self._event = THREAD_EVENTS[self._saved["type"]].model_validate(self._saved["payload"])
+        return self._event
+
+    def saved(self) -> dict[str, Any]:
+        if self._saved is None:
+            event = self.event
+            self._saved = {
+                "type": event.type,
+                "payload": event.model_dump(mode="json"),
+                "at": self.at.isoformat(),
+            }
+        return self._saved
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """`turn.view_of`'s last fold of a negotiation's events into a view (a cache, not saved)."""
+
+    inputs: tuple[Any, ...]
+    """What the view was folded from besides the events: agent, role, listing facts, limits, rounds."""
+    count: int
+    """Events folded: `events[:count]`, the last of them `last`."""
+    last: Received | None
+    view: NegotiationView
+    opened_at: datetime | None
+    """When this agent received the thread's opening (None: not yet)."""
+
+    def follows(self, inputs: tuple[Any, ...], events: list[Received]) -> bool:
+        """The same inputs, and the events folded are still the first ones (events are only appended)."""
+        count = self.count
+        return (
+            count <= len(events) and (count == 0 or events[count - 1] is self.last) and self.inputs == inputs
+        )
+
+
 @dataclass
 class Negotiation:
     neg_id: str
@@ -105,8 +165,8 @@ class Negotiation:
     item_id: str | None = None
     thread_id: str | None = None
     status: Status = Status.OPENING
-    events: list[dict[str, Any]] = field(default_factory=list)
-    """The thread's events as this agent received them (type, payload, at)."""
+    events: list[Received] = field(default_factory=list)
+    """The thread's events as this agent received them, in order."""
     reserved_cents: int = 0
     """What this (buyer) negotiation holds of the budget: see `Budget`."""
     retry_at: datetime | None = None
@@ -114,15 +174,8 @@ class Negotiation:
     attempts: int = 0
     end_reason: str | None = None
     """An `EndedBecause`, the referee's `EndReason`, or the `NegotiationRefusal` of its opening."""
-    parsed: list[tuple[dict[str, Any], Any]] = field(
-        default_factory=list, init=False, repr=False, compare=False
-    )
-    """`events` already parsed, each with the entry it came from: `turn.view_of`'s cache (not saved)."""
-    folded: tuple[Any, int, Any, datetime | None] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-    """`turn.view_of`'s last fold: (the view it started from, events folded, the view, when the thread
-    opened). A cache, not saved."""
+    folded: Fold | None = field(default=None, init=False, repr=False, compare=False)
+    """`turn.view_of`'s last fold. A cache, not saved."""
 
     @property
     def live(self) -> bool:
@@ -148,12 +201,8 @@ class Negotiation:
         self.end_reason, self.reserved_cents, self.retry_at = reason.value, 0, None
 
     def record(self, event: ThreadOpened | OfferMade | NegotiationEnded, at: datetime) -> None:
-        """A thread event (ThreadOpened, OfferMade, NegotiationEnded) as this agent received it. It
-        joins `parsed` as it is when everything before it is parsed already."""
-        entry = {"type": event.type, "payload": event.model_dump(mode="json"), "at": at.isoformat()}
-        if len(self.parsed) == len(self.events):
-            self.parsed.append((entry, event))
-        self.events.append(entry)
+        """A thread event (ThreadOpened, OfferMade, NegotiationEnded) as this agent received it."""
+        self.events.append(Received.of(event, at))
 
     def thread_opened(self, thread_id: str) -> None:
         self.move_to(Status.OPEN)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import Counter
 
@@ -18,15 +17,14 @@ from haggle.contracts.negotiation import (
 )
 from haggle.guard import commands
 from haggle.guard.budget import cheapest_shipping
-from haggle.guard.commands import THREAD_EVENTS
 from haggle.guard.moves import Move, Walk, walk_away
 from haggle.guard.ratelimit import Limiter
 from haggle.guard.rules import GUARD_REFUSALS, GuardRefusal, check, token_refusal
-from haggle.guard.view import ListingView, MandateLimits, NegotiationView, ThreadEvent, time_fraction
+from haggle.guard.view import ListingView, MandateLimits, NegotiationView, time_fraction
 from services.agents.domain import shopping
 from services.agents.domain.brain import Brain, BrainUnavailable, confidential_text
 from services.agents.domain.budget import Budget
-from services.agents.domain.negotiation import EndedBecause, Negotiation, Role
+from services.agents.domain.negotiation import EndedBecause, Fold, Negotiation, Role
 from services.agents.domain.principal import Principal
 from services.agents.domain.usage import LlmUsage
 
@@ -50,7 +48,13 @@ class Decision:
 
 def _usage(brain: Brain) -> LlmUsage:
     usage = getattr(brain, "usage", None)
-    return usage if isinstance(usage, LlmUsage) else LlmUsage()
+    return usage if isinstance(usage, LlmUsage) else NO_TOKENS
+
+
+def _spent(brain: Brain, before: LlmUsage) -> LlmUsage:
+    """Tokens used since `before`: a brain that used none (a strategy's every turn) costs nothing to ask."""
+    now = _usage(brain)
+    return NO_TOKENS if now is before else now - before
 
 
 async def next_move(
@@ -67,7 +71,7 @@ async def next_move(
     refusals: list[GuardRefusal] = []
     before = _usage(brain)
     for attempt in range(retries + 1):
-        spent = token_refusal((_usage(brain) - before).total, limits.tokens_left)
+        spent = token_refusal(_spent(brain, before).total, limits.tokens_left)
         if spent is not None:
             _note_refusal(spent, view, attempt)
             refusals.append(spent)
@@ -82,11 +86,11 @@ async def next_move(
             break
         verdict = check(proposed, view, limits, limiter, confidential_text(brain, view))
         if not isinstance(verdict, GuardRefusal):
-            return Decision(verdict, tuple(refusals), usage=_usage(brain) - before)
+            return Decision(verdict, tuple(refusals), usage=_spent(brain, before))
         _note_refusal(verdict, view, attempt)
         refusals.append(verdict)
         view = replace(view, refusals=(*view.refusals, str(verdict)))
-    return Decision(_fallback(view, limits), tuple(refusals), fell_back=True, usage=_usage(brain) - before)
+    return Decision(_fallback(view, limits), tuple(refusals), fell_back=True, usage=_spent(brain, before))
 
 
 def _note_refusal(refusal: GuardRefusal, view: NegotiationView, attempt: int) -> None:
@@ -125,34 +129,22 @@ def view_of(
     is kept on the negotiation (`Negotiation.folded`): the next turn folds only the new events, unless
     the listing, the limits or the events before them changed."""
     role = Party.BUYER if neg.is_buyer else Party.SELLER
-    base = NegotiationView(principal.agent_id, role, ListingView.from_facts(facts), limits, max_rounds)
-    parsed, kept = _parsed(neg)
-    folded = neg.folded
-    done, view, opened_at = 0, base, None
-    if folded is not None and folded[1] <= kept and folded[0] == base:
-        _, done, view, opened_at = folded
-    for entry, event in parsed[done:]:
+    inputs = (principal.agent_id, role, facts, limits, max_rounds)
+    events, folded = neg.events, neg.folded
+    if folded is not None and folded.follows(inputs, events):
+        done, view, opened_at = folded.count, folded.view, folded.opened_at
+    else:
+        done, opened_at = 0, None
+        view = NegotiationView(principal.agent_id, role, ListingView.from_facts(facts), limits, max_rounds)
+    new, deadline = [(entry.at, entry.event) for entry in events[done:]], view.deadline
+    for at, event in new:
         if isinstance(event, ThreadOpened):
-            opened_at = datetime.fromisoformat(entry["at"])
-        view = view.with_event(event)
-    neg.folded = (base, len(parsed), view, opened_at)
-    if opened_at is not None and view.deadline is not None:
-        view = replace(view, time_fraction=time_fraction(opened_at, view.deadline, now))
+            opened_at, deadline = at, event.deadline
+    fraction = None if opened_at is None or deadline is None else time_fraction(opened_at, deadline, now)
+    if new or fraction is not None:
+        view = view.with_events((event for _, event in new), fraction)
+    neg.folded = Fold(inputs, len(events), events[-1] if events else None, view, opened_at)
     return view
-
-
-def _parsed(neg: Negotiation) -> tuple[list[tuple[dict[str, Any], ThreadEvent]], int]:
-    """The negotiation's events parsed, each once: a turn parses only what arrived since the last.
-    Also how many were parsed before and are still the same entries."""
-    cache = neg.parsed
-    kept = 0
-    while kept < len(cache) and kept < len(neg.events) and cache[kept][0] is neg.events[kept]:
-        kept += 1
-    del cache[kept:]
-    cache.extend(
-        (entry, THREAD_EVENTS[entry["type"]].model_validate(entry["payload"])) for entry in neg.events[kept:]
-    )
-    return cache, kept
 
 
 def limits_for(
