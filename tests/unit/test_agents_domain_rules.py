@@ -3,6 +3,7 @@ agreed, a purchase closed, opening a thread, a move as a command)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from services.agents.domain import (
     turn,
 )
 from services.agents.domain.deals import DealStatus
+from services.agents.domain.negotiation import Received
 from services.agents.mandate import load_mandate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mandates"
@@ -298,7 +300,10 @@ def test_a_turn_folds_only_new_events_and_refolds_when_the_base_changes(bob: Pri
         )
 
     def fresh(limits: MandateLimits, now: datetime) -> NegotiationView:
-        return turn.view_of(bob, replace(neg), facts, limits, now)  # a copy: no cache
+        """A fold from scratch of the events as the store saves and loads them."""
+        saved = json.loads(json.dumps([entry.saved() for entry in neg.events]))
+        loaded = replace(neg, events=[Received.loaded(entry) for entry in saved])  # a copy: no fold
+        return turn.view_of(bob, loaded, facts, limits, now)
 
     limits = turn.limits_for(bob, neg, bob.budget([neg]), None)
     for round_, (by, price) in enumerate(
