@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
-from haggle.contracts.negotiation import EndReason, NegotiationRefusal
+from haggle.contracts.goods import ShippingMethod
+from haggle.contracts.negotiation import EndReason, NegotiationRefusal, OfferMade, Party
 from services.agents.domain import (
     TRANSITIONS,
     EndedBecause,
@@ -15,7 +18,7 @@ from services.agents.domain import (
     Role,
     Status,
 )
-from services.agents.domain.negotiation import MAX_OPEN_ATTEMPTS, MAX_REOPENS
+from services.agents.domain.negotiation import MAX_OPEN_ATTEMPTS, MAX_REOPENS, Received
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 ALLOWED = [(a, b) for a in Status for b in TRANSITIONS[a]]
@@ -120,3 +123,29 @@ def test_a_seller_negotiation_is_never_revived() -> None:
     n = Negotiation("s|p|t", "p", "l", Role.SELLER, thread_id="t")
     n.end(EndedBecause.DECLINED_TO_OPEN)
     assert not n.revivable(set())
+
+
+def test_a_received_event_is_the_same_once_saved_and_loaded_and_parsed_only_when_read() -> None:
+    offer = OfferMade(
+        thread_id="t1",
+        listing_id="l",
+        offer_id="t1.1",
+        by=Party.BUYER,
+        agent_id="p.agent",
+        round=1,
+        price_cents=12_345,
+        shipping_method=ShippingMethod.LOCAL_PICKUP,
+        shipping_cost_cents=0,
+        shipping_paid_by=Party.BUYER,
+    )
+    n = neg(Status.OPEN, thread_id="t1")
+    n.record(offer, NOW)
+    saved = json.loads(json.dumps([entry.saved() for entry in n.events]))
+    loaded = neg(Status.OPEN, thread_id="t1", events=[Received.loaded(entry) for entry in saved])
+    assert loaded == n and loaded.events[0].event == offer and loaded.events[0].at == NOW
+    later = Received.loaded({**saved[0], "at": "2026-12-07T00:00:01+00:00"})
+    assert later != n.events[0], "the time it came is part of what was received"
+    broken = Received.loaded({**saved[0], "payload": {"price_cents": "lots"}})
+    assert broken.at == NOW  # loading does not parse the event...
+    with pytest.raises(ValidationError):
+        _ = broken.event  # ...reading it does, and a broken one is refused

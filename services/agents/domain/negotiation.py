@@ -133,6 +133,12 @@ class Received:
             }
         return self._saved
 
+    def __eq__(self, other: object) -> bool:
+        """The same event received at the same time, whichever form each side holds."""
+        if not isinstance(other, Received):
+            return NotImplemented
+        return self.at == other.at and self.event == other.event
+
 
 @dataclass(frozen=True, slots=True)
 class Fold:
