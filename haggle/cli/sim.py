@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -49,6 +51,9 @@ def market(
     negotiation_ttl: NegotiationTtl = 60,
     max_rounds: MaxRounds = 12,
     json_path: Path | None = typer.Option(None, "--json", help="also write the report (or summary) as JSON"),
+    jobs: int = typer.Option(
+        1, min=0, help="with --seeds: worker processes sharing the seeds (0: one per core); same summary"
+    ),
 ) -> None:
     """Run a whole market in process and print `market run`'s report."""
     from haggle.cli.market import parse_seeds
@@ -70,7 +75,16 @@ def market(
         )
 
     if seeds:
-        _many(parse_seeds(seeds), lambda n: population(n, False), config, json_path)
+        build = partial(
+            build_population,
+            participants=participants,
+            listings=listings,
+            budget_cents=budget * 100,
+            misdescribed_rate=misdescribed_rate,
+            variants=names,
+            parallel=False,
+        )
+        _many(parse_seeds(seeds), build, config, json_path, jobs or os.cpu_count() or 1)
         return
     pop = population(seed, parallel)
     console.print(
@@ -92,7 +106,7 @@ def market(
         raise typer.Exit(1)
 
 
-def _many(seeds: list[int], build: object, config: object, json_path: Path | None) -> None:
+def _many(seeds: list[int], build: object, config: object, json_path: Path | None, jobs: int) -> None:
     """One market per seed, with a progress bar, then per-variant means with 95% intervals."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -118,10 +132,11 @@ def _many(seeds: list[int], build: object, config: object, json_path: Path | Non
                 f" ok={report.ok}",  # type: ignore[attr-defined]
             )
 
-        reports = simulate_seeds(seeds, build, config, step)  # type: ignore[arg-type]
+        reports = simulate_seeds(seeds, build, config, step, jobs)  # type: ignore[arg-type]
     summary = summarise(reports)
     render_seeds(summary, console)
-    console.print(f"[dim]{len(seeds)} seeds simulated in {time.perf_counter() - started:.1f} s[/]")
+    workers = f" by {jobs} processes" if jobs > 1 and len(seeds) > 1 else ""
+    console.print(f"[dim]{len(seeds)} seeds simulated{workers} in {time.perf_counter() - started:.1f} s[/]")
     if json_path:
         json_path.write_text(json.dumps(summary, indent=2) + "\n")
         console.print(f"summary written to {json_path}")

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from haggle.contracts import Message
 from haggle.contracts.approval import ApprovalRequested
@@ -203,8 +206,14 @@ def simulate_seeds(
     build: Callable[[int], Population],
     config: SimConfig = SimConfig(),
     progress: Callable[[int, MarketReport], None] | None = None,
+    jobs: int = 1,
 ) -> list[MarketReport]:
-    """One market per seed (`build(seed)`: its population), in one event loop."""
+    """One market per seed (`build(seed)`: its population), in seed order. `jobs` > 1: the seeds
+    are shared among that many worker processes (`build` and `config` must pickle, so no lambda),
+    and the reports are the same as in one process, byte for byte: each market depends on its
+    seed alone."""
+    if jobs > 1 and len(seeds) > 1:
+        return _in_workers(seeds, build, config, progress, jobs)
 
     async def go() -> list[MarketReport]:
         reports = []
@@ -217,3 +226,31 @@ def simulate_seeds(
         return reports
 
     return asyncio.run(go())
+
+
+def _seed_reports(seed: int, build: Callable[[int], Population], config: SimConfig) -> list[MarketReport]:
+    """A worker's share: one seed's markets."""
+    return simulate_seeds([seed], build, config)
+
+
+def _in_workers(
+    seeds: list[int],
+    build: Callable[[int], Population],
+    config: SimConfig,
+    progress: Callable[[int, MarketReport], None] | None,
+    jobs: int,
+) -> list[MarketReport]:
+    """Seeds in `jobs` processes, started fresh (`forkserver`: the caller may run threads, such as a
+    progress bar's), results taken in seed order as they come."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # each worker starts with the engine imported
+    reports: list[MarketReport] = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        chunk = max(1, len(seeds) // (jobs * 8))
+        done = pool.map(_seed_reports, seeds, repeat(build), repeat(config), chunksize=chunk)
+        for seed, markets in zip(seeds, done, strict=True):
+            for report in markets:
+                reports.append(report)
+                if progress:
+                    progress(seed, report)
+    return reports

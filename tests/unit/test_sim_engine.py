@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from functools import partial
 
 import pytest
 
@@ -57,6 +58,24 @@ def test_seeds_report_one_market_each_in_order() -> None:
     reports = simulate_seeds([4, 5], population, progress=lambda seed, _: seen.append(seed))
     assert seen == [4, 5]
     assert [r.market_id for r in reports] == ["sim4-mixed", "sim5-mixed"]
+
+
+def test_seeds_shared_among_worker_processes_give_the_same_reports_in_order() -> None:
+    build = partial(
+        build_population,
+        participants=12,
+        listings=30,
+        budget_cents=10_000,
+        misdescribed_rate=0.1,
+        variants=["boulware", "conceder"],
+        parallel=True,  # two markets a seed: a worker's reports stay together, in order
+    )
+    seen: list[int] = []
+    alone = simulate_seeds([4, 5, 6], build)
+    shared = simulate_seeds([4, 5, 6], build, progress=lambda seed, _: seen.append(seed), jobs=2)
+    assert [r.to_json() for r in shared] == [r.to_json() for r in alone]
+    assert seen == [4, 4, 5, 5, 6, 6]
+    assert [r.market_id for r in shared][::2] == ["sim4-boulware", "sim5-boulware", "sim6-boulware"]
 
 
 def test_a_model_brain_is_refused_not_called() -> None:
