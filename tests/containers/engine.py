@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +22,7 @@ import httpx
 
 from haggle.infra import InfraEndpoints, InfraError, kafka
 from haggle.infra.state import REPO_ROOT, Settings
+from haggle_lab.testing.ports import free_port
 
 DEPLOY = REPO_ROOT / "deploy"
 CONTAINERS_CONF = DEPLOY / "podman" / "containers.conf"
@@ -35,12 +35,6 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 # label=org.haggle.test)` removes what is left.
 LABEL = "org.haggle.test"
 USE_CONTAINERS = "HAGGLE_TEST_INFRA"  # =containers: the tests' Kafka and PostgreSQL as containers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def images(*targets: str) -> dict[str, str]:

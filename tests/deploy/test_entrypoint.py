@@ -17,16 +17,11 @@ import httpx
 import pytest
 
 from haggle.infra import InfraEndpoints
+from haggle_lab.testing.ports import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
 HAGGLE = Path(sys.executable).with_name("haggle")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, timeout: float, process: subprocess.Popen[bytes]) -> httpx.Response:

@@ -14,7 +14,6 @@ import functools
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,18 +32,13 @@ from haggle.runtime.operators import operator_envelope
 from haggle.runtime.settings import Settings
 from haggle_lab.testing.actors import ScriptedAgent
 from haggle_lab.testing.fake_stripe import FakeStripe
+from haggle_lab.testing.ports import free_port
 from services.settlement.payments.stripe_rails import StripeRails, onboard_buyer, onboard_seller
 from services.settlement.payments.webhooks import PATH
 from tests.integration.settlement_support import SettlementMarket, eventually, settlement_services
 
 STRIPE_MOCK_VERSION = "v0.203.0"
 BIN_DIR = REPO_ROOT / ".haggle" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stripe_mock_binary() -> Path:

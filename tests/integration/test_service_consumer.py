@@ -24,7 +24,7 @@ from haggle.runtime import service
 from haggle.runtime.consumer import Handler
 from haggle.runtime.outbox import UnitOfWork
 from haggle.runtime.settings import Settings
-from tests.integration.payments_support import free_port
+from haggle_lab.testing.ports import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
