@@ -7,6 +7,7 @@ import os
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -25,6 +26,13 @@ from haggle.cli.market import (
     Variants,
     variant_names,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from haggle.market.population import Population
+    from haggle.market.report import MarketReport
+    from haggle_lab.sim.engine import SimConfig
 
 app = typer.Typer(
     help="Markets in one process (haggle_lab.sim): no Kafka, no PostgreSQL.", no_args_is_help=True
@@ -67,32 +75,25 @@ def market(
         negotiation_ttl_seconds=negotiation_ttl,
         max_rounds=max_rounds,
     )
-    names = variant_names(variants)
-
-    def population(n: int, side_by_side: bool) -> object:
-        return build_population(
-            n, participants, listings, budget * 100, misdescribed_rate, names, side_by_side
-        )
-
+    build = partial(  # a population per seed; a partial, so worker processes can be handed it
+        build_population,
+        participants=participants,
+        listings=listings,
+        budget_cents=budget * 100,
+        misdescribed_rate=misdescribed_rate,
+        variants=variant_names(variants),
+        parallel=False,
+    )
     if seeds:
-        build = partial(
-            build_population,
-            participants=participants,
-            listings=listings,
-            budget_cents=budget * 100,
-            misdescribed_rate=misdescribed_rate,
-            variants=names,
-            parallel=False,
-        )
         _many(parse_seeds(seeds), build, config, json_path, jobs or os.cpu_count() or 1)
         return
-    pop = population(seed, parallel)
+    pop = build(seed, parallel=parallel)
     console.print(
-        f"population {pop.digest()[:12]} (seed {seed}): {participants} principals, "  # type: ignore[attr-defined]
-        f"{listings} listings, {len(pop.wants())} wants — in process"  # type: ignore[attr-defined]
+        f"population {pop.digest()[:12]} (seed {seed}): {participants} principals, "
+        f"{listings} listings, {len(pop.wants())} wants — in process"
     )
     started = time.perf_counter()
-    reports = simulate(pop, config)  # type: ignore[arg-type]
+    reports = simulate(pop, config)
     console.print(f"[dim]simulated in {time.perf_counter() - started:.2f} s[/]")
     for report in reports:
         render(report, console)
@@ -106,7 +107,13 @@ def market(
         raise typer.Exit(1)
 
 
-def _many(seeds: list[int], build: object, config: object, json_path: Path | None, jobs: int) -> None:
+def _many(
+    seeds: list[int],
+    build: Callable[[int], Population],
+    config: SimConfig,
+    json_path: Path | None,
+    jobs: int,
+) -> None:
     """One market per seed, with a progress bar, then per-variant means with 95% intervals."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -124,15 +131,14 @@ def _many(seeds: list[int], build: object, config: object, json_path: Path | Non
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("", total=len(seeds))
 
-        def step(seed: int, report: object) -> None:
+        def step(seed: int, report: MarketReport) -> None:
             progress.update(
                 task,
                 advance=1,
-                description=f"seed {seed}: efficiency {report.surplus.efficiency or 0:.3f}"  # type: ignore[attr-defined]
-                f" ok={report.ok}",  # type: ignore[attr-defined]
+                description=f"seed {seed}: efficiency {report.surplus.efficiency or 0:.3f} ok={report.ok}",
             )
 
-        reports = simulate_seeds(seeds, build, config, step, jobs)  # type: ignore[arg-type]
+        reports = simulate_seeds(seeds, build, config, step, jobs)
     summary = summarise(reports)
     render_seeds(summary, console)
     workers = f" by {jobs} processes" if jobs > 1 and len(seeds) > 1 else ""
