@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from haggle import infra
 from haggle.infra.state import Settings, spawn, stop_process
+from haggle_lab.testing.ports import free_port
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,12 +32,13 @@ TX_TOPIC = "infra.test.transactions"
 
 
 def _free_port(preferred: int) -> int:
+    """`preferred` if it is free, else one below the ephemeral range (`ports.free_port`)."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
         except OSError:
-            sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+            return free_port()
+        return preferred
 
 
 def _main_libs() -> Path | None:
@@ -232,7 +234,7 @@ def test_port_taken_by_a_stranger(
 ) -> None:
     monkeypatch.setenv("HAGGLE_STATE_DIR", str(tmp_path))
     for name in ("HAGGLE_KAFKA_PORT", "HAGGLE_KAFKA_CONTROLLER_PORT", "HAGGLE_PG_PORT"):
-        monkeypatch.setenv(name, str(_free_port(0)))
+        monkeypatch.setenv(name, str(free_port()))
     with socket.socket() as stranger:
         stranger.bind(("127.0.0.1", 0))
         stranger.listen()
