@@ -66,6 +66,10 @@ class Subscription:
     until the whole batch is done."""
     prefetch: Prefetch | None = None
     """With `batched`: one read for the whole batch of what its handlers will each read."""
+    own_reader: bool = False
+    """Read by a consumer of its own, still in the service's one group. For the topic a chain of
+    moves runs through (the referee's commands, the agents' inbox): its reads then wait neither
+    for the service's other topics' handlers nor for their offset commits."""
 
 
 @dataclass
@@ -153,6 +157,7 @@ class _Share:
     consumer: TopicConsumer
     batched: bool
     concurrency: int
+    alone: bool
 
     async def take(self, read: tuple[ConsumerRecord, ...]) -> None:
         record_age(self.consumer.service, "read", read)
@@ -165,15 +170,23 @@ class _Share:
             await handle_by_key(self.consumer, records, self.concurrency)
 
 
+def _readers(shares: Sequence[_Share]) -> list[list[_Share]]:
+    """Which topics each of a service's consumers reads: one each for those read alone, and one
+    for all the rest. They are all in the service's one group, so its instances share every
+    topic's partitions (a member is assigned partitions only of the topics it reads)."""
+    topics = [share.consumer.topic for share in shares]
+    if len(set(topics)) < len(topics):
+        raise ValueError(f"two subscriptions of one service on one topic: {topics}")
+    rest = [share for share in shares if not share.alone]
+    return [[share] for share in shares if share.alone] + ([rest] if rest else [])
+
+
 def _subscribe(broker: KafkaBroker, shares: Sequence[_Share], group: str, batch: int) -> None:
-    """One consumer for all of a service's topics: each read is split by topic, and the topics'
+    """One consumer for these topics of a service: each read is split by topic, and the topics'
     shares are handled side by side; the offsets are committed when every share is done. So a
     share that keeps failing (say, its dead-letter topic cannot be written) holds up the
-    service's other topics too, as it held up its own before."""
+    consumer's other topics too, as it held up its own before."""
     by_topic = {share.consumer.topic: share for share in shares}
-    if len(by_topic) < len(shares):
-        topics = [share.consumer.topic for share in shares]
-        raise ValueError(f"two subscriptions of one service on one topic: {topics}")
     subscriber = broker.subscriber(
         *by_topic,
         group_id=group,
@@ -254,7 +267,7 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
         pool, producer, module.schema, module.name, settings.relay_batch, renew=relay_producer
     )
     broker = make_broker(settings.kafka_bootstrap_servers, f"haggle-{module.name}")
-    consumers, shares = [], []
+    shares = []
     for sub in parts.subscriptions:
         consumer = TopicConsumer(
             module.name,
@@ -269,13 +282,14 @@ async def start(module: ServiceModule, settings: Settings) -> RunningService:
             keys=sub.keys,
             prefetch=sub.prefetch,
         )
-        shares.append(_Share(consumer, sub.batched, settings.handler_concurrency))
-        consumers.append(consumer)
+        shares.append(_Share(consumer, sub.batched, settings.handler_concurrency, sub.own_reader))
+    consumers = [share.consumer for share in shares]
     if shares:
         group = group_id(settings, module.name)
-        old_groups = {share.consumer.topic: f"{group}.{share.consumer.topic}" for share in shares}
+        old_groups = {consumer.topic: f"{group}.{consumer.topic}" for consumer in consumers}
         await carry_offsets(settings.kafka_bootstrap_servers, group, old_groups)
-        _subscribe(broker, shares, group, settings.consumer_batch)
+        for readers in _readers(shares):
+            _subscribe(broker, readers, group, settings.consumer_batch)
     running = RunningService(ctx, broker, relay, consumers)
     running.tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
     running.tasks.append(asyncio.create_task(supervise("prune", _prune_forever(pool)), name="prune"))

@@ -103,6 +103,7 @@ def subscriptions(tools: Toolkit | None = None) -> list[Subscription]:
             keys=identity.managed,
             batched=True,
             prefetch=lifecycle.market_locks_first,
+            own_reader=True,
         ),
         Subscription(
             MARKET_EVENTS.name,

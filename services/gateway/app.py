@@ -72,6 +72,7 @@ def subscriptions() -> list[Subscription]:
                 **settlement_steps,
             },
             keys=identity.managed,
+            own_reader=True,
         ),
         Subscription(
             LISTING_EVENTS_TOPIC.name,

@@ -48,6 +48,7 @@ def subscriptions() -> list[Subscription]:
             on_invalid=handlers.refuse_invalid,
             batched=True,
             prefetch=handlers.prefetch,
+            own_reader=True,
         ),
         Subscription(
             AGENT_EVENTS.name,

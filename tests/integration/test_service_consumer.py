@@ -1,7 +1,9 @@
-"""A service reads all of its topics with one consumer in one consumer group (haggle.runtime.service),
-on real Kafka and PostgreSQL: each topic's records go to that topic's handlers, the group commits
-on every topic, a read that fails is read again whole, every effect still applied once, and the
-group's first start goes on from where the per-topic groups it replaces stopped."""
+"""A service reads its topics in one consumer group (haggle.runtime.service), with one consumer
+for most and one of its own for a topic that asks for it, on real Kafka and PostgreSQL: each
+topic's records go to that topic's handlers, the group commits on every topic, a read that fails is
+read again whole, every effect still applied once, a topic read alone goes on while another's
+handler is stuck, and the group's first start goes on from where the per-topic groups it replaces
+stopped."""
 
 from __future__ import annotations
 
@@ -37,9 +39,14 @@ class Seen:
     def __init__(self) -> None:
         self.failures_left = 0
         """Key filter calls that raise before it answers (a read that fails as a whole)."""
+        self.held = asyncio.Event()
+        """Set: the batched topic's handler goes on (cleared, it waits: a slow handler)."""
+        self.held.set()
 
-    def handler(self, topic: str) -> Handler:
+    def handler(self, topic: str, *, hold: bool = False) -> Handler:
         async def handle(uow: UnitOfWork, env: Envelope, event: AgentRetired) -> None:
+            if hold:
+                await self.held.wait()
             await uow.conn.execute(
                 "INSERT INTO seen (topic, agent_id, event_id) VALUES ($1, $2, $3)",
                 topic,
@@ -74,17 +81,30 @@ async def topics(bootstrap: str) -> tuple[str, str]:
 
 @contextlib.asynccontextmanager
 async def service_on(
-    bootstrap: str, database_url: str, migrations: Path, topics: tuple[str, str], prefix: str, name: str
+    bootstrap: str,
+    database_url: str,
+    migrations: Path,
+    topics: tuple[str, str],
+    prefix: str,
+    name: str,
+    *,
+    own_reader: bool = False,
 ) -> AsyncIterator[tuple[service.RunningService, Seen]]:
-    """Service `name` on the two topics (the first batched, the second with a key filter), running."""
+    """Service `name` on the two topics (the first batched, the second with a key filter, read by
+    a consumer of its own if `own_reader`), running."""
     seen = Seen()
     batched, one_by_one = topics
 
     def build(ctx: service.ServiceContext) -> service.ServiceParts:
         return service.ServiceParts(
             subscriptions=[
-                service.Subscription(batched, {AgentRetired: seen.handler(batched)}, batched=True),
-                service.Subscription(one_by_one, {AgentRetired: seen.handler(one_by_one)}, keys=seen.keys),
+                service.Subscription(batched, {AgentRetired: seen.handler(batched, hold=True)}, batched=True),
+                service.Subscription(
+                    one_by_one,
+                    {AgentRetired: seen.handler(one_by_one)},
+                    keys=seen.keys,
+                    own_reader=own_reader,
+                ),
             ]
         )
 
@@ -201,6 +221,26 @@ async def test_a_read_that_fails_is_read_again_whole_and_applied_once(
 
         assert await wait_for_rows(svc.ctx.pool, tag, 2 * PER_TOPIC) == expected(sent)
         assert seen.failures_left == 0
+        assert await committed(bootstrap, service.group_id(svc.ctx.settings, svc.ctx.name), sent)
+
+
+async def test_a_topic_with_a_reader_of_its_own_goes_on_while_the_others_wait(
+    bootstrap: str, database_url: str, migrations: Path, topics: tuple[str, str]
+) -> None:
+    """The batched topic's handler is stuck: the other topic, read by its own consumer in the same
+    group, is handled all the same; once the stuck one goes on, both are handled and committed."""
+    tag = uuid.uuid4().hex[:8]
+    alone = topics[1]
+    on = service_on(bootstrap, database_url, migrations, topics, *names(), own_reader=True)
+    async with on as (svc, seen):
+        seen.held.clear()
+        sent = await send(bootstrap, topics, tag)
+
+        handled = await wait_for_rows(svc.ctx.pool, tag, PER_TOPIC)
+        assert handled == expected({alone: sent[alone]})
+
+        seen.held.set()
+        assert await wait_for_rows(svc.ctx.pool, tag, 2 * PER_TOPIC) == expected(sent)
         assert await committed(bootstrap, service.group_id(svc.ctx.settings, svc.ctx.name), sent)
 
 
