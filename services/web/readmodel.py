@@ -324,6 +324,17 @@ async def on_thread_opened(uow: UnitOfWork, env: Envelope, event: ThreadOpened) 
     await feed(uow, env, "thread", event.thread_id, event.buyer_agent_id, event.seller_agent_id)
 
 
+_THREAD_ITEM = (
+    "WITH item AS (INSERT INTO thread_items (thread_id, kind, by_party, round, price_cents, text, at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7))"
+    " INSERT INTO feed (market_id, kind, ref_id, audience)"
+    " SELECT $8, 'thread', $1, coalesce((SELECT array_remove(ARRAY[buyer_agent_id, seller_agent_id], '')"
+    " FROM threads WHERE thread_id = $1), '{}')"
+)
+"""A thread's item and its line in the feed, for the thread's two parties (for no one if the
+thread is not known here)."""
+
+
 async def _thread_item(
     uow: UnitOfWork,
     env: Envelope,
@@ -334,22 +345,11 @@ async def _thread_item(
     price_cents: int | None = None,
     round_: int | None = None,
 ) -> None:
+    """A thread's item, and its line in the feed for both parties: one statement."""
     await uow.conn.execute(
-        "INSERT INTO thread_items (thread_id, kind, by_party, round, price_cents, text, at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        thread_id,
-        kind,
-        by,
-        round_,
-        price_cents,
-        text,
-        env.occurred_at,
+        _THREAD_ITEM, thread_id, kind, by, round_, price_cents, text, env.occurred_at, env.market_id
     )
-    parties = await uow.conn.fetchrow(
-        "SELECT buyer_agent_id, seller_agent_id FROM threads WHERE thread_id = $1", thread_id
-    )
-    audience = (parties["buyer_agent_id"], parties["seller_agent_id"]) if parties else ()
-    await feed(uow, env, "thread", thread_id, *audience)
+    uow.wake.add(FEED_CHANNEL)
 
 
 async def on_offer(uow: UnitOfWork, env: Envelope, event: OfferMade) -> None:
