@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench import (
     audit_verify,
+    event_ids,
     gateway_mcp,
     kafka_ceiling,
     listing_throughput,
@@ -24,6 +25,7 @@ SHORT_RUNS = (
     (payments_throughput.main, ["--count", "200"]),
     (kafka_ceiling.main, ["--pairs", "100"]),
     (postgres_ceiling.main, ["--count", "500"]),
+    (event_ids.main, ["--rows", "100000", "--batches", "500"]),
     (negmas_peer.main, ["--count", "20"]),
     (sim_market.main, ["--seeds", "20"]),
     (scale.main, ["search", "--listings", "100000", "--queries", "20"]),

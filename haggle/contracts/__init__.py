@@ -12,7 +12,7 @@ from haggle.contracts.codec import (
     encode,
     payload_of,
 )
-from haggle.contracts.envelope import Envelope, Message, wrap
+from haggle.contracts.envelope import Envelope, Message, new_event_id, wrap
 from haggle.contracts.goods import (
     CARRIER_LIMITS,
     CONDITION_DEFINITIONS,
@@ -47,6 +47,7 @@ __all__ = [
     "decode",
     "encode",
     "envelope_signature_valid",
+    "new_event_id",
     "payload_of",
     "shipping_refusal",
     "signed",

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import uuid_utils.compat
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from haggle.contracts.types import Id
@@ -18,6 +19,14 @@ from haggle.contracts.types import Id
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_event_id() -> uuid.UUID:
+    """A fresh event id: a UUIDv7 (RFC 9562), its first 48 bits the milliseconds since the epoch,
+    then 74 random bits. Ids made later sort later, so every service's inbox and outbox index
+    takes new ids at its right edge instead of on a random page of an index that grows all week
+    (`bench.event_ids`). The time it shows is no secret: the envelope carries `occurred_at`."""
+    return uuid_utils.compat.uuid7()
 
 
 class Message(BaseModel):
@@ -31,7 +40,7 @@ class Message(BaseModel):
 class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = Field(default_factory=new_event_id)
     type: str
     schema_version: int = 1
     occurred_at: datetime = Field(default_factory=utcnow)
@@ -65,7 +74,7 @@ def wrap(
 ) -> Envelope:
     """Put a payload in an envelope. Pass `event_id` to keep it stable across retries."""
     return Envelope(
-        event_id=event_id or uuid.uuid4(),
+        event_id=event_id or new_event_id(),
         type=payload.type,
         schema_version=payload.SCHEMA_VERSION,
         market_id=market_id,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -100,7 +99,6 @@ def _emit(
             correlation_id=correlation,
             causation_id=cause.event_id,
             agent_id=agent_id,
-            event_id=uuid.uuid5(out.event_id, agent_id),
         )
         uow.emit(AGENT_INBOX.name, agent_id, copy)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -24,6 +25,7 @@ from haggle.contracts import (
     decode,
     encode,
     envelope_signature_valid,
+    new_event_id,
     payload_of,
     shipping_refusal,
     signed,
@@ -74,6 +76,21 @@ def test_wrap_gives_a_fresh_event_id_unless_one_is_passed() -> None:
     first = wrap(cmd, market_id=MARKET, producer="test")
     second = wrap(cmd, market_id=MARKET, producer="test")
     assert first.event_id != second.event_id
+
+
+def test_event_ids_made_later_sort_later_so_an_inbox_index_grows_at_one_end() -> None:
+    """Ids a few milliseconds apart come out in time order, as uuids and as PostgreSQL orders
+    them (by their bytes); many made in the same millisecond are all different."""
+    cmd = create_command()
+    ids = []
+    for _ in range(8):
+        ids.append(wrap(cmd, market_id=MARKET, producer="test").event_id)
+        time.sleep(0.002)
+    assert sorted(ids) == ids
+    assert sorted(ids, key=lambda i: i.bytes) == ids
+    made_by_default = Envelope(type=cmd.type, market_id=MARKET, producer="t", payload=cmd.model_dump())
+    assert made_by_default.event_id > ids[-1]
+    assert len({new_event_id() for _ in range(10_000)}) == 10_000
 
 
 def test_envelope_refuses_a_type_that_differs_from_its_payload() -> None:

@@ -6,10 +6,9 @@ row and the outgoing events commit together or not at all.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
-from haggle.contracts import Envelope, Message, wrap
+from haggle.contracts import Envelope, Message, new_event_id, wrap
 from haggle.contracts.approval import ApprovalExpired, ApprovalRequested
 from haggle.contracts.market import MarketRulesSet
 from haggle.contracts.settlement import SettlementCommandRefused, SettlementRefusal
@@ -149,7 +148,7 @@ async def refuse(uow: UnitOfWork, cause: Envelope, raw_deal_id: str, refusal: Re
     )
     uow.emit(SETTLEMENT_EVENTS_TOPIC.name, key or deal_id or "unknown", out)
     if cause.agent_id:
-        copy = out.model_copy(update={"event_id": uuid.uuid4(), "agent_id": cause.agent_id})
+        copy = out.model_copy(update={"event_id": new_event_id(), "agent_id": cause.agent_id})
         uow.emit(AGENT_INBOX.name, cause.agent_id, copy)
 
 
