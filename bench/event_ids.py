@@ -7,6 +7,7 @@ kind, then records B batches of 20 new ids of that kind, each in its own transac
 the consumer's own `UnitOfWork.first_times`: milliseconds per batch, and the write-ahead log
 each batch wrote (the log's position before and after; a checkpoint first, so both kinds pay
 the same full-page writes). Runs v4, v7, v4, v7 and prints the ratio v7 / v4 of the means.
+The log's position moves for every writer of the database: run it with the services down.
 
     .venv/bin/python -m bench.event_ids --rows 1000000 --batches 3000
 """
